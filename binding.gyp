@@ -1,0 +1,44 @@
+{
+  "targets": [
+    {
+      "target_name": "tpm_jwt",
+      "sources": [
+        "native/addon.cc",
+        "native/context_wrap.cc",
+        "native/convert.cc",
+        "native/js_error.cc",
+        "native/tpm_call.cc",
+        "native/tss/auth.cc",
+        "native/tss/context.cc",
+        "native/tss/keys.cc",
+        "native/tss/loader.cc",
+        "native/tss/marshal.cc",
+        "native/tss/public_info.cc",
+        "native/tss/sign.cc",
+        "native/tss/status.cc",
+        "native/tss/templates.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native"
+      ],
+      "defines": [
+        "NAPI_VERSION=<(napi_build_version)",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED"
+      ],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": [
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "<!@(pkg-config --cflags tss2-esys tss2-tctildr tss2-mu tss2-rc)"
+      ],
+      "libraries": [
+        "<!@(pkg-config --libs tss2-esys tss2-tctildr tss2-mu tss2-rc)"
+      ]
+    }
+  ]
+}

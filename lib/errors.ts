@@ -1,0 +1,54 @@
+/** Stable error codes (DESIGN.md); jose's names where jose has the same failure. */
+export type TpmJwtErrorCode =
+  | 'ERR_TPM_CONNECTION'
+  | 'ERR_TPM_KEY_NOT_FOUND'
+  | 'ERR_TPM_AUTH_FAIL'
+  | 'ERR_TPM_LOCKOUT'
+  | 'ERR_TPM_POLICY_FAIL'
+  | 'ERR_TPM_HANDLE_IN_USE'
+  | 'ERR_TPM_OBJECT_MEMORY'
+  | 'ERR_TPM_UNSUPPORTED'
+  | 'ERR_TPM_CLOSED'
+  | 'ERR_TPM'
+  | 'ERR_NATIVE_ADDON'
+  | 'ERR_KEY_FILE_INVALID'
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_JWS_INVALID'
+  | 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
+  | 'ERR_JOSE_ALG_NOT_ALLOWED'
+  | 'ERR_JWT_EXPIRED'
+  | 'ERR_JWT_CLAIM_VALIDATION_FAILED'
+  | 'ERR_JWKS_NO_MATCHING_KEY'
+  | 'ERR_TOKEN_EXCHANGE';
+
+export interface TpmJwtErrorOptions {
+  cause?: unknown;
+  /** The TSS2_RC behind a TPM failure. */
+  tpmRc?: number;
+  /** Tss2_RC_Decode's text for tpmRc. */
+  tpmRcText?: string;
+  /** The ESYS/TCTI function that failed. */
+  command?: string;
+}
+
+/** The one error class of tpm-jwt: branch on `code`, never on the message. */
+export class TpmJwtError extends Error {
+  readonly code: TpmJwtErrorCode;
+  readonly tpmRc?: number;
+  readonly tpmRcText?: string;
+  readonly command?: string;
+
+  constructor(code: TpmJwtErrorCode, message: string, options: TpmJwtErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    if (options.tpmRc !== undefined) this.tpmRc = options.tpmRc;
+    if (options.tpmRcText !== undefined) this.tpmRcText = options.tpmRcText;
+    if (options.command !== undefined) this.command = options.command;
+  }
+}
+
+/** Shorthand for the argument checks every public entry point makes. */
+export function invalidArgument(message: string): TpmJwtError {
+  return new TpmJwtError('ERR_INVALID_ARGUMENT', message);
+}

@@ -1,0 +1,115 @@
+/**
+ * The addon's exact surface, and the one place that loads it. Everything above this
+ * file talks to the TPM through these types only.
+ */
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { TpmJwtError } from './errors.js';
+
+/** A key as the addon names it: a persistent handle, or blobs under a parent. */
+export type NativeKeyRef =
+  | { handle: number; auth?: Uint8Array }
+  | { parent: number; public: Uint8Array; private: Uint8Array; auth?: Uint8Array };
+
+export interface NativeKeySpec {
+  type: number;
+  bits?: number;
+  curve?: number;
+}
+
+export interface NativeSignScheme {
+  scheme: number;
+  hash: number;
+  coordinateSize?: number;
+}
+
+export interface NativeKeyBlob {
+  public: Buffer;
+  private: Buffer;
+}
+
+/** The decoded TPMT_PUBLIC fields of a key. */
+export interface NativePublicInfo {
+  type: number;
+  nameAlg: number;
+  attributes: number;
+  rsa?: { bits: number; exponent: number; modulus: Buffer };
+  ecc?: { curve: number; x: Buffer; y: Buffer };
+}
+
+/** One ESYS context. Calls run in order, one at a time, off the JS thread. */
+export interface NativeContext {
+  open(tcti: string, ownerAuth?: Uint8Array): Promise<void>;
+  createKey(parent: number, spec: NativeKeySpec, auth?: Uint8Array): Promise<NativeKeyBlob>;
+  /** Marshaled TPM2B_PUBLIC of a persistent object. */
+  readPublic(handle: number): Promise<Buffer>;
+  persist(key: NativeKeyRef, handle: number, force: boolean): Promise<void>;
+  evict(handle: number): Promise<void>;
+  sign(key: NativeKeyRef, digest: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;
+  handles(first: number, max: number): Promise<number[]>;
+  /** Rejects calls not yet started with ERR_TPM_CLOSED, then releases the TPM. */
+  close(): Promise<void>;
+}
+
+export interface NativeAddon {
+  Context: new () => NativeContext;
+  setErrorClass(errorClass: typeof TpmJwtError): void;
+  /** Decodes a marshaled TPM2B_PUBLIC; throws ERR_KEY_FILE_INVALID. */
+  describePublic(tpm2bPublic: Uint8Array): NativePublicInfo;
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Where the addon may be, best first. TPM_JWT_ADDON names a build to use instead. */
+function candidates(): string[] {
+  const override = process.env['TPM_JWT_ADDON'];
+  if (override) return [path.resolve(override)];
+  return [
+    path.join(ROOT, 'build', 'Release', 'tpm_jwt.node'),
+    path.join(ROOT, 'build', 'Debug', 'tpm_jwt.node'),
+    path.join(ROOT, 'build-cmake', 'Release', 'tpm_jwt.node'),
+    path.join(ROOT, 'build-cmake', 'Debug', 'tpm_jwt.node'),
+  ];
+}
+
+function loadError(failures: string[]): TpmJwtError {
+  return new TpmJwtError(
+    'ERR_NATIVE_ADDON',
+    [
+      'tpm-jwt could not load its native addon (tpm_jwt.node).',
+      ...failures.map((f) => `  - ${f}`),
+      'Possible causes and fixes:',
+      '  - tpm2-tss is not installed: apt-get install libtss2-esys-3.0.2-0 libtss2-tctildr0 libtss2-mu0 libtss2-rc0',
+      '    (and libtss2-dev pkg-config g++ make python3 to build), then rebuild.',
+      '  - The addon was never built: npm 11 blocks install scripts of dependencies;',
+      '    install with `npm install tpm-jwt --allow-scripts=tpm-jwt` or approve it,',
+      '    or run `npm rebuild tpm-jwt`.',
+      '  - It was built for another Node.js or platform: run `npm rebuild tpm-jwt`.',
+    ].join('\n'),
+  );
+}
+
+let loaded: NativeAddon | undefined;
+
+/** The addon, loaded on first use (jwt-only users never need it). Throws ERR_NATIVE_ADDON. */
+export function native(): NativeAddon {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const file of candidates()) {
+    try {
+      const addon = require(file) as NativeAddon;
+      addon.setErrorClass(TpmJwtError);
+      loaded = addon;
+      return addon;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      failures.push(
+        e.code === 'MODULE_NOT_FOUND' ? `${file}: not built` : `${file}: ${e.message.split('\n')[0]}`,
+      );
+    }
+  }
+  throw loadError(failures);
+}

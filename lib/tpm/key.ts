@@ -1,0 +1,62 @@
+/** A signing key that lives in the TPM, as one Tpm context sees it. */
+import { createHash, type KeyObject } from 'node:crypto';
+
+import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
+import { invalidArgument } from '../errors.js';
+import type { NativeContext, NativeKeyRef, NativePublicInfo } from '../native.js';
+import { decodeAttributes, describeKey, type KeyAttributes } from './public-key.js';
+
+export interface SignOptions {
+  /** Defaults to the key's algorithm (RS256 for RSA keys unless created for PS256). */
+  alg?: JwsAlgorithm;
+}
+
+export class TpmKey {
+  /** The public half, for verifying what this key signs. */
+  readonly publicKey: KeyObject;
+  readonly attributes: KeyAttributes;
+  /** The algorithm `sign` uses by default. */
+  readonly algorithm: JwsAlgorithm;
+  /** Every algorithm this key can sign with. */
+  readonly algorithms: readonly JwsAlgorithm[];
+  /** The persistent handle, when the key is persistent. */
+  readonly handle: number | undefined;
+
+  readonly #context: NativeContext;
+  readonly #ref: NativeKeyRef;
+
+  /** @internal Made by Tpm.createKey and Tpm.loadKey. */
+  constructor(
+    context: NativeContext,
+    ref: NativeKeyRef,
+    info: NativePublicInfo,
+    preferred?: JwsAlgorithm,
+  ) {
+    const { publicKey, algorithms } = describeKey(info);
+    this.#context = context;
+    this.#ref = ref;
+    this.publicKey = publicKey;
+    this.attributes = decodeAttributes(info.attributes);
+    this.algorithms = Object.freeze(algorithms);
+    this.algorithm = preferred && algorithms.includes(preferred) ? preferred : algorithms[0]!;
+    this.handle = 'handle' in ref ? ref.handle : undefined;
+  }
+
+  /**
+   * Signs `data` (hashed here, signed in the TPM) and returns the JWS-form signature.
+   * Throws ERR_INVALID_ARGUMENT for an algorithm the key cannot use, and the TPM's
+   * codes (ERR_TPM_AUTH_FAIL, ERR_TPM_CLOSED, ...) from the TPM.
+   */
+  async sign(data: Uint8Array, options: SignOptions = {}): Promise<Uint8Array> {
+    if (!(data instanceof Uint8Array)) throw invalidArgument('data must be a Uint8Array');
+    const alg = options.alg ?? this.algorithm;
+    const info = algorithmInfo(alg);
+    if (!info || !this.algorithms.includes(info.alg)) {
+      throw invalidArgument(
+        `this key signs ${this.algorithms.join(', ')}; ${String(alg)} is not one of them`,
+      );
+    }
+    const digest = createHash(info.hash).update(data).digest();
+    return this.#context.sign(this.#ref, digest, info.tpm.signScheme);
+  }
+}

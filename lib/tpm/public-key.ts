@@ -1,0 +1,85 @@
+/** A TPM public area as what the rest of the library needs: a KeyObject and flags. */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+
+import { algorithmsFor, type JwsAlgorithm } from '../algorithms.js';
+import { TpmJwtError } from '../errors.js';
+import type { NativePublicInfo } from '../native.js';
+
+const TPM2_ALG_RSA = 0x0001;
+const TPM2_ALG_ECC = 0x0023;
+const TPM2_ECC_NIST_P256 = 0x0003;
+
+/** TPMA_OBJECT bits, by name (TPM 2.0 Part 2, 8.3). */
+const ATTRIBUTE_BITS = {
+  fixedTPM: 1 << 1,
+  stClear: 1 << 2,
+  fixedParent: 1 << 4,
+  sensitiveDataOrigin: 1 << 5,
+  userWithAuth: 1 << 6,
+  adminWithPolicy: 1 << 7,
+  noDA: 1 << 10,
+  encryptedDuplication: 1 << 11,
+  restricted: 1 << 16,
+  decrypt: 1 << 17,
+  sign: 1 << 18,
+} as const;
+
+export type KeyAttributes = { readonly [name in keyof typeof ATTRIBUTE_BITS]: boolean };
+
+export function decodeAttributes(bits: number): KeyAttributes {
+  const out: Partial<Record<keyof typeof ATTRIBUTE_BITS, boolean>> = {};
+  for (const [name, bit] of Object.entries(ATTRIBUTE_BITS)) {
+    out[name as keyof typeof ATTRIBUTE_BITS] = (bits & bit) !== 0;
+  }
+  return Object.freeze(out) as KeyAttributes;
+}
+
+const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+
+function leftPad(bytes: Uint8Array, size: number): Uint8Array {
+  if (bytes.length >= size) return bytes;
+  const out = new Uint8Array(size);
+  out.set(bytes, size - bytes.length);
+  return out;
+}
+
+function exponentBytes(exponent: number): Uint8Array {
+  // The TPM stores 0 for the default exponent 65537.
+  let e = exponent === 0 ? 65537 : exponent;
+  const bytes: number[] = [];
+  while (e > 0) {
+    bytes.unshift(e & 0xff);
+    e = Math.floor(e / 256);
+  }
+  return Uint8Array.from(bytes);
+}
+
+/** The key's public key and the JWS algorithms it can sign with (default first). */
+export function describeKey(info: NativePublicInfo): {
+  publicKey: KeyObject;
+  algorithms: JwsAlgorithm[];
+} {
+  if (info.type === TPM2_ALG_RSA && info.rsa) {
+    const publicKey = createPublicKey({
+      key: { kty: 'RSA', n: b64url(info.rsa.modulus), e: b64url(exponentBytes(info.rsa.exponent)) },
+      format: 'jwk',
+    });
+    return { publicKey, algorithms: algorithmsFor('RSA') };
+  }
+  if (info.type === TPM2_ALG_ECC && info.ecc && info.ecc.curve === TPM2_ECC_NIST_P256) {
+    const publicKey = createPublicKey({
+      key: {
+        kty: 'EC',
+        crv: 'P-256',
+        x: b64url(leftPad(info.ecc.x, 32)),
+        y: b64url(leftPad(info.ecc.y, 32)),
+      },
+      format: 'jwk',
+    });
+    return { publicKey, algorithms: algorithmsFor('EC', 'P-256') };
+  }
+  throw new TpmJwtError(
+    'ERR_TPM_UNSUPPORTED',
+    `the key is neither RSA nor ECC NIST P-256 (TPM type 0x${info.type.toString(16)}); tpm-jwt signs RS256, PS256 and ES256`,
+  );
+}

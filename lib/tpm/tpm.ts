@@ -1,0 +1,139 @@
+/** One connection to a TPM and the keys made, loaded and evicted through it. */
+import { algorithmInfo, ALGORITHMS, type JwsAlgorithm } from '../algorithms.js';
+import { invalidArgument, TpmJwtError } from '../errors.js';
+import { native, type NativeContext, type NativeKeyRef } from '../native.js';
+import { authBytes } from './auth.js';
+import { formatHandle, OWNER_HIERARCHY, parsePersistentHandle } from './handle.js';
+import { TpmKey } from './key.js';
+import { resolveTcti } from './tcti.js';
+
+export interface TpmOpenOptions {
+  /** A tctildr string (`device:/dev/tpmrm0`, `swtpm:host=...,port=2321`, ...). */
+  tcti?: string;
+  /** The owner hierarchy's authValue. */
+  ownerAuth?: string | Uint8Array;
+}
+
+export interface CreateKeyOptions {
+  alg: JwsAlgorithm;
+  /** RSA modulus size: 2048 (default) or 3072. */
+  bits?: 2048 | 3072;
+  /** The key's authValue. */
+  auth?: string | Uint8Array;
+  /** Persistent handle (0x81xxxxxx) to store the key at. */
+  persist?: number;
+  /** Replace an object already persisted at `persist`. */
+  force?: boolean;
+  pcrs?: { bank: 'sha256'; indexes: number[] };
+}
+
+export interface LoadKeyOptions {
+  auth?: string | Uint8Array;
+}
+
+const RSA_SIZES = [2048, 3072];
+
+export class Tpm {
+  /** The TCTI in use ('' when tpm2-tss searched its defaults). */
+  readonly tcti: string;
+  readonly #context: NativeContext;
+
+  private constructor(context: NativeContext, tcti: string) {
+    this.#context = context;
+    this.tcti = tcti;
+  }
+
+  /**
+   * Connects to the TPM (option `tcti` > TPM2TOOLS_TCTI > TSS2_TCTI > tpm2-tss's
+   * search). Throws ERR_TPM_CONNECTION when it cannot be reached.
+   */
+  static async open(options: TpmOpenOptions = {}): Promise<Tpm> {
+    if (options.tcti !== undefined && typeof options.tcti !== 'string') {
+      throw invalidArgument('tcti must be a string');
+    }
+    const tcti = resolveTcti(options.tcti);
+    const ownerAuth = authBytes(options.ownerAuth, 'ownerAuth');
+    const context = new (native().Context)();
+    try {
+      await context.open(tcti, ownerAuth);
+    } catch (err) {
+      await context.close();
+      throw err;
+    }
+    return new Tpm(context, tcti);
+  }
+
+  /**
+   * Creates a signing key under the storage primary. With `persist` it is stored at
+   * that handle (ERR_TPM_HANDLE_IN_USE if occupied, unless `force`).
+   */
+  async createKey(options: CreateKeyOptions): Promise<TpmKey> {
+    const info = algorithmInfo(options?.alg);
+    if (!info) throw invalidArgument(`alg must be one of ${ALGORITHMS.join(', ')}`);
+    const bits = options.bits ?? 2048;
+    if (info.keyType === 'RSA' ? !RSA_SIZES.includes(bits) : options.bits !== undefined) {
+      throw invalidArgument(
+        info.keyType === 'RSA' ? 'bits must be 2048 or 3072' : `bits does not apply to ${info.alg}`,
+      );
+    }
+    if (options.pcrs !== undefined) {
+      throw new TpmJwtError('ERR_TPM_UNSUPPORTED', 'PCR-bound keys are not supported yet');
+    }
+    const auth = authBytes(options.auth);
+    const persist =
+      options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
+    // Refuse an occupied handle before the keygen, which takes seconds on real TPMs.
+    if (persist !== undefined && !options.force) await this.#assertFree(persist);
+
+    const spec =
+      info.keyType === 'RSA' ? { type: info.tpm.type, bits } : { type: info.tpm.type, curve: info.tpm.curve! };
+    const blob = await this.#context.createKey(OWNER_HIERARCHY, spec, auth);
+    const blobRef: NativeKeyRef = { parent: OWNER_HIERARCHY, ...blob, ...(auth && { auth }) };
+    let ref: NativeKeyRef = blobRef;
+    if (persist !== undefined) {
+      await this.#context.persist(blobRef, persist, options.force === true);
+      ref = { handle: persist, ...(auth && { auth }) };
+    }
+    return new TpmKey(this.#context, ref, native().describePublic(blob.public), info.alg);
+  }
+
+  /** Opens the key persisted at `handle`. Throws ERR_TPM_KEY_NOT_FOUND if there is none. */
+  async loadKey(handle: number | string, options: LoadKeyOptions = {}): Promise<TpmKey> {
+    if (typeof handle === 'string' && handle.includes('-----BEGIN')) {
+      throw new TpmJwtError('ERR_TPM_UNSUPPORTED', 'TSS2 PRIVATE KEY files are not supported yet');
+    }
+    const persistent = parsePersistentHandle(handle);
+    const auth = authBytes(options.auth);
+    const pub = await this.#context.readPublic(persistent);
+    return new TpmKey(
+      this.#context,
+      { handle: persistent, ...(auth && { auth }) },
+      native().describePublic(pub),
+    );
+  }
+
+  /** Removes the key persisted at `handle`. Throws ERR_TPM_KEY_NOT_FOUND if there is none. */
+  async evict(handle: number | string): Promise<void> {
+    await this.#context.evict(parsePersistentHandle(handle));
+  }
+
+  /** The persistent handles in use. */
+  async persistentHandles(): Promise<number[]> {
+    return this.#context.handles(0x81000000, 256);
+  }
+
+  /** Releases the TPM. Calls not yet started reject with ERR_TPM_CLOSED. */
+  async close(): Promise<void> {
+    await this.#context.close();
+  }
+
+  async #assertFree(handle: number): Promise<void> {
+    const [first] = await this.#context.handles(handle, 1);
+    if (first === handle) {
+      throw new TpmJwtError(
+        'ERR_TPM_HANDLE_IN_USE',
+        `handle ${formatHandle(handle)} already holds a persistent object; pass force to replace it`,
+      );
+    }
+  }
+}

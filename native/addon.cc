@@ -1,0 +1,46 @@
+// Entry point of the tpm_jwt addon: the Context class and the pure helpers that need
+// tpm2-tss's marshaling code.
+#include <napi.h>
+
+#include <cstdlib>
+
+#include "addon_data.h"
+#include "context_wrap.h"
+#include "convert.h"
+#include "js_error.h"
+#include "tss/marshal.h"
+#include "tss/public_info.h"
+
+namespace {
+
+// setErrorClass(TpmJwtError): native failures become instances of it.
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "expected a class");
+  info.Env().GetInstanceData<AddonData>()->error_class =
+      Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+// describePublic(tpm2bPublic): the fields of a marshaled TPM2B_PUBLIC.
+Napi::Value DescribePublic(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TPM2B_PUBLIC pub;
+  tss::Status status = tss::UnmarshalPublic(ToBytes(info[0], "public"), &pub);
+  if (!status.ok()) throw Napi::Error(env, ToJsError(env, status));
+  return ToJs(env, tss::DescribePublic(pub.publicArea));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // tpm2-tss logs every failed command to stderr; failures reach the caller as
+  // errors instead. TSS2_LOG set by the user still wins.
+  setenv("TSS2_LOG", "all+none", 0);
+  env.SetInstanceData(new AddonData());
+  exports.Set("Context", ContextWrap::Define(env));
+  exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
+  exports.Set("describePublic", Napi::Function::New<DescribePublic>(env, "describePublic"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tpm_jwt, Init)

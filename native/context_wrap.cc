@@ -1,0 +1,185 @@
+#include "context_wrap.h"
+
+#include <memory>
+#include <utility>
+
+#include "convert.h"
+#include "js_error.h"
+#include "tpm_call.h"
+#include "tss/keys.h"
+#include "tss/marshal.h"
+#include "tss/sign.h"
+
+Napi::Function ContextWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Context",
+                     {
+                         InstanceMethod<&ContextWrap::Open>("open"),
+                         InstanceMethod<&ContextWrap::CreateKey>("createKey"),
+                         InstanceMethod<&ContextWrap::ReadPublic>("readPublic"),
+                         InstanceMethod<&ContextWrap::Persist>("persist"),
+                         InstanceMethod<&ContextWrap::Evict>("evict"),
+                         InstanceMethod<&ContextWrap::Sign>("sign"),
+                         InstanceMethod<&ContextWrap::Handles>("handles"),
+                         InstanceMethod<&ContextWrap::Close>("close"),
+                     });
+}
+
+ContextWrap::ContextWrap(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<ContextWrap>(info),
+      cleanup_hook_(info.Env().AddCleanupHook(&ContextWrap::Teardown, this)) {}
+
+ContextWrap::~ContextWrap() {
+  if (!cleanup_hook_.IsEmpty()) cleanup_hook_.Remove(Env());
+  // Nothing can be running: a queued call holds a reference to this object.
+  context_.Close();
+}
+
+void ContextWrap::Teardown(ContextWrap* self) {
+  // The environment is going away (worker exit, process exit). A call still on the
+  // pool owns the context; otherwise release the TPM connection now.
+  if (self->running_ == nullptr) self->context_.Close();
+  self->cleanup_hook_ = {};
+}
+
+Napi::Value ContextWrap::Open(const Napi::CallbackInfo& info) {
+  std::string tcti = ToOptionalString(info[0], "tcti");
+  std::vector<uint8_t> owner_auth = ToOptionalBytes(info[1], "ownerAuth");
+  return Submit(new TpmCall(
+      this,
+      [tcti, owner_auth](tss::Context& ctx) { return ctx.Open(tcti, owner_auth); },
+      nullptr));
+}
+
+Napi::Value ContextWrap::CreateKey(const Napi::CallbackInfo& info) {
+  const uint32_t parent = ToUint32(info[0], "parent");
+  const tss::KeySpec spec = ToKeySpec(info[1]);
+  std::vector<uint8_t> auth = ToOptionalBytes(info[2], "auth");
+  auto blob = std::make_shared<tss::KeyBlob>();
+  return Submit(new TpmCall(
+      this,
+      [parent, spec, auth, blob](tss::Context& ctx) {
+        return tss::CreateKey(ctx, parent, spec, auth, blob.get());
+      },
+      [blob](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("public", ToBuffer(env, blob->pub));
+        out.Set("private", ToBuffer(env, blob->priv));
+        return out;
+      }));
+}
+
+Napi::Value ContextWrap::ReadPublic(const Napi::CallbackInfo& info) {
+  const uint32_t handle = ToUint32(info[0], "handle");
+  auto pub = std::make_shared<TPM2B_PUBLIC>();
+  return Submit(new TpmCall(
+      this,
+      [handle, pub](tss::Context& ctx) { return tss::ReadPublic(ctx, handle, pub.get()); },
+      [pub](Napi::Env env) -> Napi::Value {
+        return ToBuffer(env, tss::MarshalPublic(*pub));
+      }));
+}
+
+Napi::Value ContextWrap::Persist(const Napi::CallbackInfo& info) {
+  tss::KeyRef key = ToKeyRef(info[0]);
+  const uint32_t handle = ToUint32(info[1], "handle");
+  const bool force = info[2].ToBoolean();
+  return Submit(new TpmCall(
+      this,
+      [key = std::move(key), handle, force](tss::Context& ctx) {
+        return tss::Persist(ctx, key, handle, force);
+      },
+      nullptr));
+}
+
+Napi::Value ContextWrap::Evict(const Napi::CallbackInfo& info) {
+  const uint32_t handle = ToUint32(info[0], "handle");
+  return Submit(new TpmCall(
+      this, [handle](tss::Context& ctx) { return tss::Evict(ctx, handle); }, nullptr));
+}
+
+Napi::Value ContextWrap::Sign(const Napi::CallbackInfo& info) {
+  tss::KeyRef key = ToKeyRef(info[0]);
+  std::vector<uint8_t> digest = ToBytes(info[1], "digest");
+  const tss::SignScheme scheme = ToSignScheme(info[2]);
+  auto signature = std::make_shared<std::vector<uint8_t>>();
+  return Submit(new TpmCall(
+      this,
+      [key = std::move(key), digest = std::move(digest), scheme,
+       signature](tss::Context& ctx) {
+        return tss::Sign(ctx, key, digest, scheme, signature.get());
+      },
+      [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); }));
+}
+
+Napi::Value ContextWrap::Handles(const Napi::CallbackInfo& info) {
+  const uint32_t first = ToUint32(info[0], "first");
+  const uint32_t max = ToUint32(info[1], "max");
+  auto handles = std::make_shared<std::vector<TPM2_HANDLE>>();
+  return Submit(new TpmCall(
+      this,
+      [first, max, handles](tss::Context& ctx) {
+        return tss::ListHandles(ctx, first, max, handles.get());
+      },
+      [handles](Napi::Env env) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, handles->size());
+        for (uint32_t i = 0; i < handles->size(); ++i) {
+          out.Set(i, Napi::Number::New(env, (*handles)[i]));
+        }
+        return out;
+      }));
+}
+
+Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
+  if (closed_) {
+    auto deferred = Napi::Promise::Deferred::New(info.Env());
+    deferred.Resolve(info.Env().Undefined());
+    return deferred.Promise();
+  }
+  closed_ = true;
+  // Calls that have not started yet will never run; the running one finishes first.
+  const tss::Status closed =
+      tss::Status::Fail("ERR_TPM_CLOSED", "the TPM context was closed before this call ran");
+  while (!waiting_.empty()) {
+    std::unique_ptr<TpmCall> call(waiting_.front());
+    waiting_.pop_front();
+    call->RejectUnrun(closed);
+  }
+  auto* call = new TpmCall(
+      this,
+      [](tss::Context& ctx) {
+        ctx.Close();
+        return tss::Status();
+      },
+      nullptr);
+  Napi::Promise promise = call->promise();
+  Schedule(call);
+  return promise;
+}
+
+Napi::Value ContextWrap::Submit(TpmCall* call) {
+  Napi::Promise promise = call->promise();
+  if (closed_) {
+    call->RejectUnrun(tss::Status::Fail("ERR_TPM_CLOSED", "the TPM context is closed"));
+    delete call;
+  } else {
+    Schedule(call);
+  }
+  return promise;
+}
+
+void ContextWrap::Schedule(TpmCall* call) {
+  waiting_.push_back(call);
+  if (running_ == nullptr) RunNext();
+}
+
+void ContextWrap::RunNext() {
+  if (waiting_.empty()) return;
+  running_ = waiting_.front();
+  waiting_.pop_front();
+  running_->Queue();
+}
+
+void ContextWrap::CallDone() {
+  running_ = nullptr;
+  RunNext();
+}

@@ -1,0 +1,107 @@
+#include "convert.h"
+
+namespace {
+
+[[noreturn]] void Fail(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, message);
+}
+
+Napi::Object ToObject(const Napi::Value& value, const char* name) {
+  if (!value.IsObject()) Fail(value.Env(), std::string(name) + " must be an object");
+  return value.As<Napi::Object>();
+}
+
+}  // namespace
+
+std::vector<uint8_t> ToBytes(const Napi::Value& value, const char* name) {
+  if (!value.IsTypedArray() ||
+      value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    Fail(value.Env(), std::string(name) + " must be a Uint8Array");
+  }
+  auto array = value.As<Napi::Uint8Array>();
+  return std::vector<uint8_t>(array.Data(), array.Data() + array.ByteLength());
+}
+
+std::vector<uint8_t> ToOptionalBytes(const Napi::Value& value, const char* name) {
+  if (value.IsUndefined() || value.IsNull()) return {};
+  return ToBytes(value, name);
+}
+
+uint32_t ToUint32(const Napi::Value& value, const char* name) {
+  if (!value.IsNumber()) Fail(value.Env(), std::string(name) + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 0 && number <= 0xFFFFFFFFu) || number != static_cast<uint32_t>(number)) {
+    Fail(value.Env(), std::string(name) + " must be a 32-bit unsigned integer");
+  }
+  return static_cast<uint32_t>(number);
+}
+
+std::string ToOptionalString(const Napi::Value& value, const char* name) {
+  if (value.IsUndefined() || value.IsNull()) return "";
+  if (!value.IsString()) Fail(value.Env(), std::string(name) + " must be a string");
+  return value.As<Napi::String>().Utf8Value();
+}
+
+tss::KeyRef ToKeyRef(const Napi::Value& value) {
+  Napi::Object object = ToObject(value, "key");
+  tss::KeyRef key;
+  key.auth = ToOptionalBytes(object.Get("auth"), "key.auth");
+  Napi::Value handle = object.Get("handle");
+  if (!handle.IsUndefined()) {
+    key.handle = ToUint32(handle, "key.handle");
+    return key;
+  }
+  key.parent = ToUint32(object.Get("parent"), "key.parent");
+  key.blob.pub = ToBytes(object.Get("public"), "key.public");
+  key.blob.priv = ToBytes(object.Get("private"), "key.private");
+  return key;
+}
+
+tss::KeySpec ToKeySpec(const Napi::Value& value) {
+  Napi::Object object = ToObject(value, "spec");
+  tss::KeySpec spec;
+  spec.type = static_cast<TPMI_ALG_PUBLIC>(ToUint32(object.Get("type"), "spec.type"));
+  if (spec.type == TPM2_ALG_RSA) {
+    spec.bits = static_cast<uint16_t>(ToUint32(object.Get("bits"), "spec.bits"));
+  } else if (spec.type == TPM2_ALG_ECC) {
+    spec.curve = static_cast<TPMI_ECC_CURVE>(ToUint32(object.Get("curve"), "spec.curve"));
+  } else {
+    Fail(value.Env(), "spec.type must be TPM2_ALG_RSA or TPM2_ALG_ECC");
+  }
+  return spec;
+}
+
+tss::SignScheme ToSignScheme(const Napi::Value& value) {
+  Napi::Object object = ToObject(value, "scheme");
+  tss::SignScheme scheme;
+  scheme.scheme = static_cast<TPMI_ALG_SIG_SCHEME>(ToUint32(object.Get("scheme"), "scheme.scheme"));
+  scheme.hash = static_cast<TPMI_ALG_HASH>(ToUint32(object.Get("hash"), "scheme.hash"));
+  Napi::Value size = object.Get("coordinateSize");
+  if (!size.IsUndefined()) scheme.coordinate_size = ToUint32(size, "scheme.coordinateSize");
+  return scheme;
+}
+
+Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t>& bytes) {
+  return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size());
+}
+
+Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("type", Napi::Number::New(env, info.type));
+  out.Set("nameAlg", Napi::Number::New(env, info.name_alg));
+  out.Set("attributes", Napi::Number::New(env, info.attributes));
+  if (info.type == TPM2_ALG_RSA) {
+    Napi::Object rsa = Napi::Object::New(env);
+    rsa.Set("bits", Napi::Number::New(env, info.rsa_bits));
+    rsa.Set("exponent", Napi::Number::New(env, info.rsa_exponent));
+    rsa.Set("modulus", ToBuffer(env, info.rsa_modulus));
+    out.Set("rsa", rsa);
+  } else if (info.type == TPM2_ALG_ECC) {
+    Napi::Object ecc = Napi::Object::New(env);
+    ecc.Set("curve", Napi::Number::New(env, info.ecc_curve));
+    ecc.Set("x", ToBuffer(env, info.ecc_x));
+    ecc.Set("y", ToBuffer(env, info.ecc_y));
+    out.Set("ecc", ecc);
+  }
+  return out;
+}

@@ -1,0 +1,26 @@
+// Reading call arguments into the plain structs of native/tss, and writing results
+// back. lib/ validates everything first; the TypeErrors here are a backstop.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tss/key_ref.h"
+#include "tss/public_info.h"
+#include "tss/sign.h"
+#include "tss/templates.h"
+
+std::vector<uint8_t> ToBytes(const Napi::Value& value, const char* name);
+// undefined or null reads as empty.
+std::vector<uint8_t> ToOptionalBytes(const Napi::Value& value, const char* name);
+uint32_t ToUint32(const Napi::Value& value, const char* name);
+std::string ToOptionalString(const Napi::Value& value, const char* name);
+tss::KeyRef ToKeyRef(const Napi::Value& value);
+tss::KeySpec ToKeySpec(const Napi::Value& value);
+tss::SignScheme ToSignScheme(const Napi::Value& value);
+
+Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t>& bytes);
+Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info);

@@ -1,0 +1,123 @@
+#include "keys.h"
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "loader.h"
+#include "marshal.h"
+#include "transient.h"
+
+namespace tss {
+
+namespace {
+
+// ESYS allocates its outputs; this frees them on every path.
+struct EsysFree {
+  void operator()(void* p) const { Esys_Free(p); }
+};
+template <typename T>
+using EsysPtr = std::unique_ptr<T, EsysFree>;
+
+std::string Hex(TPM2_HANDLE handle) {
+  char out[16];
+  snprintf(out, sizeof out, "0x%08x", handle);
+  return out;
+}
+
+}  // namespace
+
+Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
+                 const std::vector<uint8_t>& auth, KeyBlob* out) {
+  TPM2B_SENSITIVE_CREATE sensitive = {};
+  if (auth.size() > sizeof sensitive.sensitive.userAuth.buffer) {
+    return Status::Fail("ERR_INVALID_ARGUMENT", "auth value longer than 64 bytes");
+  }
+  sensitive.sensitive.userAuth.size = static_cast<UINT16>(auth.size());
+  if (!auth.empty()) memcpy(sensitive.sensitive.userAuth.buffer, auth.data(), auth.size());
+  const TPM2B_PUBLIC tmpl = SigningKeyTemplate(spec);
+  const TPM2B_DATA outside_info = {};
+  const TPML_PCR_SELECTION creation_pcr = {};
+
+  Transient parent_obj(ctx.esys());
+  TSS_RETURN_IF_ERROR(LoadParent(ctx, parent, &parent_obj));
+  TPM2B_PRIVATE* priv_raw = nullptr;
+  TPM2B_PUBLIC* pub_raw = nullptr;
+  TSS_CALL(Esys_Create, ctx.esys(), parent_obj.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+           ESYS_TR_NONE, &sensitive, &tmpl, &outside_info, &creation_pcr, &priv_raw,
+           &pub_raw, nullptr, nullptr, nullptr);
+  EsysPtr<TPM2B_PRIVATE> priv(priv_raw);
+  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
+  out->pub = MarshalPublic(*pub);
+  out->priv = MarshalPrivate(*priv);
+  return Status();
+}
+
+Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out) {
+  ESYS_TR tr = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.OpenHandle(handle, &tr));
+  TPM2B_PUBLIC* pub_raw = nullptr;
+  TSS_CALL(Esys_ReadPublic, ctx.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+           &pub_raw, nullptr, nullptr);
+  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
+  *out = *pub;
+  return Status();
+}
+
+Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) {
+  if (key.handle != 0) {
+    return Status::Fail("ERR_INVALID_ARGUMENT", "the key is already persistent");
+  }
+  std::vector<TPM2_HANDLE> used;
+  TSS_RETURN_IF_ERROR(ListHandles(ctx, handle, 1, &used));
+  const bool occupied = !used.empty() && used[0] == handle;
+  if (occupied && !force) {
+    return Status::Fail("ERR_TPM_HANDLE_IN_USE",
+                        "handle " + Hex(handle) +
+                            " already holds a persistent object; pass force to replace it");
+  }
+  Transient loaded(ctx.esys());
+  TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
+  if (occupied) TSS_RETURN_IF_ERROR(Evict(ctx, handle));
+  ESYS_TR persistent = ESYS_TR_NONE;
+  TSS_CALL(Esys_EvictControl, ctx.esys(), ESYS_TR_RH_OWNER, loaded.get(),
+           ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, handle, &persistent);
+  Esys_TR_Close(ctx.esys(), &persistent);
+  return Status();
+}
+
+Status Evict(Context& ctx, TPM2_HANDLE handle) {
+  ESYS_TR tr = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.OpenHandle(handle, &tr));
+  ESYS_TR none = ESYS_TR_NONE;
+  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD,
+                                 ESYS_TR_NONE, ESYS_TR_NONE, handle, &none);
+  if (rc != TSS2_RC_SUCCESS) return Status::Tss(rc, "Esys_EvictControl");
+  ctx.ForgetHandle(handle);
+  return Status();
+}
+
+Status ListHandles(Context& ctx, TPM2_HANDLE first, uint32_t max,
+                   std::vector<TPM2_HANDLE>* out) {
+  out->clear();
+  const TPM2_HANDLE type = first & TPM2_HR_RANGE_MASK;
+  TPM2_HANDLE next = first;
+  TPMI_YES_NO more = TPM2_YES;
+  while (more && out->size() < max) {
+    TPMS_CAPABILITY_DATA* data_raw = nullptr;
+    TSS_CALL(Esys_GetCapability, ctx.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+             TPM2_CAP_HANDLES, next, max - static_cast<uint32_t>(out->size()), &more,
+             &data_raw);
+    EsysPtr<TPMS_CAPABILITY_DATA> data(data_raw);
+    const TPML_HANDLE& list = data->data.handles;
+    if (list.count == 0) break;
+    for (uint32_t i = 0; i < list.count && out->size() < max; ++i) {
+      if ((list.handle[i] & TPM2_HR_RANGE_MASK) != type) return Status();
+      out->push_back(list.handle[i]);
+    }
+    next = list.handle[list.count - 1] + 1;
+  }
+  return Status();
+}
+
+}  // namespace tss

@@ -1,0 +1,33 @@
+// Key lifecycle on the TPM: create under the storage parent, read the public area,
+// make persistent, evict, and list what occupies a handle range.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "context.h"
+#include "key_ref.h"
+#include "templates.h"
+
+namespace tss {
+
+// Creates a signing key under `parent` (see LoadParent) and returns its blobs.
+Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
+                 const std::vector<uint8_t>& auth, KeyBlob* out);
+
+// The public area of the object at a persistent handle.
+Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out);
+
+// Makes the key (given as blobs) persistent at `handle`. An occupied handle is
+// ERR_TPM_HANDLE_IN_USE unless `force`, which evicts the old object only after the
+// new key has loaded, so a key that cannot load never costs the old one.
+Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force);
+
+// Removes the persistent object at `handle`.
+Status Evict(Context& ctx, TPM2_HANDLE handle);
+
+// Handles in use from `first` on (at most `max`), within first's handle type.
+Status ListHandles(Context& ctx, TPM2_HANDLE first, uint32_t max,
+                   std::vector<TPM2_HANDLE>* out);
+
+}  // namespace tss

@@ -1,0 +1,104 @@
+#include "status.h"
+
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tpm2_types.h>
+
+#include <utility>
+
+namespace tss {
+
+Status Status::Tss(TSS2_RC rc, const char* command) {
+  Status s;
+  s.rc_ = rc;
+  s.command_ = command;
+  s.code_ = CodeForRc(rc);
+  return s;
+}
+
+Status Status::Fail(const char* code, std::string message) {
+  Status s;
+  s.code_ = code;
+  s.detail_ = std::move(message);
+  return s;
+}
+
+std::string Status::RcText() const {
+  if (rc_ == TSS2_RC_SUCCESS) return "";
+  const char* text = Tss2_RC_Decode(rc_);
+  return text ? text : "";
+}
+
+std::string Status::Message() const {
+  if (command_.empty()) return detail_;
+  if (detail_.empty()) return command_ + " failed: " + RcText();
+  return detail_ + " (" + command_ + ": " + RcText() + ")";
+}
+
+Status& Status::Detail(std::string detail) {
+  detail_ = detail_.empty() ? std::move(detail) : detail_ + "; " + detail;
+  return *this;
+}
+
+namespace {
+
+const char* CodeForTpmRc(TPM2_RC rc) {
+  if (rc & TPM2_RC_FMT1) {
+    // Format 1 codes carry the handle/parameter/session number in the upper bits.
+    switch (rc & (TPM2_RC_FMT1 | 0x3F)) {
+      case TPM2_RC_HANDLE:
+        return "ERR_TPM_KEY_NOT_FOUND";
+      case TPM2_RC_AUTH_FAIL:
+      case TPM2_RC_BAD_AUTH:
+        return "ERR_TPM_AUTH_FAIL";
+      case TPM2_RC_POLICY_FAIL:
+        return "ERR_TPM_POLICY_FAIL";
+      case TPM2_RC_ASYMMETRIC:
+      case TPM2_RC_CURVE:
+      case TPM2_RC_KEY_SIZE:
+      case TPM2_RC_SCHEME:
+      case TPM2_RC_HASH:
+        return "ERR_TPM_UNSUPPORTED";
+      default:
+        return "ERR_TPM";
+    }
+  }
+  switch (rc & 0xFFF) {
+    case TPM2_RC_LOCKOUT:
+      return "ERR_TPM_LOCKOUT";
+    case TPM2_RC_OBJECT_MEMORY:
+    case TPM2_RC_SESSION_MEMORY:
+    case TPM2_RC_MEMORY:
+    case TPM2_RC_OBJECT_HANDLES:
+    case TPM2_RC_SESSION_HANDLES:
+      return "ERR_TPM_OBJECT_MEMORY";
+    case TPM2_RC_NV_DEFINED:
+      return "ERR_TPM_HANDLE_IN_USE";
+    case TPM2_RC_PCR_CHANGED:
+      return "ERR_TPM_POLICY_FAIL";
+    case TPM2_RC_COMMAND_CODE:
+      return "ERR_TPM_UNSUPPORTED";
+    default:
+      return "ERR_TPM";
+  }
+}
+
+}  // namespace
+
+const char* CodeForRc(TSS2_RC rc) {
+  const TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
+  if (layer == TSS2_TPM_RC_LAYER || layer == TSS2_RESMGR_TPM_RC_LAYER) {
+    return CodeForTpmRc(rc & 0xFFFF);
+  }
+  if (layer == TSS2_TCTI_RC_LAYER) return "ERR_TPM_CONNECTION";
+  switch (rc & 0xFFFF) {
+    case TSS2_BASE_RC_IO_ERROR:
+    case TSS2_BASE_RC_NO_CONNECTION:
+      return "ERR_TPM_CONNECTION";
+    case TSS2_BASE_RC_NOT_IMPLEMENTED:
+      return "ERR_TPM_UNSUPPORTED";
+    default:
+      return "ERR_TPM";
+  }
+}
+
+}  // namespace tss

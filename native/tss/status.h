@@ -1,0 +1,56 @@
+// The outcome of a TSS call: success, or the TSS2_RC, the step that failed and the
+// stable error code (DESIGN.md) the JavaScript layer exposes. Plain C++: no N-API here.
+#pragma once
+
+#include <tss2/tss2_common.h>
+
+#include <string>
+
+namespace tss {
+
+class Status {
+ public:
+  Status() = default;
+
+  // A failure reported by an ESYS/TCTI function; the code is derived from the rc.
+  static Status Tss(TSS2_RC rc, const char* command);
+  // A failure decided by this library (no TPM return code behind it).
+  static Status Fail(const char* code, std::string message);
+
+  bool ok() const { return rc_ == TSS2_RC_SUCCESS && code_.empty(); }
+  TSS2_RC rc() const { return rc_; }
+  const std::string& command() const { return command_; }
+  const std::string& code() const { return code_; }
+  // Tss2_RC_Decode's text for the rc, or empty when there is none.
+  std::string RcText() const;
+  // One line for a person: what failed and why.
+  std::string Message() const;
+
+  // Adds context ("while loading key 0x81000010") to a failure's message.
+  Status& Detail(std::string detail);
+
+ private:
+  TSS2_RC rc_ = TSS2_RC_SUCCESS;
+  std::string command_;
+  std::string code_;
+  std::string detail_;
+};
+
+// Maps a TSS2_RC to the DESIGN.md error code (ERR_TPM when nothing more specific fits).
+const char* CodeForRc(TSS2_RC rc);
+
+}  // namespace tss
+
+// Returns from the enclosing function when an ESYS/TCTI call fails.
+#define TSS_CALL(command, ...)                                     \
+  do {                                                             \
+    TSS2_RC tss_call_rc_ = command(__VA_ARGS__);                   \
+    if (tss_call_rc_ != TSS2_RC_SUCCESS)                           \
+      return ::tss::Status::Tss(tss_call_rc_, #command);           \
+  } while (0)
+
+#define TSS_RETURN_IF_ERROR(expr)                                  \
+  do {                                                             \
+    ::tss::Status tss_status_ = (expr);                            \
+    if (!tss_status_.ok()) return tss_status_;                     \
+  } while (0)

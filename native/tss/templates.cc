@@ -1,0 +1,63 @@
+#include "templates.h"
+
+namespace tss {
+
+namespace {
+
+constexpr TPMA_OBJECT kStorageAttributes =
+    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
+    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA;
+
+constexpr TPMA_OBJECT kSigningAttributes =
+    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+    TPMA_OBJECT_SIGN_ENCRYPT;
+
+}  // namespace
+
+TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type) {
+  TPM2B_PUBLIC out = {};
+  TPMT_PUBLIC& pub = out.publicArea;
+  pub.type = type;
+  pub.nameAlg = TPM2_ALG_SHA256;
+  pub.objectAttributes = kStorageAttributes;
+  TPMT_SYM_DEF_OBJECT aes128cfb = {};
+  aes128cfb.algorithm = TPM2_ALG_AES;
+  aes128cfb.keyBits.aes = 128;
+  aes128cfb.mode.aes = TPM2_ALG_CFB;
+  if (type == TPM2_ALG_ECC) {
+    pub.parameters.eccDetail.symmetric = aes128cfb;
+    pub.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+    pub.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+    pub.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+  } else {
+    pub.parameters.rsaDetail.symmetric = aes128cfb;
+    pub.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+    pub.parameters.rsaDetail.keyBits = 2048;
+    pub.parameters.rsaDetail.exponent = 0;
+  }
+  return out;
+}
+
+TPM2B_PUBLIC SigningKeyTemplate(const KeySpec& spec) {
+  TPM2B_PUBLIC out = {};
+  TPMT_PUBLIC& pub = out.publicArea;
+  pub.type = spec.type;
+  pub.nameAlg = TPM2_ALG_SHA256;
+  pub.objectAttributes = kSigningAttributes;
+  if (spec.type == TPM2_ALG_ECC) {
+    pub.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+    pub.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+    pub.parameters.eccDetail.curveID = spec.curve;
+    pub.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+  } else {
+    pub.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
+    pub.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+    pub.parameters.rsaDetail.keyBits = spec.bits;
+    pub.parameters.rsaDetail.exponent = 0;
+  }
+  return out;
+}
+
+}  // namespace tss

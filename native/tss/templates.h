@@ -1,0 +1,29 @@
+// TPMT_PUBLIC templates: the storage parent every created or imported key hangs under,
+// and the signing keys themselves.
+#pragma once
+
+#include <tss2/tss2_tpm2_types.h>
+
+#include <cstdint>
+
+namespace tss {
+
+// What the caller asks for; the algorithm table in lib/ decides the numbers.
+struct KeySpec {
+  TPMI_ALG_PUBLIC type = TPM2_ALG_RSA;  // TPM2_ALG_RSA or TPM2_ALG_ECC
+  uint16_t bits = 2048;                 // RSA modulus size
+  TPMI_ECC_CURVE curve = TPM2_ECC_NIST_P256;
+};
+
+// The TCG ECC P-256 storage primary used by tpm2-openssl, tpm2-tss-engine and the
+// "TSS2 PRIVATE KEY" format: restricted|decrypt|fixedTPM|fixedParent|
+// sensitiveDataOrigin|userWithAuth|noDA, AES-128-CFB, empty unique. With
+// TPM2_ALG_RSA, the RSA-2048 equivalent for TPMs without ECC.
+TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type);
+
+// An unrestricted signing key with a NULL scheme, so the scheme (RSASSA or RSAPSS,
+// ECDSA) is chosen per signature: fixedTPM|fixedParent|sensitiveDataOrigin|
+// userWithAuth|sign.
+TPM2B_PUBLIC SigningKeyTemplate(const KeySpec& spec);
+
+}  // namespace tss

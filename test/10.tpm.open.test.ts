@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+
+import { Tpm, TpmJwtError } from '../lib/index.js';
+import { resolveTcti } from '../lib/tpm/tcti.js';
+import { useSwtpm } from './helpers/swtpm.js';
+
+describe('10 Tpm.open / close', () => {
+  const swtpm = useSwtpm();
+
+  it('opens the TPM named by the tcti option and closes it', async () => {
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    assert.equal(tpm.tcti, swtpm.tcti);
+    assert.deepEqual(await tpm.persistentHandles(), []);
+    await tpm.close();
+  });
+
+  it('opens a TPM that is already started (Startup is tolerated) more than once', async () => {
+    const a = await Tpm.open({ tcti: swtpm.tcti });
+    const b = await Tpm.open({ tcti: swtpm.tcti });
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('resolves the TCTI: option, then TPM2TOOLS_TCTI, then TSS2_TCTI, else the default search', () => {
+    const env = { TPM2TOOLS_TCTI: 'device:/dev/tpmrm0', TSS2_TCTI: 'mssim:port=2321' };
+    assert.equal(resolveTcti('swtpm:port=1', env), 'swtpm:port=1');
+    assert.equal(resolveTcti(undefined, env), 'device:/dev/tpmrm0');
+    assert.equal(resolveTcti(undefined, { TSS2_TCTI: 'mssim:port=2321' }), 'mssim:port=2321');
+    assert.equal(resolveTcti(undefined, {}), '');
+  });
+
+  it('uses TPM2TOOLS_TCTI when no option is given', async () => {
+    const saved = process.env['TPM2TOOLS_TCTI'];
+    process.env['TPM2TOOLS_TCTI'] = swtpm.tcti;
+    try {
+      const tpm = await Tpm.open();
+      assert.equal(tpm.tcti, swtpm.tcti);
+      await tpm.close();
+    } finally {
+      if (saved === undefined) delete process.env['TPM2TOOLS_TCTI'];
+      else process.env['TPM2TOOLS_TCTI'] = saved;
+    }
+  });
+
+  it('fails with ERR_TPM_CONNECTION when nothing listens', async () => {
+    await assert.rejects(Tpm.open({ tcti: 'swtpm:host=127.0.0.1,port=1' }), (err: unknown) => {
+      assert.ok(err instanceof TpmJwtError);
+      assert.equal(err.code, 'ERR_TPM_CONNECTION');
+      assert.match(err.message, /port=1/);
+      return true;
+    });
+  });
+
+  it('fails with ERR_TPM_CONNECTION for an unknown TCTI module', async () => {
+    await assert.rejects(Tpm.open({ tcti: 'no-such-tcti:x' }), { code: 'ERR_TPM_CONNECTION' });
+  });
+
+  it('rejects a non-string tcti with ERR_INVALID_ARGUMENT', async () => {
+    await assert.rejects(Tpm.open({ tcti: 42 as unknown as string }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+  });
+
+  it('rejects calls after close with ERR_TPM_CLOSED, and close twice is fine', async () => {
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    await tpm.close();
+    await tpm.close();
+    await assert.rejects(tpm.persistentHandles(), { code: 'ERR_TPM_CLOSED' });
+    await assert.rejects(tpm.createKey({ alg: 'ES256' }), { code: 'ERR_TPM_CLOSED' });
+  });
+
+  it('rejects calls still queued at close with ERR_TPM_CLOSED; the running one completes', async () => {
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    const key = await tpm.createKey({ alg: 'ES256' });
+    const calls = Array.from({ length: 10 }, () => key.sign(Buffer.from('queued')));
+    const closing = tpm.close();
+    const results = await Promise.allSettled(calls);
+    await closing;
+    assert.equal(results[0]!.status, 'fulfilled');
+    for (const result of results.slice(1)) {
+      assert.equal(result.status, 'rejected');
+      assert.equal((result as PromiseRejectedResult).reason.code, 'ERR_TPM_CLOSED');
+    }
+  });
+});

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+import { Tpm } from '../lib/index.js';
+import { useSwtpm } from './helpers/swtpm.js';
+import { tpm2 } from './helpers/tools.js';
+
+const HANDLE = 0x81000010;
+
+describe('20 TPM keys', () => {
+  const swtpm = useSwtpm();
+  let tpm: Tpm;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-keys-'));
+    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
+    tpm = await Tpm.open({ tcti: swtpm.tcti });
+    swtpm.cleanup(() => tpm.close());
+  });
+
+  /** The public key tpm2-tools reads from a persistent handle, as SPKI PEM. */
+  function toolsPublicPem(handle: number): string {
+    const file = path.join(dir, `${handle.toString(16)}.pem`);
+    tpm2(swtpm.tcti, 'readpublic', '-c', `0x${handle.toString(16)}`, '-f', 'pem', '-o', file);
+    return readFileSync(file, 'utf8');
+  }
+
+  const spki = (key: { publicKey: import('node:crypto').KeyObject }) =>
+    key.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+  for (const [alg, bits, kty] of [
+    ['RS256', 2048, 'rsa'],
+    ['PS256', 3072, 'rsa'],
+    ['ES256', undefined, 'ec'],
+  ] as const) {
+    it(`creates a ${alg} key${bits ? ` (${bits} bits)` : ''} that cannot leave the TPM`, async () => {
+      const key = await tpm.createKey({ alg, ...(bits && { bits }) });
+      assert.equal(key.algorithm, alg);
+      assert.equal(key.handle, undefined);
+      assert.equal(key.publicKey.asymmetricKeyType, kty);
+      if (bits) assert.equal(key.publicKey.asymmetricKeyDetails?.modulusLength, bits);
+      else assert.equal(key.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+      const a = key.attributes;
+      assert.ok(a.fixedTPM && a.fixedParent && a.sensitiveDataOrigin && a.userWithAuth && a.sign);
+      assert.ok(!a.restricted && !a.decrypt);
+    });
+  }
+
+  it('persists a key at a handle; tpm2_readpublic reads the same public key', async () => {
+    const key = await tpm.createKey({ alg: 'RS256', persist: HANDLE });
+    assert.equal(key.handle, HANDLE);
+    assert.deepEqual(await tpm.persistentHandles(), [HANDLE]);
+    assert.equal(toolsPublicPem(HANDLE), spki(key));
+  });
+
+  it('opens the persisted key by number, hex string and handle: reference', async () => {
+    const created = spki(await tpm.loadKey(HANDLE));
+    for (const ref of ['0x81000010', '81000010', 'handle:0x81000010']) {
+      const key = await tpm.loadKey(ref);
+      assert.equal(key.handle, HANDLE);
+      assert.equal(spki(key), created);
+      assert.equal(key.algorithm, 'RS256');
+      assert.deepEqual(key.algorithms, ['RS256', 'PS256']);
+    }
+  });
+
+  it('refuses an occupied handle with ERR_TPM_HANDLE_IN_USE and keeps the old key', async () => {
+    const before = toolsPublicPem(HANDLE);
+    await assert.rejects(tpm.createKey({ alg: 'ES256', persist: HANDLE }), {
+      code: 'ERR_TPM_HANDLE_IN_USE',
+      message: /0x81000010/,
+    });
+    assert.equal(toolsPublicPem(HANDLE), before);
+  });
+
+  it('replaces the object at an occupied handle with force', async () => {
+    const key = await tpm.createKey({ alg: 'ES256', persist: HANDLE, force: true });
+    assert.equal(toolsPublicPem(HANDLE), spki(key));
+    assert.equal((await tpm.loadKey(HANDLE)).algorithm, 'ES256');
+  });
+
+  it('evicts a persisted key; a missing handle is ERR_TPM_KEY_NOT_FOUND', async () => {
+    await tpm.evict(HANDLE);
+    assert.deepEqual(await tpm.persistentHandles(), []);
+    assert.throws(() => tpm2(swtpm.tcti, 'readpublic', '-c', '0x81000010'));
+    await assert.rejects(tpm.loadKey(HANDLE), { code: 'ERR_TPM_KEY_NOT_FOUND' });
+    await assert.rejects(tpm.evict(HANDLE), { code: 'ERR_TPM_KEY_NOT_FOUND' });
+  });
+
+  it('opens a key persisted by tpm2-tools', async () => {
+    const ctx = path.join(dir, 'primary.ctx');
+    const pub = path.join(dir, 'key.pub');
+    const priv = path.join(dir, 'key.priv');
+    const loaded = path.join(dir, 'key.ctx');
+    tpm2(swtpm.tcti, 'createprimary', '-C', 'o', '-g', 'sha256', '-G', 'ecc256:aes128cfb', '-c', ctx);
+    tpm2(swtpm.tcti, 'create', '-C', ctx, '-G', 'rsa2048', '-u', pub, '-r', priv);
+    tpm2(swtpm.tcti, 'flushcontext', '-t');
+    tpm2(swtpm.tcti, 'load', '-C', ctx, '-u', pub, '-r', priv, '-c', loaded);
+    tpm2(swtpm.tcti, 'evictcontrol', '-C', 'o', '-c', loaded, '0x81000020');
+    tpm2(swtpm.tcti, 'flushcontext', '-t');
+    const key = await tpm.loadKey(0x81000020);
+    assert.equal(spki(key), toolsPublicPem(0x81000020));
+    await tpm.evict(0x81000020);
+  });
+
+  describe('bad arguments', () => {
+    const cases: [string, () => Promise<unknown>][] = [
+      ['an unknown alg', () => tpm.createKey({ alg: 'HS256' as 'RS256' })],
+      ['no options', () => tpm.createKey(undefined as unknown as { alg: 'RS256' })],
+      ['an RSA size other than 2048/3072', () => tpm.createKey({ alg: 'RS256', bits: 1024 as 2048 })],
+      ['bits on an EC key', () => tpm.createKey({ alg: 'ES256', bits: 2048 })],
+      ['a transient handle to persist at', () => tpm.createKey({ alg: 'ES256', persist: 0x80000001 })],
+      ['a handle that is not hex', () => tpm.loadKey('handle:nope')],
+      ['an auth value over 64 bytes', () => tpm.createKey({ alg: 'ES256', auth: 'x'.repeat(65) })],
+      ['an auth value of the wrong type', () => tpm.createKey({ alg: 'ES256', auth: 5 as unknown as string })],
+      ['a handle outside the persistent range to evict', () => tpm.evict(0x40000001)],
+    ];
+    for (const [what, call] of cases) {
+      it(`rejects ${what} with ERR_INVALID_ARGUMENT`, async () => {
+        await assert.rejects(call(), { code: 'ERR_INVALID_ARGUMENT' });
+      });
+    }
+  });
+});

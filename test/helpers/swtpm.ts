@@ -1,0 +1,59 @@
+/**
+ * A private software TPM per suite: started before the suite and stopped after it.
+ * TPM_JWT_TEST_TCTI points every suite at an external TPM instead (docker-compose's
+ * swtpm service).
+ */
+import { startSwtpm, type Swtpm } from '../../scripts/swtpm.js';
+import { tpm2 } from './tools.js';
+
+export interface SwtpmFixture {
+  /** The tctildr string for this suite's TPM. */
+  readonly tcti: string;
+  /**
+   * Registers a teardown step (evict, close) to run after the suite's tests but while
+   * the TPM is still up; steps run last-registered first.
+   */
+  cleanup(step: () => unknown): void;
+}
+
+/**
+ * Registers before/after hooks on the current suite: a private swtpm for it, and at
+ * the end the check that the suite left no transient object in the TPM.
+ */
+export function useSwtpm(): SwtpmFixture {
+  const external = process.env['TPM_JWT_TEST_TCTI'];
+  let swtpm: Swtpm | undefined;
+  const steps: (() => unknown)[] = [];
+  const fixture: SwtpmFixture = {
+    get tcti(): string {
+      if (external) return external;
+      if (!swtpm) throw new Error('swtpm is not running (used outside a test?)');
+      return swtpm.tcti;
+    },
+    cleanup(step) {
+      steps.push(step);
+    },
+  };
+  before(async function () {
+    this.timeout(20_000);
+    if (!external) swtpm = await startSwtpm();
+  });
+  // Mocha runs `after` hooks in the order they were registered, so this one, made
+  // first, runs the suite's own teardown steps before it checks and stops the TPM.
+  after(async function () {
+    this.timeout(20_000);
+    try {
+      while (steps.length > 0) await steps.pop()!();
+      if (swtpm || external) {
+        const transient = tpm2(fixture.tcti, 'getcap', 'handles-transient').trim();
+        if (transient !== '') {
+          throw new Error(`the suite left transient objects in the TPM:\n${transient}`);
+        }
+      }
+    } finally {
+      await swtpm?.stop();
+      swtpm = undefined;
+    }
+  });
+  return fixture;
+}
