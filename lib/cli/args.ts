@@ -1,0 +1,52 @@
+/** Command-line parsing shared by every command: flags, usage errors, KEYREF. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+/** A mistake in how the command was called: exit code 2, with the usage. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Options every command takes. */
+export const COMMON_OPTIONS = {
+  tcti: { type: 'string' },
+  'no-encrypt': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;
+
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+export function parse(argv: string[], options: OptionSpec, positionals = false) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: { ...COMMON_OPTIONS, ...options },
+      allowPositionals: positionals,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function required(values: Values, name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value === '') throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+export function optional(values: Values, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The value of the environment variable named by --auth-env (never a password on argv). */
+export function authFromEnv(values: Values, env: NodeJS.ProcessEnv): string | undefined {
+  const name = optional(values, 'auth-env');
+  if (name === undefined) return undefined;
+  const value = env[name];
+  if (value === undefined) throw new UsageError(`--auth-env ${name}: the variable is not set`);
+  return value;
+}

@@ -1,0 +1,17 @@
+import { formatHandle, parsePersistentHandle } from '../../tpm/handle.js';
+import { required } from '../args.js';
+import { withTpm, type Command } from '../command.js';
+
+export const evict: Command = {
+  name: 'evict',
+  summary: 'remove a persistent key from the TPM',
+  usage: `tpm-jwt evict --handle HANDLE
+
+  tpm-jwt evict --handle 0x81000010`,
+  options: { handle: { type: 'string' } },
+  async run(values, io) {
+    const handle = parsePersistentHandle(required(values, 'handle'), '--handle');
+    await withTpm(values, (tpm) => tpm.evict(handle));
+    io.err(`evicted ${formatHandle(handle)}\n`);
+  },
+};

@@ -1,0 +1,43 @@
+import { publicJwk } from '../../jwk.js';
+import { formatHandle } from '../../tpm/handle.js';
+import { required } from '../args.js';
+import { json, openKeyRef, withTpm, type Command } from '../command.js';
+
+export const inspect: Command = {
+  name: 'inspect',
+  summary: 'show what a TPM key is: algorithm, attributes, public key',
+  usage: `tpm-jwt inspect --key KEYREF [--json]
+
+  tpm-jwt inspect --key 0x81000010`,
+  options: { key: { type: 'string' } },
+  async run(values, io) {
+    const key = await withTpm(values, (tpm) => openKeyRef(tpm, required(values, 'key')));
+    const details = key.publicKey.asymmetricKeyDetails ?? {};
+    const report = {
+      handle: key.handle === undefined ? null : formatHandle(key.handle),
+      algorithm: key.algorithm,
+      algorithms: key.algorithms,
+      keyType: key.publicKey.asymmetricKeyType === 'rsa' ? 'RSA' : 'EC',
+      ...(details.modulusLength !== undefined && { bits: details.modulusLength }),
+      ...(details.namedCurve !== undefined && { curve: 'P-256' }),
+      attributes: key.attributes,
+      kid: publicJwk(key.publicKey, key.algorithm).kid,
+      publicKeyPem: key.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    };
+    if (values['json']) {
+      io.out(json(report));
+      return;
+    }
+    const set = Object.entries(report.attributes).filter(([, on]) => on).map(([name]) => name);
+    io.out(
+      [
+        `handle:     ${report.handle ?? '(not persistent)'}`,
+        `algorithm:  ${report.algorithms.join(', ')}`,
+        `key:        ${report.keyType} ${report.bits ?? report.curve}`,
+        `attributes: ${set.join('|')}`,
+        `kid:        ${report.kid}`,
+        report.publicKeyPem,
+      ].join('\n'),
+    );
+  },
+};

@@ -1,0 +1,55 @@
+/** The tpm-jwt command line: dispatch, help, and the one-line error contract. */
+import { TpmJwtError } from '../errors.js';
+import { parse, UsageError } from './args.js';
+import type { Command, Io } from './command.js';
+import { evict } from './commands/evict.js';
+import { inspect } from './commands/inspect.js';
+import { keygen } from './commands/keygen.js';
+import { pubkey } from './commands/pubkey.js';
+
+const COMMANDS: readonly Command[] = [keygen, pubkey, inspect, evict];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'usage: tpm-jwt <command> [options]',
+    '',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Every command takes --tcti TCTI (default: TPM2TOOLS_TCTI, TSS2_TCTI, then',
+    "tpm2-tss's search) and --no-encrypt. `tpm-jwt <command> --help` for details.",
+    '',
+  ].join('\n');
+}
+
+/** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 usage. */
+export async function run(argv: string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(overview());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    io.err(`error [USAGE]: unknown command '${name}'\n${overview()}`);
+    return 2;
+  }
+  try {
+    const { values } = parse(rest, command.options);
+    if (values['help']) {
+      io.out(`${command.usage}\n`);
+      return 0;
+    }
+    await command.run(values, io);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`error [USAGE]: ${err.message}\nusage: ${command.usage.split('\n')[0]}\n`);
+      return 2;
+    }
+    const code = err instanceof TpmJwtError ? err.code : 'ERR';
+    const message = (err as Error).message.split('\n').join(' ');
+    io.err(`error [${code}]: ${message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createPublicKey, verify } from 'node:crypto';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { Tpm } from '../lib/index.js';
+import { jwkThumbprint } from '../lib/jwk.js';
+import { useSwtpm } from './helpers/swtpm.js';
+import { tpm2 } from './helpers/tools.js';
+
+const MAIN = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The one-line failure contract: `error [CODE]: message` and the exit code. */
+function assertFails(result: Result, exit: number, code: string): void {
+  assert.equal(result.code, exit, result.stderr);
+  assert.match(result.stderr.split('\n')[0]!, new RegExp(`^error \\[${code}\\]: \\S`));
+}
+
+describe('40 CLI', () => {
+  const swtpm = useSwtpm();
+  let dir: string;
+  const withTcti = (...args: string[]) => cli([...args, '--tcti', swtpm.tcti]);
+
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-cli-'));
+    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
+  });
+
+  it('keygen --persist makes a key tpm2_readpublic sees, and prints its public key', async () => {
+    const result = await withTcti('keygen', '--alg', 'ES256', '--persist', '0x81000010');
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /created ES256 key at 0x81000010/);
+    const file = path.join(dir, 'pub.pem');
+    tpm2(swtpm.tcti, 'readpublic', '-c', '0x81000010', '-f', 'pem', '-o', file);
+    assert.equal(result.stdout, readFileSync(file, 'utf8'));
+  });
+
+  it('keygen refuses an occupied handle without --force (exit 1, one line)', async () => {
+    assertFails(
+      await withTcti('keygen', '--alg', 'RS256', '--persist', '0x81000010'),
+      1,
+      'ERR_TPM_HANDLE_IN_USE',
+    );
+  });
+
+  it('keygen --force --json replaces it; --auth-env sets the key auth', async () => {
+    const result = await cli(
+      ['keygen', '--alg', 'RS256', '--persist', '81000010', '--force', '--json', '--auth-env', 'K'],
+      { TPM2TOOLS_TCTI: swtpm.tcti, K: 'key-secret' },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const out = JSON.parse(result.stdout);
+    assert.equal(out.handle, '0x81000010');
+    assert.equal(out.algorithm, 'RS256');
+    // The auth value is really on the key: signing needs it.
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    try {
+      const key = await tpm.loadKey(0x81000010, { auth: 'key-secret' });
+      const data = Buffer.from('auth');
+      assert.ok(verify('sha256', data, createPublicKey(out.publicKeyPem), await key.sign(data)));
+      const wrong = await tpm.loadKey(0x81000010, { auth: 'wrong' });
+      await assert.rejects(wrong.sign(data), { code: 'ERR_TPM_AUTH_FAIL' });
+    } finally {
+      await tpm.close();
+    }
+  });
+
+  it('pubkey prints PEM, JWK and JWKS (kid: --kid or the RFC 7638 thumbprint)', async () => {
+    const pem = await withTcti('pubkey', '--key', 'handle:0x81000010');
+    assert.equal(pem.code, 0, pem.stderr);
+    const publicKey = createPublicKey(pem.stdout);
+
+    const jwk = JSON.parse((await withTcti('pubkey', '--key', '0x81000010', '--format', 'jwk')).stdout);
+    assert.equal(jwk.kty, 'RSA');
+    assert.equal(jwk.alg, 'RS256');
+    assert.equal(jwk.use, 'sig');
+    assert.equal(jwk.kid, jwkThumbprint(publicKey.export({ format: 'jwk' })));
+    assert.equal(createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' }), pem.stdout);
+
+    const jwks = JSON.parse(
+      (await withTcti('pubkey', '--key', '0x81000010', '--format', 'jwks', '--kid', 'k1', '--alg', 'PS256'))
+        .stdout,
+    );
+    assert.equal(jwks.keys.length, 1);
+    assert.equal(jwks.keys[0].kid, 'k1');
+    assert.equal(jwks.keys[0].alg, 'PS256');
+  });
+
+  it('inspect shows algorithm, attributes and handle (text and --json)', async () => {
+    const text = await withTcti('inspect', '--key', '0x81000010');
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /handle: +0x81000010/);
+    assert.match(text.stdout, /fixedTPM\|.*fixedParent\|sensitiveDataOrigin\|userWithAuth\|.*sign/);
+    const report = JSON.parse((await withTcti('inspect', '--key', '0x81000010', '--json')).stdout);
+    assert.equal(report.keyType, 'RSA');
+    assert.equal(report.bits, 2048);
+    assert.deepEqual(report.algorithms, ['RS256', 'PS256']);
+    assert.equal(report.attributes.fixedTPM, true);
+    assert.equal(report.attributes.restricted, false);
+  });
+
+  it('evict removes the key; a second evict is ERR_TPM_KEY_NOT_FOUND', async () => {
+    const result = await withTcti('evict', '--handle', '0x81000010');
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(tpm2(swtpm.tcti, 'getcap', 'handles-persistent').trim(), '');
+    assertFails(await withTcti('evict', '--handle', '0x81000010'), 1, 'ERR_TPM_KEY_NOT_FOUND');
+    assertFails(await withTcti('inspect', '--key', '0x81000010'), 1, 'ERR_TPM_KEY_NOT_FOUND');
+  });
+
+  it('reports an unreachable TPM as ERR_TPM_CONNECTION', async () => {
+    assertFails(
+      await cli(['pubkey', '--key', '0x81000010', '--tcti', 'swtpm:host=127.0.0.1,port=1']),
+      1,
+      'ERR_TPM_CONNECTION',
+    );
+  });
+
+  describe('usage errors exit 2', () => {
+    const cases: [string, string[]][] = [
+      ['no command', []],
+      ['an unknown command', ['frobnicate']],
+      ['an unknown flag', ['pubkey', '--key', '0x81000010', '--bogus']],
+      ['a missing required flag', ['keygen', '--alg', 'RS256']],
+      ['an unknown algorithm', ['keygen', '--alg', 'HS256', '--persist', '0x81000010']],
+      ['a bad RSA size', ['keygen', '--alg', 'RS256', '--bits', '1024', '--persist', '0x81000010']],
+      ['an unset --auth-env variable', ['keygen', '--alg', 'RS256', '--persist', '0x81000010', '--auth-env', 'NOPE_UNSET']],
+      ['an unknown format', ['pubkey', '--key', '0x81000010', '--format', 'der']],
+    ];
+    for (const [what, args] of cases) {
+      it(what, async () => {
+        const result = await cli(args);
+        assert.equal(result.code, 2, result.stderr);
+        if (args.length > 0) assertFails(result, 2, 'USAGE');
+      });
+    }
+  });
+
+  it('--help prints a command usage with examples', async () => {
+    const result = await cli(['keygen', '--help']);
+    assert.equal(result.code, 0);
+    assert.match(result.stdout, /tpm-jwt keygen --alg RS256 --persist 0x81000010/);
+  });
+});
