@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 import { native } from '../lib/native.js';
 
@@ -8,6 +9,34 @@ describe('00 setup', () => {
     const addon = native();
     assert.equal(typeof addon.Context, 'function');
     assert.equal(typeof addon.describePublic, 'function');
+  });
+
+  it('explains every cause and fix when the addon cannot load (ERR_NATIVE_ADDON)', () => {
+    const nativeModule = fileURLToPath(new URL('../lib/native.ts', import.meta.url));
+    const script = `
+      const { native } = await import(${JSON.stringify(nativeModule)});
+      try { native(); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, TPM_JWT_ADDON: '/nonexistent/tpm_jwt.node' },
+      encoding: 'utf8',
+    });
+    const error = JSON.parse(result.stdout);
+    assert.equal(error.code, 'ERR_NATIVE_ADDON');
+    assert.match(error.message, /\/nonexistent\/tpm_jwt\.node: not built/);
+    assert.match(error.message, /apt-get install libtss2/);
+    assert.match(error.message, /--allow-scripts=tpm-jwt/);
+    assert.match(error.message, /npm rebuild tpm-jwt/);
+  });
+
+  it('rejects bad arguments at the native boundary with TypeError, not an abort', () => {
+    const addon = native();
+    assert.throws(() => addon.describePublic('nope' as unknown as Uint8Array), TypeError);
+    assert.throws(() => addon.describePublic(new Uint8Array([0, 1, 2])), {
+      code: 'ERR_KEY_FILE_INVALID',
+    });
+    const context = new addon.Context();
+    assert.throws(() => context.sign({ handle: -1 }, new Uint8Array(32), { scheme: 0, hash: 0 }), TypeError);
+    assert.throws(() => context.createKey(0x40000001, { type: 0x99 }), TypeError);
   });
 
   for (const tool of ['swtpm', 'tpm2_getcap', 'tpm2_readpublic', 'openssl']) {
