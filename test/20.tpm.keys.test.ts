@@ -86,7 +86,15 @@ describe('20 TPM keys', () => {
     await tpm.evict(HANDLE);
     assert.deepEqual(await tpm.persistentHandles(), []);
     assert.throws(() => tpm2(swtpm.tcti, 'readpublic', '-c', '0x81000010'));
-    await assert.rejects(tpm.loadKey(HANDLE), { code: 'ERR_TPM_KEY_NOT_FOUND' });
+    // The TPM's own answer travels with the code: TPM_RC_HANDLE on handle 1.
+    await assert.rejects(tpm.loadKey(HANDLE), {
+      name: 'TpmJwtError',
+      code: 'ERR_TPM_KEY_NOT_FOUND',
+      tpmRc: 0x18b,
+      command: 'Esys_TR_FromTPMPublic',
+      tpmRcText: /handle is not correct/,
+      message: /no object at handle 0x81000010/,
+    });
     await assert.rejects(tpm.evict(HANDLE), { code: 'ERR_TPM_KEY_NOT_FOUND' });
   });
 
