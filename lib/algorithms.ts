@@ -2,6 +2,7 @@
  * The one table of JWS algorithms: everything below and above it looks algorithms up
  * here rather than enumerating them.
  */
+import { constants } from 'node:crypto';
 
 // TPM 2.0 algorithm and curve identifiers (TCG Algorithm Registry).
 const TPM2_ALG_RSA = 0x0001;
@@ -15,6 +16,13 @@ const TPM2_ECC_NIST_P256 = 0x0003;
 export type JwsAlgorithm = 'RS256' | 'PS256' | 'ES256';
 export type KeyType = 'RSA' | 'EC';
 
+/** node:crypto sign/verify options that make its signatures JWS-form for the alg. */
+export interface NodeSignOptions {
+  readonly padding?: number;
+  readonly saltLength?: number;
+  readonly dsaEncoding?: 'ieee-p1363';
+}
+
 export interface AlgorithmInfo {
   readonly alg: JwsAlgorithm;
   readonly keyType: KeyType;
@@ -22,6 +30,7 @@ export interface AlgorithmInfo {
   readonly hash: 'sha256';
   /** JWK curve name, for EC. */
   readonly curve?: 'P-256';
+  readonly node: NodeSignOptions;
   readonly tpm: {
     /** TPMI_ALG_PUBLIC of the key. */
     readonly type: number;
@@ -37,12 +46,15 @@ const TABLE: Readonly<Record<JwsAlgorithm, AlgorithmInfo>> = {
     alg: 'RS256',
     keyType: 'RSA',
     hash: 'sha256',
+    node: {},
     tpm: { type: TPM2_ALG_RSA, signScheme: { scheme: TPM2_ALG_RSASSA, hash: TPM2_ALG_SHA256 } },
   },
   PS256: {
     alg: 'PS256',
     keyType: 'RSA',
     hash: 'sha256',
+    // RFC 7518 3.5: the salt is as long as the digest.
+    node: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
     tpm: { type: TPM2_ALG_RSA, signScheme: { scheme: TPM2_ALG_RSAPSS, hash: TPM2_ALG_SHA256 } },
   },
   ES256: {
@@ -50,6 +62,7 @@ const TABLE: Readonly<Record<JwsAlgorithm, AlgorithmInfo>> = {
     keyType: 'EC',
     hash: 'sha256',
     curve: 'P-256',
+    node: { dsaEncoding: 'ieee-p1363' },
     tpm: {
       type: TPM2_ALG_ECC,
       curve: TPM2_ECC_NIST_P256,

@@ -8,3 +8,8 @@ export {
 } from './tpm/tpm.js';
 export { TpmKey, type SignOptions } from './tpm/key.js';
 export type { KeyAttributes } from './tpm/public-key.js';
+export type { Signer } from './crypt/signer.js';
+export { SoftwareSigner, type ServiceAccountKeyInfo } from './crypt/software-signer.js';
+export { TpmSigner, type TpmSignerOptions } from './crypt/tpm-signer.js';
+export * as jwt from './jwt/index.js';
+export { jwkThumbprint, publicJwk, type PublicJwk } from './jwk.js';

@@ -1,0 +1,11 @@
+import type { JwsAlgorithm } from '../algorithms.js';
+
+/**
+ * What the JWT layer signs with (google.auth.crypt.Signer): an algorithm, an optional
+ * key id for the `kid` header, and a JWS-form signature over a message.
+ */
+export interface Signer {
+  readonly algorithm: JwsAlgorithm;
+  readonly keyId?: string | undefined;
+  sign(message: Uint8Array): Promise<Uint8Array>;
+}

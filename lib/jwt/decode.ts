@@ -1,0 +1,156 @@
+/**
+ * Reading and verifying JWTs (google.auth.jwt.decode / decode_header), with jose
+ * doing the signature and claim checks.
+ */
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+
+import {
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type ProtectedHeaderParameters,
+} from 'jose';
+
+import { ALGORITHMS, isAlgorithm, type JwsAlgorithm } from '../algorithms.js';
+import { invalidArgument, TpmJwtError, type TpmJwtErrorCode } from '../errors.js';
+
+/** PEM certificate or SPKI; a `{ kid: pem }` mapping; a list of PEMs; a JWKS; a KeyObject. */
+export type Certs = string | readonly string[] | Readonly<Record<string, string>> | JSONWebKeySet | KeyObject;
+
+export interface DecodeOptions {
+  certs?: Certs;
+  /** false: return the payload without checking anything (google-auth's verify=False). */
+  verify?: boolean;
+  audience?: string | readonly string[];
+  clockSkewSeconds?: number;
+  /** Allowed algorithms; defaults to all of RS256, PS256, ES256. Never HMAC or none. */
+  algorithms?: readonly JwsAlgorithm[];
+}
+
+const JOSE_CODES = new Set<string>([
+  'ERR_JWS_INVALID',
+  'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+  'ERR_JOSE_ALG_NOT_ALLOWED',
+  'ERR_JWT_EXPIRED',
+  'ERR_JWT_CLAIM_VALIDATION_FAILED',
+  'ERR_JWKS_NO_MATCHING_KEY',
+]);
+
+/** jose's error as ours, same code where the contract has it, else ERR_JWS_INVALID. */
+function fromJose(err: unknown): TpmJwtError {
+  if (err instanceof TpmJwtError) return err;
+  if (err instanceof joseErrors.JOSEError) {
+    const code = (JOSE_CODES.has(err.code) ? err.code : 'ERR_JWS_INVALID') as TpmJwtErrorCode;
+    return new TpmJwtError(code, err.message, { cause: err });
+  }
+  return new TpmJwtError('ERR_JWS_INVALID', (err as Error)?.message ?? String(err), { cause: err });
+}
+
+/** The protected header, unverified. Throws ERR_JWS_INVALID for anything not a JWS. */
+export function decodeHeader(token: string): ProtectedHeaderParameters {
+  if (typeof token !== 'string') throw new TpmJwtError('ERR_JWS_INVALID', 'the token must be a string');
+  try {
+    return decodeProtectedHeader(token);
+  } catch (err) {
+    throw fromJose(err);
+  }
+}
+
+function publicKeyFromPem(pem: string): KeyObject {
+  try {
+    return pem.includes('-----BEGIN CERTIFICATE-----')
+      ? new X509Certificate(pem).publicKey
+      : createPublicKey(pem);
+  } catch (err) {
+    throw invalidArgument(`certs: not a PEM certificate or public key (${(err as Error).message})`);
+  }
+}
+
+const isJwks = (certs: object): certs is JSONWebKeySet =>
+  Array.isArray((certs as { keys?: unknown }).keys);
+
+/** The keys the token may be signed with, by the google-auth rules for `certs`. */
+function candidateKeys(certs: Certs, kid: string | undefined): KeyObject[] {
+  if (typeof certs === 'string') return [publicKeyFromPem(certs)];
+  if (Array.isArray(certs)) return (certs as readonly string[]).map(publicKeyFromPem);
+  if (certs instanceof Object && 'asymmetricKeyType' in certs) return [certs as KeyObject];
+  const mapping = certs as Readonly<Record<string, string>>;
+  if (kid === undefined) return Object.values(mapping).map(publicKeyFromPem);
+  if (!Object.hasOwn(mapping, kid)) {
+    throw new TpmJwtError('ERR_JWKS_NO_MATCHING_KEY', `no certificate for key id ${kid}`);
+  }
+  return [publicKeyFromPem(mapping[kid]!)];
+}
+
+function checkAlgorithms(algorithms: readonly JwsAlgorithm[] | undefined): JwsAlgorithm[] {
+  if (algorithms === undefined) return [...ALGORITHMS];
+  if (!Array.isArray(algorithms) || algorithms.length === 0 || !algorithms.every(isAlgorithm)) {
+    throw invalidArgument(`algorithms must be a non-empty list of ${ALGORITHMS.join(', ')}`);
+  }
+  return [...algorithms];
+}
+
+/**
+ * The verified payload. Requires `iat` and `exp` (as google-auth does), checks the
+ * signature against `certs`, the audience when given, and the times with
+ * `clockSkewSeconds` of slack. Throws TpmJwtError with jose's codes.
+ */
+export async function decode(token: string, options: DecodeOptions = {}): Promise<JWTPayload> {
+  const header = decodeHeader(token);
+  // A malformed payload is ERR_JWS_INVALID whatever the signature (google-auth parses
+  // every segment before it verifies).
+  let unverified: JWTPayload;
+  try {
+    unverified = decodeJwt(token);
+  } catch (err) {
+    throw fromJose(err);
+  }
+  if (options.verify === false) return unverified;
+  const algorithms = checkAlgorithms(options.algorithms);
+  if (typeof header.alg !== 'string' || !(algorithms as string[]).includes(header.alg)) {
+    throw new TpmJwtError('ERR_JOSE_ALG_NOT_ALLOWED', `alg ${String(header.alg)} is not allowed; expected ${algorithms.join(', ')}`);
+  }
+  if (options.certs === undefined) throw invalidArgument('certs are required to verify a token');
+  const skew = options.clockSkewSeconds ?? 0;
+  if (!Number.isFinite(skew) || skew < 0) throw invalidArgument('clockSkewSeconds must be >= 0');
+  const verifyOptions = {
+    algorithms,
+    clockTolerance: skew,
+    requiredClaims: ['iat', 'exp'],
+    ...(options.audience !== undefined && { audience: options.audience as string | string[] }),
+  };
+
+  let payload: JWTPayload | undefined;
+  try {
+    if (typeof options.certs === 'object' && isJwks(options.certs)) {
+      ({ payload } = await jwtVerify(token, createLocalJWKSet(options.certs), verifyOptions));
+    } else {
+      // Like google-auth, any of several candidate keys may have signed it.
+      let last: unknown;
+      for (const key of candidateKeys(options.certs, header.kid)) {
+        try {
+          ({ payload } = await jwtVerify(token, key, verifyOptions));
+          break;
+        } catch (err) {
+          if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) throw err;
+          last = err;
+        }
+      }
+      if (payload === undefined) {
+        throw last ?? new TpmJwtError('ERR_JWKS_NO_MATCHING_KEY', 'certs holds no key');
+      }
+    }
+  } catch (err) {
+    throw fromJose(err);
+  }
+  // jose checks iat is a number; google-auth also refuses one in the future.
+  const now = Math.floor(Date.now() / 1000);
+  if ((payload.iat as number) > now + skew) {
+    throw new TpmJwtError('ERR_JWT_CLAIM_VALIDATION_FAILED', 'the token was issued in the future (iat)');
+  }
+  return payload;
+}

@@ -1,0 +1,3 @@
+/** The google.auth.jwt API with JavaScript names: import { jwt } from 'tpm-jwt'. */
+export { encode, type EncodeOptions } from './encode.js';
+export { decode, decodeHeader, type Certs, type DecodeOptions } from './decode.js';
