@@ -35,6 +35,9 @@ export interface NativePublicInfo {
   type: number;
   nameAlg: number;
   attributes: number;
+  /** The key's fixed TPMI_ALG_SIG_SCHEME and its hash; TPM2_ALG_NULL (0x10) when open. */
+  scheme: number;
+  schemeHash: number;
   rsa?: { bits: number; exponent: number; modulus: Buffer };
   ecc?: { curve: number; x: Buffer; y: Buffer };
 }
@@ -92,6 +95,12 @@ function loadError(failures: string[]): TpmJwtError {
 }
 
 let loaded: NativeAddon | undefined;
+let loadedFrom: string | undefined;
+
+/** The file the addon was loaded from (after native() succeeded). */
+export function nativePath(): string | undefined {
+  return loadedFrom;
+}
 
 /** The addon, loaded on first use (jwt-only users never need it). Throws ERR_NATIVE_ADDON. */
 export function native(): NativeAddon {
@@ -103,6 +112,7 @@ export function native(): NativeAddon {
       const addon = require(file) as NativeAddon;
       addon.setErrorClass(TpmJwtError);
       loaded = addon;
+      loadedFrom = file;
       return addon;
     } catch (err) {
       const e = err as NodeJS.ErrnoException;

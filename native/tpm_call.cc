@@ -11,16 +11,38 @@ TpmCall::TpmCall(ContextWrap* owner, Work work, Result result)
       result_(std::move(result)),
       deferred_(Napi::Promise::Deferred::New(owner->Env())) {}
 
-void TpmCall::Execute() { status_ = work_(owner_->context()); }
-
-void TpmCall::OnOK() {
-  Napi::Env env = Env();
-  if (status_.ok()) {
-    deferred_.Resolve(result_ ? result_(env) : env.Undefined());
-  } else {
-    deferred_.Reject(ToJsError(env, status_));
+void TpmCall::Execute() {
+  try {
+    status_ = work_(owner_->context());
+  } catch (const std::exception& e) {
+    status_ = tss::Status::Fail("ERR_TPM", e.what());
   }
-  owner_->CallDone();
+}
+
+void TpmCall::OnOK() { Settle(); }
+
+void TpmCall::OnError(const Napi::Error&) {
+  if (status_.ok()) status_ = tss::Status::Fail("ERR_TPM", "the TPM call failed");
+  Settle();
+}
+
+void TpmCall::Settle() {
+  Napi::Env env = Env();
+  try {
+    if (status_.ok()) {
+      deferred_.Resolve(result_ ? result_(env) : env.Undefined());
+    } else {
+      deferred_.Reject(ToJsError(env, status_));
+    }
+  } catch (const Napi::Error&) {
+    // The environment can no longer run JavaScript (a worker being terminated):
+    // nobody is left to observe the promise.
+  }
+  try {
+    owner_->CallDone();
+  } catch (const Napi::Error&) {
+    // Same: the next call cannot be queued in a dying environment.
+  }
 }
 
 void TpmCall::RejectUnrun(const tss::Status& status) {

@@ -28,11 +28,16 @@ class TpmCall : public Napi::AsyncWorker {
  protected:
   void Execute() override;
   void OnOK() override;
+  // Execute stores every failure in status_, so this is a backstop that still settles.
+  void OnError(const Napi::Error& error) override;
 
  private:
   ContextWrap* owner_;
   // Keeps the context object (and so its queue) alive while the call is pending.
   Napi::ObjectReference owner_ref_;
+  // Resolves or rejects, then lets the context start its next call, whatever happens.
+  void Settle();
+
   Work work_;
   Result result_;
   tss::Status status_;

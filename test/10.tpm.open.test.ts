@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 
 import { Tpm, TpmJwtError } from '../lib/index.js';
+import { native, nativePath } from '../lib/native.js';
 import { resolveTcti } from '../lib/tpm/tcti.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
@@ -66,6 +69,40 @@ describe('10 Tpm.open / close', () => {
     await tpm.close();
     await assert.rejects(tpm.persistentHandles(), { code: 'ERR_TPM_CLOSED' });
     await assert.rejects(tpm.createKey({ alg: 'ES256' }), { code: 'ERR_TPM_CLOSED' });
+  });
+
+  it('makes a second close wait for the first, which waits for the running call', async () => {
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    const key = await tpm.createKey({ alg: 'ES256' });
+    const signing = key.sign(Buffer.from('running'));
+    const first = tpm.close();
+    assert.equal(tpm.close(), first);
+    await first;
+    assert.equal((await signing).length, 64);
+  });
+
+  it('survives a worker thread terminated in the middle of TPM calls', async () => {
+    // The worker drives the addon itself: each environment loads its own instance.
+    const script = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const addon = require(workerData.addon);
+      const context = new addon.Context();
+      context.open(workerData.tcti).then(async () => {
+        parentPort.postMessage('open');
+        for (;;) await context.handles(0x81000000, 1);
+      });`;
+    native();
+    const addon = nativePath();
+    for (let round = 0; round < 3; round++) {
+      const worker = new Worker(script, { eval: true, workerData: { tcti: swtpm.tcti, addon } });
+      await once(worker, 'message');
+      await new Promise((r) => setTimeout(r, 50));
+      await worker.terminate();
+    }
+    // The process is still here and the TPM still answers.
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    assert.deepEqual(await tpm.persistentHandles(), []);
+    await tpm.close();
   });
 
   it('rejects calls still queued at close with ERR_TPM_CLOSED; the running one completes', async () => {

@@ -37,6 +37,7 @@ export class Tpm {
   /** The TCTI in use ('' when tpm2-tss searched its defaults). */
   readonly tcti: string;
   readonly #context: NativeContext;
+  #closing: Promise<void> | undefined;
 
   private constructor(context: NativeContext, tcti: string) {
     this.#context = context;
@@ -123,8 +124,9 @@ export class Tpm {
   }
 
   /** Releases the TPM. Calls not yet started reject with ERR_TPM_CLOSED. */
-  async close(): Promise<void> {
-    await this.#context.close();
+  close(): Promise<void> {
+    this.#closing ??= this.#context.close();
+    return this.#closing;
   }
 
   async #assertFree(handle: number): Promise<void> {
