@@ -90,6 +90,8 @@ Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info) {
   out.Set("type", Napi::Number::New(env, info.type));
   out.Set("nameAlg", Napi::Number::New(env, info.name_alg));
   out.Set("attributes", Napi::Number::New(env, info.attributes));
+  out.Set("scheme", Napi::Number::New(env, info.scheme));
+  out.Set("schemeHash", Napi::Number::New(env, info.scheme_hash));
   if (info.type == TPM2_ALG_RSA) {
     Napi::Object rsa = Napi::Object::New(env);
     rsa.Set("bits", Napi::Number::New(env, info.rsa_bits));

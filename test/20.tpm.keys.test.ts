@@ -98,20 +98,55 @@ describe('20 TPM keys', () => {
     await assert.rejects(tpm.evict(HANDLE), { code: 'ERR_TPM_KEY_NOT_FOUND' });
   });
 
-  it('opens a key persisted by tpm2-tools', async () => {
+  /** Persists a key made by tpm2-tools (`tpm2_create` with `createArgs`) at `handle`. */
+  function toolsPersist(handle: string, ...createArgs: string[]): void {
     const ctx = path.join(dir, 'primary.ctx');
     const pub = path.join(dir, 'key.pub');
     const priv = path.join(dir, 'key.priv');
     const loaded = path.join(dir, 'key.ctx');
     tpm2(swtpm.tcti, 'createprimary', '-C', 'o', '-g', 'sha256', '-G', 'ecc256:aes128cfb', '-c', ctx);
-    tpm2(swtpm.tcti, 'create', '-C', ctx, '-G', 'rsa2048', '-u', pub, '-r', priv);
+    tpm2(swtpm.tcti, 'create', '-C', ctx, ...createArgs, '-u', pub, '-r', priv);
     tpm2(swtpm.tcti, 'flushcontext', '-t');
     tpm2(swtpm.tcti, 'load', '-C', ctx, '-u', pub, '-r', priv, '-c', loaded);
-    tpm2(swtpm.tcti, 'evictcontrol', '-C', 'o', '-c', loaded, '0x81000020');
+    tpm2(swtpm.tcti, 'evictcontrol', '-C', 'o', '-c', loaded, handle);
     tpm2(swtpm.tcti, 'flushcontext', '-t');
+  }
+
+  it('opens a key persisted by tpm2-tools', async () => {
+    toolsPersist('0x81000020', '-G', 'rsa2048');
     const key = await tpm.loadKey(0x81000020);
     assert.equal(spki(key), toolsPublicPem(0x81000020));
+    assert.deepEqual(key.algorithms, ['RS256', 'PS256']);
     await tpm.evict(0x81000020);
+  });
+
+  it("narrows a key with a fixed scheme to that scheme's algorithm", async () => {
+    toolsPersist('0x81000021', '-G', 'rsa2048:rsapss-sha256:null');
+    toolsPersist('0x81000022', '-G', 'ecc256:ecdsa-sha256:null');
+    const pss = await tpm.loadKey(0x81000021);
+    assert.deepEqual(pss.algorithms, ['PS256']);
+    assert.equal(pss.algorithm, 'PS256');
+    await assert.rejects(pss.sign(Buffer.from('x'), { alg: 'RS256' }), { code: 'ERR_INVALID_ARGUMENT' });
+    assert.ok((await pss.sign(Buffer.from('x'))).length === 256);
+    assert.deepEqual((await tpm.loadKey(0x81000022)).algorithms, ['ES256']);
+    await tpm.evict(0x81000021);
+    await tpm.evict(0x81000022);
+  });
+
+  it('refuses keys it cannot sign with: storage keys, restricted keys (ERR_TPM_UNSUPPORTED)', async () => {
+    const ctx = path.join(dir, 'storage.ctx');
+    tpm2(swtpm.tcti, 'createprimary', '-C', 'o', '-G', 'ecc256:aes128cfb', '-c', ctx);
+    tpm2(swtpm.tcti, 'evictcontrol', '-C', 'o', '-c', ctx, '0x81000023');
+    tpm2(swtpm.tcti, 'flushcontext', '-t');
+    await assert.rejects(tpm.loadKey(0x81000023), { code: 'ERR_TPM_UNSUPPORTED', message: /not a signing key/ });
+    toolsPersist(
+      '0x81000024',
+      '-G', 'rsa2048:rsassa-sha256:null',
+      '-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign',
+    );
+    await assert.rejects(tpm.loadKey(0x81000024), { code: 'ERR_TPM_UNSUPPORTED', message: /restricted/ });
+    await tpm.evict(0x81000023);
+    await tpm.evict(0x81000024);
   });
 
   describe('bad arguments', () => {

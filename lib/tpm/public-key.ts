@@ -1,13 +1,14 @@
 /** A TPM public area as what the rest of the library needs: a KeyObject and flags. */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 
-import { algorithmsFor, type JwsAlgorithm } from '../algorithms.js';
+import { algorithmInfo, algorithmsFor, type JwsAlgorithm } from '../algorithms.js';
 import { TpmJwtError } from '../errors.js';
 import type { NativePublicInfo } from '../native.js';
 
 const TPM2_ALG_RSA = 0x0001;
 const TPM2_ALG_ECC = 0x0023;
 const TPM2_ECC_NIST_P256 = 0x0003;
+const TPM2_ALG_NULL = 0x0010;
 
 /** TPMA_OBJECT bits, by name (TPM 2.0 Part 2, 8.3). */
 const ATTRIBUTE_BITS = {
@@ -54,6 +55,33 @@ function exponentBytes(exponent: number): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
+function unsupported(message: string): TpmJwtError {
+  return new TpmJwtError('ERR_TPM_UNSUPPORTED', message);
+}
+
+/**
+ * The JWS algorithms a key of this public area can sign with, default first: its type
+ * and curve decide, and a fixed scheme in the key narrows them to that one.
+ */
+function signingAlgorithms(info: NativePublicInfo, candidates: JwsAlgorithm[]): JwsAlgorithm[] {
+  const attributes = decodeAttributes(info.attributes);
+  if (!attributes.sign) throw unsupported('the key is not a signing key (its sign attribute is clear)');
+  if (attributes.restricted) {
+    throw unsupported('restricted signing keys (attestation keys) are not supported yet');
+  }
+  if (info.scheme === TPM2_ALG_NULL) return candidates;
+  const fixed = candidates.filter((alg) => {
+    const scheme = algorithmInfo(alg)!.tpm.signScheme;
+    return scheme.scheme === info.scheme && scheme.hash === info.schemeHash;
+  });
+  if (fixed.length === 0) {
+    throw unsupported(
+      `the key's fixed signing scheme (0x${info.scheme.toString(16)}, hash 0x${info.schemeHash.toString(16)}) is none of ${candidates.join(', ')}`,
+    );
+  }
+  return fixed;
+}
+
 /** The key's public key and the JWS algorithms it can sign with (default first). */
 export function describeKey(info: NativePublicInfo): {
   publicKey: KeyObject;
@@ -64,7 +92,7 @@ export function describeKey(info: NativePublicInfo): {
       key: { kty: 'RSA', n: b64url(info.rsa.modulus), e: b64url(exponentBytes(info.rsa.exponent)) },
       format: 'jwk',
     });
-    return { publicKey, algorithms: algorithmsFor('RSA') };
+    return { publicKey, algorithms: signingAlgorithms(info, algorithmsFor('RSA')) };
   }
   if (info.type === TPM2_ALG_ECC && info.ecc && info.ecc.curve === TPM2_ECC_NIST_P256) {
     const publicKey = createPublicKey({
@@ -76,10 +104,9 @@ export function describeKey(info: NativePublicInfo): {
       },
       format: 'jwk',
     });
-    return { publicKey, algorithms: algorithmsFor('EC', 'P-256') };
+    return { publicKey, algorithms: signingAlgorithms(info, algorithmsFor('EC', 'P-256')) };
   }
-  throw new TpmJwtError(
-    'ERR_TPM_UNSUPPORTED',
+  throw unsupported(
     `the key is neither RSA nor ECC NIST P-256 (TPM type 0x${info.type.toString(16)}); tpm-jwt signs RS256, PS256 and ES256`,
   );
 }

@@ -71,7 +71,7 @@ Status Context::OpenHandle(TPM2_HANDLE handle, ESYS_TR* out) {
 void Context::ForgetHandle(TPM2_HANDLE handle) {
   auto found = handles_.find(handle);
   if (found == handles_.end()) return;
-  // EvictControl may already have released the ESYS_TR; a second close is harmless.
+  // Evicting a persistent object leaves its ESYS_TR allocated: close it here.
   Esys_TR_Close(esys_, &found->second);
   handles_.erase(found);
 }

@@ -13,6 +13,9 @@ struct PublicInfo {
   TPMI_ALG_PUBLIC type = TPM2_ALG_NULL;
   TPMI_ALG_HASH name_alg = TPM2_ALG_NULL;
   TPMA_OBJECT attributes = 0;
+  // The key's own signing scheme; TPM2_ALG_NULL lets each signature choose.
+  TPMI_ALG_SIG_SCHEME scheme = TPM2_ALG_NULL;
+  TPMI_ALG_HASH scheme_hash = TPM2_ALG_NULL;
   uint16_t rsa_bits = 0;
   uint32_t rsa_exponent = 0;  // as the TPM stores it: 0 means 65537
   std::vector<uint8_t> rsa_modulus;

@@ -52,6 +52,7 @@ const char* CodeForTpmRc(TPM2_RC rc) {
         return "ERR_TPM_AUTH_FAIL";
       case TPM2_RC_POLICY_FAIL:
         return "ERR_TPM_POLICY_FAIL";
+      case TPM2_RC_TYPE:  // a TPM without ECC rejects the public area's type
       case TPM2_RC_ASYMMETRIC:
       case TPM2_RC_CURVE:
       case TPM2_RC_KEY_SIZE:
@@ -70,6 +71,7 @@ const char* CodeForTpmRc(TPM2_RC rc) {
     case TPM2_RC_MEMORY:
     case TPM2_RC_OBJECT_HANDLES:
     case TPM2_RC_SESSION_HANDLES:
+    case TPM2_RC_NV_SPACE:  // no room left for another persistent object
       return "ERR_TPM_OBJECT_MEMORY";
     case TPM2_RC_NV_DEFINED:
       return "ERR_TPM_HANDLE_IN_USE";
