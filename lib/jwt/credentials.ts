@@ -2,8 +2,6 @@
  * google.auth.jwt.Credentials: a self-signed JWT for one audience (or a `scope`
  * claim), minted by a Signer and sent as the Bearer token.
  */
-import type { JWTPayload } from 'jose';
-
 import {
   readServiceAccountFile,
   signerFromServiceAccountInfo,
@@ -11,11 +9,9 @@ import {
 } from '../crypt/service-account.js';
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
-import { encode } from './encode.js';
+import { applyBearer, mintToken, nearExpiry, type HeaderBag } from './mint.js';
 
-/** Tokens are refreshed this long before they expire (google-auth's REFRESH_THRESHOLD). */
-export const REFRESH_THRESHOLD_SECONDS = 225;
-const DEFAULT_LIFETIME_SECONDS = 3600;
+export const DEFAULT_LIFETIME_SECONDS = 3600;
 
 export interface CredentialsOptions {
   issuer: string;
@@ -24,17 +20,6 @@ export interface CredentialsOptions {
   additionalClaims?: Record<string, unknown>;
   tokenLifetime?: number;
   quotaProjectId?: string;
-}
-
-/** Request headers as either a plain object or WHATWG Headers. */
-export type HeaderBag = Record<string, string> | { set(name: string, value: string): void };
-
-export function setHeader(headers: HeaderBag, name: string, value: string): void {
-  if (typeof (headers as { set?: unknown }).set === 'function') {
-    (headers as { set(name: string, value: string): void }).set(name, value);
-  } else {
-    (headers as Record<string, string>)[name] = value;
-  }
 }
 
 export class Credentials {
@@ -115,8 +100,7 @@ export class Credentials {
 
   /** True from REFRESH_THRESHOLD_SECONDS before expiry on; false with no token yet. */
   get expired(): boolean {
-    if (this.expiry === undefined) return false;
-    return Date.now() >= this.expiry.getTime() - REFRESH_THRESHOLD_SECONDS * 1000;
+    return this.expiry !== undefined && nearExpiry(this.expiry);
   }
 
   get valid(): boolean {
@@ -133,8 +117,7 @@ export class Credentials {
   apply(headers: HeaderBag, token?: string): void {
     const bearer = token ?? this.token;
     if (bearer === undefined) throw invalidArgument('no token: call refresh() first');
-    setHeader(headers, 'authorization', `Bearer ${bearer}`);
-    if (this.quotaProjectId !== undefined) setHeader(headers, 'x-goog-user-project', this.quotaProjectId);
+    applyBearer(headers, bearer, this.quotaProjectId);
   }
 
   /** Refreshes when the token is missing or near expiry, then applies it. */
@@ -148,18 +131,9 @@ export class Credentials {
   }
 
   async #mint(): Promise<void> {
-    const iat = Math.floor(Date.now() / 1000);
-    const exp = iat + this.tokenLifetime;
-    const payload: JWTPayload = {
-      iss: this.issuer,
-      sub: this.subject,
-      iat,
-      exp,
-      ...(this.audience !== undefined && { aud: this.audience }),
-      ...this.additionalClaims,
-    };
-    this.token = await encode(this.signer, payload);
-    this.expiry = new Date(exp * 1000);
+    const { token, expiry } = await mintToken(this.signer, this);
+    this.token = token;
+    this.expiry = expiry;
   }
 
   #options(): CredentialsOptions {

@@ -1,4 +1,10 @@
 /** The google.auth.jwt API with JavaScript names: import { jwt } from 'tpm-jwt'. */
 export { encode, type EncodeOptions } from './encode.js';
 export { decode, decodeHeader, type Certs, type DecodeOptions } from './decode.js';
-export { Credentials, REFRESH_THRESHOLD_SECONDS, type CredentialsOptions, type HeaderBag } from './credentials.js';
+export { Credentials, type CredentialsOptions } from './credentials.js';
+export { REFRESH_THRESHOLD_SECONDS, type HeaderBag } from './mint.js';
+export {
+  OnDemandCredentials,
+  audienceForUrl,
+  type OnDemandCredentialsOptions,
+} from './on-demand-credentials.js';
