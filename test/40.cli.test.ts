@@ -1,44 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { Tpm } from '../lib/index.js';
 import { jwkThumbprint } from '../lib/jwk.js';
+import { assertFails, cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
-
-const MAIN = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** The one-line failure contract: `error [CODE]: message` and the exit code. */
-function assertFails(result: Result, exit: number, code: string): void {
-  assert.equal(result.code, exit, result.stderr);
-  assert.match(result.stderr.split('\n')[0]!, new RegExp(`^error \\[${code}\\]: \\S`));
-}
 
 describe('40 CLI', () => {
   const swtpm = useSwtpm();

@@ -9,6 +9,8 @@ export interface Io {
   out(text: string): void;
   err(text: string): void;
   readonly env: NodeJS.ProcessEnv;
+  /** All of standard input, as text. */
+  readStdin(): Promise<string>;
 }
 
 export interface Command {
@@ -17,7 +19,9 @@ export interface Command {
   /** Usage lines and examples, shown by --help and after a usage error. */
   readonly usage: string;
   readonly options: OptionSpec;
-  run(values: Values, io: Io): Promise<void>;
+  /** Whether the command takes positional arguments. */
+  readonly positionals?: boolean;
+  run(values: Values, io: Io, positionals: string[]): Promise<void>;
 }
 
 /** Opens the TPM named by --tcti (or the environment), runs `fn`, and closes it. */

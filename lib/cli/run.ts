@@ -6,8 +6,10 @@ import { evict } from './commands/evict.js';
 import { inspect } from './commands/inspect.js';
 import { keygen } from './commands/keygen.js';
 import { pubkey } from './commands/pubkey.js';
+import { token } from './commands/token.js';
+import { verify } from './commands/verify.js';
 
-const COMMANDS: readonly Command[] = [keygen, pubkey, inspect, evict];
+const COMMANDS: readonly Command[] = [keygen, pubkey, inspect, token, verify, evict];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -35,12 +37,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
     return 2;
   }
   try {
-    const { values } = parse(rest, command.options);
+    const { values, positionals } = parse(rest, command.options, command.positionals);
     if (values['help']) {
       io.out(`${command.usage}\n`);
       return 0;
     }
-    await command.run(values, io);
+    await command.run(values, io, positionals);
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

@@ -8,4 +8,6 @@ export interface Signer {
   readonly algorithm: JwsAlgorithm;
   readonly keyId?: string | undefined;
   sign(message: Uint8Array): Promise<Uint8Array>;
+  /** Releases what the signer holds open (a TPM connection); absent when nothing is. */
+  close?(): Promise<void>;
 }
