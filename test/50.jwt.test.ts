@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 
 import { OAuth2Client, JWTAccess } from 'google-auth-library';
 import { jwtVerify, exportJWK } from 'jose';
@@ -98,6 +102,27 @@ describe('50 jwt.encode / decode', () => {
     });
     assert.equal(payload.iss, 'sa@p.iam.gserviceaccount.com');
     assert.equal(payload.sub, 'sa@p.iam.gserviceaccount.com');
+  });
+
+  it('decodes with an X.509 certificate made by openssl, alone or by kid', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-cert-'));
+    try {
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const keyFile = path.join(dir, 'key.pem');
+      writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      const certPem = execFileSync(
+        'openssl',
+        ['req', '-new', '-x509', '-key', keyFile, '-subj', '/CN=sa', '-days', '1'],
+        { encoding: 'utf8' },
+      );
+      const signer = SoftwareSigner.fromPem(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'cert-kid');
+      const token = await jwt.encode(signer, claims());
+      assert.equal((await jwt.decode(token, { certs: certPem })).sub, 'sa@p.iam.gserviceaccount.com');
+      assert.ok(await jwt.decode(token, { certs: { 'cert-kid': certPem } }));
+      await assert.rejects(jwt.decode(token, { certs: 'not a pem' }), { code: 'ERR_INVALID_ARGUMENT' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('decode with verify: false returns the payload unchecked', async () => {
