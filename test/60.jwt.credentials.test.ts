@@ -6,25 +6,12 @@ import * as path from 'node:path';
 
 import { JWTAccess } from 'google-auth-library';
 
-import { jwt, SoftwareSigner, Tpm, type Signer } from '../lib/index.js';
+import { jwt, SoftwareSigner, Tpm } from '../lib/index.js';
+import { countingSigner as counting } from './helpers/counting-signer.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
 const AUD = 'https://storage.googleapis.com/';
-
-/** A signer that counts how often it is asked to sign. */
-function counting(signer: Signer): Signer & { count: number } {
-  const counted = {
-    algorithm: signer.algorithm,
-    keyId: signer.keyId,
-    count: 0,
-    sign(message: Uint8Array) {
-      counted.count++;
-      return signer.sign(message);
-    },
-  };
-  return counted;
-}
 
 describe('60 jwt.Credentials', () => {
   const swtpm = useSwtpm();

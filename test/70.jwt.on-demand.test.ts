@@ -1,25 +1,11 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 
-import { jwt, SoftwareSigner, Tpm, TpmJwtError, TpmSigner, type Signer } from '../lib/index.js';
+import { jwt, SoftwareSigner, Tpm, TpmSigner, type Signer } from '../lib/index.js';
+import { countingSigner as counting } from './helpers/counting-signer.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
-
-/** Counts signings; `failures` first calls reject as a TPM would. */
-function counting(signer: Signer, failures = 0): Signer & { count: number } {
-  const counted = {
-    algorithm: signer.algorithm,
-    keyId: signer.keyId,
-    count: 0,
-    async sign(message: Uint8Array) {
-      counted.count++;
-      if (failures-- > 0) throw new TpmJwtError('ERR_TPM_OBJECT_MEMORY', 'out of object slots');
-      return signer.sign(message);
-    },
-  };
-  return counted;
-}
 
 describe('70 jwt.OnDemandCredentials', () => {
   const swtpm = useSwtpm();

@@ -2,24 +2,14 @@
  * google.auth.jwt.OnDemandCredentials: one self-signed JWT per audience, the audience
  * being the request URL's scheme://host/path, minted when first needed and cached.
  */
-import {
-  readServiceAccountFile,
-  signerFromServiceAccountInfo,
-  type ServiceAccountInfo,
-} from '../crypt/service-account.js';
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
-import { DEFAULT_LIFETIME_SECONDS } from './credentials.js';
 import { applyBearer, mintToken, nearExpiry, type HeaderBag } from './mint.js';
+import { SigningCredentials, type SigningCredentialsOptions } from './signing-credentials.js';
 
-export interface OnDemandCredentialsOptions {
-  issuer: string;
-  subject: string;
-  additionalClaims?: Record<string, unknown>;
-  tokenLifetime?: number;
+export interface OnDemandCredentialsOptions extends SigningCredentialsOptions {
   /** How many audiences' tokens to keep (least recently used go first). */
   maxCacheSize?: number;
-  quotaProjectId?: string;
 }
 
 const DEFAULT_MAX_CACHE_SIZE = 10;
@@ -35,84 +25,25 @@ export function audienceForUrl(url: string): string {
   return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
 }
 
-export class OnDemandCredentials {
-  readonly signer: Signer;
-  readonly issuer: string;
-  readonly subject: string;
-  readonly additionalClaims: Readonly<Record<string, unknown>>;
-  readonly tokenLifetime: number;
+export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsOptions> {
   readonly maxCacheSize: number;
-  readonly quotaProjectId: string | undefined;
   // Map iteration order is insertion order: re-inserting on use makes it an LRU.
   readonly #cache = new Map<string, { token: string; expiry: Date }>();
   readonly #minting = new Map<string, Promise<string>>();
 
   constructor(signer: Signer, options: OnDemandCredentialsOptions) {
-    if (!signer || typeof signer.sign !== 'function') throw invalidArgument('signer must be a Signer');
-    if (typeof options?.issuer !== 'string' || typeof options.subject !== 'string') {
-      throw invalidArgument('issuer and subject are required strings');
-    }
-    const claims = { ...(options.additionalClaims ?? {}) };
-    if ('aud' in claims || 'scope' in claims) {
+    super(signer, options);
+    if ('aud' in this.additionalClaims || 'scope' in this.additionalClaims) {
       throw invalidArgument('OnDemandCredentials set aud per request; additionalClaims cannot hold aud or scope');
     }
-    const lifetime = options.tokenLifetime ?? DEFAULT_LIFETIME_SECONDS;
-    if (!Number.isInteger(lifetime) || lifetime <= 0) throw invalidArgument('tokenLifetime must be a positive integer');
     const size = options.maxCacheSize ?? DEFAULT_MAX_CACHE_SIZE;
     if (!Number.isInteger(size) || size < 1) throw invalidArgument('maxCacheSize must be a positive integer');
-    this.signer = signer;
-    this.issuer = options.issuer;
-    this.subject = options.subject;
-    this.additionalClaims = Object.freeze(claims);
-    this.tokenLifetime = lifetime;
     this.maxCacheSize = size;
-    this.quotaProjectId = options.quotaProjectId;
-  }
-
-  static async fromServiceAccountInfo(
-    info: ServiceAccountInfo,
-    options: Partial<OnDemandCredentialsOptions> = {},
-  ): Promise<OnDemandCredentials> {
-    const signer = await signerFromServiceAccountInfo(info);
-    const email = info.client_email!;
-    return new OnDemandCredentials(signer, { issuer: email, subject: email, ...options });
-  }
-
-  static async fromServiceAccountFile(
-    path: string,
-    options: Partial<OnDemandCredentialsOptions> = {},
-  ): Promise<OnDemandCredentials> {
-    return OnDemandCredentials.fromServiceAccountInfo(await readServiceAccountFile(path), options);
-  }
-
-  static fromSigningCredentials(
-    credentials: { signer: Signer; signerEmail: string },
-    options: Partial<OnDemandCredentialsOptions> = {},
-  ): OnDemandCredentials {
-    const email = credentials.signerEmail;
-    return new OnDemandCredentials(credentials.signer, { issuer: email, subject: email, ...options });
-  }
-
-  get signerEmail(): string {
-    return this.issuer;
   }
 
   /** Always true: tokens are made per request. */
   get valid(): boolean {
     return true;
-  }
-
-  withClaims(changes: Partial<Pick<OnDemandCredentialsOptions, 'issuer' | 'subject' | 'additionalClaims'>>): OnDemandCredentials {
-    return new OnDemandCredentials(this.signer, {
-      ...this.#options(),
-      ...(changes.issuer !== undefined && { issuer: changes.issuer }),
-      ...(changes.subject !== undefined && { subject: changes.subject }),
-      additionalClaims: { ...this.additionalClaims, ...(changes.additionalClaims ?? {}) },
-    });
-  }
-
-  withQuotaProject(quotaProjectId: string): OnDemandCredentials {
-    return new OnDemandCredentials(this.signer, { ...this.#options(), quotaProjectId });
   }
 
   /** There is no single token to refresh; always rejects with ERR_INVALID_ARGUMENT. */
@@ -150,10 +81,6 @@ export class OnDemandCredentials {
     applyBearer(headers, await this.tokenForAudience(audienceForUrl(url)), this.quotaProjectId);
   }
 
-  signBytes(message: Uint8Array): Promise<Uint8Array> {
-    return this.signer.sign(message);
-  }
-
   #remember(audience: string, token: string, expiry: Date): void {
     this.#cache.delete(audience);
     this.#cache.set(audience, { token, expiry });
@@ -162,14 +89,7 @@ export class OnDemandCredentials {
     }
   }
 
-  #options(): OnDemandCredentialsOptions {
-    return {
-      issuer: this.issuer,
-      subject: this.subject,
-      additionalClaims: { ...this.additionalClaims },
-      tokenLifetime: this.tokenLifetime,
-      maxCacheSize: this.maxCacheSize,
-      ...(this.quotaProjectId !== undefined && { quotaProjectId: this.quotaProjectId }),
-    };
+  protected override options(): OnDemandCredentialsOptions {
+    return { ...super.options(), maxCacheSize: this.maxCacheSize };
   }
 }
