@@ -51,6 +51,8 @@ export interface NativeContext {
   persist(key: NativeKeyRef, handle: number, force: boolean): Promise<void>;
   evict(handle: number): Promise<void>;
   sign(key: NativeKeyRef, digest: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;
+  /** Loads the key and flushes it again: proves it belongs to this TPM and parent. */
+  probe(key: NativeKeyRef): Promise<void>;
   handles(first: number, max: number): Promise<number[]>;
   /** Rejects calls not yet started with ERR_TPM_CLOSED, then releases the TPM. */
   close(): Promise<void>;

@@ -7,6 +7,7 @@
 #include "js_error.h"
 #include "tpm_call.h"
 #include "tss/keys.h"
+#include "tss/loader.h"
 #include "tss/marshal.h"
 #include "tss/sign.h"
 
@@ -19,6 +20,7 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
                          InstanceMethod<&ContextWrap::Persist>("persist"),
                          InstanceMethod<&ContextWrap::Evict>("evict"),
                          InstanceMethod<&ContextWrap::Sign>("sign"),
+                         InstanceMethod<&ContextWrap::Probe>("probe"),
                          InstanceMethod<&ContextWrap::Handles>("handles"),
                          InstanceMethod<&ContextWrap::Close>("close"),
                      });
@@ -109,6 +111,17 @@ Napi::Value ContextWrap::Sign(const Napi::CallbackInfo& info) {
         return tss::Sign(ctx, key, digest, scheme, signature.get());
       },
       [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); }));
+}
+
+Napi::Value ContextWrap::Probe(const Napi::CallbackInfo& info) {
+  tss::KeyRef key = ToKeyRef(info[0]);
+  return Submit(new TpmCall(
+      this,
+      [key = std::move(key)](tss::Context& ctx) {
+        tss::Transient loaded(ctx.esys());
+        return tss::LoadKey(ctx, key, &loaded);
+      },
+      nullptr));
 }
 
 Napi::Value ContextWrap::Handles(const Napi::CallbackInfo& info) {

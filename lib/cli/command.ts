@@ -1,7 +1,4 @@
 /** What a CLI command is, and the TPM session every command runs in. */
-import { TpmJwtError } from '../errors.js';
-import { parseKeyRef } from '../tpm/handle.js';
-import type { TpmKey } from '../tpm/key.js';
 import { Tpm } from '../tpm/tpm.js';
 import { optional, type OptionSpec, type Values } from './args.js';
 
@@ -33,18 +30,6 @@ export async function withTpm<T>(values: Values, fn: (tpm: Tpm) => Promise<T>): 
   } finally {
     await tpm.close();
   }
-}
-
-/** The key a KEYREF names (handle:0x81000010 or bare hex). */
-export async function openKeyRef(tpm: Tpm, ref: string, auth?: string): Promise<TpmKey> {
-  const parsed = parseKeyRef(ref);
-  if ('path' in parsed) {
-    throw new TpmJwtError(
-      'ERR_TPM_UNSUPPORTED',
-      `${ref}: key files are not supported yet; use a persistent handle (handle:0x81000010)`,
-    );
-  }
-  return tpm.loadKey(parsed.handle, auth === undefined ? {} : { auth });
 }
 
 export const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;

@@ -2,9 +2,9 @@
 import type { KeyObject } from 'node:crypto';
 
 import type { JwsAlgorithm } from '../algorithms.js';
-import { invalidArgument, TpmJwtError } from '../errors.js';
-import { parseKeyRef } from '../tpm/handle.js';
+import { invalidArgument } from '../errors.js';
 import type { TpmKey } from '../tpm/key.js';
+import { loadKeyRef } from '../tpm/key-ref.js';
 import { Tpm } from '../tpm/tpm.js';
 import type { Signer } from './signer.js';
 
@@ -38,13 +38,9 @@ export class TpmSigner implements Signer {
   /** Opens its own TPM connection and the key; close() releases both. */
   static async open(options: TpmSignerOptions): Promise<TpmSigner> {
     if (typeof options?.key !== 'string') throw invalidArgument('key must be a KEYREF string');
-    const ref = parseKeyRef(options.key);
-    if ('path' in ref) {
-      throw new TpmJwtError('ERR_TPM_UNSUPPORTED', `${ref.path}: key files are not supported yet; use a persistent handle`);
-    }
     const tpm = await Tpm.open(options.tcti === undefined ? {} : { tcti: options.tcti });
     try {
-      const key = await tpm.loadKey(ref.handle, options.auth === undefined ? {} : { auth: options.auth });
+      const key = await loadKeyRef(tpm, options.key, options.auth === undefined ? {} : { auth: options.auth });
       return TpmSigner.#make(key, options, tpm);
     } catch (err) {
       await tpm.close();

@@ -4,6 +4,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument } from '../errors.js';
 import type { NativeContext, NativeKeyRef, NativePublicInfo } from '../native.js';
+import { encodeKeyFile } from './key-file.js';
 import { decodeAttributes, describeKey, type KeyAttributes } from './public-key.js';
 
 export interface SignOptions {
@@ -40,6 +41,24 @@ export class TpmKey {
     this.algorithms = Object.freeze(algorithms);
     this.algorithm = preferred && algorithms.includes(preferred) ? preferred : algorithms[0]!;
     this.handle = 'handle' in ref ? ref.handle : undefined;
+  }
+
+  /**
+   * The key as a "TSS2 PRIVATE KEY" PEM (loadable by tpm2-openssl): the TPM-wrapped
+   * blobs and the parent, nothing usable outside this TPM. Throws ERR_INVALID_ARGUMENT
+   * for a persistent key, which is named by its handle instead.
+   */
+  toPem(): string {
+    const ref = this.#ref;
+    if ('handle' in ref) {
+      throw invalidArgument('a persistent key has no key file; refer to it as handle:0x...');
+    }
+    return encodeKeyFile({
+      parent: ref.parent,
+      public: ref.public,
+      private: ref.private,
+      emptyAuth: !ref.auth || ref.auth.length === 0,
+    });
   }
 
   /**

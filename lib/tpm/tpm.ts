@@ -3,7 +3,14 @@ import { algorithmInfo, ALGORITHMS, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { native, type NativeContext, type NativeKeyRef } from '../native.js';
 import { authBytes } from './auth.js';
-import { formatHandle, OWNER_HIERARCHY, parsePersistentHandle } from './handle.js';
+import {
+  formatHandle,
+  OWNER_HIERARCHY,
+  parsePersistentHandle,
+  PERSISTENT_FIRST,
+  PERSISTENT_LAST,
+} from './handle.js';
+import { decodeKeyFile, isKeyFilePem } from './key-file.js';
 import { TpmKey } from './key.js';
 import { resolveTcti } from './tcti.js';
 
@@ -98,13 +105,33 @@ export class Tpm {
     return new TpmKey(this.#context, ref, native().describePublic(blob.public), info.alg);
   }
 
-  /** Opens the key persisted at `handle`. Throws ERR_TPM_KEY_NOT_FOUND if there is none. */
-  async loadKey(handle: number | string, options: LoadKeyOptions = {}): Promise<TpmKey> {
-    if (typeof handle === 'string' && handle.includes('-----BEGIN')) {
-      throw new TpmJwtError('ERR_TPM_UNSUPPORTED', 'TSS2 PRIVATE KEY files are not supported yet');
-    }
-    const persistent = parsePersistentHandle(handle);
+  /**
+   * Opens a key: persisted at a handle, or given as "TSS2 PRIVATE KEY" PEM text (loaded
+   * once here to prove it belongs to this TPM and parent). Throws
+   * ERR_TPM_KEY_NOT_FOUND for an empty handle, ERR_KEY_FILE_INVALID for a bad file or
+   * one wrapped by another TPM or parent.
+   */
+  async loadKey(key: number | string, options: LoadKeyOptions = {}): Promise<TpmKey> {
     const auth = authBytes(options.auth);
+    if (typeof key === 'string' && isKeyFilePem(key)) {
+      const file = decodeKeyFile(key);
+      const ownerOrPersistent =
+        file.parent === OWNER_HIERARCHY || (file.parent >= PERSISTENT_FIRST && file.parent <= PERSISTENT_LAST);
+      if (!ownerOrPersistent) {
+        throw new TpmJwtError('ERR_TPM_UNSUPPORTED', `key file parent ${formatHandle(file.parent)} is not supported`);
+      }
+      const ref: NativeKeyRef = { parent: file.parent, public: file.public, private: file.private, ...(auth && { auth }) };
+      const info = native().describePublic(file.public);
+      await this.#context.probe(ref);
+      return new TpmKey(this.#context, ref, info);
+    }
+    if (typeof key === 'string' && key.includes('-----BEGIN')) {
+      throw new TpmJwtError(
+        'ERR_KEY_FILE_INVALID',
+        'expected a TSS2 PRIVATE KEY; a software private key must be imported into the TPM first',
+      );
+    }
+    const persistent = parsePersistentHandle(key);
     const pub = await this.#context.readPublic(persistent);
     return new TpmKey(
       this.#context,

@@ -52,6 +52,11 @@ const char* CodeForTpmRc(TPM2_RC rc) {
         return "ERR_TPM_AUTH_FAIL";
       case TPM2_RC_POLICY_FAIL:
         return "ERR_TPM_POLICY_FAIL";
+      // A key blob that this parent did not wrap: another TPM, another parent, or
+      // a tampered file.
+      case TPM2_RC_INTEGRITY:
+      case TPM2_RC_BINDING:
+        return "ERR_KEY_FILE_INVALID";
       case TPM2_RC_TYPE:  // a TPM without ECC rejects the public area's type
       case TPM2_RC_ASYMMETRIC:
       case TPM2_RC_CURVE:

@@ -1,7 +1,8 @@
 import { publicJwk } from '../../jwk.js';
 import { formatHandle } from '../../tpm/handle.js';
 import { required } from '../args.js';
-import { json, openKeyRef, withTpm, type Command } from '../command.js';
+import { loadKeyRef } from '../../tpm/key-ref.js';
+import { json, withTpm, type Command } from '../command.js';
 
 export const inspect: Command = {
   name: 'inspect',
@@ -11,7 +12,7 @@ export const inspect: Command = {
   tpm-jwt inspect --key 0x81000010`,
   options: { key: { type: 'string' } },
   async run(values, io) {
-    const key = await withTpm(values, (tpm) => openKeyRef(tpm, required(values, 'key')));
+    const key = await withTpm(values, (tpm) => loadKeyRef(tpm, required(values, 'key')));
     const details = key.publicKey.asymmetricKeyDetails ?? {};
     const report = {
       handle: key.handle === undefined ? null : formatHandle(key.handle),

@@ -1,18 +1,31 @@
+import { access } from 'node:fs/promises';
+
 import { ALGORITHMS, isAlgorithm } from '../../algorithms.js';
+import { writeFileAtomic } from '../../atomic-file.js';
+import { TpmJwtError } from '../../errors.js';
 import { formatHandle, parsePersistentHandle } from '../../tpm/handle.js';
 import { authFromEnv, optional, required, UsageError } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
 import { publicJwk } from '../../jwk.js';
 
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
 export const keygen: Command = {
   name: 'keygen',
   summary: 'create a signing key inside the TPM',
-  usage: `tpm-jwt keygen --alg RS256|PS256|ES256 [--bits 2048|3072] --persist HANDLE [--auth-env VAR] [--force]
+  usage: `tpm-jwt keygen --alg RS256|PS256|ES256 [--bits 2048|3072] (--persist HANDLE | --out key.pem) [--auth-env VAR] [--force]
 
-Creates the key under the TPM's storage primary and makes it persistent at HANDLE.
-Prints the public key (PEM, or --json). An occupied HANDLE is refused unless --force.
+Creates the key under the TPM's storage primary, then makes it persistent at HANDLE
+or writes it as a TSS2 PRIVATE KEY file (mode 0600; only this TPM can use it).
+Prints the public key (PEM, or --json). An occupied HANDLE or an existing file is
+refused unless --force.
 
   tpm-jwt keygen --alg RS256 --persist 0x81000010
+  tpm-jwt keygen --alg ES256 --out /etc/tpm-jwt/key.pem
   KEY_AUTH=secret tpm-jwt keygen --alg ES256 --persist 0x81000011 --auth-env KEY_AUTH`,
   options: {
     alg: { type: 'string' },
@@ -26,11 +39,18 @@ Prints the public key (PEM, or --json). An occupied HANDLE is refused unless --f
   async run(values, io) {
     const alg = required(values, 'alg');
     if (!isAlgorithm(alg)) throw new UsageError(`--alg must be one of ${ALGORITHMS.join(', ')}`);
-    if (values['out'] !== undefined) {
-      throw new UsageError('--out (TSS2 key files) is not supported yet; use --persist');
-    }
     if (values['pcrs'] !== undefined) throw new UsageError('--pcrs is not supported yet');
-    const persist = parsePersistentHandle(required(values, 'persist'), '--persist');
+    const out = optional(values, 'out');
+    const persistText = optional(values, 'persist');
+    if ((out === undefined) === (persistText === undefined)) {
+      throw new UsageError('give exactly one of --persist or --out');
+    }
+    const persist = persistText === undefined ? undefined : parsePersistentHandle(persistText, '--persist');
+    const force = values['force'] === true;
+    // Refuse an existing file before the keygen, which takes seconds on real TPMs.
+    if (out !== undefined && !force && (await exists(out))) {
+      throw new TpmJwtError('ERR_INVALID_ARGUMENT', `${out} exists; pass --force to replace it`);
+    }
     const bitsText = optional(values, 'bits');
     const bits = bitsText === undefined ? undefined : Number(bitsText);
     if (bits !== undefined && bits !== 2048 && bits !== 3072) {
@@ -40,18 +60,20 @@ Prints the public key (PEM, or --json). An occupied HANDLE is refused unless --f
     const key = await withTpm(values, (tpm) =>
       tpm.createKey({
         alg,
-        persist,
-        force: values['force'] === true,
+        force,
+        ...(persist !== undefined && { persist }),
         ...(bits !== undefined && { bits }),
         ...(auth !== undefined && { auth }),
       }),
     );
+    if (out !== undefined) await writeFileAtomic(out, key.toPem(), { force });
+    const where = out ?? formatHandle(persist!);
     const pem = key.publicKey.export({ type: 'spki', format: 'pem' }).toString();
     if (values['json']) {
       const kid = publicJwk(key.publicKey, alg).kid;
-      io.out(json({ handle: formatHandle(persist), algorithm: alg, kid, publicKeyPem: pem }));
+      io.out(json({ ...(out ? { file: out } : { handle: where }), algorithm: alg, kid, publicKeyPem: pem }));
     } else {
-      io.err(`created ${alg} key at ${formatHandle(persist)}\n`);
+      io.err(`created ${alg} key at ${where}\n`);
       io.out(pem);
     }
   },

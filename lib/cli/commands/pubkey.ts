@@ -1,7 +1,8 @@
 import { isAlgorithm } from '../../algorithms.js';
 import { publicJwk } from '../../jwk.js';
 import { optional, required, UsageError } from '../args.js';
-import { json, openKeyRef, withTpm, type Command } from '../command.js';
+import { loadKeyRef } from '../../tpm/key-ref.js';
+import { json, withTpm, type Command } from '../command.js';
 
 const FORMATS = ['pem', 'jwk', 'jwks'];
 
@@ -26,7 +27,7 @@ use "sig" and kid (--kid, else the RFC 7638 thumbprint).
     if (!FORMATS.includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}`);
     const alg = optional(values, 'alg');
     if (alg !== undefined && !isAlgorithm(alg)) throw new UsageError(`--alg ${alg} is not supported`);
-    const key = await withTpm(values, (tpm) => openKeyRef(tpm, ref));
+    const key = await withTpm(values, (tpm) => loadKeyRef(tpm, ref));
     if (format === 'pem') {
       io.out(key.publicKey.export({ type: 'spki', format: 'pem' }).toString());
       return;

@@ -1,0 +1,39 @@
+/** Writing secrets to disk: all or nothing, mode 0600, never over a file by accident. */
+import { randomBytes } from 'node:crypto';
+import { link, open, rename, unlink } from 'node:fs/promises';
+import * as path from 'node:path';
+
+import { TpmJwtError } from './errors.js';
+
+/**
+ * Writes `text` to `file` with mode 0600 through a temporary file in the same
+ * directory, so a reader sees the old content or the new, never a torn write. Without
+ * `force` an existing file is kept and ERR_INVALID_ARGUMENT is thrown; the check and
+ * the write are one atomic link(2).
+ */
+export async function writeFileAtomic(file: string, text: string, options: { force?: boolean } = {}): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx', 0o600);
+  try {
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    if (options.force) {
+      await rename(temp, file);
+      return;
+    }
+    try {
+      await link(temp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new TpmJwtError('ERR_INVALID_ARGUMENT', `${file} exists; pass force to replace it`);
+      }
+      throw err;
+    }
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The "TSS2 PRIVATE KEY" PEM of tpm2-tss-engine, tpm2-openssl and tpm2_encodeobject:
+ *
+ *   TPMKey ::= SEQUENCE {
+ *     type       OBJECT IDENTIFIER,            -- 2.23.133.10.1.3, a loadable key
+ *     emptyAuth  [0] EXPLICIT BOOLEAN OPTIONAL,
+ *     policy     [1] EXPLICIT SEQUENCE OF TPMPolicy OPTIONAL,
+ *     secret     [2] EXPLICIT OCTET STRING OPTIONAL,
+ *     parent     INTEGER,                      -- 0x40000001: the owner storage primary
+ *     pubkey     OCTET STRING,                 -- marshaled TPM2B_PUBLIC
+ *     privkey    OCTET STRING }                -- marshaled TPM2B_PRIVATE
+ */
+import * as asn1js from 'asn1js';
+
+import { TpmJwtError } from '../errors.js';
+
+const LOADABLE_KEY_OID = '2.23.133.10.1.3';
+const LABEL = 'TSS2 PRIVATE KEY';
+const PEM = /-----BEGIN TSS2 PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END TSS2 PRIVATE KEY-----/;
+
+export interface KeyFile {
+  parent: number;
+  public: Uint8Array;
+  private: Uint8Array;
+  /** What the file claims; tpm2-tools 5.4 writes it inverted, so it is only a hint. */
+  emptyAuth: boolean;
+}
+
+function invalid(message: string): TpmJwtError {
+  return new TpmJwtError('ERR_KEY_FILE_INVALID', `not a usable TSS2 PRIVATE KEY: ${message}`);
+}
+
+export function isKeyFilePem(text: string): boolean {
+  return text.includes(`-----BEGIN ${LABEL}-----`);
+}
+
+/** The PEM text for a key. */
+export function encodeKeyFile(key: KeyFile): string {
+  const sequence = new asn1js.Sequence({
+    value: [
+      new asn1js.ObjectIdentifier({ value: LOADABLE_KEY_OID }),
+      new asn1js.Constructed({
+        idBlock: { tagClass: 3, tagNumber: 0 },
+        value: [new asn1js.Boolean({ value: key.emptyAuth })],
+      }),
+      asn1js.Integer.fromBigInt(BigInt(key.parent)),
+      new asn1js.OctetString({ valueHex: key.public }),
+      new asn1js.OctetString({ valueHex: key.private }),
+    ],
+  });
+  const body = Buffer.from(sequence.toBER()).toString('base64').replace(/(.{64})/g, '$1\n');
+  return `-----BEGIN ${LABEL}-----\n${body.replace(/\n$/, '')}\n-----END ${LABEL}-----\n`;
+}
+
+function octets(block: asn1js.AsnType | undefined, what: string): Uint8Array {
+  if (!(block instanceof asn1js.OctetString)) throw invalid(`${what} is not an OCTET STRING`);
+  return new Uint8Array(block.valueBlock.valueHexView);
+}
+
+/** Parses the PEM text. Throws ERR_KEY_FILE_INVALID for anything else. */
+export function decodeKeyFile(text: string): KeyFile {
+  const match = typeof text === 'string' ? PEM.exec(text) : null;
+  if (!match) throw invalid('no -----BEGIN TSS2 PRIVATE KEY----- block');
+  const der = Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64');
+  const parsed = asn1js.fromBER(der);
+  if (parsed.offset === -1 || parsed.offset !== der.length) throw invalid('malformed DER');
+  const root = parsed.result;
+  if (!(root instanceof asn1js.Sequence)) throw invalid('not a SEQUENCE');
+  const items = [...root.valueBlock.value];
+
+  const type = items.shift();
+  if (!(type instanceof asn1js.ObjectIdentifier) || type.valueBlock.toString() !== LOADABLE_KEY_OID) {
+    throw invalid(`type is not ${LOADABLE_KEY_OID} (a loadable key)`);
+  }
+  let emptyAuth = false;
+  // The optional context-tagged fields: [0] emptyAuth, [1] policy, [2] secret, ...
+  while (items[0] && items[0].idBlock.tagClass === 3) {
+    const tagged = items.shift()!;
+    if (tagged.idBlock.tagNumber === 0) {
+      const inner = (tagged as asn1js.Constructed).valueBlock.value?.[0];
+      if (!(inner instanceof asn1js.Boolean)) throw invalid('emptyAuth is not a BOOLEAN');
+      emptyAuth = inner.getValue();
+    } else if (tagged.idBlock.tagNumber === 1 || tagged.idBlock.tagNumber === 2) {
+      throw new TpmJwtError(
+        'ERR_TPM_UNSUPPORTED',
+        'TSS2 keys with policies or imported secrets are not supported',
+      );
+    }
+  }
+  const parent = items.shift();
+  if (!(parent instanceof asn1js.Integer)) throw invalid('parent is not an INTEGER');
+  const parentHandle = parent.toBigInt();
+  if (parentHandle < 0n || parentHandle > 0xffffffffn) throw invalid('parent is not a TPM handle');
+  const key: KeyFile = {
+    parent: Number(parentHandle),
+    public: octets(items.shift(), 'pubkey'),
+    private: octets(items.shift(), 'privkey'),
+    emptyAuth,
+  };
+  if (items.length > 0) throw invalid('unexpected fields after privkey');
+  return key;
+}
