@@ -7,6 +7,7 @@ export {
   type LoadKeyOptions,
 } from './tpm/tpm.js';
 export { TpmKey, type SignOptions } from './tpm/key.js';
+export type { CertificateOptions } from './tpm/certificate.js';
 export type { KeyAttributes } from './tpm/public-key.js';
 export type { Signer } from './crypt/signer.js';
 export { SoftwareSigner, type ServiceAccountKeyInfo } from './crypt/software-signer.js';

@@ -2,6 +2,7 @@
 import { TpmJwtError } from '../errors.js';
 import { parse, UsageError } from './args.js';
 import type { Command, Io } from './command.js';
+import { cert } from './commands/cert.js';
 import { evict } from './commands/evict.js';
 import { inspect } from './commands/inspect.js';
 import { keygen } from './commands/keygen.js';
@@ -9,7 +10,7 @@ import { pubkey } from './commands/pubkey.js';
 import { token } from './commands/token.js';
 import { verify } from './commands/verify.js';
 
-const COMMANDS: readonly Command[] = [keygen, pubkey, inspect, token, verify, evict];
+const COMMANDS: readonly Command[] = [keygen, pubkey, cert, inspect, token, verify, evict];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -4,6 +4,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument } from '../errors.js';
 import type { NativeContext, NativeKeyRef, NativePublicInfo } from '../native.js';
+import { selfSignedCertificate, type CertificateOptions } from './certificate.js';
 import { encodeKeyFile } from './key-file.js';
 import { decodeAttributes, describeKey, type KeyAttributes } from './public-key.js';
 
@@ -59,6 +60,11 @@ export class TpmKey {
       private: ref.private,
       emptyAuth: !ref.auth || ref.auth.length === 0,
     });
+  }
+
+  /** A self-signed X.509 PEM certificate for this key, signed inside the TPM. */
+  certificate(options: CertificateOptions): Promise<string> {
+    return selfSignedCertificate(this, options);
   }
 
   /**

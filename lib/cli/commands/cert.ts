@@ -1,0 +1,35 @@
+import { loadKeyRef } from '../../tpm/key-ref.js';
+import { authFromEnv, optional, required, UsageError } from '../args.js';
+import { withTpm, type Command } from '../command.js';
+
+export const cert: Command = {
+  name: 'cert',
+  summary: 'print a self-signed X.509 certificate for a TPM key, signed in the TPM',
+  usage: `tpm-jwt cert --key KEYREF --subject CN [--days N] [--auth-env VAR]
+
+The certificate to register the key with a service account:
+
+  tpm-jwt cert --key 0x81008001 --subject sa@p.iam.gserviceaccount.com > cert.pem
+  gcloud iam service-accounts keys upload cert.pem --iam-account sa@p.iam.gserviceaccount.com`,
+  options: {
+    key: { type: 'string' },
+    subject: { type: 'string' },
+    days: { type: 'string' },
+    'auth-env': { type: 'string' },
+  },
+  async run(values, io) {
+    const ref = required(values, 'key');
+    const subject = required(values, 'subject');
+    const daysText = optional(values, 'days');
+    const days = daysText === undefined ? undefined : Number(daysText);
+    if (days !== undefined && !(Number.isInteger(days) && days > 0)) {
+      throw new UsageError('--days must be a positive whole number');
+    }
+    const auth = authFromEnv(values, io.env);
+    const pem = await withTpm(values, async (tpm) => {
+      const key = await loadKeyRef(tpm, ref, auth === undefined ? {} : { auth });
+      return key.certificate({ subject, ...(days !== undefined && { days }) });
+    });
+    io.out(pem);
+  },
+};
