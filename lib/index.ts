@@ -5,7 +5,9 @@ export {
   type TpmOpenOptions,
   type CreateKeyOptions,
   type LoadKeyOptions,
+  type ImportKeyOptions,
 } from './tpm/tpm.js';
+export type { ImportSource } from './tpm/import.js';
 export { TpmKey, type SignOptions } from './tpm/key.js';
 export type { CertificateOptions } from './tpm/certificate.js';
 export type { KeyAttributes } from './tpm/public-key.js';

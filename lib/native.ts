@@ -51,6 +51,10 @@ export interface NativeContext {
   persist(key: NativeKeyRef, handle: number, force: boolean): Promise<void>;
   evict(handle: number): Promise<void>;
   sign(key: NativeKeyRef, digest: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;
+  /** Marshaled TPM2B_PUBLIC of the parent (the storage primary for TPM2_RH_OWNER). */
+  parentPublic(parent: number): Promise<Buffer>;
+  /** TPM2_Import of a duplication blob (outer wrapper only); the TPM2B_PRIVATE to load. */
+  importKey(parent: number, pub: Uint8Array, duplicate: Uint8Array, inSymSeed: Uint8Array): Promise<Buffer>;
   /** Loads the key and flushes it again: proves it belongs to this TPM and parent. */
   probe(key: NativeKeyRef): Promise<void>;
   handles(first: number, max: number): Promise<number[]>;
@@ -61,6 +65,19 @@ export interface NativeContext {
 export interface NativeAddon {
   Context: new () => NativeContext;
   setErrorClass(errorClass: typeof TpmJwtError): void;
+  /**
+   * The TPM2B_PUBLIC of a key to import and its plaintext TPM2B_SENSITIVE (the caller
+   * wraps it, then wipes it).
+   */
+  marshalImportable(key: {
+    spec: NativeKeySpec;
+    secret: Uint8Array;
+    auth?: Uint8Array;
+    modulus?: Uint8Array;
+    exponent?: number;
+    x?: Uint8Array;
+    y?: Uint8Array;
+  }): { public: Buffer; sensitive: Buffer };
   /** Decodes a marshaled TPM2B_PUBLIC; throws ERR_KEY_FILE_INVALID. */
   describePublic(tpm2bPublic: Uint8Array): NativePublicInfo;
 }

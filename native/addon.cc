@@ -2,12 +2,14 @@
 // tpm2-tss's marshaling code.
 #include <napi.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "addon_data.h"
 #include "context_wrap.h"
 #include "convert.h"
 #include "js_error.h"
+#include "tss/import.h"
 #include "tss/marshal.h"
 #include "tss/public_info.h"
 
@@ -30,6 +32,23 @@ Napi::Value DescribePublic(const Napi::CallbackInfo& info) {
   return ToJs(env, tss::DescribePublic(pub.publicArea));
 }
 
+// marshalImportable(key): { public, sensitive } for a key to import. The sensitive
+// area is the plaintext private key: the caller wraps it and wipes the buffer.
+Napi::Value MarshalImportable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  tss::ImportableKey key = ToImportableKey(info[0]);
+  std::vector<uint8_t> pub;
+  std::vector<uint8_t> sensitive;
+  tss::Status status = tss::MarshalImportable(key, &pub, &sensitive);
+  std::fill(key.secret.begin(), key.secret.end(), 0);
+  if (!status.ok()) throw Napi::Error(env, ToJsError(env, status));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("public", ToBuffer(env, pub));
+  out.Set("sensitive", ToBuffer(env, sensitive));
+  std::fill(sensitive.begin(), sensitive.end(), 0);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // tpm2-tss logs every failed command to stderr; failures reach the caller as
   // errors instead. TSS2_LOG set by the user still wins.
@@ -38,6 +57,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Context", ContextWrap::Define(env));
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
   exports.Set("describePublic", Napi::Function::New<DescribePublic>(env, "describePublic"));
+  exports.Set("marshalImportable",
+              Napi::Function::New<MarshalImportable>(env, "marshalImportable"));
   return exports;
 }
 

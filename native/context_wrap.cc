@@ -6,6 +6,7 @@
 #include "convert.h"
 #include "js_error.h"
 #include "tpm_call.h"
+#include "tss/import.h"
 #include "tss/keys.h"
 #include "tss/loader.h"
 #include "tss/marshal.h"
@@ -21,6 +22,8 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
                          InstanceMethod<&ContextWrap::Evict>("evict"),
                          InstanceMethod<&ContextWrap::Sign>("sign"),
                          InstanceMethod<&ContextWrap::Probe>("probe"),
+                         InstanceMethod<&ContextWrap::ParentPublic>("parentPublic"),
+                         InstanceMethod<&ContextWrap::Import>("importKey"),
                          InstanceMethod<&ContextWrap::Handles>("handles"),
                          InstanceMethod<&ContextWrap::Close>("close"),
                      });
@@ -122,6 +125,28 @@ Napi::Value ContextWrap::Probe(const Napi::CallbackInfo& info) {
         return tss::LoadKey(ctx, key, &loaded);
       },
       nullptr));
+}
+
+Napi::Value ContextWrap::ParentPublic(const Napi::CallbackInfo& info) {
+  const uint32_t parent = ToUint32(info[0], "parent");
+  auto pub = std::make_shared<std::vector<uint8_t>>();
+  return Submit(new TpmCall(
+      this,
+      [parent, pub](tss::Context& ctx) { return tss::ReadParentPublic(ctx, parent, pub.get()); },
+      [pub](Napi::Env env) -> Napi::Value { return ToBuffer(env, *pub); }));
+}
+
+Napi::Value ContextWrap::Import(const Napi::CallbackInfo& info) {
+  const uint32_t parent = ToUint32(info[0], "parent");
+  std::vector<uint8_t> pub = ToBytes(info[1], "public");
+  std::vector<uint8_t> duplicate = ToBytes(info[2], "duplicate");
+  std::vector<uint8_t> seed = ToBytes(info[3], "seed");
+  auto priv = std::make_shared<std::vector<uint8_t>>();
+  return Submit(new TpmCall(
+      this,
+      [parent, pub = std::move(pub), duplicate = std::move(duplicate), seed = std::move(seed),
+       priv](tss::Context& ctx) { return tss::Import(ctx, parent, pub, duplicate, seed, priv.get()); },
+      [priv](Napi::Env env) -> Napi::Value { return ToBuffer(env, *priv); }));
 }
 
 Napi::Value ContextWrap::Handles(const Napi::CallbackInfo& info) {

@@ -29,6 +29,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value Evict(const Napi::CallbackInfo& info);
   Napi::Value Sign(const Napi::CallbackInfo& info);
   Napi::Value Probe(const Napi::CallbackInfo& info);
+  Napi::Value ParentPublic(const Napi::CallbackInfo& info);
+  Napi::Value Import(const Napi::CallbackInfo& info);
   Napi::Value Handles(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 

@@ -81,6 +81,22 @@ tss::SignScheme ToSignScheme(const Napi::Value& value) {
   return scheme;
 }
 
+tss::ImportableKey ToImportableKey(const Napi::Value& value) {
+  Napi::Object object = ToObject(value, "key");
+  tss::ImportableKey key;
+  key.spec = ToKeySpec(object.Get("spec"));
+  key.secret = ToBytes(object.Get("secret"), "key.secret");
+  key.auth = ToOptionalBytes(object.Get("auth"), "key.auth");
+  if (key.spec.type == TPM2_ALG_RSA) {
+    key.rsa_modulus = ToBytes(object.Get("modulus"), "key.modulus");
+    key.rsa_exponent = ToUint32(object.Get("exponent"), "key.exponent");
+  } else {
+    key.ecc_x = ToBytes(object.Get("x"), "key.x");
+    key.ecc_y = ToBytes(object.Get("y"), "key.y");
+  }
+  return key;
+}
+
 Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t>& bytes) {
   return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size());
 }

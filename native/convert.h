@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tss/import.h"
 #include "tss/key_ref.h"
 #include "tss/public_info.h"
 #include "tss/sign.h"
@@ -21,6 +22,7 @@ std::string ToOptionalString(const Napi::Value& value, const char* name);
 tss::KeyRef ToKeyRef(const Napi::Value& value);
 tss::KeySpec ToKeySpec(const Napi::Value& value);
 tss::SignScheme ToSignScheme(const Napi::Value& value);
+tss::ImportableKey ToImportableKey(const Napi::Value& value);
 
 Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t>& bytes);
 Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info);

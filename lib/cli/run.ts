@@ -4,13 +4,14 @@ import { parse, UsageError } from './args.js';
 import type { Command, Io } from './command.js';
 import { cert } from './commands/cert.js';
 import { evict } from './commands/evict.js';
+import { importCommand } from './commands/import.js';
 import { inspect } from './commands/inspect.js';
 import { keygen } from './commands/keygen.js';
 import { pubkey } from './commands/pubkey.js';
 import { token } from './commands/token.js';
 import { verify } from './commands/verify.js';
 
-const COMMANDS: readonly Command[] = [keygen, pubkey, cert, inspect, token, verify, evict];
+const COMMANDS: readonly Command[] = [keygen, importCommand, pubkey, cert, inspect, token, verify, evict];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

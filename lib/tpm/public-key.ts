@@ -37,7 +37,7 @@ export function decodeAttributes(bits: number): KeyAttributes {
 
 const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 
-function leftPad(bytes: Uint8Array, size: number): Uint8Array {
+export function leftPad(bytes: Uint8Array, size: number): Uint8Array {
   if (bytes.length >= size) return bytes;
   const out = new Uint8Array(size);
   out.set(bytes, size - bytes.length);
@@ -82,29 +82,33 @@ function signingAlgorithms(info: NativePublicInfo, candidates: JwsAlgorithm[]): 
   return fixed;
 }
 
+/** The public key of an RSA or ECC NIST P-256 public area; undefined for other keys. */
+export function publicKeyOf(info: NativePublicInfo): KeyObject | undefined {
+  if (info.type === TPM2_ALG_RSA && info.rsa) {
+    return createPublicKey({
+      key: { kty: 'RSA', n: b64url(info.rsa.modulus), e: b64url(exponentBytes(info.rsa.exponent)) },
+      format: 'jwk',
+    });
+  }
+  if (info.type === TPM2_ALG_ECC && info.ecc && info.ecc.curve === TPM2_ECC_NIST_P256) {
+    const { x, y } = info.ecc;
+    return createPublicKey({
+      key: { kty: 'EC', crv: 'P-256', x: b64url(leftPad(x, 32)), y: b64url(leftPad(y, 32)) },
+      format: 'jwk',
+    });
+  }
+  return undefined;
+}
+
 /** The key's public key and the JWS algorithms it can sign with (default first). */
 export function describeKey(info: NativePublicInfo): {
   publicKey: KeyObject;
   algorithms: JwsAlgorithm[];
 } {
-  if (info.type === TPM2_ALG_RSA && info.rsa) {
-    const publicKey = createPublicKey({
-      key: { kty: 'RSA', n: b64url(info.rsa.modulus), e: b64url(exponentBytes(info.rsa.exponent)) },
-      format: 'jwk',
-    });
-    return { publicKey, algorithms: signingAlgorithms(info, algorithmsFor('RSA')) };
-  }
-  if (info.type === TPM2_ALG_ECC && info.ecc && info.ecc.curve === TPM2_ECC_NIST_P256) {
-    const publicKey = createPublicKey({
-      key: {
-        kty: 'EC',
-        crv: 'P-256',
-        x: b64url(leftPad(info.ecc.x, 32)),
-        y: b64url(leftPad(info.ecc.y, 32)),
-      },
-      format: 'jwk',
-    });
-    return { publicKey, algorithms: signingAlgorithms(info, algorithmsFor('EC', 'P-256')) };
+  const publicKey = publicKeyOf(info);
+  if (publicKey) {
+    const candidates = info.type === TPM2_ALG_RSA ? algorithmsFor('RSA') : algorithmsFor('EC', 'P-256');
+    return { publicKey, algorithms: signingAlgorithms(info, candidates) };
   }
   throw unsupported(
     `the key is neither RSA nor ECC NIST P-256 (TPM type 0x${info.type.toString(16)}); tpm-jwt signs RS256, PS256 and ES256`,

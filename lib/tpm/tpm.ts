@@ -10,6 +10,7 @@ import {
   PERSISTENT_FIRST,
   PERSISTENT_LAST,
 } from './handle.js';
+import { importUnder, type ImportSource } from './import.js';
 import { decodeKeyFile, isKeyFilePem } from './key-file.js';
 import { TpmKey } from './key.js';
 import { resolveTcti } from './tcti.js';
@@ -32,6 +33,15 @@ export interface CreateKeyOptions {
   /** Replace an object already persisted at `persist`. */
   force?: boolean;
   pcrs?: { bank: 'sha256'; indexes: number[] };
+}
+
+export interface ImportKeyOptions {
+  /** Persistent handle (0x81xxxxxx) to store the imported key at. */
+  persist?: number;
+  /** Replace an object already persisted at `persist`. */
+  force?: boolean;
+  /** The authValue the imported key gets. */
+  auth?: string | Uint8Array;
 }
 
 export interface LoadKeyOptions {
@@ -96,13 +106,22 @@ export class Tpm {
     const spec =
       info.keyType === 'RSA' ? { type: info.tpm.type, bits } : { type: info.tpm.type, curve: info.tpm.curve! };
     const blob = await this.#context.createKey(OWNER_HIERARCHY, spec, auth);
-    const blobRef: NativeKeyRef = { parent: OWNER_HIERARCHY, ...blob, ...(auth && { auth }) };
-    let ref: NativeKeyRef = blobRef;
-    if (persist !== undefined) {
-      await this.#context.persist(blobRef, persist, options.force === true);
-      ref = { handle: persist, ...(auth && { auth }) };
-    }
-    return new TpmKey(this.#context, ref, native().describePublic(blob.public), info.alg);
+    return this.#keep(blob, auth, info.alg, persist, options.force === true);
+  }
+
+  /**
+   * Imports an RSA (2048/3072) or EC P-256 private key, as PEM or a service-account
+   * JSON, under the storage primary: afterwards only this TPM can use it. With
+   * `persist` it is stored at that handle; otherwise `toPem()` gives its key file.
+   * Throws ERR_TPM_UNSUPPORTED for other key types, ERR_KEY_FILE_INVALID for bad PEM.
+   */
+  async importKey(source: ImportSource, options: ImportKeyOptions = {}): Promise<TpmKey> {
+    const auth = authBytes(options.auth);
+    const persist =
+      options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
+    if (persist !== undefined && !options.force) await this.#assertFree(persist);
+    const imported = await importUnder(this.#context, OWNER_HIERARCHY, source, auth);
+    return this.#keep(imported, auth, imported.alg, persist, options.force === true);
   }
 
   /**
@@ -154,6 +173,22 @@ export class Tpm {
   close(): Promise<void> {
     this.#closing ??= this.#context.close();
     return this.#closing;
+  }
+
+  /** A key for new blobs under the storage primary, made persistent when asked. */
+  async #keep(
+    blob: { public: Uint8Array; private: Uint8Array },
+    auth: Uint8Array | undefined,
+    alg: JwsAlgorithm,
+    persist: number | undefined,
+    force: boolean,
+  ): Promise<TpmKey> {
+    let ref: NativeKeyRef = { parent: OWNER_HIERARCHY, public: blob.public, private: blob.private, ...(auth && { auth }) };
+    if (persist !== undefined) {
+      await this.#context.persist(ref, persist, force);
+      ref = { handle: persist, ...(auth && { auth }) };
+    }
+    return new TpmKey(this.#context, ref, native().describePublic(blob.public), alg);
   }
 
   async #assertFree(handle: number): Promise<void> {
