@@ -67,6 +67,30 @@ describe('45 TSS2 key files', () => {
     assert.ok(verify('sha256', data, toolsKey, await key.sign(data, { alg: 'RS256' })));
   });
 
+  it('loads a key whose parent is a persistent storage key; refuses it under another parent', async () => {
+    tpm2(swtpm.tcti, 'createprimary', '-C', 'o', '-G', 'rsa2048:aes128cfb', '-c', file('srk.ctx'));
+    tpm2(swtpm.tcti, 'evictcontrol', '-C', 'o', '-c', file('srk.ctx'), '0x81000001');
+    tpm2(swtpm.tcti, 'flushcontext', '-t');
+    swtpm.cleanup(() => tpm.evict(0x81000001));
+    tpm2(swtpm.tcti, 'create', '-C', '0x81000001', '-G', 'ecc256', '-u', file('p.pub'), '-r', file('p.priv'));
+    tpm2(swtpm.tcti, 'encodeobject', '-C', '0x81000001', '-u', file('p.pub'), '-r', file('p.priv'), '-o', file('p.pem'));
+    tpm2(swtpm.tcti, 'flushcontext', '-t');
+
+    const text = readFileSync(file('p.pem'), 'utf8');
+    const key = await tpm.loadKey(text);
+    const data = Buffer.from('persistent parent');
+    assert.ok(verify('sha256', data, { key: key.publicKey, dsaEncoding: 'ieee-p1363' }, await key.sign(data)));
+    assert.match(key.toPem(), /BEGIN TSS2 PRIVATE KEY/);
+    assert.ok((await tpm.loadKey(key.toPem())).publicKey.equals(key.publicKey), 'toPem keeps the parent');
+
+    // The same blobs claimed to be under the owner's storage primary: not its key.
+    const { decodeKeyFile, encodeKeyFile } = await import('../lib/tpm/key-file.js');
+    const moved = encodeKeyFile({ ...decodeKeyFile(text), parent: 0x40000001 });
+    await assert.rejects(tpm.loadKey(moved), { code: 'ERR_KEY_FILE_INVALID' });
+    const orphan = encodeKeyFile({ ...decodeKeyFile(text), parent: 0x81000099 });
+    await assert.rejects(tpm.loadKey(orphan), { code: 'ERR_TPM_KEY_NOT_FOUND' });
+  });
+
   for (const alg of ['ES256', 'RS256'] as const) {
     it(`writes an ${alg} key file that the tpm2-openssl provider signs with`, async () => {
       const key = await tpm.createKey({ alg });

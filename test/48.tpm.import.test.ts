@@ -142,6 +142,11 @@ describe('48 importing a service-account key', () => {
     assert.equal(payload.iss, EMAIL);
     assert.equal(protectedHeader.kid, 'abc123');
 
+    // Its JWKS carries the service account's key id.
+    const jwks = await cli(['pubkey', '--credentials', file('sa-tpm.json'), '--format', 'jwks']);
+    assert.equal(jwks.code, 0, jwks.stderr);
+    assert.equal(JSON.parse(jwks.stdout).keys[0].kid, 'abc123');
+
     // An existing output file is refused and kept.
     const before = readFileSync(file('sa-key.pem'), 'utf8');
     assertFails(await cli(['import', '--in', file('sa.json'), '--out', file('sa-key.pem'), '--tcti', swtpm.tcti]), 1, 'ERR_INVALID_ARGUMENT');
