@@ -14,7 +14,9 @@
         "native/tss/keys.cc",
         "native/tss/loader.cc",
         "native/tss/marshal.cc",
+        "native/tss/primary.cc",
         "native/tss/public_info.cc",
+        "native/tss/session.cc",
         "native/tss/sign.cc",
         "native/tss/status.cc",
         "native/tss/templates.cc"

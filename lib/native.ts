@@ -44,13 +44,20 @@ export interface NativePublicInfo {
 
 /** One ESYS context. Calls run in order, one at a time, off the JS thread. */
 export interface NativeContext {
-  open(tcti: string, ownerAuth?: Uint8Array): Promise<void>;
+  /** Connects and, unless `encrypt` is false, starts the salted session. */
+  open(
+    tcti: string,
+    ownerAuth: Uint8Array | undefined,
+    session: { encrypt: boolean; saltKey?: 'primary' | 'ek'; saltKeyName?: Uint8Array },
+  ): Promise<{ saltKeyName: Buffer }>;
   createKey(parent: number, spec: NativeKeySpec, auth?: Uint8Array): Promise<NativeKeyBlob>;
   /** Marshaled TPM2B_PUBLIC of a persistent object. */
   readPublic(handle: number): Promise<Buffer>;
   persist(key: NativeKeyRef, handle: number, force: boolean): Promise<void>;
   evict(handle: number): Promise<void>;
   sign(key: NativeKeyRef, digest: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;
+  /** Signs a message hashed by the TPM itself (a real ticket, for restricted keys). */
+  signMessage(key: NativeKeyRef, message: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;
   /** Marshaled TPM2B_PUBLIC of the parent (the storage primary for TPM2_RH_OWNER). */
   parentPublic(parent: number): Promise<Buffer>;
   /** TPM2_Import of a duplication blob (outer wrapper only); the TPM2B_PRIVATE to load. */

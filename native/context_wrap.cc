@@ -21,6 +21,7 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
                          InstanceMethod<&ContextWrap::Persist>("persist"),
                          InstanceMethod<&ContextWrap::Evict>("evict"),
                          InstanceMethod<&ContextWrap::Sign>("sign"),
+                         InstanceMethod<&ContextWrap::SignMessage>("signMessage"),
                          InstanceMethod<&ContextWrap::Probe>("probe"),
                          InstanceMethod<&ContextWrap::ParentPublic>("parentPublic"),
                          InstanceMethod<&ContextWrap::Import>("importKey"),
@@ -49,10 +50,17 @@ void ContextWrap::Teardown(ContextWrap* self) {
 Napi::Value ContextWrap::Open(const Napi::CallbackInfo& info) {
   std::string tcti = ToOptionalString(info[0], "tcti");
   std::vector<uint8_t> owner_auth = ToOptionalBytes(info[1], "ownerAuth");
+  tss::SessionOptions session = ToSessionOptions(info[2]);
   return Submit(new TpmCall(
       this,
-      [tcti, owner_auth](tss::Context& ctx) { return ctx.Open(tcti, owner_auth); },
-      nullptr));
+      [tcti, owner_auth, session](tss::Context& ctx) {
+        return ctx.Open(tcti, owner_auth, session);
+      },
+      [this](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("saltKeyName", ToBuffer(env, context_.salt_key_name()));
+        return out;
+      }));
 }
 
 Napi::Value ContextWrap::CreateKey(const Napi::CallbackInfo& info) {
@@ -112,6 +120,20 @@ Napi::Value ContextWrap::Sign(const Napi::CallbackInfo& info) {
       [key = std::move(key), digest = std::move(digest), scheme,
        signature](tss::Context& ctx) {
         return tss::Sign(ctx, key, digest, scheme, signature.get());
+      },
+      [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); }));
+}
+
+Napi::Value ContextWrap::SignMessage(const Napi::CallbackInfo& info) {
+  tss::KeyRef key = ToKeyRef(info[0]);
+  std::vector<uint8_t> message = ToBytes(info[1], "message");
+  const tss::SignScheme scheme = ToSignScheme(info[2]);
+  auto signature = std::make_shared<std::vector<uint8_t>>();
+  return Submit(new TpmCall(
+      this,
+      [key = std::move(key), message = std::move(message), scheme,
+       signature](tss::Context& ctx) {
+        return tss::SignMessage(ctx, key, message, scheme, signature.get());
       },
       [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); }));
 }

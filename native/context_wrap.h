@@ -28,6 +28,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value Persist(const Napi::CallbackInfo& info);
   Napi::Value Evict(const Napi::CallbackInfo& info);
   Napi::Value Sign(const Napi::CallbackInfo& info);
+  Napi::Value SignMessage(const Napi::CallbackInfo& info);
   Napi::Value Probe(const Napi::CallbackInfo& info);
   Napi::Value ParentPublic(const Napi::CallbackInfo& info);
   Napi::Value Import(const Napi::CallbackInfo& info);

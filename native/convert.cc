@@ -97,6 +97,21 @@ tss::ImportableKey ToImportableKey(const Napi::Value& value) {
   return key;
 }
 
+tss::SessionOptions ToSessionOptions(const Napi::Value& value) {
+  tss::SessionOptions options;
+  if (value.IsUndefined() || value.IsNull()) return options;
+  Napi::Object object = ToObject(value, "session");
+  Napi::Value encrypt = object.Get("encrypt");
+  if (!encrypt.IsUndefined()) options.encrypt = encrypt.ToBoolean();
+  const std::string salt = ToOptionalString(object.Get("saltKey"), "session.saltKey");
+  if (salt != "" && salt != "primary" && salt != "ek") {
+    Fail(value.Env(), "session.saltKey must be 'primary' or 'ek'");
+  }
+  options.salt_with_ek = salt == "ek";
+  options.salt_key_name = ToOptionalBytes(object.Get("saltKeyName"), "session.saltKeyName");
+  return options;
+}
+
 Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t>& bytes) {
   return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size());
 }

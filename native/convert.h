@@ -11,6 +11,7 @@
 #include "tss/import.h"
 #include "tss/key_ref.h"
 #include "tss/public_info.h"
+#include "tss/session.h"
 #include "tss/sign.h"
 #include "tss/templates.h"
 
@@ -23,6 +24,9 @@ tss::KeyRef ToKeyRef(const Napi::Value& value);
 tss::KeySpec ToKeySpec(const Napi::Value& value);
 tss::SignScheme ToSignScheme(const Napi::Value& value);
 tss::ImportableKey ToImportableKey(const Napi::Value& value);
+// { encrypt = true, saltKey: 'primary' | 'ek', saltKeyName?: Uint8Array }; undefined
+// reads as the defaults.
+tss::SessionOptions ToSessionOptions(const Napi::Value& value);
 
 Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t>& bytes);
 Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info);

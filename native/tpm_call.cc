@@ -13,7 +13,13 @@ TpmCall::TpmCall(ContextWrap* owner, Work work, Result result)
 
 void TpmCall::Execute() {
   try {
-    status_ = work_(owner_->context());
+    tss::Context& ctx = owner_->context();
+    status_ = work_(ctx);
+    if (tss::IsSessionLost(status_)) {
+      // Every call is safe to run again: it failed before the TPM did anything lasting.
+      ctx.DropSession();
+      status_ = work_(ctx);
+    }
   } catch (const std::exception& e) {
     status_ = tss::Status::Fail("ERR_TPM", e.what());
   }

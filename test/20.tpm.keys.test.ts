@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createPublicKey, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -133,19 +134,33 @@ describe('20 TPM keys', () => {
     await tpm.evict(0x81000022);
   });
 
-  it('refuses keys it cannot sign with: storage keys, restricted keys (ERR_TPM_UNSUPPORTED)', async () => {
+  it('refuses a storage key, which cannot sign (ERR_TPM_UNSUPPORTED)', async () => {
     const ctx = path.join(dir, 'storage.ctx');
     tpm2(swtpm.tcti, 'createprimary', '-C', 'o', '-G', 'ecc256:aes128cfb', '-c', ctx);
     tpm2(swtpm.tcti, 'evictcontrol', '-C', 'o', '-c', ctx, '0x81000023');
     tpm2(swtpm.tcti, 'flushcontext', '-t');
     await assert.rejects(tpm.loadKey(0x81000023), { code: 'ERR_TPM_UNSUPPORTED', message: /not a signing key/ });
+    await tpm.evict(0x81000023);
+  });
+
+  it('signs with a restricted key (TPM-side hashing), 5,000-byte messages included', async () => {
     toolsPersist(
       '0x81000024',
       '-G', 'rsa2048:rsassa-sha256:null',
       '-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign',
     );
-    await assert.rejects(tpm.loadKey(0x81000024), { code: 'ERR_TPM_UNSUPPORTED', message: /restricted/ });
-    await tpm.evict(0x81000023);
+    const key = await tpm.loadKey(0x81000024);
+    assert.equal(key.attributes.restricted, true);
+    assert.deepEqual(key.algorithms, ['RS256']);
+    const toolsKey = createPublicKey(toolsPublicPem(0x81000024));
+    for (const size of [100, 1024, 1025, 5000]) {
+      const data = Buffer.alloc(size, size % 251);
+      assert.ok(verify('sha256', data, toolsKey, await key.sign(data)), `${size} bytes`);
+    }
+    // An unrestricted key signs long messages too (hashed in software).
+    const plain = await tpm.createKey({ alg: 'ES256' });
+    const long = Buffer.alloc(5000, 7);
+    assert.ok(verify('sha256', long, { key: plain.publicKey, dsaEncoding: 'ieee-p1363' }, await plain.sign(long)));
     await tpm.evict(0x81000024);
   });
 

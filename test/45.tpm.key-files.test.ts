@@ -55,6 +55,9 @@ describe('45 TSS2 key files', () => {
     tpm2(swtpm.tcti, 'create', '-C', primary, '-G', 'rsa2048', '-u', file('k.pub'), '-r', file('k.priv'));
     tpm2(swtpm.tcti, 'flushcontext', '-t');
     tpm2(swtpm.tcti, 'encodeobject', '-C', primary, '-u', file('k.pub'), '-r', file('k.priv'), '-o', file('tools.pem'));
+    // tpm2_encodeobject 5.4 leaves a session loaded; flushing every session also drops
+    // this suite's own, which tpm-jwt must replace by itself.
+    tpm2(swtpm.tcti, 'flushcontext', '-l');
     tpm2(swtpm.tcti, 'load', '-C', primary, '-u', file('k.pub'), '-r', file('k.priv'), '-c', file('k.ctx'));
     tpm2(swtpm.tcti, 'flushcontext', '-t');
     tpm2(swtpm.tcti, 'readpublic', '-c', file('k.ctx'), '-f', 'pem', '-o', file('tools-pub.pem'));
@@ -75,6 +78,7 @@ describe('45 TSS2 key files', () => {
     tpm2(swtpm.tcti, 'create', '-C', '0x81000001', '-G', 'ecc256', '-u', file('p.pub'), '-r', file('p.priv'));
     tpm2(swtpm.tcti, 'encodeobject', '-C', '0x81000001', '-u', file('p.pub'), '-r', file('p.priv'), '-o', file('p.pem'));
     tpm2(swtpm.tcti, 'flushcontext', '-t');
+    tpm2(swtpm.tcti, 'flushcontext', '-l');
 
     const text = readFileSync(file('p.pem'), 'utf8');
     const key = await tpm.loadKey(text);

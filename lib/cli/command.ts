@@ -1,5 +1,5 @@
 /** What a CLI command is, and the TPM session every command runs in. */
-import { Tpm } from '../tpm/tpm.js';
+import { Tpm, type TpmOpenOptions } from '../tpm/tpm.js';
 import { optional, type OptionSpec, type Values } from './args.js';
 
 export interface Io {
@@ -21,10 +21,15 @@ export interface Command {
   run(values: Values, io: Io, positionals: string[]): Promise<void>;
 }
 
+/** The Tpm.open options --tcti and --no-encrypt ask for. */
+export function tpmOptions(values: Values): TpmOpenOptions {
+  const tcti = optional(values, 'tcti');
+  return { ...(tcti !== undefined && { tcti }), encrypt: values['no-encrypt'] !== true };
+}
+
 /** Opens the TPM named by --tcti (or the environment), runs `fn`, and closes it. */
 export async function withTpm<T>(values: Values, fn: (tpm: Tpm) => Promise<T>): Promise<T> {
-  const tcti = optional(values, 'tcti');
-  const tpm = await Tpm.open(tcti === undefined ? {} : { tcti });
+  const tpm = await Tpm.open(tpmOptions(values));
   try {
     return await fn(tpm);
   } finally {

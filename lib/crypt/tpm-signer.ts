@@ -5,13 +5,12 @@ import type { JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument } from '../errors.js';
 import type { TpmKey } from '../tpm/key.js';
 import { loadKeyRef } from '../tpm/key-ref.js';
-import { Tpm } from '../tpm/tpm.js';
+import { Tpm, type TpmOpenOptions } from '../tpm/tpm.js';
 import type { Signer } from './signer.js';
 
-export interface TpmSignerOptions {
+export interface TpmSignerOptions extends TpmOpenOptions {
   /** KEYREF: `handle:0x81000010`, bare hex, or the path of a TSS2 key file. */
   key: string;
-  tcti?: string;
   auth?: string | Uint8Array;
   keyId?: string;
   /** Defaults to the key's algorithm (RS256 for RSA, ES256 for P-256). */
@@ -38,10 +37,11 @@ export class TpmSigner implements Signer {
   /** Opens its own TPM connection and the key; close() releases both. */
   static async open(options: TpmSignerOptions): Promise<TpmSigner> {
     if (typeof options?.key !== 'string') throw invalidArgument('key must be a KEYREF string');
-    const tpm = await Tpm.open(options.tcti === undefined ? {} : { tcti: options.tcti });
+    const { key: ref, auth, keyId, alg, ...open } = options;
+    const tpm = await Tpm.open(open);
     try {
-      const key = await loadKeyRef(tpm, options.key, options.auth === undefined ? {} : { auth: options.auth });
-      return TpmSigner.#make(key, options, tpm);
+      const key = await loadKeyRef(tpm, ref, auth === undefined ? {} : { auth });
+      return TpmSigner.#make(key, { ...(keyId !== undefined && { keyId }), ...(alg !== undefined && { alg }) }, tpm);
     } catch (err) {
       await tpm.close();
       throw err;

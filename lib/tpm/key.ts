@@ -81,6 +81,8 @@ export class TpmKey {
         `this key signs ${this.algorithms.join(', ')}; ${String(alg)} is not one of them`,
       );
     }
+    // A restricted key signs only what the TPM hashed itself (it checks the ticket).
+    if (this.attributes.restricted) return this.#context.signMessage(this.#ref, data, info.tpm.signScheme);
     const digest = createHash(info.hash).update(data).digest();
     return this.#context.sign(this.#ref, digest, info.tpm.signScheme);
   }

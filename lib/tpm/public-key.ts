@@ -66,9 +66,6 @@ function unsupported(message: string): TpmJwtError {
 function signingAlgorithms(info: NativePublicInfo, candidates: JwsAlgorithm[]): JwsAlgorithm[] {
   const attributes = decodeAttributes(info.attributes);
   if (!attributes.sign) throw unsupported('the key is not a signing key (its sign attribute is clear)');
-  if (attributes.restricted) {
-    throw unsupported('restricted signing keys (attestation keys) are not supported yet');
-  }
   if (info.scheme === TPM2_ALG_NULL) return candidates;
   const fixed = candidates.filter((alg) => {
     const scheme = algorithmInfo(alg)!.tpm.signScheme;

@@ -20,6 +20,16 @@ export interface TpmOpenOptions {
   tcti?: string;
   /** The owner hierarchy's authValue. */
   ownerAuth?: string | Uint8Array;
+  /**
+   * Encrypt what crosses the TPM link (default true): a salted HMAC session with
+   * AES-128-CFB parameter encryption authorises every command, so auth values and
+   * digests are never sent in clear.
+   */
+  encrypt?: boolean;
+  /** The key the session is salted with: the owner's storage primary (default) or the EK. */
+  saltKey?: 'primary' | 'ek';
+  /** Pins the salt key's Name (hex or bytes): another TPM fails with ERR_TPM_CONNECTION. */
+  saltKeyName?: string | Uint8Array;
 }
 
 export interface CreateKeyOptions {
@@ -50,15 +60,40 @@ export interface LoadKeyOptions {
 
 const RSA_SIZES = [2048, 3072];
 
+function sessionOptions(options: TpmOpenOptions) {
+  if (options.encrypt !== undefined && typeof options.encrypt !== 'boolean') {
+    throw invalidArgument('encrypt must be a boolean');
+  }
+  if (options.saltKey !== undefined && options.saltKey !== 'primary' && options.saltKey !== 'ek') {
+    throw invalidArgument("saltKey must be 'primary' or 'ek'");
+  }
+  let saltKeyName: Uint8Array | undefined;
+  if (typeof options.saltKeyName === 'string') {
+    if (!/^([0-9a-f]{2})+$/i.test(options.saltKeyName)) throw invalidArgument('saltKeyName must be hex');
+    saltKeyName = Buffer.from(options.saltKeyName, 'hex');
+  } else if (options.saltKeyName !== undefined) {
+    if (!(options.saltKeyName instanceof Uint8Array)) throw invalidArgument('saltKeyName must be hex or bytes');
+    saltKeyName = options.saltKeyName;
+  }
+  return {
+    encrypt: options.encrypt ?? true,
+    ...(options.saltKey !== undefined && { saltKey: options.saltKey }),
+    ...(saltKeyName !== undefined && { saltKeyName }),
+  };
+}
+
 export class Tpm {
   /** The TCTI in use ('' when tpm2-tss searched its defaults). */
   readonly tcti: string;
+  /** The Name (hex) of the key the session was salted with; '' when not encrypting. */
+  readonly saltKeyName: string;
   readonly #context: NativeContext;
   #closing: Promise<void> | undefined;
 
-  private constructor(context: NativeContext, tcti: string) {
+  private constructor(context: NativeContext, tcti: string, saltKeyName: string) {
     this.#context = context;
     this.tcti = tcti;
+    this.saltKeyName = saltKeyName;
   }
 
   /**
@@ -71,14 +106,15 @@ export class Tpm {
     }
     const tcti = resolveTcti(options.tcti);
     const ownerAuth = authBytes(options.ownerAuth, 'ownerAuth');
+    const session = sessionOptions(options);
     const context = new (native().Context)();
     try {
-      await context.open(tcti, ownerAuth);
+      const { saltKeyName } = await context.open(tcti, ownerAuth, session);
+      return new Tpm(context, tcti, saltKeyName.toString('hex'));
     } catch (err) {
       await context.close();
       throw err;
     }
-    return new Tpm(context, tcti);
   }
 
   /**

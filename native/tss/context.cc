@@ -9,8 +9,10 @@ namespace tss {
 Context::~Context() { Close(); }
 
 Status Context::Open(const std::string& tcti_conf,
-                     const std::vector<uint8_t>& owner_auth) {
+                     const std::vector<uint8_t>& owner_auth,
+                     const SessionOptions& session) {
   Close();
+  session_options_ = session;
   TSS2_RC rc = Tss2_TctiLdr_Initialize(
       tcti_conf.empty() ? nullptr : tcti_conf.c_str(), &tcti_);
   if (rc != TSS2_RC_SUCCESS) {
@@ -36,10 +38,43 @@ Status Context::Open(const std::string& tcti_conf,
     Close();
     return Status::Tss(rc, "Esys_Startup");
   }
-  return SetAuth(esys_, ESYS_TR_RH_OWNER, owner_auth);
+  TSS_RETURN_IF_ERROR(SetAuth(esys_, ESYS_TR_RH_OWNER, owner_auth));
+  if (!session_options_.encrypt) return Status();
+  ESYS_TR unused = ESYS_TR_NONE;
+  Status s = Auth(0, &unused);
+  if (!s.ok()) Close();
+  return s;
+}
+
+Status Context::Auth(TPMA_SESSION crypt, ESYS_TR* out) {
+  if (!session_options_.encrypt) {
+    *out = ESYS_TR_PASSWORD;
+    return Status();
+  }
+  if (session_ == ESYS_TR_NONE) {
+    TSS_RETURN_IF_ERROR(StartSaltedSession(esys_, session_options_, &session_, &salt_key_name_));
+  }
+  // continueSession: one session serves every call on this context.
+  TSS_CALL(Esys_TRSess_SetAttributes, esys_, session_,
+           TPMA_SESSION_CONTINUESESSION | crypt,
+           TPMA_SESSION_CONTINUESESSION | TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT);
+  *out = session_;
+  return Status();
+}
+
+void Context::DropSession() {
+  if (session_ == ESYS_TR_NONE) return;
+  // The TPM has lost it already; flushing is only to free ESYS's record of it.
+  Esys_FlushContext(esys_, session_);
+  Esys_TR_Close(esys_, &session_);
+  session_ = ESYS_TR_NONE;
 }
 
 void Context::Close() {
+  // Sessions take TPM slots like objects do: flush it, or the next user runs out.
+  if (session_ != ESYS_TR_NONE && esys_ != nullptr) Esys_FlushContext(esys_, session_);
+  session_ = ESYS_TR_NONE;
+  salt_key_name_.clear();
   for (auto& entry : handles_) Esys_TR_Close(esys_, &entry.second);
   handles_.clear();
   if (esys_ != nullptr) Esys_Finalize(&esys_);

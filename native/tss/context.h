@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "session.h"
 #include "status.h"
 
 namespace tss {
@@ -23,8 +24,10 @@ class Context {
   Context& operator=(const Context&) = delete;
 
   // Connects through tctildr. An empty conf lets tpm2-tss search its defaults.
-  // Sends TPM2_Startup(CLEAR), accepting a TPM that has already been started.
-  Status Open(const std::string& tcti_conf, const std::vector<uint8_t>& owner_auth);
+  // Sends TPM2_Startup(CLEAR), accepting a TPM that has already been started, and
+  // starts the salted session unless `session.encrypt` is off.
+  Status Open(const std::string& tcti_conf, const std::vector<uint8_t>& owner_auth,
+              const SessionOptions& session);
   void Close();
   bool is_open() const { return esys_ != nullptr; }
 
@@ -35,10 +38,24 @@ class Context {
   // Drops a cached handle after the object behind it is evicted.
   void ForgetHandle(TPM2_HANDLE handle);
 
+  // The session to authorise the next command with: the salted HMAC session, set to
+  // encrypt the parameters named by `crypt` (TPMA_SESSION_DECRYPT for the command's
+  // first parameter, _ENCRYPT for the response's; only for commands whose first
+  // parameter is a TPM2B), or the password session when encryption is off.
+  Status Auth(TPMA_SESSION crypt, ESYS_TR* out);
+  // Forgets a session the TPM no longer has; the next Auth starts a new one.
+  void DropSession();
+  bool encrypting() const { return session_options_.encrypt; }
+  // The Name of the key the session was salted with (empty when not encrypting).
+  const std::vector<uint8_t>& salt_key_name() const { return salt_key_name_; }
+
  private:
   TSS2_TCTI_CONTEXT* tcti_ = nullptr;
   ESYS_CONTEXT* esys_ = nullptr;
   std::map<TPM2_HANDLE, ESYS_TR> handles_;
+  SessionOptions session_options_;
+  ESYS_TR session_ = ESYS_TR_NONE;
+  std::vector<uint8_t> salt_key_name_;
 };
 
 }  // namespace tss

@@ -91,8 +91,10 @@ Status Import(Context& ctx, TPM2_HANDLE parent, const std::vector<uint8_t>& pub,
 
   Transient parent_obj(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadParent(ctx, parent, &parent_obj));
+  ESYS_TR auth = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
   TPM2B_PRIVATE* out_raw = nullptr;
-  TSS_CALL(Esys_Import, ctx.esys(), parent_obj.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+  TSS_CALL(Esys_Import, ctx.esys(), parent_obj.get(), auth, ESYS_TR_NONE,
            ESYS_TR_NONE, &no_inner_key, &object_public, &dup, &in_sym_seed,
            &no_inner_wrapper, &out_raw);
   std::unique_ptr<TPM2B_PRIVATE, void (*)(void*)> out(out_raw, Esys_Free);

@@ -41,9 +41,11 @@ Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
 
   Transient parent_obj(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadParent(ctx, parent, &parent_obj));
+  ESYS_TR session = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &session));
   TPM2B_PRIVATE* priv_raw = nullptr;
   TPM2B_PUBLIC* pub_raw = nullptr;
-  TSS_CALL(Esys_Create, ctx.esys(), parent_obj.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+  TSS_CALL(Esys_Create, ctx.esys(), parent_obj.get(), session, ESYS_TR_NONE,
            ESYS_TR_NONE, &sensitive, &tmpl, &outside_info, &creation_pcr, &priv_raw,
            &pub_raw, nullptr, nullptr, nullptr);
   EsysPtr<TPM2B_PRIVATE> priv(priv_raw);
@@ -79,9 +81,12 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
   Transient loaded(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
   if (occupied) TSS_RETURN_IF_ERROR(Evict(ctx, handle));
+  // EvictControl has no TPM2B parameter to encrypt: the session only authorises.
+  ESYS_TR auth = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.Auth(0, &auth));
   ESYS_TR persistent = ESYS_TR_NONE;
   TSS_CALL(Esys_EvictControl, ctx.esys(), ESYS_TR_RH_OWNER, loaded.get(),
-           ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, handle, &persistent);
+           auth, ESYS_TR_NONE, ESYS_TR_NONE, handle, &persistent);
   Esys_TR_Close(ctx.esys(), &persistent);
   return Status();
 }
@@ -89,8 +94,10 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
 Status Evict(Context& ctx, TPM2_HANDLE handle) {
   ESYS_TR tr = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.OpenHandle(handle, &tr));
+  ESYS_TR auth = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.Auth(0, &auth));
   ESYS_TR none = ESYS_TR_NONE;
-  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD,
+  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, tr, auth,
                                  ESYS_TR_NONE, ESYS_TR_NONE, handle, &none);
   if (rc != TSS2_RC_SUCCESS) return Status::Tss(rc, "Esys_EvictControl");
   ctx.ForgetHandle(handle);

@@ -21,4 +21,9 @@ struct SignScheme {
 Status Sign(Context& ctx, const KeyRef& key, const std::vector<uint8_t>& digest,
             const SignScheme& scheme, std::vector<uint8_t>* out);
 
+// Signs `message`, hashing it inside the TPM (TPM2_Hash, or a hash sequence above
+// 1024 bytes) so the hash-check ticket is real: what a restricted signing key needs.
+Status SignMessage(Context& ctx, const KeyRef& key, const std::vector<uint8_t>& message,
+                   const SignScheme& scheme, std::vector<uint8_t>* out);
+
 }  // namespace tss

@@ -91,6 +91,16 @@ const char* CodeForTpmRc(TPM2_RC rc) {
 
 }  // namespace
 
+bool IsSessionLost(const Status& status) {
+  const TSS2_RC rc = status.rc() & 0xFFFF;
+  const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
+  if (status.rc() == 0 || (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)) {
+    return false;
+  }
+  // TPM_RC_REFERENCE_S0..S6: "the session handle references a session not loaded".
+  return rc >= TPM2_RC_REFERENCE_S0 && rc <= TPM2_RC_REFERENCE_S6;
+}
+
 const char* CodeForRc(TSS2_RC rc) {
   const TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
   if (layer == TSS2_TPM_RC_LAYER || layer == TSS2_RESMGR_TPM_RC_LAYER) {

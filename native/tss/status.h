@@ -39,6 +39,10 @@ class Status {
 // Maps a TSS2_RC to the DESIGN.md error code (ERR_TPM when nothing more specific fits).
 const char* CodeForRc(TSS2_RC rc);
 
+// True when the TPM no longer has the session the command named (it was flushed, or
+// the TPM restarted under a resource manager): worth one retry with a new session.
+bool IsSessionLost(const Status& status);
+
 }  // namespace tss
 
 // Returns from the enclosing function when an ESYS/TCTI call fails.

@@ -21,6 +21,10 @@ struct KeySpec {
 // TPM2_ALG_RSA, the RSA-2048 equivalent for TPMs without ECC.
 TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type);
 
+// The TCG EK Credential Profile's ECC P-256 endorsement key (template L-2): the key
+// whose certificate the manufacturer issues, so its Name identifies the TPM.
+TPM2B_PUBLIC EndorsementKeyTemplate();
+
 // An unrestricted signing key with a NULL scheme, so the scheme (RSASSA or RSAPSS,
 // ECDSA) is chosen per signature: fixedTPM|fixedParent|sensitiveDataOrigin|
 // userWithAuth|sign.

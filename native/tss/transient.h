@@ -27,6 +27,11 @@ class Transient {
     owned_ = false;
   }
   ESYS_TR get() const { return tr_; }
+  // The TPM has flushed the object itself (e.g. TPM2_SequenceComplete).
+  void Release() {
+    tr_ = ESYS_TR_NONE;
+    owned_ = false;
+  }
 
  private:
   void Flush() {

@@ -45,9 +45,9 @@ export function useSwtpm(): SwtpmFixture {
     try {
       while (steps.length > 0) await steps.pop()!();
       if (swtpm || external) {
-        const transient = tpm2(fixture.tcti, 'getcap', 'handles-transient').trim();
-        if (transient !== '') {
-          throw new Error(`the suite left transient objects in the TPM:\n${transient}`);
+        for (const kind of ['transient', 'loaded-session']) {
+          const left = tpm2(fixture.tcti, 'getcap', `handles-${kind}`).trim();
+          if (left !== '') throw new Error(`the suite left ${kind} handles in the TPM:\n${left}`);
         }
       }
     } finally {

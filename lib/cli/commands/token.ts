@@ -2,7 +2,7 @@ import { TpmSigner } from '../../crypt/tpm-signer.js';
 import type { Signer } from '../../crypt/signer.js';
 import { Credentials } from '../../jwt/credentials.js';
 import { authFromEnv, optional, required, UsageError, type Values } from '../args.js';
-import { json, type Command } from '../command.js';
+import { json, tpmOptions, type Command } from '../command.js';
 
 /** --claim k=v: the value as JSON when it parses (numbers, booleans, objects), else text. */
 function parseClaims(values: Values): Record<string, unknown> {
@@ -69,10 +69,9 @@ scope claim when --scope is given. --json adds its expiry.
       const email = required(values, 'email');
       const auth = authFromEnv(values, io.env);
       const kid = optional(values, 'kid');
-      const tcti = optional(values, 'tcti');
       const signer: Signer = await TpmSigner.open({
+        ...tpmOptions(values),
         key: required(values, 'key'),
-        ...(tcti !== undefined && { tcti }),
         ...(auth !== undefined && { auth }),
         ...(kid !== undefined && { keyId: kid }),
       });
