@@ -33,7 +33,7 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 /** swtpm takes the server port and the control port right above it. */
-async function freePortPair(): Promise<number> {
+export async function freePortPair(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await freePort();
     if (port < 65535 && (await portIsFree(port + 1))) return port;

@@ -84,6 +84,7 @@ describe('40 CLI', () => {
     const text = await withTcti('inspect', '--key', '0x81000010');
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /handle: +0x81000010/);
+    assert.doesNotMatch(text.stderr, /warning/, 'a key made in the TPM gets no warning');
     assert.match(text.stdout, /fixedTPM\|.*fixedParent\|sensitiveDataOrigin\|userWithAuth\|.*sign/);
     const report = JSON.parse((await withTcti('inspect', '--key', '0x81000010', '--json')).stdout);
     assert.equal(report.keyType, 'RSA');

@@ -142,6 +142,11 @@ describe('48 importing a service-account key', () => {
     assert.equal(payload.iss, EMAIL);
     assert.equal(protectedHeader.kid, 'abc123');
 
+    // inspect warns that an imported key may exist elsewhere.
+    const inspected = await cli(['inspect', '--key', file('sa-key.pem'), '--tcti', swtpm.tcti]);
+    assert.equal(inspected.code, 0, inspected.stderr);
+    assert.match(inspected.stderr, /warning: this key is not fixedTPM\|fixedParent/);
+
     // Its JWKS carries the service account's key id.
     const jwks = await cli(['pubkey', '--credentials', file('sa-tpm.json'), '--format', 'jwks']);
     assert.equal(jwks.code, 0, jwks.stderr);

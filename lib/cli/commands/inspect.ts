@@ -25,6 +25,12 @@ export const inspect: Command = {
       kid: publicJwk(key.publicKey, key.algorithm).kid,
       publicKeyPem: key.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     };
+    if (!key.attributes.fixedTPM || !key.attributes.fixedParent) {
+      io.err(
+        'warning: this key is not fixedTPM|fixedParent: it was imported or may be duplicated, ' +
+          'so a copy of it can exist outside this TPM\n',
+      );
+    }
     if (values['json']) {
       io.out(json(report));
       return;

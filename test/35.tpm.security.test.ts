@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { createHash, verify } from 'node:crypto';
+
+import { Tpm } from '../lib/index.js';
+import { startRelay } from './helpers/relay.js';
+import { useSwtpm } from './helpers/swtpm.js';
+import { tpm2 } from './helpers/tools.js';
+
+const portOf = (tcti: string) => Number(/port=(\d+)/.exec(tcti)![1]);
+
+describe('35 TPM security: auth values, lockout, encrypted sessions', () => {
+  const swtpm = useSwtpm();
+  let tpm: Tpm;
+
+  before(async () => {
+    tpm = await Tpm.open({ tcti: swtpm.tcti });
+    swtpm.cleanup(() => tpm.close());
+  });
+
+  it('signs with the right auth value; a wrong one is ERR_TPM_AUTH_FAIL and says it counts', async () => {
+    const created = await tpm.createKey({ alg: 'ES256', auth: 'correct horse' });
+    const data = Buffer.from('with auth');
+    const signature = await created.sign(data);
+    assert.ok(verify('sha256', data, { key: created.publicKey, dsaEncoding: 'ieee-p1363' }, signature));
+    const wrong = await tpm.loadKey(created.toPem(), { auth: 'battery staple' });
+    await assert.rejects(wrong.sign(data), { code: 'ERR_TPM_AUTH_FAIL', message: /DA counter/ });
+    const none = await tpm.loadKey(created.toPem());
+    await assert.rejects(none.sign(data), { code: 'ERR_TPM_AUTH_FAIL' });
+    // Bytes work as well as strings.
+    const bytes = await tpm.loadKey(created.toPem(), { auth: Buffer.from('correct horse') });
+    assert.equal((await bytes.sign(data)).length, 64);
+  });
+
+  it('reports dictionary-attack lockout as ERR_TPM_LOCKOUT, even for the right value', async () => {
+    const key = await tpm.createKey({ alg: 'ES256', auth: 'right' });
+    const wrong = await tpm.loadKey(key.toPem(), { auth: 'wrong' });
+    // Start from a zero failure count (the test above failed twice), then allow two.
+    tpm2(swtpm.tcti, 'dictionarylockout', '-c');
+    tpm2(swtpm.tcti, 'dictionarylockout', '-s', '-n', '2', '-t', '600', '-l', '600');
+    try {
+      const data = Buffer.from('x');
+      await assert.rejects(wrong.sign(data), { code: 'ERR_TPM_AUTH_FAIL' });
+      await assert.rejects(wrong.sign(data), { code: 'ERR_TPM_AUTH_FAIL' });
+      await assert.rejects(wrong.sign(data), { code: 'ERR_TPM_LOCKOUT' });
+      await assert.rejects(key.sign(data), { code: 'ERR_TPM_LOCKOUT', message: /lockout/i });
+    } finally {
+      tpm2(swtpm.tcti, 'dictionarylockout', '-c');
+    }
+    assert.equal((await key.sign(Buffer.from('after reset'))).length, 64);
+  });
+
+  describe('on the wire (a recording relay between the TCTI and swtpm)', () => {
+    async function signThroughRelay(encrypt: boolean): Promise<{ wire: Buffer; digest: Buffer; auth: Buffer }> {
+      const relay = await startRelay(portOf(swtpm.tcti));
+      try {
+        const viaRelay = await Tpm.open({ tcti: relay.tcti, encrypt });
+        try {
+          const auth = Buffer.from('wiretap-me-0123456789');
+          const key = await viaRelay.createKey({ alg: 'ES256', auth });
+          const data = Buffer.from(`message signed with encrypt=${encrypt}`);
+          await key.sign(data);
+          return { wire: relay.captured(), digest: createHash('sha256').update(data).digest(), auth };
+        } finally {
+          await viaRelay.close();
+        }
+      } finally {
+        await relay.close();
+      }
+    }
+
+    it('by default neither the digest being signed nor the auth value crosses in clear', async () => {
+      const { wire, digest, auth } = await signThroughRelay(true);
+      assert.ok(wire.length > 1000, 'the relay saw the traffic');
+      assert.equal(wire.indexOf(digest), -1, 'the digest is not on the wire');
+      assert.equal(wire.indexOf(auth), -1, 'the auth value is not on the wire');
+    });
+
+    it('with encrypt: false both do (so the relay really sees the link)', async () => {
+      const { wire, digest, auth } = await signThroughRelay(false);
+      assert.notEqual(wire.indexOf(digest), -1);
+      assert.notEqual(wire.indexOf(auth), -1);
+    });
+  });
+
+  it('salts with the EK and pins the salt key Name; another Name is ERR_TPM_CONNECTION', async () => {
+    const ek = await Tpm.open({ tcti: swtpm.tcti, saltKey: 'ek' });
+    const name = ek.saltKeyName;
+    try {
+      assert.match(name, /^000b[0-9a-f]{64}$/, 'a SHA-256 Name');
+      assert.notEqual(name, tpm.saltKeyName, 'the EK is not the storage primary');
+      const key = await ek.createKey({ alg: 'ES256' });
+      assert.equal((await key.sign(Buffer.from('ek-salted'))).length, 64);
+    } finally {
+      await ek.close();
+    }
+    const pinned = await Tpm.open({ tcti: swtpm.tcti, saltKey: 'ek', saltKeyName: name });
+    await pinned.close();
+    const other = `000b${'00'.repeat(32)}`;
+    await assert.rejects(Tpm.open({ tcti: swtpm.tcti, saltKey: 'ek', saltKeyName: other }), {
+      code: 'ERR_TPM_CONNECTION',
+      message: /pinned Name/,
+    });
+    await assert.rejects(Tpm.open({ tcti: swtpm.tcti, saltKeyName: 'xyz' }), { code: 'ERR_INVALID_ARGUMENT' });
+  });
+
+  it('starts a new session by itself when the TPM drops it', async () => {
+    const key = await tpm.createKey({ alg: 'ES256' });
+    tpm2(swtpm.tcti, 'flushcontext', '-l');
+    assert.equal(tpm2(swtpm.tcti, 'getcap', 'handles-loaded-session').trim(), '');
+    assert.equal((await key.sign(Buffer.from('after the flush'))).length, 64);
+    assert.notEqual(tpm2(swtpm.tcti, 'getcap', 'handles-loaded-session').trim(), '');
+  });
+});

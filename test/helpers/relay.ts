@@ -1,0 +1,60 @@
+/**
+ * A recording TCP relay for a swtpm: listens on a fresh port pair and forwards each
+ * connection to swtpm's server and control ports, keeping every byte both ways. What
+ * a wiretap on the TPM link would see.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+import { freePortPair } from '../../scripts/swtpm.js';
+
+export interface Relay {
+  /** The tctildr string that goes through the relay. */
+  readonly tcti: string;
+  /** Everything that crossed the relay so far, in both directions. */
+  captured(): Buffer;
+  close(): Promise<void>;
+}
+
+function relayPort(listen: number, target: number, chunks: Buffer[], sockets: Set<Socket>): Promise<Server> {
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: '127.0.0.1', port: target });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+    }
+    client.on('data', (chunk: Buffer) => {
+      chunks.push(Buffer.from(chunk));
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      chunks.push(Buffer.from(chunk));
+      client.write(chunk);
+    });
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => client.destroy());
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen, '127.0.0.1', () => resolve(server));
+  });
+}
+
+/** Starts a relay in front of the swtpm listening on `targetPort` (and targetPort + 1). */
+export async function startRelay(targetPort: number): Promise<Relay> {
+  const port = await freePortPair();
+  const chunks: Buffer[] = [];
+  const sockets = new Set<Socket>();
+  const servers = await Promise.all([
+    relayPort(port, targetPort, chunks, sockets),
+    relayPort(port + 1, targetPort + 1, chunks, sockets),
+  ]);
+  return {
+    tcti: `swtpm:host=127.0.0.1,port=${port}`,
+    captured: () => Buffer.concat(chunks),
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    },
+  };
+}
