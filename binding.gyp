@@ -14,6 +14,7 @@
         "native/tss/keys.cc",
         "native/tss/loader.cc",
         "native/tss/marshal.cc",
+        "native/tss/policy.cc",
         "native/tss/primary.cc",
         "native/tss/public_info.cc",
         "native/tss/session.cc",

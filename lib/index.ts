@@ -11,6 +11,7 @@ export type { ImportSource } from './tpm/import.js';
 export { TpmKey, type SignOptions } from './tpm/key.js';
 export type { CertificateOptions } from './tpm/certificate.js';
 export type { KeyAttributes } from './tpm/public-key.js';
+export type { PcrSelection } from './tpm/pcrs.js';
 export type { Signer } from './crypt/signer.js';
 export { SoftwareSigner, type ServiceAccountKeyInfo } from './crypt/software-signer.js';
 export { TpmSigner, type TpmSignerOptions } from './crypt/tpm-signer.js';

@@ -8,10 +8,19 @@ import { fileURLToPath } from 'node:url';
 
 import { TpmJwtError } from './errors.js';
 
+/** PolicyPCR over `indexes` of the `bank` (a TPMI_ALG_HASH), then PolicyAuthValue if set. */
+export interface NativePcrPolicy {
+  bank: number;
+  indexes: number[];
+  authValue: boolean;
+}
+
 /** A key as the addon names it: a persistent handle, or blobs under a parent. */
-export type NativeKeyRef =
-  | { handle: number; auth?: Uint8Array }
-  | { parent: number; public: Uint8Array; private: Uint8Array; auth?: Uint8Array };
+export type NativeKeyRef = ({ handle: number } | { parent: number; public: Uint8Array; private: Uint8Array }) & {
+  auth?: Uint8Array;
+  /** Present when the key is authorised by a PCR policy rather than its auth value. */
+  policy?: NativePcrPolicy;
+};
 
 export interface NativeKeySpec {
   type: number;
@@ -50,7 +59,7 @@ export interface NativeContext {
     ownerAuth: Uint8Array | undefined,
     session: { encrypt: boolean; saltKey?: 'primary' | 'ek'; saltKeyName?: Uint8Array },
   ): Promise<{ saltKeyName: Buffer }>;
-  createKey(parent: number, spec: NativeKeySpec, auth?: Uint8Array): Promise<NativeKeyBlob>;
+  createKey(parent: number, spec: NativeKeySpec, auth?: Uint8Array, policy?: NativePcrPolicy): Promise<NativeKeyBlob>;
   /** Marshaled TPM2B_PUBLIC of a persistent object. */
   readPublic(handle: number): Promise<Buffer>;
   persist(key: NativeKeyRef, handle: number, force: boolean): Promise<void>;

@@ -67,11 +67,12 @@ Napi::Value ContextWrap::CreateKey(const Napi::CallbackInfo& info) {
   const uint32_t parent = ToUint32(info[0], "parent");
   const tss::KeySpec spec = ToKeySpec(info[1]);
   std::vector<uint8_t> auth = ToOptionalBytes(info[2], "auth");
+  tss::PcrPolicy policy = ToPcrPolicy(info[3]);
   auto blob = std::make_shared<tss::KeyBlob>();
   return Submit(new TpmCall(
       this,
-      [parent, spec, auth, blob](tss::Context& ctx) {
-        return tss::CreateKey(ctx, parent, spec, auth, blob.get());
+      [parent, spec, auth, policy, blob](tss::Context& ctx) {
+        return tss::CreateKey(ctx, parent, spec, auth, policy, blob.get());
       },
       [blob](Napi::Env env) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);

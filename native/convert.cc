@@ -42,10 +42,28 @@ std::string ToOptionalString(const Napi::Value& value, const char* name) {
   return value.As<Napi::String>().Utf8Value();
 }
 
+tss::PcrPolicy ToPcrPolicy(const Napi::Value& value) {
+  tss::PcrPolicy policy;
+  if (value.IsUndefined() || value.IsNull()) return policy;
+  Napi::Object object = ToObject(value, "policy");
+  policy.bank = static_cast<TPMI_ALG_HASH>(ToUint32(object.Get("bank"), "policy.bank"));
+  Napi::Value indexes = object.Get("indexes");
+  if (!indexes.IsArray()) Fail(value.Env(), "policy.indexes must be an array");
+  Napi::Array list = indexes.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    const uint32_t index = ToUint32(list.Get(i), "policy.indexes[]");
+    if (index > 23) Fail(value.Env(), "policy.indexes must be 0 to 23");
+    policy.indexes.push_back(static_cast<uint8_t>(index));
+  }
+  policy.auth_value = object.Get("authValue").ToBoolean();
+  return policy;
+}
+
 tss::KeyRef ToKeyRef(const Napi::Value& value) {
   Napi::Object object = ToObject(value, "key");
   tss::KeyRef key;
   key.auth = ToOptionalBytes(object.Get("auth"), "key.auth");
+  key.policy = ToPcrPolicy(object.Get("policy"));
   Napi::Value handle = object.Get("handle");
   if (!handle.IsUndefined()) {
     key.handle = ToUint32(handle, "key.handle");

@@ -21,6 +21,8 @@ std::vector<uint8_t> ToOptionalBytes(const Napi::Value& value, const char* name)
 uint32_t ToUint32(const Napi::Value& value, const char* name);
 std::string ToOptionalString(const Napi::Value& value, const char* name);
 tss::KeyRef ToKeyRef(const Napi::Value& value);
+// { bank: TPMI_ALG_HASH, indexes: number[], authValue: boolean }; undefined: none.
+tss::PcrPolicy ToPcrPolicy(const Napi::Value& value);
 tss::KeySpec ToKeySpec(const Napi::Value& value);
 tss::SignScheme ToSignScheme(const Napi::Value& value);
 tss::ImportableKey ToImportableKey(const Napi::Value& value);

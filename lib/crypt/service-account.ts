@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 
 import { TpmJwtError } from '../errors.js';
+import { parsePcrs } from '../tpm/pcrs.js';
 import type { Signer } from './signer.js';
 import { SoftwareSigner } from './software-signer.js';
 import { TpmSigner } from './tpm-signer.js';
@@ -15,7 +16,8 @@ export interface ServiceAccountInfo {
   private_key_id?: string;
   private_key?: string;
   project_id?: string;
-  tpm?: { tcti?: string; key?: string; auth_env?: string };
+  /** pcrs: the PCR selection of a persistent PCR-bound key, e.g. "sha256:0,7". */
+  tpm?: { tcti?: string; key?: string; auth_env?: string; pcrs?: string };
 }
 
 function invalid(message: string): TpmJwtError {
@@ -36,6 +38,7 @@ export async function signerFromServiceAccountInfo(info: ServiceAccountInfo): Pr
     }
     return TpmSigner.open({
       key: tpm.key,
+      ...(tpm.pcrs !== undefined && { pcrs: parsePcrs(String(tpm.pcrs)) }),
       ...(tpm.tcti !== undefined && { tcti: tpm.tcti }),
       ...(auth !== undefined && { auth }),
       ...(info.private_key_id !== undefined && { keyId: info.private_key_id }),

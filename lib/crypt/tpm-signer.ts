@@ -5,6 +5,7 @@ import type { JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument } from '../errors.js';
 import type { TpmKey } from '../tpm/key.js';
 import { loadKeyRef } from '../tpm/key-ref.js';
+import type { PcrSelection } from '../tpm/pcrs.js';
 import { Tpm, type TpmOpenOptions } from '../tpm/tpm.js';
 import type { Signer } from './signer.js';
 
@@ -15,6 +16,8 @@ export interface TpmSignerOptions extends TpmOpenOptions {
   keyId?: string;
   /** Defaults to the key's algorithm (RS256 for RSA, ES256 for P-256). */
   alg?: JwsAlgorithm;
+  /** For a persistent key bound to PCRs: the selection it was made with. */
+  pcrs?: PcrSelection;
 }
 
 export class TpmSigner implements Signer {
@@ -37,10 +40,10 @@ export class TpmSigner implements Signer {
   /** Opens its own TPM connection and the key; close() releases both. */
   static async open(options: TpmSignerOptions): Promise<TpmSigner> {
     if (typeof options?.key !== 'string') throw invalidArgument('key must be a KEYREF string');
-    const { key: ref, auth, keyId, alg, ...open } = options;
+    const { key: ref, auth, keyId, alg, pcrs, ...open } = options;
     const tpm = await Tpm.open(open);
     try {
-      const key = await loadKeyRef(tpm, ref, auth === undefined ? {} : { auth });
+      const key = await loadKeyRef(tpm, ref, { ...(auth !== undefined && { auth }), ...(pcrs && { pcrs }) });
       return TpmSigner.#make(key, { ...(keyId !== undefined && { keyId }), ...(alg !== undefined && { alg }) }, tpm);
     } catch (err) {
       await tpm.close();

@@ -24,7 +24,12 @@ export interface KeyFile {
   private: Uint8Array;
   /** What the file claims; tpm2-tools 5.4 writes it inverted, so it is only a hint. */
   emptyAuth: boolean;
+  /** TPMPolicy entries: a command code and its marshaled parameters, in order. */
+  policy: { code: number; policy: Uint8Array }[];
 }
+
+const explicit = (tagNumber: number, value: asn1js.AsnType) =>
+  new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value: [value] });
 
 function invalid(message: string): TpmJwtError {
   return new TpmJwtError('ERR_KEY_FILE_INVALID', `not a usable TSS2 PRIVATE KEY: ${message}`);
@@ -39,10 +44,25 @@ export function encodeKeyFile(key: KeyFile): string {
   const sequence = new asn1js.Sequence({
     value: [
       new asn1js.ObjectIdentifier({ value: LOADABLE_KEY_OID }),
-      new asn1js.Constructed({
-        idBlock: { tagClass: 3, tagNumber: 0 },
-        value: [new asn1js.Boolean({ value: key.emptyAuth })],
-      }),
+      explicit(0, new asn1js.Boolean({ value: key.emptyAuth })),
+      ...(key.policy.length === 0
+        ? []
+        : [
+            explicit(
+              1,
+              new asn1js.Sequence({
+                value: key.policy.map(
+                  ({ code, policy }) =>
+                    new asn1js.Sequence({
+                      value: [
+                        explicit(0, asn1js.Integer.fromBigInt(BigInt(code))),
+                        explicit(1, new asn1js.OctetString({ valueHex: policy })),
+                      ],
+                    }),
+                ),
+              }),
+            ),
+          ]),
       asn1js.Integer.fromBigInt(BigInt(key.parent)),
       new asn1js.OctetString({ valueHex: key.public }),
       new asn1js.OctetString({ valueHex: key.private }),
@@ -55,6 +75,19 @@ export function encodeKeyFile(key: KeyFile): string {
 function octets(block: asn1js.AsnType | undefined, what: string): Uint8Array {
   if (!(block instanceof asn1js.OctetString)) throw invalid(`${what} is not an OCTET STRING`);
   return new Uint8Array(block.valueBlock.valueHexView);
+}
+
+function decodePolicy(block: asn1js.AsnType | undefined): KeyFile['policy'] {
+  if (!(block instanceof asn1js.Sequence)) throw invalid('policy is not a SEQUENCE');
+  return block.valueBlock.value.map((entry) => {
+    const fields = entry instanceof asn1js.Sequence ? entry.valueBlock.value : [];
+    const code = (fields[0] as asn1js.Constructed | undefined)?.valueBlock.value?.[0];
+    const parameters = (fields[1] as asn1js.Constructed | undefined)?.valueBlock.value?.[0];
+    if (!(code instanceof asn1js.Integer) || !(parameters instanceof asn1js.OctetString)) {
+      throw invalid('a policy entry is not { [0] INTEGER, [1] OCTET STRING }');
+    }
+    return { code: Number(code.toBigInt()), policy: new Uint8Array(parameters.valueBlock.valueHexView) };
+  });
 }
 
 /** Parses the PEM text. Throws ERR_KEY_FILE_INVALID for anything else. */
@@ -73,18 +106,18 @@ export function decodeKeyFile(text: string): KeyFile {
     throw invalid(`type is not ${LOADABLE_KEY_OID} (a loadable key)`);
   }
   let emptyAuth = false;
+  let policy: KeyFile['policy'] = [];
   // The optional context-tagged fields: [0] emptyAuth, [1] policy, [2] secret, ...
   while (items[0] && items[0].idBlock.tagClass === 3) {
     const tagged = items.shift()!;
+    const inner = (tagged as asn1js.Constructed).valueBlock.value?.[0];
     if (tagged.idBlock.tagNumber === 0) {
-      const inner = (tagged as asn1js.Constructed).valueBlock.value?.[0];
       if (!(inner instanceof asn1js.Boolean)) throw invalid('emptyAuth is not a BOOLEAN');
       emptyAuth = inner.getValue();
-    } else if (tagged.idBlock.tagNumber === 1 || tagged.idBlock.tagNumber === 2) {
-      throw new TpmJwtError(
-        'ERR_TPM_UNSUPPORTED',
-        'TSS2 keys with policies or imported secrets are not supported',
-      );
+    } else if (tagged.idBlock.tagNumber === 1) {
+      policy = decodePolicy(inner);
+    } else if (tagged.idBlock.tagNumber === 2) {
+      throw new TpmJwtError('ERR_TPM_UNSUPPORTED', 'TSS2 keys with an imported secret are not supported');
     }
   }
   const parent = items.shift();
@@ -96,6 +129,7 @@ export function decodeKeyFile(text: string): KeyFile {
     public: octets(items.shift(), 'pubkey'),
     private: octets(items.shift(), 'privkey'),
     emptyAuth,
+    policy,
   };
   if (items.length > 0) throw invalid('unexpected fields after privkey');
   return key;

@@ -2,10 +2,11 @@
 import { createHash, type KeyObject } from 'node:crypto';
 
 import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument, TpmJwtError } from '../errors.js';
 import type { NativeContext, NativeKeyRef, NativePublicInfo } from '../native.js';
 import { selfSignedCertificate, type CertificateOptions } from './certificate.js';
 import { encodeKeyFile } from './key-file.js';
+import { policyCommands, type PcrSelection } from './pcrs.js';
 import { decodeAttributes, describeKey, type KeyAttributes } from './public-key.js';
 
 export interface SignOptions {
@@ -23,6 +24,8 @@ export class TpmKey {
   readonly algorithms: readonly JwsAlgorithm[];
   /** The persistent handle, when the key is persistent. */
   readonly handle: number | undefined;
+  /** The PCRs the key's policy binds it to, when it has one. */
+  readonly pcrs: PcrSelection | undefined;
 
   readonly #context: NativeContext;
   readonly #ref: NativeKeyRef;
@@ -42,6 +45,7 @@ export class TpmKey {
     this.algorithms = Object.freeze(algorithms);
     this.algorithm = preferred && algorithms.includes(preferred) ? preferred : algorithms[0]!;
     this.handle = 'handle' in ref ? ref.handle : undefined;
+    this.pcrs = ref.policy && { bank: 'sha256', indexes: [...ref.policy.indexes] };
   }
 
   /**
@@ -54,11 +58,13 @@ export class TpmKey {
     if ('handle' in ref) {
       throw invalidArgument('a persistent key has no key file; refer to it as handle:0x...');
     }
+    const emptyAuth = !ref.auth || ref.auth.length === 0;
     return encodeKeyFile({
       parent: ref.parent,
       public: ref.public,
       private: ref.private,
-      emptyAuth: !ref.auth || ref.auth.length === 0,
+      emptyAuth,
+      policy: this.pcrs ? policyCommands(this.pcrs, ref.policy!.authValue) : [],
     });
   }
 
@@ -79,6 +85,12 @@ export class TpmKey {
     if (!info || !this.algorithms.includes(info.alg)) {
       throw invalidArgument(
         `this key signs ${this.algorithms.join(', ')}; ${String(alg)} is not one of them`,
+      );
+    }
+    if (!this.attributes.userWithAuth && !this.pcrs) {
+      throw new TpmJwtError(
+        'ERR_TPM_POLICY_FAIL',
+        'this key is authorised only by its policy: open it with the pcrs it was made with',
       );
     }
     // A restricted key signs only what the TPM hashed itself (it checks the ticket).

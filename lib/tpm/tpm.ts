@@ -12,6 +12,7 @@ import {
 } from './handle.js';
 import { importUnder, type ImportSource } from './import.js';
 import { decodeKeyFile, isKeyFilePem } from './key-file.js';
+import { checkPcrs, fromPolicyCommands, nativePolicy, type PcrSelection } from './pcrs.js';
 import { TpmKey } from './key.js';
 import { resolveTcti } from './tcti.js';
 
@@ -42,7 +43,11 @@ export interface CreateKeyOptions {
   persist?: number;
   /** Replace an object already persisted at `persist`. */
   force?: boolean;
-  pcrs?: { bank: 'sha256'; indexes: number[] };
+  /**
+   * Binds the key to these PCRs' current values: it signs only while they hold them
+   * (PolicyPCR; with `auth`, PolicyAuthValue too). The auth value alone never suffices.
+   */
+  pcrs?: PcrSelection;
 }
 
 export interface ImportKeyOptions {
@@ -56,9 +61,14 @@ export interface ImportKeyOptions {
 
 export interface LoadKeyOptions {
   auth?: string | Uint8Array;
+  /** For a persistent key made with `pcrs`: the same selection (key files record it). */
+  pcrs?: PcrSelection;
 }
 
 const RSA_SIZES = [2048, 3072];
+
+/** How a key is authorised: its auth value, and its PCR policy when it has one. */
+type KeyUse = Pick<NativeKeyRef, 'auth' | 'policy'>;
 
 function sessionOptions(options: TpmOpenOptions) {
   if (options.encrypt !== undefined && typeof options.encrypt !== 'boolean') {
@@ -130,10 +140,8 @@ export class Tpm {
         info.keyType === 'RSA' ? 'bits must be 2048 or 3072' : `bits does not apply to ${info.alg}`,
       );
     }
-    if (options.pcrs !== undefined) {
-      throw new TpmJwtError('ERR_TPM_UNSUPPORTED', 'PCR-bound keys are not supported yet');
-    }
     const auth = authBytes(options.auth);
+    const policy = options.pcrs === undefined ? undefined : nativePolicy(checkPcrs(options.pcrs), !!auth?.length);
     const persist =
       options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
     // Refuse an occupied handle before the keygen, which takes seconds on real TPMs.
@@ -141,8 +149,8 @@ export class Tpm {
 
     const spec =
       info.keyType === 'RSA' ? { type: info.tpm.type, bits } : { type: info.tpm.type, curve: info.tpm.curve! };
-    const blob = await this.#context.createKey(OWNER_HIERARCHY, spec, auth);
-    return this.#keep(blob, auth, info.alg, persist, options.force === true);
+    const blob = await this.#context.createKey(OWNER_HIERARCHY, spec, auth, policy);
+    return this.#keep(blob, { ...(auth && { auth }), ...(policy && { policy }) }, info.alg, persist, options.force === true);
   }
 
   /**
@@ -157,7 +165,7 @@ export class Tpm {
       options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
     if (persist !== undefined && !options.force) await this.#assertFree(persist);
     const imported = await importUnder(this.#context, OWNER_HIERARCHY, source, auth);
-    return this.#keep(imported, auth, imported.alg, persist, options.force === true);
+    return this.#keep(imported, auth ? { auth } : {}, imported.alg, persist, options.force === true);
   }
 
   /**
@@ -175,7 +183,14 @@ export class Tpm {
       if (!ownerOrPersistent) {
         throw new TpmJwtError('ERR_TPM_UNSUPPORTED', `key file parent ${formatHandle(file.parent)} is not supported`);
       }
-      const ref: NativeKeyRef = { parent: file.parent, public: file.public, private: file.private, ...(auth && { auth }) };
+      const recorded = fromPolicyCommands(file.policy);
+      const ref: NativeKeyRef = {
+        parent: file.parent,
+        public: file.public,
+        private: file.private,
+        ...(auth && { auth }),
+        ...(recorded && { policy: nativePolicy(recorded.pcrs, recorded.authValue) }),
+      };
       const info = native().describePublic(file.public);
       await this.#context.probe(ref);
       return new TpmKey(this.#context, ref, info);
@@ -187,10 +202,11 @@ export class Tpm {
       );
     }
     const persistent = parsePersistentHandle(key);
+    const pcrs = options.pcrs === undefined ? undefined : checkPcrs(options.pcrs);
     const pub = await this.#context.readPublic(persistent);
     return new TpmKey(
       this.#context,
-      { handle: persistent, ...(auth && { auth }) },
+      { handle: persistent, ...(auth && { auth }), ...(pcrs && { policy: nativePolicy(pcrs, !!auth?.length) }) },
       native().describePublic(pub),
     );
   }
@@ -214,15 +230,15 @@ export class Tpm {
   /** A key for new blobs under the storage primary, made persistent when asked. */
   async #keep(
     blob: { public: Uint8Array; private: Uint8Array },
-    auth: Uint8Array | undefined,
+    use: KeyUse,
     alg: JwsAlgorithm,
     persist: number | undefined,
     force: boolean,
   ): Promise<TpmKey> {
-    let ref: NativeKeyRef = { parent: OWNER_HIERARCHY, public: blob.public, private: blob.private, ...(auth && { auth }) };
+    let ref: NativeKeyRef = { parent: OWNER_HIERARCHY, public: blob.public, private: blob.private, ...use };
     if (persist !== undefined) {
       await this.#context.persist(ref, persist, force);
-      ref = { handle: persist, ...(auth && { auth }) };
+      ref = { handle: persist, ...use };
     }
     return new TpmKey(this.#context, ref, native().describePublic(blob.public), alg);
   }

@@ -62,6 +62,14 @@ Status Context::Auth(TPMA_SESSION crypt, ESYS_TR* out) {
   return Status();
 }
 
+Status Context::CryptSession(TPMA_SESSION crypt, ESYS_TR* out) {
+  if (!session_options_.encrypt) {
+    *out = ESYS_TR_NONE;
+    return Status();
+  }
+  return Auth(crypt, out);
+}
+
 void Context::DropSession() {
   if (session_ == ESYS_TR_NONE) return;
   // The TPM has lost it already; flushing is only to free ESYS's record of it.

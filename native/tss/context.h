@@ -43,6 +43,9 @@ class Context {
   // first parameter, _ENCRYPT for the response's; only for commands whose first
   // parameter is a TPM2B), or the password session when encryption is off.
   Status Auth(TPMA_SESSION crypt, ESYS_TR* out);
+  // The session that only encrypts parameters next to another authorisation (a
+  // policy session): the salted session, or ESYS_TR_NONE when not encrypting.
+  Status CryptSession(TPMA_SESSION crypt, ESYS_TR* out);
   // Forgets a session the TPM no longer has; the next Auth starts a new one.
   void DropSession();
   bool encrypting() const { return session_options_.encrypt; }

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "policy.h"
+
 namespace tss {
 
 // Marshaled TPM2B_PUBLIC and TPM2B_PRIVATE, as TPM2_Create returns them and the
@@ -21,6 +23,7 @@ struct KeyRef {
   TPM2_HANDLE parent = TPM2_RH_OWNER;  // owner: the storage primary, made on demand
   KeyBlob blob;
   std::vector<uint8_t> auth;         // the key's authValue (empty: none)
+  PcrPolicy policy;                  // how the key is authorised when it has a policy
 };
 
 }  // namespace tss

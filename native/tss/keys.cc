@@ -28,14 +28,18 @@ std::string Hex(TPM2_HANDLE handle) {
 }  // namespace
 
 Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
-                 const std::vector<uint8_t>& auth, KeyBlob* out) {
+                 const std::vector<uint8_t>& auth, const PcrPolicy& policy, KeyBlob* out) {
   TPM2B_SENSITIVE_CREATE sensitive = {};
   if (auth.size() > sizeof sensitive.sensitive.userAuth.buffer) {
     return Status::Fail("ERR_INVALID_ARGUMENT", "auth value longer than 64 bytes");
   }
   sensitive.sensitive.userAuth.size = static_cast<UINT16>(auth.size());
   if (!auth.empty()) memcpy(sensitive.sensitive.userAuth.buffer, auth.data(), auth.size());
-  const TPM2B_PUBLIC tmpl = SigningKeyTemplate(spec);
+  TPM2B_PUBLIC tmpl = SigningKeyTemplate(spec);
+  if (policy.enabled()) {
+    TSS_RETURN_IF_ERROR(PolicyDigest(ctx.esys(), policy, &tmpl.publicArea.authPolicy));
+    tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_USERWITHAUTH;
+  }
   const TPM2B_DATA outside_info = {};
   const TPML_PCR_SELECTION creation_pcr = {};
 

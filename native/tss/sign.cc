@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "loader.h"
+#include "policy.h"
 #include "transient.h"
 
 namespace tss {
@@ -30,10 +31,20 @@ Status SignWithTicket(Context& ctx, const KeyRef& key, const TPM2B_DIGEST& diges
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
 
   // The digest (the first parameter) goes encrypted; the signature is public anyway.
+  // A key with a PCR policy is authorised by a policy session, and the salted session
+  // rides along only to encrypt.
+  Transient policy(ctx.esys());
   ESYS_TR auth = ESYS_TR_NONE;
-  TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT, &auth));
+  ESYS_TR crypt = ESYS_TR_NONE;
+  if (key.policy.enabled()) {
+    TSS_RETURN_IF_ERROR(StartPolicy(ctx.esys(), key.policy, &policy));
+    auth = policy.get();
+    TSS_RETURN_IF_ERROR(ctx.CryptSession(TPMA_SESSION_DECRYPT, &crypt));
+  } else {
+    TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT, &auth));
+  }
   TPMT_SIGNATURE* sig_raw = nullptr;
-  TSS_CALL(Esys_Sign, ctx.esys(), loaded.get(), auth, ESYS_TR_NONE, ESYS_TR_NONE, &digest,
+  TSS_CALL(Esys_Sign, ctx.esys(), loaded.get(), auth, crypt, ESYS_TR_NONE, &digest,
            &in_scheme, &validation, &sig_raw);
   std::unique_ptr<TPMT_SIGNATURE, void (*)(void*)> sig(sig_raw, Esys_Free);
 

@@ -98,7 +98,11 @@ bool IsSessionLost(const Status& status) {
     return false;
   }
   // TPM_RC_REFERENCE_S0..S6: "the session handle references a session not loaded".
-  return rc >= TPM2_RC_REFERENCE_S0 && rc <= TPM2_RC_REFERENCE_S6;
+  if (rc >= TPM2_RC_REFERENCE_S0 && rc <= TPM2_RC_REFERENCE_S6) return true;
+  // TPM_RC_HANDLE reported against a session (format 1 with the S bit): the session
+  // handle is no longer valid.
+  constexpr TSS2_RC kSessionBit = 0x800;
+  return (rc & TPM2_RC_FMT1) && (rc & kSessionBit) && (rc & (TPM2_RC_FMT1 | 0x3F)) == TPM2_RC_HANDLE;
 }
 
 const char* CodeForRc(TSS2_RC rc) {

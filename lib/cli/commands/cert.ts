@@ -1,11 +1,12 @@
 import { loadKeyRef } from '../../tpm/key-ref.js';
+import { parsePcrs } from '../../tpm/pcrs.js';
 import { authFromEnv, optional, required, UsageError } from '../args.js';
 import { withTpm, type Command } from '../command.js';
 
 export const cert: Command = {
   name: 'cert',
   summary: 'print a self-signed X.509 certificate for a TPM key, signed in the TPM',
-  usage: `tpm-jwt cert --key KEYREF --subject CN [--days N] [--auth-env VAR]
+  usage: `tpm-jwt cert --key KEYREF --subject CN [--days N] [--auth-env VAR] [--pcrs sha256:0,7]
 
 The certificate to register the key with a service account:
 
@@ -16,6 +17,7 @@ The certificate to register the key with a service account:
     subject: { type: 'string' },
     days: { type: 'string' },
     'auth-env': { type: 'string' },
+    pcrs: { type: 'string' },
   },
   async run(values, io) {
     const ref = required(values, 'key');
@@ -26,8 +28,12 @@ The certificate to register the key with a service account:
       throw new UsageError('--days must be a positive whole number');
     }
     const auth = authFromEnv(values, io.env);
+    const pcrs = optional(values, 'pcrs');
     const pem = await withTpm(values, async (tpm) => {
-      const key = await loadKeyRef(tpm, ref, auth === undefined ? {} : { auth });
+      const key = await loadKeyRef(tpm, ref, {
+        ...(auth !== undefined && { auth }),
+        ...(pcrs !== undefined && { pcrs: parsePcrs(pcrs) }),
+      });
       return key.certificate({ subject, ...(days !== undefined && { days }) });
     });
     io.out(pem);

@@ -4,6 +4,7 @@ import { ALGORITHMS, isAlgorithm } from '../../algorithms.js';
 import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
 import { formatHandle, parsePersistentHandle } from '../../tpm/handle.js';
+import { formatPcrs, parsePcrs } from '../../tpm/pcrs.js';
 import { authFromEnv, optional, required, UsageError } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
 import { publicJwk } from '../../jwk.js';
@@ -17,12 +18,14 @@ const exists = (file: string) =>
 export const keygen: Command = {
   name: 'keygen',
   summary: 'create a signing key inside the TPM',
-  usage: `tpm-jwt keygen --alg RS256|PS256|ES256 [--bits 2048|3072] (--persist HANDLE | --out key.pem) [--auth-env VAR] [--force]
+  usage: `tpm-jwt keygen --alg RS256|PS256|ES256 [--bits 2048|3072] (--persist HANDLE | --out key.pem) [--auth-env VAR] [--pcrs sha256:0,7] [--force]
 
 Creates the key under the TPM's storage primary, then makes it persistent at HANDLE
 or writes it as a TSS2 PRIVATE KEY file (mode 0600; only this TPM can use it).
 Prints the public key (PEM, or --json). An occupied HANDLE or an existing file is
-refused unless --force.
+refused unless --force. --pcrs binds the key to those PCRs' current values: it
+signs only while they are unchanged (a key file records the selection; for a
+persistent key, pass the same --pcrs when using it).
 
   tpm-jwt keygen --alg RS256 --persist 0x81000010
   tpm-jwt keygen --alg ES256 --out /etc/tpm-jwt/key.pem
@@ -39,7 +42,6 @@ refused unless --force.
   async run(values, io) {
     const alg = required(values, 'alg');
     if (!isAlgorithm(alg)) throw new UsageError(`--alg must be one of ${ALGORITHMS.join(', ')}`);
-    if (values['pcrs'] !== undefined) throw new UsageError('--pcrs is not supported yet');
     const out = optional(values, 'out');
     const persistText = optional(values, 'persist');
     if ((out === undefined) === (persistText === undefined)) {
@@ -57,10 +59,13 @@ refused unless --force.
       throw new UsageError('--bits must be 2048 or 3072');
     }
     const auth = authFromEnv(values, io.env);
+    const pcrsText = optional(values, 'pcrs');
+    const pcrs = pcrsText === undefined ? undefined : parsePcrs(pcrsText);
     const key = await withTpm(values, (tpm) =>
       tpm.createKey({
         alg,
         force,
+        ...(pcrs !== undefined && { pcrs }),
         ...(persist !== undefined && { persist }),
         ...(bits !== undefined && { bits }),
         ...(auth !== undefined && { auth }),
@@ -71,7 +76,15 @@ refused unless --force.
     const pem = key.publicKey.export({ type: 'spki', format: 'pem' }).toString();
     if (values['json']) {
       const kid = publicJwk(key.publicKey, alg).kid;
-      io.out(json({ ...(out ? { file: out } : { handle: where }), algorithm: alg, kid, publicKeyPem: pem }));
+      io.out(
+        json({
+          ...(out ? { file: out } : { handle: where }),
+          algorithm: alg,
+          kid,
+          ...(pcrs && { pcrs: formatPcrs(pcrs) }),
+          publicKeyPem: pem,
+        }),
+      );
     } else {
       io.err(`created ${alg} key at ${where}\n`);
       io.out(pem);

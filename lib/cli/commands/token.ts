@@ -1,6 +1,7 @@
 import { TpmSigner } from '../../crypt/tpm-signer.js';
 import type { Signer } from '../../crypt/signer.js';
 import { Credentials } from '../../jwt/credentials.js';
+import { parsePcrs } from '../../tpm/pcrs.js';
 import { authFromEnv, optional, required, UsageError, type Values } from '../args.js';
 import { json, tpmOptions, type Command } from '../command.js';
 
@@ -23,7 +24,7 @@ function parseClaims(values: Values): Record<string, unknown> {
 export const token: Command = {
   name: 'token',
   summary: 'mint a self-signed JWT access token',
-  usage: `tpm-jwt token --key KEYREF --email EMAIL (--audience URL | --scope S ...) [--lifetime S] [--kid KID] [--claim k=v ...] [--auth-env VAR]
+  usage: `tpm-jwt token --key KEYREF --email EMAIL (--audience URL | --scope S ...) [--lifetime S] [--kid KID] [--claim k=v ...] [--auth-env VAR] [--pcrs sha256:0,7]
 tpm-jwt token --credentials descriptor.json (--audience URL | --scope S ...)
 
 Prints a JWT for Authorization: Bearer (AIP-4111): aud is the service URL, or a
@@ -41,6 +42,7 @@ scope claim when --scope is given. --json adds its expiry.
     kid: { type: 'string' },
     claim: { type: 'string', multiple: true },
     'auth-env': { type: 'string' },
+    pcrs: { type: 'string' },
   },
   async run(values, io) {
     const audience = optional(values, 'audience');
@@ -69,9 +71,11 @@ scope claim when --scope is given. --json adds its expiry.
       const email = required(values, 'email');
       const auth = authFromEnv(values, io.env);
       const kid = optional(values, 'kid');
+      const pcrs = optional(values, 'pcrs');
       const signer: Signer = await TpmSigner.open({
         ...tpmOptions(values),
         key: required(values, 'key'),
+        ...(pcrs !== undefined && { pcrs: parsePcrs(pcrs) }),
         ...(auth !== undefined && { auth }),
         ...(kid !== undefined && { keyId: kid }),
       });
