@@ -17,3 +17,9 @@ export { SoftwareSigner, type ServiceAccountKeyInfo } from './crypt/software-sig
 export { TpmSigner, type TpmSignerOptions } from './crypt/tpm-signer.js';
 export * as jwt from './jwt/index.js';
 export { jwkThumbprint, publicJwk, type PublicJwk } from './jwk.js';
+export {
+  TpmAuthClient,
+  CLOUD_PLATFORM_SCOPE,
+  type TpmAuthClientOptions,
+  type TpmAuthMode,
+} from './google/tpm-auth-client.js';

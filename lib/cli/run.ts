@@ -7,11 +7,22 @@ import { evict } from './commands/evict.js';
 import { importCommand } from './commands/import.js';
 import { inspect } from './commands/inspect.js';
 import { keygen } from './commands/keygen.js';
+import { printAccessToken } from './commands/print-access-token.js';
 import { pubkey } from './commands/pubkey.js';
 import { token } from './commands/token.js';
 import { verify } from './commands/verify.js';
 
-const COMMANDS: readonly Command[] = [keygen, importCommand, pubkey, cert, inspect, token, verify, evict];
+const COMMANDS: readonly Command[] = [
+  keygen,
+  importCommand,
+  pubkey,
+  cert,
+  inspect,
+  token,
+  printAccessToken,
+  verify,
+  evict,
+];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

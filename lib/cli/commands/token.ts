@@ -1,9 +1,10 @@
-import { TpmSigner } from '../../crypt/tpm-signer.js';
-import type { Signer } from '../../crypt/signer.js';
+import { TpmAuthClient, type TpmAuthMode } from '../../google/tpm-auth-client.js';
 import { Credentials } from '../../jwt/credentials.js';
-import { parsePcrs } from '../../tpm/pcrs.js';
-import { authFromEnv, optional, required, UsageError, type Values } from '../args.js';
-import { json, tpmOptions, type Command } from '../command.js';
+import { optional, UsageError, type Values } from '../args.js';
+import { json, type Command } from '../command.js';
+import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
+
+const MODES = ['jwt-access', 'oauth2', 'id-token'];
 
 /** --claim k=v: the value as JSON when it parses (numbers, booleans, objects), else text. */
 function parseClaims(values: Values): Record<string, unknown> {
@@ -23,69 +24,73 @@ function parseClaims(values: Values): Record<string, unknown> {
 
 export const token: Command = {
   name: 'token',
-  summary: 'mint a self-signed JWT access token',
+  summary: 'mint a token: a self-signed JWT, or an OAuth access or ID token',
   usage: `tpm-jwt token --key KEYREF --email EMAIL (--audience URL | --scope S ...) [--lifetime S] [--kid KID] [--claim k=v ...] [--auth-env VAR] [--pcrs sha256:0,7]
 tpm-jwt token --credentials descriptor.json (--audience URL | --scope S ...)
+tpm-jwt token (--key KEYREF --email EMAIL | --credentials F) --mode oauth2 [--scope S ...] [--token-url URL]
+tpm-jwt token (--key KEYREF --email EMAIL | --credentials F) --mode id-token --target-audience AUD [--token-url URL]
 
-Prints a JWT for Authorization: Bearer (AIP-4111): aud is the service URL, or a
-scope claim when --scope is given. --json adds its expiry.
+jwt-access (default): a JWT for Authorization: Bearer (AIP-4111), with aud the
+service URL or a scope claim. oauth2 and id-token exchange a signed assertion at
+the token endpoint. --json adds the expiry.
 
   tpm-jwt token --key 0x81008001 --email sa@p.iam.gserviceaccount.com --audience https://pubsub.googleapis.com/
-  tpm-jwt token --credentials sa-tpm.json --scope https://www.googleapis.com/auth/cloud-platform`,
+  tpm-jwt token --credentials sa-tpm.json --mode id-token --target-audience https://svc.run.app`,
   options: {
-    key: { type: 'string' },
-    email: { type: 'string' },
-    credentials: { type: 'string' },
+    ...SIGNER_OPTIONS,
     audience: { type: 'string' },
     scope: { type: 'string', multiple: true },
     lifetime: { type: 'string' },
-    kid: { type: 'string' },
     claim: { type: 'string', multiple: true },
-    'auth-env': { type: 'string' },
-    pcrs: { type: 'string' },
+    mode: { type: 'string' },
+    'token-url': { type: 'string' },
+    'target-audience': { type: 'string' },
   },
   async run(values, io) {
+    const mode = (optional(values, 'mode') ?? 'jwt-access') as TpmAuthMode;
+    if (!MODES.includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}`);
     const audience = optional(values, 'audience');
     const scopes = (values['scope'] as string[] | undefined) ?? [];
-    if ((audience === undefined) === (scopes.length === 0)) {
+    if (mode === 'jwt-access' && (audience === undefined) === (scopes.length === 0)) {
       throw new UsageError('give exactly one of --audience or --scope');
     }
+    const targetAudience = optional(values, 'target-audience');
+    if (mode === 'id-token' && targetAudience === undefined) throw new UsageError('--mode id-token needs --target-audience');
     const lifetimeText = optional(values, 'lifetime');
     const tokenLifetime = lifetimeText === undefined ? undefined : Number(lifetimeText);
     if (tokenLifetime !== undefined && !(Number.isInteger(tokenLifetime) && tokenLifetime > 0)) {
       throw new UsageError('--lifetime must be a positive number of seconds');
     }
-    const additionalClaims = { ...parseClaims(values), ...(scopes.length > 0 && { scope: scopes.join(' ') }) };
-    const options = {
-      ...(audience !== undefined && { audience }),
-      ...(tokenLifetime !== undefined && { tokenLifetime }),
-      additionalClaims,
-    };
+    const claims = parseClaims(values);
 
-    let credentials: Credentials;
-    const descriptor = optional(values, 'credentials');
-    if (descriptor !== undefined) {
-      if (values['key'] !== undefined) throw new UsageError('give --key or --credentials, not both');
-      credentials = await Credentials.fromServiceAccountFile(descriptor, options);
-    } else {
-      const email = required(values, 'email');
-      const auth = authFromEnv(values, io.env);
-      const kid = optional(values, 'kid');
-      const pcrs = optional(values, 'pcrs');
-      const signer: Signer = await TpmSigner.open({
-        ...tpmOptions(values),
-        key: required(values, 'key'),
-        ...(pcrs !== undefined && { pcrs: parsePcrs(pcrs) }),
-        ...(auth !== undefined && { auth }),
-        ...(kid !== undefined && { keyId: kid }),
-      });
-      credentials = new Credentials(signer, { issuer: email, subject: email, ...options });
-    }
+    const { signer, email } = await openSigner(values, io);
+    let result: { token: string; expiry: Date };
     try {
-      await credentials.refresh();
+      if (mode === 'jwt-access') {
+        const credentials = new Credentials(signer, {
+          issuer: email,
+          subject: email,
+          ...(audience !== undefined && { audience }),
+          ...(tokenLifetime !== undefined && { tokenLifetime }),
+          additionalClaims: { ...claims, ...(scopes.length > 0 && { scope: scopes.join(' ') }) },
+        });
+        await credentials.refresh();
+        result = { token: credentials.token!, expiry: credentials.expiry! };
+      } else {
+        const tokenUrl = optional(values, 'token-url');
+        const client = new TpmAuthClient({
+          signer,
+          email,
+          mode,
+          ...(scopes.length > 0 && { scopes }),
+          ...(tokenUrl !== undefined && { tokenUrl }),
+          ...(targetAudience !== undefined && { targetAudience }),
+        });
+        result = await client.getToken();
+      }
     } finally {
-      await credentials.signer.close?.();
+      await signer.close?.();
     }
-    io.out(values['json'] ? json({ token: credentials.token, expiry: credentials.expiry }) : `${credentials.token}\n`);
+    io.out(values['json'] ? json(result) : `${result.token}\n`);
   },
 };

@@ -1,0 +1,26 @@
+/** One token at a time from a slow source: reused until near expiry, one fetch in flight. */
+import { nearExpiry } from '../jwt/mint.js';
+
+export interface ExpiringToken {
+  token: string;
+  expiry: Date;
+}
+
+export class CachedToken {
+  readonly #fetch: () => Promise<ExpiringToken>;
+  #current: ExpiringToken | undefined;
+  #pending: Promise<ExpiringToken> | undefined;
+
+  constructor(fetch: () => Promise<ExpiringToken>) {
+    this.#fetch = fetch;
+  }
+
+  /** The cached token, or a new one; concurrent callers share one fetch, and a failed fetch is not kept. */
+  get(): Promise<ExpiringToken> {
+    if (this.#current && !nearExpiry(this.#current.expiry)) return Promise.resolve(this.#current);
+    this.#pending ??= this.#fetch()
+      .then((token) => (this.#current = token))
+      .finally(() => (this.#pending = undefined));
+    return this.#pending;
+  }
+}

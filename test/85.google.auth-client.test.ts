@@ -1,0 +1,266 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+import { jwtVerify, SignJWT } from 'jose';
+import { PubSub } from 'pubsub5';
+import { Storage as Storage7 } from 'storage7';
+import { Storage as Storage8 } from 'storage8';
+
+import { CLOUD_PLATFORM_SCOPE, Tpm, TpmAuthClient, TpmSigner, type TpmKey } from '../lib/index.js';
+import { assertFails, cli } from './helpers/cli.js';
+import { countingSigner } from './helpers/counting-signer.js';
+import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
+import { loopbackOnly } from './helpers/loopback-only.js';
+import { useSwtpm } from './helpers/swtpm.js';
+
+const EMAIL = 'sa@p1.iam.gserviceaccount.com';
+const now = () => Math.floor(Date.now() / 1000);
+
+describe('85 TpmAuthClient with Google Cloud client libraries', () => {
+  const swtpm = useSwtpm();
+  const network = loopbackOnly();
+  let key: TpmKey;
+  let google: FakeGoogle;
+  let dir: string;
+
+  before(async () => {
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    swtpm.cleanup(() => tpm.close());
+    key = await tpm.createKey({ alg: 'RS256', persist: 0x81008001 });
+    swtpm.cleanup(() => tpm.evict(0x81008001));
+    google = await startFakeGoogle(key.publicKey);
+    swtpm.cleanup(() => google.close());
+    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-google-'));
+    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
+  });
+  beforeEach(() => {
+    google.requests.length = 0;
+  });
+  after(() => assert.deepEqual(network.attempts, [], 'nothing outside loopback was contacted'));
+
+  const client = (options: Partial<ConstructorParameters<typeof TpmAuthClient>[0]> = {}) =>
+    new TpmAuthClient({ signer: TpmSigner.fromKey(key, { keyId: 'kid-1' }), email: EMAIL, projectId: 'p1', ...options });
+  const lastApiCall = () => google.requests.filter((r) => r.path !== '/token').at(-1)!;
+
+  it('Storage 7 (google-auth-library 9) lists buckets with a TPM-signed JWT for the endpoint', async () => {
+    const storage = new Storage7({
+      authClient: client({ quotaProjectId: 'billing-1' }) as never,
+      apiEndpoint: google.origin,
+      useAuthWithCustomEndpoint: true,
+      projectId: 'p1',
+      retryOptions: { autoRetry: false },
+    });
+    const [buckets] = await storage.getBuckets();
+    assert.deepEqual(buckets.map((b) => b.name), ['b1']);
+    const call = lastApiCall();
+    assert.equal(call.claims?.iss, EMAIL);
+    assert.equal(call.claims?.sub, EMAIL);
+    assert.equal(call.claims?.aud, `${google.origin}/`, 'the audience is the service root');
+    assert.equal(call.claims?.['scope'], undefined, 'never both aud and scope');
+    assert.equal(call.header?.kid, 'kid-1');
+    assert.equal(call.headers['x-goog-user-project'], 'billing-1');
+  });
+
+  it('Storage 8 (google-auth-library 11), which passes no URL, gets a scope token', async () => {
+    const storage = new Storage8({
+      authClient: client() as never,
+      apiEndpoint: google.origin,
+      useAuthWithCustomEndpoint: true,
+      projectId: 'p1',
+      retryOptions: { autoRetry: false },
+    });
+    const [buckets] = await storage.getBuckets();
+    assert.equal(buckets.length, 1);
+    const call = lastApiCall();
+    assert.equal(call.claims?.['scope'], CLOUD_PLATFORM_SCOPE);
+    assert.equal(call.claims?.aud, undefined);
+  });
+
+  it('Pub/Sub 5 (google-auth-library 10, gax) lists topics over REST', async () => {
+    // fallback and protocol are gax options the ClientConfig type does not list.
+    const pubsub = new PubSub({
+      authClient: client() as never,
+      projectId: 'p1',
+      apiEndpoint: `127.0.0.1:${google.port}`,
+      fallback: 'rest',
+      protocol: 'http',
+    } as ConstructorParameters<typeof PubSub>[0]);
+    try {
+      const [topics] = await pubsub.getTopics();
+      assert.deepEqual(topics.map((t) => t.name), ['projects/p1/topics/t1']);
+      assert.equal(lastApiCall().claims?.aud, `${google.origin}/`);
+    } finally {
+      await pubsub.close();
+    }
+  });
+
+  it('uses the configured scopes instead of an audience, and the service path when there is no URL', async () => {
+    const scoped = client({ scopes: ['https://www.googleapis.com/auth/pubsub', 'openid'] });
+    const bearer = (await scoped.getRequestHeaders(`${google.origin}/x`)).get('authorization')!;
+    const claims = JSON.parse(Buffer.from(bearer.split('.')[1]!, 'base64url').toString());
+    assert.equal(claims.scope, 'https://www.googleapis.com/auth/pubsub openid');
+    assert.equal(claims.aud, undefined);
+
+    const gax = client();
+    gax.defaultServicePath = 'pubsub.googleapis.com';
+    const viaPath = (await gax.getRequestHeaders()).get('authorization')!;
+    assert.equal(JSON.parse(Buffer.from(viaPath.split('.')[1]!, 'base64url').toString()).aud, 'https://pubsub.googleapis.com/');
+    const viaUrl = (await gax.getRequestHeaders('https://pubsub.mtls.googleapis.com/google.pubsub.v1.Publisher'))
+      .get('authorization')!;
+    assert.equal(JSON.parse(Buffer.from(viaUrl.split('.')[1]!, 'base64url').toString()).aud, 'https://pubsub.googleapis.com/');
+  });
+
+  it('returns headers that read as WHATWG Headers and as a plain object', async () => {
+    const headers = await client({ quotaProjectId: 'q' }).getRequestHeaders(`${google.origin}/`);
+    assert.match(headers.get('authorization')!, /^Bearer /);
+    assert.deepEqual(Object.keys(headers).sort(), ['authorization', 'x-goog-user-project']);
+    assert.equal(({ ...headers } as unknown as Record<string, string>)['x-goog-user-project'], 'q');
+    let seen = 0;
+    headers.forEach(() => seen++);
+    assert.equal(seen, 2);
+  });
+
+  it('signs once per audience for 100 concurrent requests', async () => {
+    const signer = countingSigner(TpmSigner.fromKey(key));
+    const counted = new TpmAuthClient({ signer, email: EMAIL });
+    await Promise.all(Array.from({ length: 100 }, () => counted.getRequestHeaders(`${google.origin}/storage/v1/b`)));
+    assert.equal(signer.count, 1);
+  });
+
+  it('opens the TPM key itself from keyRef or a descriptor, and closes it', async () => {
+    const byRef = new TpmAuthClient({ keyRef: 'handle:0x81008001', tcti: swtpm.tcti, email: EMAIL });
+    try {
+      const storage = new Storage7({ authClient: byRef as never, apiEndpoint: google.origin, useAuthWithCustomEndpoint: true, projectId: 'p1' });
+      await storage.getBuckets();
+      assert.equal(lastApiCall().claims?.iss, EMAIL);
+    } finally {
+      await byRef.close();
+    }
+    const descriptor = path.join(dir, 'sa.json');
+    writeFileSync(descriptor, JSON.stringify({
+      type: 'tpm_service_account', client_email: EMAIL, private_key_id: 'desc-kid', project_id: 'p1',
+      tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
+    }));
+    const fromFile = await TpmAuthClient.fromServiceAccountFile(descriptor);
+    try {
+      assert.equal(fromFile.projectId, 'p1');
+      const storage = new Storage8({ authClient: fromFile as never, apiEndpoint: google.origin, useAuthWithCustomEndpoint: true });
+      await storage.getBuckets();
+      assert.equal(lastApiCall().header?.kid, 'desc-kid');
+    } finally {
+      await fromFile.close();
+    }
+  });
+
+  describe('oauth2 and id-token modes against a token endpoint', () => {
+    it('oauth2: exchanges a verified assertion for an access token, cached, one exchange at a time', async () => {
+      let issued = 0;
+      google.onToken = (assertion) => {
+        assert.equal(assertion.aud, google.tokenUrl);
+        assert.equal(assertion.iss, EMAIL);
+        assert.equal(assertion.sub, EMAIL);
+        assert.equal(assertion['scope'], CLOUD_PLATFORM_SCOPE);
+        assert.ok(assertion.exp! - assertion.iat! <= 3600, 'lifetime at most one hour');
+        const token = `ya29.access-${++issued}`;
+        google.acceptedTokens.add(token);
+        return { body: { access_token: token, expires_in: 3599, token_type: 'Bearer' } };
+      };
+      const oauth = client({ mode: 'oauth2', tokenUrl: google.tokenUrl });
+      const all = await Promise.all(Array.from({ length: 20 }, () => oauth.getRequestHeaders()));
+      assert.ok(all.every((h) => h.get('authorization') === 'Bearer ya29.access-1'));
+      assert.equal((await oauth.getAccessToken()).token, 'ya29.access-1');
+      assert.equal(issued, 1);
+      const storage = new Storage8({ authClient: oauth as never, apiEndpoint: google.origin, useAuthWithCustomEndpoint: true, projectId: 'p1' });
+      await storage.getBuckets();
+      assert.equal(lastApiCall().bearer, 'ya29.access-1');
+    });
+
+    it('oauth2: refreshes early when expires_in is short', async () => {
+      let issued = 0;
+      google.onToken = () => ({ body: { access_token: `short-${++issued}`, expires_in: 60 } });
+      const oauth = client({ mode: 'oauth2', tokenUrl: google.tokenUrl });
+      await oauth.getAccessToken();
+      await oauth.getAccessToken();
+      assert.equal(issued, 2);
+    });
+
+    it('id-token: sends target_audience and returns the ID token', async () => {
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const idToken = await new SignJWT({ aud: 'https://my-service.run.app' })
+        .setProtectedHeader({ alg: 'RS256' }).setIssuedAt().setExpirationTime('1h').sign(privateKey);
+      google.onToken = (assertion) => {
+        assert.equal(assertion['target_audience'], 'https://my-service.run.app');
+        assert.equal(assertion['scope'], undefined);
+        return { body: { id_token: idToken } };
+      };
+      const id = client({ mode: 'id-token', tokenUrl: google.tokenUrl, targetAudience: 'https://my-service.run.app' });
+      assert.equal((await id.getRequestHeaders()).get('authorization'), `Bearer ${idToken}`);
+      const { expiry } = await id.getToken();
+      assert.ok(Math.abs(expiry.getTime() / 1000 - (now() + 3600)) < 5);
+    });
+
+    const failures: [string, () => void, RegExp][] = [
+      ['a 400 with an OAuth error body', () => (google.onToken = () => ({ status: 400, body: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' } })), /HTTP 400 invalid_grant: Invalid JWT Signature\./],
+      ['a 500', () => (google.onToken = () => ({ status: 500, body: 'backend error' })), /HTTP 500 backend error/],
+      ['a timeout', () => (google.onToken = () => ({ hang: true })), /no answer within 300 ms/],
+      ['a body that is not JSON', () => (google.onToken = () => ({ status: 200, body: 'not json' })), /without a JSON object/],
+      ['JSON without a token', () => (google.onToken = () => ({ body: { token_type: 'Bearer' } })), /has no access_token/],
+    ];
+    for (const [what, arrange, message] of failures) {
+      it(`reports ${what} as ERR_TOKEN_EXCHANGE and does not cache the failure`, async () => {
+        arrange();
+        const oauth = client({ mode: 'oauth2', tokenUrl: google.tokenUrl, tokenTimeoutMs: 300 });
+        await assert.rejects(oauth.getRequestHeaders(), { code: 'ERR_TOKEN_EXCHANGE', message });
+        google.onToken = () => ({ body: { access_token: 'recovered', expires_in: 3600 } });
+        assert.equal((await oauth.getRequestHeaders()).get('authorization'), 'Bearer recovered');
+      });
+    }
+  });
+
+  describe('CLI', () => {
+    const keyArgs = () => ['--key', '0x81008001', '--email', EMAIL, '--tcti', swtpm.tcti];
+
+    it('token --mode oauth2 and id-token exchange at --token-url', async () => {
+      google.onToken = (assertion) => ({
+        body: assertion['target_audience'] ? { id_token: 'x.y.z' } : { access_token: 'ya29.cli', expires_in: 3600 },
+      });
+      const access = await cli(['token', ...keyArgs(), '--mode', 'oauth2', '--token-url', google.tokenUrl]);
+      assert.equal(access.code, 0, access.stderr);
+      assert.equal(access.stdout.trim(), 'ya29.cli');
+      const id = await cli(['token', ...keyArgs(), '--mode', 'id-token', '--target-audience', 'https://a', '--token-url', google.tokenUrl]);
+      assertFails(id, 1, 'ERR_TOKEN_EXCHANGE');
+      assertFails(await cli(['token', ...keyArgs(), '--mode', 'id-token']), 2, 'USAGE');
+    });
+
+    it('print-access-token prints {access_token, expires_in, token_type}', async () => {
+      const self = await cli(['print-access-token', ...keyArgs()]);
+      assert.equal(self.code, 0, self.stderr);
+      const printed = JSON.parse(self.stdout);
+      assert.equal(printed.token_type, 'Bearer');
+      assert.ok(printed.expires_in > 3500 && printed.expires_in <= 3600);
+      const claims = (await jwtVerify(printed.access_token, key.publicKey)).payload;
+      assert.equal(claims['scope'], CLOUD_PLATFORM_SCOPE);
+
+      google.onToken = () => ({ body: { access_token: 'ya29.helper', expires_in: 1800 } });
+      const oauth = JSON.parse((await cli(['print-access-token', ...keyArgs(), '--mode', 'oauth2', '--token-url', google.tokenUrl])).stdout);
+      assert.equal(oauth.access_token, 'ya29.helper');
+      assert.ok(oauth.expires_in > 1790 && oauth.expires_in <= 1800);
+    });
+  });
+
+  it('refuses bad options with ERR_INVALID_ARGUMENT', () => {
+    const signer = TpmSigner.fromKey(key);
+    for (const options of [
+      { signer },
+      { signer, email: EMAIL, mode: 'saml' },
+      { signer, email: EMAIL, mode: 'id-token' },
+      { signer, email: EMAIL, scopes: 's', audience: 'a' },
+      { email: EMAIL },
+    ]) {
+      assert.throws(() => new TpmAuthClient(options as never), { code: 'ERR_INVALID_ARGUMENT' });
+    }
+  });
+});
