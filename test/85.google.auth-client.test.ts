@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { jwtVerify, SignJWT } from 'jose';
 import { PubSub } from 'pubsub5';
@@ -95,6 +97,37 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
     } finally {
       await pubsub.close();
     }
+  });
+
+  it('Pub/Sub 5 over gRPC (TLS) sends a JWT for https://pubsub.googleapis.com/', async function () {
+    this.timeout(60_000);
+    const tlsKey = path.join(dir, 'tls.key');
+    const tlsCert = path.join(dir, 'tls.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', tlsKey, '-out', tlsCert, '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    const pub = path.join(dir, 'tpm-key.pem');
+    writeFileSync(pub, key.publicKey.export({ type: 'spki', format: 'pem' }));
+    const fixture = fileURLToPath(new URL('./fixtures/pubsub-grpc.ts', import.meta.url));
+    const run = spawnSync(process.execPath, ['--import', 'tsx', fixture], {
+      encoding: 'utf8',
+      timeout: 50_000,
+      env: {
+        ...process.env,
+        GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: tlsCert,
+        GOOGLE_CLOUD_PROJECT: 'p1',
+        TLS_KEY: tlsKey,
+        TLS_CERT: tlsCert,
+        TPM_KEY_PUB: pub,
+        TPM_KEYREF: 'handle:0x81008001',
+        TPM_TCTI: swtpm.tcti,
+        SA_EMAIL: EMAIL,
+      },
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    assert.deepEqual(result.topics, ['projects/p1/topics/over-grpc']);
+    assert.deepEqual(result.seen, [{ aud: 'https://pubsub.googleapis.com/', iss: EMAIL }]);
   });
 
   it('uses the configured scopes instead of an audience, and the service path when there is no URL', async () => {
