@@ -120,6 +120,12 @@ describe('40 CLI', () => {
       ['a bad RSA size', ['keygen', '--alg', 'RS256', '--bits', '1024', '--persist', '0x81000010']],
       ['an unset --auth-env variable', ['keygen', '--alg', 'RS256', '--persist', '0x81000010', '--auth-env', 'NOPE_UNSET']],
       ['an unknown format', ['pubkey', '--key', '0x81000010', '--format', 'der']],
+      ['a handle outside the persistent range', ['keygen', '--alg', 'ES256', '--persist', '0x80000001']],
+      ['a handle that is not hex', ['evict', '--handle', 'xyz']],
+      ['a bad PCR selection', ['keygen', '--alg', 'ES256', '--out', 'k.pem', '--pcrs', 'sha1:0']],
+      ['both --persist and --out', ['keygen', '--alg', 'ES256', '--out', 'k.pem', '--persist', '0x81000010']],
+      ['--mode id-token without --target-audience', ['token', '--key', '0x81000010', '--email', 'e', '--mode', 'id-token']],
+      ['verify with two key sources', ['verify', '--pubkey', 'a', '--jwks', 'b', 'x.y.z']],
     ];
     for (const [what, args] of cases) {
       it(what, async () => {
@@ -127,6 +133,23 @@ describe('40 CLI', () => {
         assert.equal(result.code, 2, result.stderr);
         if (args.length > 0) assertFails(result, 2, 'USAGE');
       });
+    }
+  });
+
+  it('--version prints the package version', async () => {
+    const result = await cli(['--version']);
+    assert.equal(result.code, 0);
+    assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('every command has --help with an example', async () => {
+    const overview = await cli(['--help']);
+    const commands = [...overview.stdout.matchAll(/^  ([a-z-]+) {2,}/gm)].map((m) => m[1]!);
+    assert.ok(commands.length >= 9, overview.stdout);
+    for (const command of commands) {
+      const help = await cli([command, '--help']);
+      assert.equal(help.code, 0, command);
+      assert.match(help.stdout, new RegExp(`^  tpm-jwt ${command} `, 'm'), `${command} --help shows an example`);
     }
   });
 

@@ -1,6 +1,8 @@
 /** Command-line parsing shared by every command: flags, usage errors, KEYREF. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+import { TpmJwtError } from '../errors.js';
+
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 /** A mistake in how the command was called: exit code 2, with the usage. */
@@ -40,6 +42,21 @@ export function required(values: Values, name: string): string {
 export function optional(values: Values, name: string): string | undefined {
   const value = values[name];
   return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * Parses a flag's value; a value the parser rejects (ERR_INVALID_ARGUMENT) is a usage
+ * error (exit 2) naming the flag.
+ */
+export function flagValue<T>(name: string, value: string, parse: (value: string) => T): T {
+  try {
+    return parse(value);
+  } catch (err) {
+    if (err instanceof TpmJwtError && err.code === 'ERR_INVALID_ARGUMENT') {
+      throw new UsageError(`--${name} ${value}: ${err.message}`);
+    }
+    throw err;
+  }
 }
 
 /** The value of the environment variable named by --auth-env (never a password on argv). */

@@ -1,4 +1,6 @@
 /** The tpm-jwt command line: dispatch, help, and the one-line error contract. */
+import { createRequire } from 'node:module';
+
 import { TpmJwtError } from '../errors.js';
 import { parse, UsageError } from './args.js';
 import type { Command, Io } from './command.js';
@@ -24,6 +26,11 @@ const COMMANDS: readonly Command[] = [
   evict,
 ];
 
+function version(): string {
+  const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+  return pkg.version;
+}
+
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
@@ -40,6 +47,10 @@ function overview(): string {
 /** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 usage. */
 export async function run(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V') {
+    io.out(`${version()}\n`);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(overview());
     return name === undefined ? 2 : 0;

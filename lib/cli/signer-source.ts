@@ -3,7 +3,7 @@ import { readServiceAccountFile, signerFromServiceAccountInfo } from '../crypt/s
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { parsePcrs } from '../tpm/pcrs.js';
-import { authFromEnv, optional, required, UsageError, type OptionSpec, type Values } from './args.js';
+import { authFromEnv, flagValue, optional, required, UsageError, type OptionSpec, type Values } from './args.js';
 import { tpmOptions, type Io } from './command.js';
 
 export const SIGNER_OPTIONS = {
@@ -31,7 +31,7 @@ export async function openSigner(values: Values, io: Io): Promise<{ signer: Sign
   const signer = await TpmSigner.open({
     ...tpmOptions(values),
     key: required(values, 'key'),
-    ...(pcrs !== undefined && { pcrs: parsePcrs(pcrs) }),
+    ...(pcrs !== undefined && { pcrs: flagValue('pcrs', pcrs, parsePcrs) }),
     ...(auth !== undefined && { auth }),
     ...(kid !== undefined && { keyId: kid }),
   });

@@ -1,6 +1,6 @@
 import { loadKeyRef } from '../../tpm/key-ref.js';
 import { parsePcrs } from '../../tpm/pcrs.js';
-import { authFromEnv, optional, required, UsageError } from '../args.js';
+import { authFromEnv, flagValue, optional, required, UsageError } from '../args.js';
 import { withTpm, type Command } from '../command.js';
 
 export const cert: Command = {
@@ -32,7 +32,7 @@ The certificate to register the key with a service account:
     const pem = await withTpm(values, async (tpm) => {
       const key = await loadKeyRef(tpm, ref, {
         ...(auth !== undefined && { auth }),
-        ...(pcrs !== undefined && { pcrs: parsePcrs(pcrs) }),
+        ...(pcrs !== undefined && { pcrs: flagValue('pcrs', pcrs, parsePcrs) }),
       });
       return key.certificate({ subject, ...(days !== undefined && { days }) });
     });

@@ -1,5 +1,5 @@
 import { formatHandle, parsePersistentHandle } from '../../tpm/handle.js';
-import { required } from '../args.js';
+import { flagValue, required } from '../args.js';
 import { withTpm, type Command } from '../command.js';
 
 export const evict: Command = {
@@ -10,7 +10,7 @@ export const evict: Command = {
   tpm-jwt evict --handle 0x81000010`,
   options: { handle: { type: 'string' } },
   async run(values, io) {
-    const handle = parsePersistentHandle(required(values, 'handle'), '--handle');
+    const handle = flagValue('handle', required(values, 'handle'), parsePersistentHandle);
     await withTpm(values, (tpm) => tpm.evict(handle));
     io.err(`evicted ${formatHandle(handle)}\n`);
   },

@@ -5,7 +5,7 @@ import type { ServiceAccountInfo } from '../../crypt/service-account.js';
 import { TpmJwtError } from '../../errors.js';
 import { formatHandle, parsePersistentHandle } from '../../tpm/handle.js';
 import type { ImportSource } from '../../tpm/import.js';
-import { authFromEnv, optional, required, UsageError } from '../args.js';
+import { authFromEnv, flagValue, optional, required, UsageError } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
 
 /** A service-account JSON, or PEM text as it is. */
@@ -50,7 +50,7 @@ for a PEM key, prints the public key.
     if ((out === undefined) === (persistText === undefined)) {
       throw new UsageError('give exactly one of --persist or --out');
     }
-    const persist = persistText === undefined ? undefined : parsePersistentHandle(persistText, '--persist');
+    const persist = persistText === undefined ? undefined : flagValue('persist', persistText, parsePersistentHandle);
     const force = values['force'] === true;
     const auth = authFromEnv(values, io.env);
     let text: string;

@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
 import { formatHandle, parsePersistentHandle } from '../../tpm/handle.js';
 import { formatPcrs, parsePcrs } from '../../tpm/pcrs.js';
-import { authFromEnv, optional, required, UsageError } from '../args.js';
+import { authFromEnv, flagValue, optional, required, UsageError } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
 import { publicJwk } from '../../jwk.js';
 
@@ -47,7 +47,7 @@ persistent key, pass the same --pcrs when using it).
     if ((out === undefined) === (persistText === undefined)) {
       throw new UsageError('give exactly one of --persist or --out');
     }
-    const persist = persistText === undefined ? undefined : parsePersistentHandle(persistText, '--persist');
+    const persist = persistText === undefined ? undefined : flagValue('persist', persistText, parsePersistentHandle);
     const force = values['force'] === true;
     // Refuse an existing file before the keygen, which takes seconds on real TPMs.
     if (out !== undefined && !force && (await exists(out))) {
@@ -60,7 +60,7 @@ persistent key, pass the same --pcrs when using it).
     }
     const auth = authFromEnv(values, io.env);
     const pcrsText = optional(values, 'pcrs');
-    const pcrs = pcrsText === undefined ? undefined : parsePcrs(pcrsText);
+    const pcrs = pcrsText === undefined ? undefined : flagValue('pcrs', pcrsText, parsePcrs);
     const key = await withTpm(values, (tpm) =>
       tpm.createKey({
         alg,

@@ -1,0 +1,67 @@
+/**
+ * The package as a user gets it: `npm pack`, installed into a fresh project as a
+ * dependency (npm builds the addon), then its CLI and require('tpm-jwt') used there.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { useSwtpm } from './helpers/swtpm.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+describe('98 the packed tarball, installed as a dependency', function () {
+  this.timeout(300_000);
+  const swtpm = useSwtpm();
+  let project: string;
+  let tarball: string;
+
+  before(() => {
+    project = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-consumer-'));
+    swtpm.cleanup(() => rmSync(project, { recursive: true, force: true }));
+    const packed = execFileSync('npm', ['pack', '--pack-destination', project, '--json'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const [info] = JSON.parse(packed) as [{ filename: string; files: { path: string }[] }];
+    tarball = path.join(project, info.filename);
+    const files = info.files.map((f) => f.path);
+    assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts') && files.includes('binding.gyp'));
+    assert.deepEqual(
+      files.filter((f) => /^(test|bench|scripts|build|lib|node_modules)\//.test(f) || f.endsWith('.map')),
+      [],
+      'no tests, sources or build litter in the tarball',
+    );
+    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+    execFileSync('npm', ['install', tarball, '--no-audit', '--no-fund'], { cwd: project, stdio: 'ignore' });
+  });
+
+  const run = (command: string, args: string[]) =>
+    spawnSync(command, args, { cwd: project, encoding: 'utf8', env: { ...process.env, TPM2TOOLS_TCTI: swtpm.tcti } });
+
+  it('built the addon during install', () => {
+    assert.ok(readdirSync(path.join(project, 'node_modules', 'tpm-jwt', 'build', 'Release')).includes('tpm_jwt.node'));
+  });
+
+  it('runs its CLI: keygen, token, verify', () => {
+    const keygen = run('npx', ['tpm-jwt', 'keygen', '--alg', 'ES256', '--out', 'key.pem']);
+    assert.equal(keygen.status, 0, keygen.stderr);
+    writeFileSync(path.join(project, 'pub.pem'), keygen.stdout);
+    const token = run('npx', ['tpm-jwt', 'token', '--key', 'key.pem', '--email', 'sa@p.iam.gserviceaccount.com', '--audience', 'https://x/']);
+    assert.equal(token.status, 0, token.stderr);
+    const verified = run('npx', ['tpm-jwt', 'verify', '--pubkey', 'pub.pem', '--audience', 'https://x/', token.stdout.trim()]);
+    assert.equal(verified.status, 0, verified.stderr);
+    assert.equal(JSON.parse(verified.stdout).sub, 'sa@p.iam.gserviceaccount.com');
+  });
+
+  it('loads with require() from CommonJS and with import', () => {
+    const cjs = run(process.execPath, ['-e', "const t = require('tpm-jwt'); console.log(typeof t.Tpm.open, typeof t.jwt.encode, typeof t.TpmAuthClient)"]);
+    assert.equal(cjs.stdout.trim(), 'function function function', cjs.stderr);
+    const esm = run(process.execPath, ['--input-type=module', '-e', "import { Tpm } from 'tpm-jwt'; const t = await Tpm.open(); console.log(t.saltKeyName.length); await t.close();"]);
+    assert.equal(esm.stdout.trim(), '68', esm.stderr);
+  });
+});
