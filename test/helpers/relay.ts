@@ -15,9 +15,9 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-function relayPort(listen: number, target: number, chunks: Buffer[], sockets: Set<Socket>): Promise<Server> {
+function relayPort(listen: number, host: string, target: number, chunks: Buffer[], sockets: Set<Socket>): Promise<Server> {
   const server = createServer((client) => {
-    const upstream = createConnection({ host: '127.0.0.1', port: target });
+    const upstream = createConnection({ host, port: target });
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
@@ -40,14 +40,16 @@ function relayPort(listen: number, target: number, chunks: Buffer[], sockets: Se
   });
 }
 
-/** Starts a relay in front of the swtpm listening on `targetPort` (and targetPort + 1). */
-export async function startRelay(targetPort: number): Promise<Relay> {
+/** Starts a relay in front of the swtpm that a swtpm: TCTI names (its port and the next). */
+export async function startRelay(tcti: string): Promise<Relay> {
+  const host = /host=([^,]+)/.exec(tcti)?.[1] ?? '127.0.0.1';
+  const targetPort = Number(/port=(\d+)/.exec(tcti)?.[1] ?? 2321);
   const port = await freePortPair();
   const chunks: Buffer[] = [];
   const sockets = new Set<Socket>();
   const servers = await Promise.all([
-    relayPort(port, targetPort, chunks, sockets),
-    relayPort(port + 1, targetPort + 1, chunks, sockets),
+    relayPort(port, host, targetPort, chunks, sockets),
+    relayPort(port + 1, host, targetPort + 1, chunks, sockets),
   ]);
   return {
     tcti: `swtpm:host=127.0.0.1,port=${port}`,
