@@ -22,7 +22,7 @@ import { mintToken } from '../jwt/mint.js';
 import { OnDemandCredentials } from '../jwt/on-demand-credentials.js';
 import { serviceAudience } from './audience.js';
 import { CachedToken, type ExpiringToken } from './cached-token.js';
-import { compatHeaders, exposeHeaders } from './headers.js';
+import { CompatHeaders, exposeHeaders } from './headers.js';
 import { exchangeAssertion } from './token-exchange.js';
 
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
@@ -78,7 +78,11 @@ export class TpmAuthClient extends AuthClient {
   #signer: Promise<Signer> | undefined;
   /** Whether close() should close the signer: the client opened it (keyRef, a file). */
   readonly #ownsSigner: boolean;
-  #perAudience: Promise<OnDemandCredentials> | undefined;
+  #perAudience: OnDemandCredentials | undefined;
+  readonly #audiences = new Map<string, string | undefined>();
+  #lastUrl: string | URL | undefined = '';
+  #lastServicePath: string | undefined;
+  #lastAudience: string | undefined;
   #scoped: Promise<Credentials> | undefined;
   readonly #exchanged: CachedToken;
 
@@ -132,9 +136,11 @@ export class TpmAuthClient extends AuthClient {
 
   /** Headers that authorise a request to `url` (any google-auth-library major reads them). */
   async getRequestHeaders(url?: string | URL): Promise<Headers> {
-    const headers: Record<string, string> = { authorization: `Bearer ${await this.#bearer(url)}` };
+    const token = this.#cachedBearer(url) ?? (await this.#bearer(url));
+    const headers = new CompatHeaders();
+    headers['authorization'] = `Bearer ${token}`;
     if (this.quotaProjectId) headers['x-goog-user-project'] = this.quotaProjectId;
-    return compatHeaders(headers);
+    return headers as unknown as Headers;
   }
 
   /** The token: the scope-mode JWT, the OAuth access token or the ID token, per mode. */
@@ -190,15 +196,47 @@ export class TpmAuthClient extends AuthClient {
     };
   }
 
+  /** The audience for a request URL (undefined: scope mode), remembered per URL. */
+  #audienceFor(url: string | URL | undefined): string | undefined {
+    if (this.scopes !== undefined) return undefined;
+    if (this.audience !== undefined) return this.audience;
+    // Most clients call for one URL over and over: remember the last one first.
+    if (url === this.#lastUrl && this.defaultServicePath === this.#lastServicePath) return this.#lastAudience;
+    const audience = this.#lookupAudience(url);
+    this.#lastUrl = url;
+    this.#lastServicePath = this.defaultServicePath;
+    this.#lastAudience = audience;
+    return audience;
+  }
+
+  #lookupAudience(url: string | URL | undefined): string | undefined {
+    const key = `${String(url)} ${this.defaultServicePath}`;
+    if (this.#audiences.has(key)) return this.#audiences.get(key);
+    if (this.#audiences.size >= 256) this.#audiences.clear();
+    const audience = serviceAudience(url, this.defaultServicePath, this.universeDomain);
+    this.#audiences.set(key, audience);
+    return audience;
+  }
+
+  /** The jwt-access token for `url` when it is cached and fresh, synchronously. */
+  #cachedBearer(url: string | URL | undefined): string | undefined {
+    if (this.mode !== 'jwt-access') return undefined;
+    const audience = this.#audienceFor(url);
+    if (audience !== undefined) return this.#perAudience?.cachedToken(audience);
+    return undefined;
+  }
+
   async #bearer(url: string | URL | undefined): Promise<string> {
     if (this.mode !== 'jwt-access') return (await this.#exchanged.get()).token;
-    const audience =
-      this.scopes === undefined
-        ? (this.audience ?? serviceAudience(url, this.defaultServicePath, this.universeDomain))
-        : undefined;
+    const audience = this.#audienceFor(url);
     if (audience !== undefined) {
-      this.#perAudience ??= this.#getSigner().then((signer) => new OnDemandCredentials(signer, this.#identity()));
-      return (await this.#perAudience).tokenForAudience(audience);
+      // Kept as the credentials themselves, not a promise: the cached-token path every
+      // request takes should await as little as possible.
+      if (!this.#perAudience) {
+        const signer = await this.#getSigner();
+        this.#perAudience ??= new OnDemandCredentials(signer, this.#identity());
+      }
+      return this.#perAudience.tokenForAudience(audience);
     }
     this.#scoped ??= this.#getSigner().then(
       (signer) =>

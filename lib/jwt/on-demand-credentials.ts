@@ -56,12 +56,8 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
    * one signing, and a failed signing leaves nothing behind.
    */
   tokenForAudience(audience: string): Promise<string> {
-    const cached = this.#cache.get(audience);
-    if (cached && !nearExpiry(cached.expiry)) {
-      this.#cache.delete(audience);
-      this.#cache.set(audience, cached);
-      return Promise.resolve(cached.token);
-    }
+    const cached = this.cachedToken(audience);
+    if (cached !== undefined) return Promise.resolve(cached);
     let minting = this.#minting.get(audience);
     if (!minting) {
       const { issuer, subject, additionalClaims, tokenLifetime } = this;
@@ -74,6 +70,15 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
       this.#minting.set(audience, minting);
     }
     return minting;
+  }
+
+  /** The cached token for `audience` if it is not close to expiry; no signing. */
+  cachedToken(audience: string): string | undefined {
+    const cached = this.#cache.get(audience);
+    if (!cached || nearExpiry(cached.expiry)) return undefined;
+    this.#cache.delete(audience);
+    this.#cache.set(audience, cached);
+    return cached.token;
   }
 
   /** Applies the token for the URL's audience (scheme://host/path). */

@@ -1,0 +1,247 @@
+/**
+ * npm run bench: tpm-jwt against its baselines, in one run on one TPM.
+ *
+ * Every figure is a ratio against something measured in the same run: a plain C loop
+ * of Esys_Sign (bench/raw-sign.c), tpm2_sign from tpm2-tools in a loop, node:crypto,
+ * google-auth-library's JWTAccess. Starts a private swtpm unless --tcti is given.
+ * Prints a table, writes bench/results.json; progress goes to stderr.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { JWTAccess } from 'google-auth-library';
+
+import { jwt, Tpm, TpmAuthClient, TpmSigner, type Signer, type TpmKey } from '../lib/index.js';
+import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(HERE);
+const ES256_HANDLE = 0x81000a00;
+const RS256_HANDLE = 0x81000a01;
+
+interface Row {
+  figure: string;
+  ours: number;
+  baseline: number;
+  unit: string;
+  /** ours / baseline, or baseline / ours for "lower is better" figures. */
+  ratio: number;
+  target?: string;
+  met?: boolean;
+}
+
+const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
+const rows: Row[] = [];
+
+function record(row: Omit<Row, 'ratio' | 'met'> & { higherIsBetter?: boolean; min?: number; max?: number }): void {
+  const ratio = row.higherIsBetter === false ? row.baseline / row.ours : row.ours / row.baseline;
+  const met =
+    row.min !== undefined ? ratio >= row.min : row.max !== undefined ? row.ours <= row.max : undefined;
+  rows.push({
+    figure: row.figure,
+    ours: row.ours,
+    baseline: row.baseline,
+    unit: row.unit,
+    ratio,
+    ...(row.target !== undefined && { target: row.target }),
+    ...(met !== undefined && { met }),
+  });
+}
+
+/** Signatures per second through a Signer, `window` signs kept queued on its context. */
+async function signRate(signer: Signer, count: number, window = 8): Promise<number> {
+  const message = Buffer.from('eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJiZW5jaCJ9');
+  await signer.sign(message);
+  let next = 0;
+  const start = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: window }, async () => {
+      while (next++ < count) await signer.sign(message);
+    }),
+  );
+  return count / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+function rawRate(tcti: string, handle: number, count: number, scheme: 'ecdsa' | 'rsassa', encrypt: boolean): number {
+  const out = execFileSync(
+    path.join(HERE, 'build', 'raw-sign'),
+    [tcti, handle.toString(16), String(count), scheme, encrypt ? '1' : '0'],
+    { encoding: 'utf8', env: { ...process.env, TSS2_LOG: 'all+none' } },
+  );
+  return Number(out.trim());
+}
+
+function toolsRate(tcti: string, handle: number, count: number, dir: string): number {
+  const message = path.join(dir, 'message');
+  writeFileSync(message, 'eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJiZW5jaCJ9');
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) {
+    execFileSync('tpm2_sign', ['-c', `0x${handle.toString(16)}`, '-g', 'sha256', '-o', path.join(dir, 'sig'), message], {
+      env: { ...process.env, TPM2TOOLS_TCTI: tcti },
+      stdio: 'ignore',
+    });
+  }
+  return count / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+function opsRate(count: number, op: () => unknown): number {
+  for (let i = 0; i < Math.min(count, 1000); i++) op();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) op();
+  return count / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+async function asyncOpsRate(count: number, op: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < Math.min(count, 1000); i++) await op();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) await op();
+  return count / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { tcti: { type: 'string' }, quick: { type: 'boolean' } } });
+  const scale = values.quick ? 0.2 : 1;
+  const n = (count: number) => Math.max(10, Math.round(count * scale));
+  const dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-bench-'));
+  let swtpm: Swtpm | undefined;
+  const tcti = values.tcti ?? (swtpm = await startSwtpm()).tcti;
+  const tpms: Tpm[] = [];
+  try {
+    progress(`TPM ${tcti}`);
+    progress('building the raw Esys_Sign loop');
+    mkdirSync(path.join(HERE, 'build'), { recursive: true });
+    const flags = execFileSync('pkg-config', ['--cflags', '--libs', 'tss2-esys', 'tss2-tctildr'], { encoding: 'utf8' });
+    execFileSync('sh', ['-c', `cc -O2 -o "${path.join(HERE, 'build', 'raw-sign')}" "${path.join(HERE, 'raw-sign.c')}" ${flags}`]);
+
+    const plainTpm = await Tpm.open({ tcti, encrypt: false });
+    tpms.push(plainTpm);
+    await plainTpm.createKey({ alg: 'ES256', persist: ES256_HANDLE, force: true });
+    await plainTpm.createKey({ alg: 'RS256', persist: RS256_HANDLE, force: true });
+    const encryptedTpm = await Tpm.open({ tcti });
+    tpms.push(encryptedTpm);
+    const keys = {
+      plain: { ES256: await plainTpm.loadKey(ES256_HANDLE), RS256: await plainTpm.loadKey(RS256_HANDLE) },
+      encrypted: { ES256: await encryptedTpm.loadKey(ES256_HANDLE), RS256: await encryptedTpm.loadKey(RS256_HANDLE) },
+    };
+
+    for (const alg of ['ES256', 'RS256'] as const) {
+      const handle = alg === 'ES256' ? ES256_HANDLE : RS256_HANDLE;
+      const scheme = alg === 'ES256' ? 'ecdsa' : 'rsassa';
+      const count = n(alg === 'ES256' ? 2000 : 600);
+      progress(`${alg}: raw Esys_Sign loop, password session`);
+      const rawPlain = rawRate(tcti, handle, count, scheme, false);
+      progress(`${alg}: TpmSigner, encrypt off`);
+      const oursPlain = await signRate(TpmSigner.fromKey(keys.plain[alg]), count);
+      record({ figure: `${alg} signs/s, encrypt off vs raw C loop`, ours: oursPlain, baseline: rawPlain, unit: 'signs/s', target: '>= 0.95x', min: 0.95 });
+      const encCount = n(alg === 'ES256' ? 400 : 300);
+      progress(`${alg}: raw Esys_Sign loop, salted encrypted session`);
+      const rawEncrypted = rawRate(tcti, handle, encCount, scheme, true);
+      progress(`${alg}: TpmSigner, default encrypted session`);
+      const oursEncrypted = await signRate(TpmSigner.fromKey(keys.encrypted[alg]), encCount);
+      record({ figure: `${alg} signs/s, encrypted vs raw C loop (same session)`, ours: oursEncrypted, baseline: rawEncrypted, unit: 'signs/s', target: '>= 0.80x', min: 0.8 });
+      record({ figure: `${alg} signs/s, encrypted vs raw C loop (password)`, ours: oursEncrypted, baseline: rawPlain, unit: 'signs/s' });
+      if (alg === 'ES256') {
+        progress('ES256: tpm2_sign in a loop');
+        const tools = toolsRate(tcti, handle, n(60), dir);
+        record({ figure: 'ES256 signs/s, encrypted vs tpm2_sign loop', ours: oursEncrypted, baseline: tools, unit: 'signs/s', target: '>= 3x', min: 3 });
+        const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+        const message = Buffer.from('eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJiZW5jaCJ9');
+        const software = opsRate(n(20000), () => nodeSign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' }));
+        record({ figure: 'ES256 signs/s, encrypted TPM vs node:crypto software key', ours: oursEncrypted, baseline: software, unit: 'signs/s' });
+      }
+    }
+
+    progress('event loop delay while 300 signs are queued');
+    const histogram = monitorEventLoopDelay({ resolution: 1 });
+    histogram.enable();
+    await Promise.all(Array.from({ length: 300 }, () => keys.encrypted.ES256.sign(Buffer.from('queued'))));
+    histogram.disable();
+    const maxDelayMs = histogram.max / 1e6;
+    rows.push({ figure: 'event loop max delay, 300 queued signs', ours: maxDelayMs, baseline: 10, unit: 'ms', ratio: maxDelayMs / 10, target: '<= 10 ms', met: maxDelayMs <= 10 });
+
+    progress('cached token path vs google-auth-library JWTAccess');
+    const { privateKey: rsa } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = rsa.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const email = 'bench@p.iam.gserviceaccount.com';
+    const url = 'https://pubsub.googleapis.com/v1/projects/p/topics';
+    const access = new JWTAccess(email, pem, 'kid');
+    const theirs = opsRate(n(100000), () => access.getRequestHeaders(url));
+    const onDemand = new jwt.OnDemandCredentials(TpmSigner.fromKey(keys.encrypted.ES256), { issuer: email, subject: email });
+    const headers: Record<string, string> = {};
+    const ours = await asyncOpsRate(n(100000), () => onDemand.beforeRequest(null, 'GET', url, headers));
+    record({ figure: 'cached token: OnDemandCredentials.beforeRequest vs JWTAccess', ours, baseline: theirs, unit: 'ops/s', target: '>= 1.0x', min: 1 });
+    const client = new TpmAuthClient({ signer: TpmSigner.fromKey(keys.encrypted.ES256), email });
+    const clientRate = await asyncOpsRate(n(100000), () => client.getRequestHeaders(url));
+    record({ figure: 'cached token: TpmAuthClient.getRequestHeaders vs JWTAccess', ours: clientRate, baseline: theirs, unit: 'ops/s', target: '>= 1.0x', min: 1 });
+
+    progress('single flight: 1000 concurrent requests for a cold audience');
+    let signings = 0;
+    const tpmSigner = TpmSigner.fromKey(keys.encrypted.ES256);
+    const counting: Signer = { algorithm: 'ES256', sign: (m) => (signings++, tpmSigner.sign(m)) };
+    const cold = new jwt.OnDemandCredentials(counting, { issuer: email, subject: email });
+    await Promise.all(Array.from({ length: 1000 }, () => cold.beforeRequest(null, 'GET', 'https://storage.googleapis.com/b', {})));
+    rows.push({ figure: 'TPM signings for 1000 concurrent cold requests', ours: signings, baseline: 1, unit: 'signings', ratio: signings, target: '= 1', met: signings === 1 });
+
+    progress('cold start: import + open + first token, in a fresh process');
+    const script = `
+      const t0 = performance.now();
+      const { Tpm, TpmSigner, jwt } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))});
+      const tpm = await Tpm.open({ tcti: ${JSON.stringify(tcti)} });
+      const key = await tpm.loadKey(${ES256_HANDLE});
+      const creds = new jwt.Credentials(TpmSigner.fromKey(key), { issuer: 'a', subject: 'a', audience: 'https://x/' });
+      await creds.refresh();
+      console.log(performance.now() - t0);
+      await tpm.close();`;
+    const coldStart = Number(
+      spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).stdout.trim(),
+    );
+    const oneRawSign = 1000 / rawRate(tcti, ES256_HANDLE, 20, 'ecdsa', false);
+    rows.push({ figure: 'cold start to first token vs one raw sign', ours: coldStart, baseline: oneRawSign, unit: 'ms', ratio: coldStart / oneRawSign });
+
+    progress('memory: RSS over 10,000 signs');
+    const gc = (globalThis as { gc?: () => void }).gc;
+    const memoryKey: TpmKey = keys.plain.ES256;
+    await Promise.all(Array.from({ length: 100 }, () => memoryKey.sign(Buffer.from('warm'))));
+    gc?.();
+    const before = process.memoryUsage().rss;
+    for (let batch = 0; batch < n(10000) / 100; batch++) {
+      await Promise.all(Array.from({ length: 100 }, () => memoryKey.sign(Buffer.from('memory'))));
+    }
+    gc?.();
+    const growthMb = (process.memoryUsage().rss - before) / 2 ** 20;
+    rows.push({ figure: `RSS growth over ${n(10000)} signs`, ours: growthMb, baseline: 10, unit: 'MB', ratio: growthMb / 10, target: '< 10 MB', met: growthMb < 10 });
+    const transient = execFileSync('tpm2_getcap', ['handles-transient'], { env: { ...process.env, TPM2TOOLS_TCTI: tcti }, encoding: 'utf8' }).trim();
+    const left = transient === '' ? 0 : transient.split('\n').length;
+    rows.push({ figure: 'TPM transient objects left afterwards', ours: left, baseline: 0, unit: 'objects', ratio: left, target: '= 0', met: left === 0 });
+
+    await plainTpm.evict(ES256_HANDLE);
+    await plainTpm.evict(RS256_HANDLE);
+  } finally {
+    for (const tpm of tpms) await tpm.close();
+    await swtpm?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const format = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2));
+  const table = [
+    '| figure | ours | baseline | unit | ratio | target |',
+    '| --- | ---: | ---: | --- | ---: | --- |',
+    ...rows.map((r) => `| ${r.figure} | ${format(r.ours)} | ${format(r.baseline)} | ${r.unit} | ${r.ratio.toFixed(2)} | ${r.target ?? ''}${r.met === undefined ? '' : r.met ? ' ✓' : ' ✗'} |`),
+  ].join('\n');
+  process.stdout.write(`${table}\n`);
+  writeFileSync(
+    path.join(HERE, 'results.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, rows }, null, 2)}\n`,
+  );
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
+  process.exitCode = 1;
+});
