@@ -7,6 +7,7 @@
         "native/context_wrap.cc",
         "native/convert.cc",
         "native/js_error.cc",
+        "native/executor.cc",
         "native/tpm_call.cc",
         "native/tss/auth.cc",
         "native/tss/context.cc",

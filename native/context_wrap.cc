@@ -32,18 +32,22 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
 
 ContextWrap::ContextWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<ContextWrap>(info),
+      executor_(std::make_unique<Executor>(info.Env(), &context_)),
       cleanup_hook_(info.Env().AddCleanupHook(&ContextWrap::Teardown, this)) {}
 
 ContextWrap::~ContextWrap() {
   if (!cleanup_hook_.IsEmpty()) cleanup_hook_.Remove(Env());
-  // Nothing can be running: a queued call holds a reference to this object.
+  // Nothing is pending (a pending call holds a reference to this object), so the
+  // executor thread is idle and stops at once.
+  executor_->Stop();
   context_.Close();
 }
 
 void ContextWrap::Teardown(ContextWrap* self) {
-  // The environment is going away (worker exit, process exit). A call still on the
-  // pool owns the context; otherwise release the TPM connection now.
-  if (self->running_ == nullptr) self->context_.Close();
+  // The environment is going away (worker exit, process exit): let a running call
+  // finish, then release the TPM connection.
+  self->executor_->Stop(true);
+  self->context_.Close();
   self->cleanup_hook_ = {};
 }
 
@@ -51,16 +55,20 @@ Napi::Value ContextWrap::Open(const Napi::CallbackInfo& info) {
   std::string tcti = ToOptionalString(info[0], "tcti");
   std::vector<uint8_t> owner_auth = ToOptionalBytes(info[1], "ownerAuth");
   tss::SessionOptions session = ToSessionOptions(info[2]);
-  return Submit(new TpmCall(
-      this,
-      [tcti, owner_auth, session](tss::Context& ctx) {
-        return ctx.Open(tcti, owner_auth, session);
+  // Copied on the executor thread: the context's own copy changes if a later call
+  // has to start a new session.
+  auto salt_key_name = std::make_shared<std::vector<uint8_t>>();
+  return Submit(
+      [tcti, owner_auth, session, salt_key_name](tss::Context& ctx) {
+        tss::Status status = ctx.Open(tcti, owner_auth, session);
+        *salt_key_name = ctx.salt_key_name();
+        return status;
       },
-      [this](Napi::Env env) -> Napi::Value {
+      [salt_key_name](Napi::Env env) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);
-        out.Set("saltKeyName", ToBuffer(env, context_.salt_key_name()));
+        out.Set("saltKeyName", ToBuffer(env, *salt_key_name));
         return out;
-      }));
+      });
 }
 
 Napi::Value ContextWrap::CreateKey(const Napi::CallbackInfo& info) {
@@ -69,8 +77,7 @@ Napi::Value ContextWrap::CreateKey(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> auth = ToOptionalBytes(info[2], "auth");
   tss::PcrPolicy policy = ToPcrPolicy(info[3]);
   auto blob = std::make_shared<tss::KeyBlob>();
-  return Submit(new TpmCall(
-      this,
+  return Submit(
       [parent, spec, auth, policy, blob](tss::Context& ctx) {
         return tss::CreateKey(ctx, parent, spec, auth, policy, blob.get());
       },
@@ -79,36 +86,34 @@ Napi::Value ContextWrap::CreateKey(const Napi::CallbackInfo& info) {
         out.Set("public", ToBuffer(env, blob->pub));
         out.Set("private", ToBuffer(env, blob->priv));
         return out;
-      }));
+      });
 }
 
 Napi::Value ContextWrap::ReadPublic(const Napi::CallbackInfo& info) {
   const uint32_t handle = ToUint32(info[0], "handle");
   auto pub = std::make_shared<TPM2B_PUBLIC>();
-  return Submit(new TpmCall(
-      this,
+  return Submit(
       [handle, pub](tss::Context& ctx) { return tss::ReadPublic(ctx, handle, pub.get()); },
       [pub](Napi::Env env) -> Napi::Value {
         return ToBuffer(env, tss::MarshalPublic(*pub));
-      }));
+      });
 }
 
 Napi::Value ContextWrap::Persist(const Napi::CallbackInfo& info) {
   tss::KeyRef key = ToKeyRef(info[0]);
   const uint32_t handle = ToUint32(info[1], "handle");
   const bool force = info[2].ToBoolean();
-  return Submit(new TpmCall(
-      this,
+  return Submit(
       [key = std::move(key), handle, force](tss::Context& ctx) {
         return tss::Persist(ctx, key, handle, force);
       },
-      nullptr));
+      nullptr);
 }
 
 Napi::Value ContextWrap::Evict(const Napi::CallbackInfo& info) {
   const uint32_t handle = ToUint32(info[0], "handle");
-  return Submit(new TpmCall(
-      this, [handle](tss::Context& ctx) { return tss::Evict(ctx, handle); }, nullptr));
+  return Submit(
+      [handle](tss::Context& ctx) { return tss::Evict(ctx, handle); }, nullptr);
 }
 
 Napi::Value ContextWrap::Sign(const Napi::CallbackInfo& info) {
@@ -116,13 +121,12 @@ Napi::Value ContextWrap::Sign(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> digest = ToBytes(info[1], "digest");
   const tss::SignScheme scheme = ToSignScheme(info[2]);
   auto signature = std::make_shared<std::vector<uint8_t>>();
-  return Submit(new TpmCall(
-      this,
+  return Submit(
       [key = std::move(key), digest = std::move(digest), scheme,
        signature](tss::Context& ctx) {
         return tss::Sign(ctx, key, digest, scheme, signature.get());
       },
-      [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); }));
+      [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); });
 }
 
 Napi::Value ContextWrap::SignMessage(const Napi::CallbackInfo& info) {
@@ -130,33 +134,30 @@ Napi::Value ContextWrap::SignMessage(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> message = ToBytes(info[1], "message");
   const tss::SignScheme scheme = ToSignScheme(info[2]);
   auto signature = std::make_shared<std::vector<uint8_t>>();
-  return Submit(new TpmCall(
-      this,
+  return Submit(
       [key = std::move(key), message = std::move(message), scheme,
        signature](tss::Context& ctx) {
         return tss::SignMessage(ctx, key, message, scheme, signature.get());
       },
-      [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); }));
+      [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); });
 }
 
 Napi::Value ContextWrap::Probe(const Napi::CallbackInfo& info) {
   tss::KeyRef key = ToKeyRef(info[0]);
-  return Submit(new TpmCall(
-      this,
+  return Submit(
       [key = std::move(key)](tss::Context& ctx) {
         tss::Transient loaded(ctx.esys());
         return tss::LoadKey(ctx, key, &loaded);
       },
-      nullptr));
+      nullptr);
 }
 
 Napi::Value ContextWrap::ParentPublic(const Napi::CallbackInfo& info) {
   const uint32_t parent = ToUint32(info[0], "parent");
   auto pub = std::make_shared<std::vector<uint8_t>>();
-  return Submit(new TpmCall(
-      this,
+  return Submit(
       [parent, pub](tss::Context& ctx) { return tss::ReadParentPublic(ctx, parent, pub.get()); },
-      [pub](Napi::Env env) -> Napi::Value { return ToBuffer(env, *pub); }));
+      [pub](Napi::Env env) -> Napi::Value { return ToBuffer(env, *pub); });
 }
 
 Napi::Value ContextWrap::Import(const Napi::CallbackInfo& info) {
@@ -165,19 +166,17 @@ Napi::Value ContextWrap::Import(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> duplicate = ToBytes(info[2], "duplicate");
   std::vector<uint8_t> seed = ToBytes(info[3], "seed");
   auto priv = std::make_shared<std::vector<uint8_t>>();
-  return Submit(new TpmCall(
-      this,
+  return Submit(
       [parent, pub = std::move(pub), duplicate = std::move(duplicate), seed = std::move(seed),
        priv](tss::Context& ctx) { return tss::Import(ctx, parent, pub, duplicate, seed, priv.get()); },
-      [priv](Napi::Env env) -> Napi::Value { return ToBuffer(env, *priv); }));
+      [priv](Napi::Env env) -> Napi::Value { return ToBuffer(env, *priv); });
 }
 
 Napi::Value ContextWrap::Handles(const Napi::CallbackInfo& info) {
   const uint32_t first = ToUint32(info[0], "first");
   const uint32_t max = ToUint32(info[1], "max");
   auto handles = std::make_shared<std::vector<TPM2_HANDLE>>();
-  return Submit(new TpmCall(
-      this,
+  return Submit(
       [first, max, handles](tss::Context& ctx) {
         return tss::ListHandles(ctx, first, max, handles.get());
       },
@@ -187,60 +186,42 @@ Napi::Value ContextWrap::Handles(const Napi::CallbackInfo& info) {
           out.Set(i, Napi::Number::New(env, (*handles)[i]));
         }
         return out;
-      }));
+      });
 }
 
 Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   if (closed_) {
-    auto deferred = Napi::Promise::Deferred::New(info.Env());
-    deferred.Resolve(info.Env().Undefined());
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Resolve(env.Undefined());
     return deferred.Promise();
   }
   closed_ = true;
   // Calls that have not started yet will never run; the running one finishes first.
   const tss::Status closed =
       tss::Status::Fail("ERR_TPM_CLOSED", "the TPM context was closed before this call ran");
-  while (!waiting_.empty()) {
-    std::unique_ptr<TpmCall> call(waiting_.front());
-    waiting_.pop_front();
-    call->RejectUnrun(closed);
-  }
-  auto* call = new TpmCall(
-      this,
+  for (auto& call : executor_->TakeWaiting()) call->Reject(env, closed);
+  auto call = std::make_unique<TpmCall>(
+      env, Value(),
       [](tss::Context& ctx) {
         ctx.Close();
         return tss::Status();
       },
       nullptr);
   Napi::Promise promise = call->promise();
-  Schedule(call);
+  executor_->Submit(env, std::move(call));
+  executor_->StopWhenIdle(env);
   return promise;
 }
 
-Napi::Value ContextWrap::Submit(TpmCall* call) {
+Napi::Value ContextWrap::Submit(TpmCall::Work work, TpmCall::Result result) {
+  Napi::Env env = Env();
+  auto call = std::make_unique<TpmCall>(env, Value(), std::move(work), std::move(result));
   Napi::Promise promise = call->promise();
   if (closed_) {
-    call->RejectUnrun(tss::Status::Fail("ERR_TPM_CLOSED", "the TPM context is closed"));
-    delete call;
+    call->Reject(env, tss::Status::Fail("ERR_TPM_CLOSED", "the TPM context is closed"));
   } else {
-    Schedule(call);
+    executor_->Submit(env, std::move(call));
   }
   return promise;
-}
-
-void ContextWrap::Schedule(TpmCall* call) {
-  waiting_.push_back(call);
-  if (running_ == nullptr) RunNext();
-}
-
-void ContextWrap::RunNext() {
-  if (waiting_.empty()) return;
-  running_ = waiting_.front();
-  waiting_.pop_front();
-  running_->Queue();
-}
-
-void ContextWrap::CallDone() {
-  running_ = nullptr;
-  RunNext();
 }

@@ -4,11 +4,10 @@
 
 #include <napi.h>
 
-#include <deque>
+#include <memory>
 
+#include "executor.h"
 #include "tss/context.h"
-
-class TpmCall;
 
 class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
  public:
@@ -16,10 +15,6 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
   explicit ContextWrap(const Napi::CallbackInfo& info);
   ~ContextWrap() override;
-
-  tss::Context& context() { return context_; }
-  // Called by the running call once it has settled.
-  void CallDone();
 
  private:
   Napi::Value Open(const Napi::CallbackInfo& info);
@@ -36,14 +31,11 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   // Queues a call, or rejects it with ERR_TPM_CLOSED once close() has been called.
-  Napi::Value Submit(TpmCall* call);
-  void Schedule(TpmCall* call);
-  void RunNext();
+  Napi::Value Submit(TpmCall::Work work, TpmCall::Result result);
   static void Teardown(ContextWrap* self);
 
   tss::Context context_;
-  TpmCall* running_ = nullptr;
-  std::deque<TpmCall*> waiting_;
+  std::unique_ptr<Executor> executor_;
   bool closed_ = false;
   Napi::Env::CleanupHook<void (*)(ContextWrap*), ContextWrap> cleanup_hook_;
 };

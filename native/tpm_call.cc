@@ -1,22 +1,17 @@
 #include "tpm_call.h"
 
-#include "context_wrap.h"
 #include "js_error.h"
 
-TpmCall::TpmCall(ContextWrap* owner, Work work, Result result)
-    : Napi::AsyncWorker(owner->Env(), "tpm-jwt:tpm"),
-      owner_(owner),
-      owner_ref_(Napi::Persistent(owner->Value())),
-      work_(std::move(work)),
+TpmCall::TpmCall(Napi::Env env, Napi::Object owner, Work work, Result result)
+    : work_(std::move(work)),
       result_(std::move(result)),
-      deferred_(Napi::Promise::Deferred::New(owner->Env())) {}
+      deferred_(Napi::Promise::Deferred::New(env)),
+      owner_ref_(Napi::Persistent(owner)) {}
 
-void TpmCall::Execute() {
+void TpmCall::Execute(tss::Context& ctx) {
   try {
-    tss::Context& ctx = owner_->context();
     status_ = work_(ctx);
     if (tss::IsSessionLost(status_)) {
-      // Every call is safe to run again: it failed before the TPM did anything lasting.
       ctx.DropSession();
       status_ = work_(ctx);
     }
@@ -25,15 +20,7 @@ void TpmCall::Execute() {
   }
 }
 
-void TpmCall::OnOK() { Settle(); }
-
-void TpmCall::OnError(const Napi::Error&) {
-  if (status_.ok()) status_ = tss::Status::Fail("ERR_TPM", "the TPM call failed");
-  Settle();
-}
-
-void TpmCall::Settle() {
-  Napi::Env env = Env();
+void TpmCall::Settle(Napi::Env env) {
   try {
     if (status_.ok()) {
       deferred_.Resolve(result_ ? result_(env) : env.Undefined());
@@ -44,13 +31,9 @@ void TpmCall::Settle() {
     // The environment can no longer run JavaScript (a worker being terminated):
     // nobody is left to observe the promise.
   }
-  try {
-    owner_->CallDone();
-  } catch (const Napi::Error&) {
-    // Same: the next call cannot be queued in a dying environment.
-  }
 }
 
-void TpmCall::RejectUnrun(const tss::Status& status) {
-  deferred_.Reject(ToJsError(Env(), status));
+void TpmCall::Reject(Napi::Env env, const tss::Status& status) {
+  status_ = status;
+  Settle(env);
 }

@@ -1,6 +1,5 @@
-// One TPM operation, run on the libuv pool and settled as a Promise. The context
-// wrapper queues these and starts the next only when the previous one has settled,
-// because an ESYS context is not thread-safe.
+// One TPM operation: its work (run on the context's executor thread, no JS values) and
+// the Promise it settles (on the JS thread) with the result or a TpmJwtError.
 #pragma once
 
 #include <napi.h>
@@ -10,36 +9,30 @@
 #include "tss/context.h"
 #include "tss/status.h"
 
-class ContextWrap;
-
-class TpmCall : public Napi::AsyncWorker {
+class TpmCall {
  public:
-  // Runs on the pool thread; touches no JS value.
+  // Runs on the executor thread; touches no JS value.
   using Work = std::function<tss::Status(tss::Context&)>;
   // Runs on the JS thread after a successful Work; builds the resolved value.
   using Result = std::function<Napi::Value(Napi::Env)>;
 
-  TpmCall(ContextWrap* owner, Work work, Result result);
+  // `owner` (the Context object) stays alive until the call has settled.
+  TpmCall(Napi::Env env, Napi::Object owner, Work work, Result result);
 
   Napi::Promise promise() const { return deferred_.Promise(); }
-  // Settles a call that never ran (its context closed first). The caller deletes it.
-  void RejectUnrun(const tss::Status& status);
 
- protected:
-  void Execute() override;
-  void OnOK() override;
-  // Execute stores every failure in status_, so this is a backstop that still settles.
-  void OnError(const Napi::Error& error) override;
+  // Executor thread. Every failure ends in the status; a session the TPM dropped is
+  // replaced and the work run once more (no call did anything lasting before that).
+  void Execute(tss::Context& ctx);
+  // JS thread: resolves or rejects. Safe in an environment that is shutting down.
+  void Settle(Napi::Env env);
+  // JS thread: rejects a call that never ran (its context closed first).
+  void Reject(Napi::Env env, const tss::Status& status);
 
  private:
-  ContextWrap* owner_;
-  // Keeps the context object (and so its queue) alive while the call is pending.
-  Napi::ObjectReference owner_ref_;
-  // Resolves or rejects, then lets the context start its next call, whatever happens.
-  void Settle();
-
   Work work_;
   Result result_;
   tss::Status status_;
   Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference owner_ref_;
 };

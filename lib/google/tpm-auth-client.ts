@@ -17,6 +17,7 @@ import type { Signer } from '../crypt/signer.js';
 import { TpmSigner, type TpmSignerOptions } from '../crypt/tpm-signer.js';
 import { readServiceAccountFile, signerFromServiceAccountInfo } from '../crypt/service-account.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
+import { rememberLast } from '../remember-last.js';
 import { Credentials } from '../jwt/credentials.js';
 import { mintToken } from '../jwt/mint.js';
 import { OnDemandCredentials } from '../jwt/on-demand-credentials.js';
@@ -79,10 +80,7 @@ export class TpmAuthClient extends AuthClient {
   /** Whether close() should close the signer: the client opened it (keyRef, a file). */
   readonly #ownsSigner: boolean;
   #perAudience: OnDemandCredentials | undefined;
-  readonly #audiences = new Map<string, string | undefined>();
-  #lastUrl: string | URL | undefined = '';
-  #lastServicePath: string | undefined;
-  #lastAudience: string | undefined;
+  readonly #urlAudience = rememberLast((url: string | URL) => serviceAudience(url, undefined, this.universeDomain));
   #scoped: Promise<Credentials> | undefined;
   readonly #exchanged: CachedToken;
 
@@ -196,26 +194,13 @@ export class TpmAuthClient extends AuthClient {
     };
   }
 
-  /** The audience for a request URL (undefined: scope mode), remembered per URL. */
+  /** The audience for a request URL (undefined: scope mode). */
   #audienceFor(url: string | URL | undefined): string | undefined {
     if (this.scopes !== undefined) return undefined;
     if (this.audience !== undefined) return this.audience;
-    // Most clients call for one URL over and over: remember the last one first.
-    if (url === this.#lastUrl && this.defaultServicePath === this.#lastServicePath) return this.#lastAudience;
-    const audience = this.#lookupAudience(url);
-    this.#lastUrl = url;
-    this.#lastServicePath = this.defaultServicePath;
-    this.#lastAudience = audience;
-    return audience;
-  }
-
-  #lookupAudience(url: string | URL | undefined): string | undefined {
-    const key = `${String(url)} ${this.defaultServicePath}`;
-    if (this.#audiences.has(key)) return this.#audiences.get(key);
-    if (this.#audiences.size >= 256) this.#audiences.clear();
-    const audience = serviceAudience(url, this.defaultServicePath, this.universeDomain);
-    this.#audiences.set(key, audience);
-    return audience;
+    // Without a URL the library's service path decides; it is cheap to read.
+    if (url === undefined || url === '') return serviceAudience(undefined, this.defaultServicePath, this.universeDomain);
+    return this.#urlAudience(url);
   }
 
   /** The jwt-access token for `url` when it is cached and fresh, synchronously. */

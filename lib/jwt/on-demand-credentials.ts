@@ -4,6 +4,7 @@
  */
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
+import { rememberLast } from '../remember-last.js';
 import { applyBearer, mintToken, nearExpiry, type HeaderBag } from './mint.js';
 import { SigningCredentials, type SigningCredentialsOptions } from './signing-credentials.js';
 
@@ -30,6 +31,7 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
   // Map iteration order is insertion order: re-inserting on use makes it an LRU.
   readonly #cache = new Map<string, { token: string; expiry: Date }>();
   readonly #minting = new Map<string, Promise<string>>();
+  readonly #audienceFor = rememberLast(audienceForUrl);
 
   constructor(signer: Signer, options: OnDemandCredentialsOptions) {
     super(signer, options);
@@ -83,7 +85,9 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
 
   /** Applies the token for the URL's audience (scheme://host/path). */
   async beforeRequest(_request: unknown, _method: string, url: string, headers: HeaderBag): Promise<void> {
-    applyBearer(headers, await this.tokenForAudience(audienceForUrl(url)), this.quotaProjectId);
+    const audience = this.#audienceFor(url);
+    const token = this.cachedToken(audience) ?? (await this.tokenForAudience(audience));
+    applyBearer(headers, token, this.quotaProjectId);
   }
 
   #remember(audience: string, token: string, expiry: Date): void {
