@@ -51,6 +51,10 @@ export interface NativePublicInfo {
   ecc?: { curve: number; x: Buffer; y: Buffer };
 }
 
+declare const prepared: unique symbol;
+/** A key parsed once by the addon (prepareKey), for the calls that sign with it. */
+export type NativePreparedKey = { readonly [prepared]: true };
+
 /** One ESYS context. Calls run in order, one at a time, off the JS thread. */
 export interface NativeContext {
   /** Connects and, unless `encrypt` is false, starts the salted session. */
@@ -64,9 +68,11 @@ export interface NativeContext {
   readPublic(handle: number): Promise<Buffer>;
   persist(key: NativeKeyRef, handle: number, force: boolean): Promise<void>;
   evict(handle: number): Promise<void>;
-  sign(key: NativeKeyRef, digest: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;
+  /** Parses a key reference once; synchronous, no TPM call. */
+  prepareKey(key: NativeKeyRef): NativePreparedKey;
+  sign(key: NativePreparedKey, digest: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;
   /** Signs a message hashed by the TPM itself (a real ticket, for restricted keys). */
-  signMessage(key: NativeKeyRef, message: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;
+  signMessage(key: NativePreparedKey, message: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;
   /** Marshaled TPM2B_PUBLIC of the parent (the storage primary for TPM2_RH_OWNER). */
   parentPublic(parent: number): Promise<Buffer>;
   /** TPM2_Import of a duplication blob (outer wrapper only); the TPM2B_PRIVATE to load. */

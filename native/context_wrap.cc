@@ -20,6 +20,7 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
                          InstanceMethod<&ContextWrap::ReadPublic>("readPublic"),
                          InstanceMethod<&ContextWrap::Persist>("persist"),
                          InstanceMethod<&ContextWrap::Evict>("evict"),
+                         InstanceMethod<&ContextWrap::PrepareKey>("prepareKey"),
                          InstanceMethod<&ContextWrap::Sign>("sign"),
                          InstanceMethod<&ContextWrap::SignMessage>("signMessage"),
                          InstanceMethod<&ContextWrap::Probe>("probe"),
@@ -32,7 +33,10 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
 
 ContextWrap::ContextWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<ContextWrap>(info),
-      executor_(std::make_unique<Executor>(info.Env(), &context_)),
+      // While calls are pending the object must not be collected: their work runs
+      // on its context.
+      executor_(std::make_unique<Executor>(info.Env(), &context_,
+                                           [this](bool busy) { busy ? Ref() : Unref(); })),
       cleanup_hook_(info.Env().AddCleanupHook(&ContextWrap::Teardown, this)) {}
 
 ContextWrap::~ContextWrap() {
@@ -116,28 +120,32 @@ Napi::Value ContextWrap::Evict(const Napi::CallbackInfo& info) {
       [handle](tss::Context& ctx) { return tss::Evict(ctx, handle); }, nullptr);
 }
 
+Napi::Value ContextWrap::PrepareKey(const Napi::CallbackInfo& info) {
+  return ToPreparedKey(info.Env(), ToKeyRef(info[0]));
+}
+
 Napi::Value ContextWrap::Sign(const Napi::CallbackInfo& info) {
-  tss::KeyRef key = ToKeyRef(info[0]);
+  PreparedKey key = FromPreparedKey(info[0]);
   std::vector<uint8_t> digest = ToBytes(info[1], "digest");
   const tss::SignScheme scheme = ToSignScheme(info[2]);
   auto signature = std::make_shared<std::vector<uint8_t>>();
   return Submit(
       [key = std::move(key), digest = std::move(digest), scheme,
        signature](tss::Context& ctx) {
-        return tss::Sign(ctx, key, digest, scheme, signature.get());
+        return tss::Sign(ctx, *key, digest, scheme, signature.get());
       },
       [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); });
 }
 
 Napi::Value ContextWrap::SignMessage(const Napi::CallbackInfo& info) {
-  tss::KeyRef key = ToKeyRef(info[0]);
+  PreparedKey key = FromPreparedKey(info[0]);
   std::vector<uint8_t> message = ToBytes(info[1], "message");
   const tss::SignScheme scheme = ToSignScheme(info[2]);
   auto signature = std::make_shared<std::vector<uint8_t>>();
   return Submit(
       [key = std::move(key), message = std::move(message), scheme,
        signature](tss::Context& ctx) {
-        return tss::SignMessage(ctx, key, message, scheme, signature.get());
+        return tss::SignMessage(ctx, *key, message, scheme, signature.get());
       },
       [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); });
 }
@@ -202,7 +210,7 @@ Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
       tss::Status::Fail("ERR_TPM_CLOSED", "the TPM context was closed before this call ran");
   for (auto& call : executor_->TakeWaiting()) call->Reject(env, closed);
   auto call = std::make_unique<TpmCall>(
-      env, Value(),
+      env,
       [](tss::Context& ctx) {
         ctx.Close();
         return tss::Status();
@@ -216,7 +224,7 @@ Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
 
 Napi::Value ContextWrap::Submit(TpmCall::Work work, TpmCall::Result result) {
   Napi::Env env = Env();
-  auto call = std::make_unique<TpmCall>(env, Value(), std::move(work), std::move(result));
+  auto call = std::make_unique<TpmCall>(env, std::move(work), std::move(result));
   Napi::Promise promise = call->promise();
   if (closed_) {
     call->Reject(env, tss::Status::Fail("ERR_TPM_CLOSED", "the TPM context is closed"));

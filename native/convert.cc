@@ -75,6 +75,18 @@ tss::KeyRef ToKeyRef(const Napi::Value& value) {
   return key;
 }
 
+Napi::Value ToPreparedKey(Napi::Env env, tss::KeyRef key) {
+  auto* prepared = new PreparedKey(std::make_shared<const tss::KeyRef>(std::move(key)));
+  return Napi::External<PreparedKey>::New(env, prepared,
+                                          [](Napi::Env, PreparedKey* data) { delete data; });
+}
+
+PreparedKey FromPreparedKey(const Napi::Value& value) {
+  // Only lib/ makes these; anything else is a programming error caught as TypeError.
+  if (!value.IsExternal()) Fail(value.Env(), "key must come from prepareKey()");
+  return *value.As<Napi::External<PreparedKey>>().Data();
+}
+
 tss::KeySpec ToKeySpec(const Napi::Value& value) {
   Napi::Object object = ToObject(value, "spec");
   tss::KeySpec spec;

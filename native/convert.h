@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,12 @@ std::vector<uint8_t> ToOptionalBytes(const Napi::Value& value, const char* name)
 uint32_t ToUint32(const Napi::Value& value, const char* name);
 std::string ToOptionalString(const Napi::Value& value, const char* name);
 tss::KeyRef ToKeyRef(const Napi::Value& value);
+
+// A key parsed once and shared by every call that signs with it (the sign path would
+// otherwise re-read the key object, blobs included, on each signature).
+using PreparedKey = std::shared_ptr<const tss::KeyRef>;
+Napi::Value ToPreparedKey(Napi::Env env, tss::KeyRef key);
+PreparedKey FromPreparedKey(const Napi::Value& value);
 // { bank: TPMI_ALG_HASH, indexes: number[], authValue: boolean }; undefined: none.
 tss::PcrPolicy ToPcrPolicy(const Napi::Value& value);
 tss::KeySpec ToKeySpec(const Napi::Value& value);

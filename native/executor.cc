@@ -1,7 +1,8 @@
 #include "executor.h"
 
-Executor::Executor(Napi::Env env, tss::Context* context)
+Executor::Executor(Napi::Env env, tss::Context* context, std::function<void(bool)> on_busy)
     : context_(context),
+      on_busy_(std::move(on_busy)),
       results_(Napi::TypedThreadSafeFunction<Executor, void, Executor::Drain>::New(
           env, "tpm-jwt:results", 0, 1, this)),
       thread_(&Executor::Run, this) {
@@ -12,7 +13,10 @@ Executor::Executor(Napi::Env env, tss::Context* context)
 Executor::~Executor() { Stop(); }
 
 void Executor::Submit(Napi::Env env, std::unique_ptr<TpmCall> call) {
-  if (pending_++ == 0) results_.Ref(env);
+  if (pending_++ == 0) {
+    results_.Ref(env);
+    on_busy_(true);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     waiting_.push_back(std::move(call));
@@ -28,6 +32,7 @@ std::vector<std::unique_ptr<TpmCall>> Executor::TakeWaiting() {
     waiting_.pop_front();
   }
   pending_ -= out.size();
+  if (!out.empty() && pending_ == 0) on_busy_(false);
   return out;
 }
 
@@ -96,6 +101,7 @@ void Executor::Drain(Napi::Env env, Napi::Function, Executor* self, void*) {
   for (auto& call : done) call->Settle(env);
   self->pending_ -= done.size();
   if (self->pending_ == 0 && !done.empty()) {
+    self->on_busy_(false);
     if (self->stop_when_idle_) {
       self->Stop();
     } else {

@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -19,7 +20,9 @@
 
 class Executor {
  public:
-  Executor(Napi::Env env, tss::Context* context);
+  // `on_busy(true)` runs (on the JS thread) when calls become pending, `on_busy(false)`
+  // when none are left: the owner holds itself alive in between.
+  Executor(Napi::Env env, tss::Context* context, std::function<void(bool)> on_busy);
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -40,6 +43,7 @@ class Executor {
   void Run();
 
   tss::Context* context_;
+  std::function<void(bool)> on_busy_;
   std::mutex mu_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<TpmCall>> waiting_;  // guarded by mu_

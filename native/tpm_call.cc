@@ -2,11 +2,8 @@
 
 #include "js_error.h"
 
-TpmCall::TpmCall(Napi::Env env, Napi::Object owner, Work work, Result result)
-    : work_(std::move(work)),
-      result_(std::move(result)),
-      deferred_(Napi::Promise::Deferred::New(env)),
-      owner_ref_(Napi::Persistent(owner)) {}
+TpmCall::TpmCall(Napi::Env env, Work work, Result result)
+    : work_(std::move(work)), result_(std::move(result)), deferred_(Napi::Promise::Deferred::New(env)) {}
 
 void TpmCall::Execute(tss::Context& ctx) {
   try {

@@ -16,8 +16,7 @@ class TpmCall {
   // Runs on the JS thread after a successful Work; builds the resolved value.
   using Result = std::function<Napi::Value(Napi::Env)>;
 
-  // `owner` (the Context object) stays alive until the call has settled.
-  TpmCall(Napi::Env env, Napi::Object owner, Work work, Result result);
+  TpmCall(Napi::Env env, Work work, Result result);
 
   Napi::Promise promise() const { return deferred_.Promise(); }
 
@@ -34,5 +33,4 @@ class TpmCall {
   Result result_;
   tss::Status status_;
   Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference owner_ref_;
 };

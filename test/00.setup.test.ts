@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-import { native } from '../lib/native.js';
+import { native, type NativePreparedKey } from '../lib/native.js';
 
 describe('00 setup', () => {
   it('loads the native addon', () => {
@@ -35,7 +35,8 @@ describe('00 setup', () => {
       code: 'ERR_KEY_FILE_INVALID',
     });
     const context = new addon.Context();
-    assert.throws(() => context.sign({ handle: -1 }, new Uint8Array(32), { scheme: 0, hash: 0 }), TypeError);
+    assert.throws(() => context.prepareKey({ handle: -1 }), TypeError);
+    assert.throws(() => context.sign({} as NativePreparedKey, new Uint8Array(32), { scheme: 0, hash: 0 }), TypeError);
     assert.throws(() => context.createKey(0x40000001, { type: 0x99 }), TypeError);
   });
 

@@ -3,7 +3,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 
 import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
-import type { NativeContext, NativeKeyRef, NativePublicInfo } from '../native.js';
+import type { NativeContext, NativeKeyRef, NativePreparedKey, NativePublicInfo } from '../native.js';
 import { selfSignedCertificate, type CertificateOptions } from './certificate.js';
 import { encodeKeyFile } from './key-file.js';
 import { policyCommands, type PcrSelection } from './pcrs.js';
@@ -29,6 +29,7 @@ export class TpmKey {
 
   readonly #context: NativeContext;
   readonly #ref: NativeKeyRef;
+  readonly #prepared: NativePreparedKey;
 
   /** @internal Made by Tpm.createKey and Tpm.loadKey. */
   constructor(
@@ -40,6 +41,7 @@ export class TpmKey {
     const { publicKey, algorithms } = describeKey(info);
     this.#context = context;
     this.#ref = ref;
+    this.#prepared = context.prepareKey(ref);
     this.publicKey = publicKey;
     this.attributes = decodeAttributes(info.attributes);
     this.algorithms = Object.freeze(algorithms);
@@ -94,8 +96,8 @@ export class TpmKey {
       );
     }
     // A restricted key signs only what the TPM hashed itself (it checks the ticket).
-    if (this.attributes.restricted) return this.#context.signMessage(this.#ref, data, info.tpm.signScheme);
+    if (this.attributes.restricted) return this.#context.signMessage(this.#prepared, data, info.tpm.signScheme);
     const digest = createHash(info.hash).update(data).digest();
-    return this.#context.sign(this.#ref, digest, info.tpm.signScheme);
+    return this.#context.sign(this.#prepared, digest, info.tpm.signScheme);
   }
 }
