@@ -20,8 +20,10 @@ class TpmCall {
 
   Napi::Promise promise() const { return deferred_.Promise(); }
 
-  // Executor thread. Every failure ends in the status; a session the TPM dropped is
-  // replaced and the work run once more (no call did anything lasting before that).
+  // Executor thread. Every failure ends in the status. A broken context is reopened
+  // first; TPM_RC_RETRY and the like are tried again a few times; a session the TPM
+  // dropped is replaced and the work run once more (no call did anything lasting
+  // before those failures); a lost connection marks the context broken.
   void Execute(tss::Context& ctx);
   // JS thread: resolves or rejects. Safe in an environment that is shutting down.
   void Settle(Napi::Env env);

@@ -55,14 +55,20 @@ function accepts(port: number): Promise<boolean> {
 export interface Swtpm {
   readonly tcti: string;
   readonly stateDir: string;
+  /**
+   * Kills swtpm (SIGKILL, as a crash would) and starts it again on the same state and
+   * ports: persistent objects survive, sessions and transient objects do not.
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Starts swtpm on a fresh state directory; throws with the install hint if it cannot. */
-export async function startSwtpm(): Promise<Swtpm> {
-  if (spawnSync('swtpm', ['--version']).error) throw new Error(INSTALL_HINT);
-  const stateDir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-swtpm-'));
-  const port = await freePortPair();
+interface Running {
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+async function spawnSwtpm(stateDir: string, port: number): Promise<Running> {
   const child: ChildProcess = spawn(
     'swtpm',
     [
@@ -78,26 +84,46 @@ export async function startSwtpm(): Promise<Swtpm> {
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-
   const deadline = Date.now() + 10_000;
   while (!(await accepts(port + 1))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
-      rmSync(stateDir, { recursive: true, force: true });
       throw new Error(`swtpm did not start on port ${port}: ${stderr.trim() || 'timeout'}`);
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+  return { child, exited };
+}
+
+async function kill(running: Running, signal: NodeJS.Signals): Promise<void> {
+  if (running.child.exitCode === null && running.child.signalCode === null) {
+    running.child.kill(signal);
+    await running.exited;
+  }
+}
+
+/** Starts swtpm on a fresh state directory; throws with the install hint if it cannot. */
+export async function startSwtpm(): Promise<Swtpm> {
+  if (spawnSync('swtpm', ['--version']).error) throw new Error(INSTALL_HINT);
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-swtpm-'));
+  const port = await freePortPair();
+  let running: Running;
+  try {
+    running = await spawnSwtpm(stateDir, port);
+  } catch (err) {
+    rmSync(stateDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     tcti: `swtpm:host=127.0.0.1,port=${port}`,
     stateDir,
+    async restart() {
+      await kill(running, 'SIGKILL');
+      running = await spawnSwtpm(stateDir, port);
+    },
     async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await kill(running, 'SIGTERM');
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
 }
-

@@ -12,6 +12,8 @@ Status Context::Open(const std::string& tcti_conf,
                      const std::vector<uint8_t>& owner_auth,
                      const SessionOptions& session) {
   Close();
+  tcti_conf_ = tcti_conf;
+  owner_auth_ = owner_auth;
   session_options_ = session;
   TSS2_RC rc = Tss2_TctiLdr_Initialize(
       tcti_conf.empty() ? nullptr : tcti_conf.c_str(), &tcti_);
@@ -43,6 +45,16 @@ Status Context::Open(const std::string& tcti_conf,
   ESYS_TR unused = ESYS_TR_NONE;
   Status s = Auth(0, &unused);
   if (!s.ok()) Close();
+  return s;
+}
+
+Status Context::Reopen() {
+  // Copies: Open starts by clearing the context, settings included.
+  const std::string tcti = tcti_conf_;
+  const std::vector<uint8_t> owner_auth = owner_auth_;
+  const SessionOptions session = session_options_;
+  Status s = Open(tcti, owner_auth, session);
+  broken_ = !s.ok();
   return s;
 }
 

@@ -31,6 +31,13 @@ class Context {
   void Close();
   bool is_open() const { return esys_ != nullptr; }
 
+  // After a call lost the connection (swtpm or the resource manager restarted, the
+  // device went away) the context is marked broken; the next call reopens it with
+  // the settings Open was given: a new TCTI, ESYS context and session.
+  void MarkBroken() { broken_ = true; }
+  bool broken() const { return broken_; }
+  Status Reopen();
+
   ESYS_CONTEXT* esys() const { return esys_; }
 
   // The ESYS_TR for a persistent (or other permanent) TPM handle, opened once.
@@ -56,6 +63,9 @@ class Context {
   TSS2_TCTI_CONTEXT* tcti_ = nullptr;
   ESYS_CONTEXT* esys_ = nullptr;
   std::map<TPM2_HANDLE, ESYS_TR> handles_;
+  std::string tcti_conf_;
+  std::vector<uint8_t> owner_auth_;
+  bool broken_ = false;
   SessionOptions session_options_;
   ESYS_TR session_ = ESYS_TR_NONE;
   std::vector<uint8_t> salt_key_name_;

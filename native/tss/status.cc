@@ -105,6 +105,23 @@ bool IsSessionLost(const Status& status) {
   return (rc & TPM2_RC_FMT1) && (rc & kSessionBit) && (rc & (TPM2_RC_FMT1 | 0x3F)) == TPM2_RC_HANDLE;
 }
 
+bool IsConnectionLost(const Status& status) { return status.code() == "ERR_TPM_CONNECTION"; }
+
+bool IsTransient(const Status& status) {
+  const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
+  if (status.rc() == 0 || (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)) {
+    return false;
+  }
+  switch (status.rc() & 0xFFF) {
+    case TPM2_RC_RETRY:
+    case TPM2_RC_YIELDED:
+    case TPM2_RC_TESTING:
+      return true;
+    default:
+      return false;
+  }
+}
+
 const char* CodeForRc(TSS2_RC rc) {
   const TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
   if (layer == TSS2_TPM_RC_LAYER || layer == TSS2_RESMGR_TPM_RC_LAYER) {

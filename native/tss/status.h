@@ -43,6 +43,13 @@ const char* CodeForRc(TSS2_RC rc);
 // the TPM restarted under a resource manager): worth one retry with a new session.
 bool IsSessionLost(const Status& status);
 
+// True when the TPM could not be reached or the link broke mid-command.
+bool IsConnectionLost(const Status& status);
+
+// True for the TPM's "not now" answers (TPM_RC_RETRY, _YIELDED, _TESTING): the same
+// command may succeed a moment later.
+bool IsTransient(const Status& status);
+
 }  // namespace tss
 
 // Returns from the enclosing function when an ESYS/TCTI call fails.

@@ -7,6 +7,12 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 
 import { freePortPair } from '../../scripts/swtpm.js';
 
+/**
+ * Decides, per TPM command seen on the server port, whether the relay answers it
+ * itself (a response frame) instead of passing it on.
+ */
+export type Injector = (command: Buffer) => Buffer | undefined;
+
 export interface Relay {
   /** The tctildr string that goes through the relay. */
   readonly tcti: string;
@@ -15,7 +21,14 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-function relayPort(listen: number, host: string, target: number, chunks: Buffer[], sockets: Set<Socket>): Promise<Server> {
+function relayPort(
+  listen: number,
+  host: string,
+  target: number,
+  chunks: Buffer[],
+  sockets: Set<Socket>,
+  inject?: Injector,
+): Promise<Server> {
   const server = createServer((client) => {
     const upstream = createConnection({ host, port: target });
     for (const socket of [client, upstream]) {
@@ -23,9 +36,19 @@ function relayPort(listen: number, host: string, target: number, chunks: Buffer[
       socket.once('close', () => sockets.delete(socket));
       socket.on('error', () => socket.destroy());
     }
+    // Commands are framed by their header: tag (2), size (4), command code (4).
+    let pending = Buffer.alloc(0);
     client.on('data', (chunk: Buffer) => {
       chunks.push(Buffer.from(chunk));
-      upstream.write(chunk);
+      if (!inject) return void upstream.write(chunk);
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 10 && pending.length >= pending.readUInt32BE(2)) {
+        const command = pending.subarray(0, pending.readUInt32BE(2));
+        pending = pending.subarray(command.length);
+        const answer = inject(command);
+        if (answer) client.write(answer);
+        else upstream.write(command);
+      }
     });
     upstream.on('data', (chunk: Buffer) => {
       chunks.push(Buffer.from(chunk));
@@ -41,14 +64,14 @@ function relayPort(listen: number, host: string, target: number, chunks: Buffer[
 }
 
 /** Starts a relay in front of the swtpm that a swtpm: TCTI names (its port and the next). */
-export async function startRelay(tcti: string): Promise<Relay> {
+export async function startRelay(tcti: string, inject?: Injector): Promise<Relay> {
   const host = /host=([^,]+)/.exec(tcti)?.[1] ?? '127.0.0.1';
   const targetPort = Number(/port=(\d+)/.exec(tcti)?.[1] ?? 2321);
   const port = await freePortPair();
   const chunks: Buffer[] = [];
   const sockets = new Set<Socket>();
   const servers = await Promise.all([
-    relayPort(port, host, targetPort, chunks, sockets),
+    relayPort(port, host, targetPort, chunks, sockets, inject),
     relayPort(port + 1, host, targetPort + 1, chunks, sockets),
   ]);
   return {

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
+import { Tpm, TpmJwtError } from '../lib/index.js';
+import { startRelay } from './helpers/relay.js';
+import { tpm2 } from './helpers/tools.js';
+
+const TPM2_CC_SIGN = 0x0000015d;
+const TPM2_RC_RETRY = 0x00000922;
+
+/** A bare TPM response: header only, with `rc`. */
+const response = (rc: number) => {
+  const out = Buffer.alloc(10);
+  out.writeUInt16BE(0x8001, 0);
+  out.writeUInt32BE(10, 2);
+  out.writeUInt32BE(rc, 6);
+  return out;
+};
+
+describe('92 reliability: a TPM that goes away, answers "retry", or is left open', function () {
+  this.timeout(120_000);
+  // Its own swtpm, even with TPM_JWT_TEST_TCTI: this suite kills and restarts it.
+  let swtpm: Swtpm;
+  before(async () => {
+    swtpm = await startSwtpm();
+  });
+  after(async () => {
+    await swtpm?.stop();
+  });
+
+  it('rejects in-flight calls with ERR_TPM_CONNECTION when swtpm dies, then carries on by itself', async () => {
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    try {
+      const persistent = await tpm.createKey({ alg: 'ES256', persist: 0x81000010 });
+      const fileKey = await tpm.loadKey((await tpm.createKey({ alg: 'ES256' })).toPem());
+      const data = Buffer.from('before, during and after');
+      assert.equal((await persistent.sign(data)).length, 64);
+
+      const inFlight = Array.from({ length: 300 }, () => persistent.sign(data));
+      await Promise.race(inFlight);
+      await swtpm.restart();
+      const results = await Promise.allSettled(inFlight);
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      assert.ok(failed.length > 0, 'some calls were in flight when swtpm died');
+      for (const { reason } of failed) {
+        assert.ok(reason instanceof TpmJwtError, String(reason));
+        assert.equal(reason.code, 'ERR_TPM_CONNECTION');
+      }
+
+      // The same Tpm and keys work again: the context reopened itself, with a new
+      // session; the persistent key survived the restart, the key file loads again.
+      assert.equal((await persistent.sign(data)).length, 64);
+      assert.equal((await fileKey.sign(data)).length, 64);
+      assert.deepEqual(await tpm.persistentHandles(), [0x81000010]);
+      await tpm.evict(0x81000010);
+    } finally {
+      await tpm.close();
+    }
+    assert.equal(tpm2(swtpm.tcti, 'getcap', 'handles-transient').trim(), '');
+  });
+
+  it('fails a call with ERR_TPM_CONNECTION while the TPM is down, and the next works', async () => {
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    try {
+      const key = await tpm.createKey({ alg: 'ES256', persist: 0x81000011 });
+      const restarting = swtpm.restart();
+      const during = await Promise.allSettled([key.sign(Buffer.from('x'))]);
+      await restarting;
+      if (during[0]!.status === 'rejected') assert.equal(during[0]!.reason.code, 'ERR_TPM_CONNECTION');
+      assert.equal((await key.sign(Buffer.from('y'))).length, 64);
+      await tpm.evict(0x81000011);
+    } finally {
+      await tpm.close();
+    }
+  });
+
+  it('tries TPM_RC_RETRY again, a bounded number of times', async () => {
+    let retries = 8;
+    let injected = 0;
+    const relay = await startRelay(swtpm.tcti, (command) => {
+      if (command.readUInt32BE(6) !== TPM2_CC_SIGN || retries <= 0) return undefined;
+      retries--;
+      injected++;
+      return response(TPM2_RC_RETRY);
+    });
+    const tpm = await Tpm.open({ tcti: relay.tcti });
+    try {
+      const key = await tpm.createKey({ alg: 'ES256' });
+      // More "retry" answers than tpm2-tss absorbs on its own (5 submissions).
+      assert.equal((await key.sign(Buffer.from('eventually'))).length, 64);
+      assert.equal(injected, 8);
+
+      retries = Infinity;
+      injected = 0;
+      await assert.rejects(key.sign(Buffer.from('never')), { code: 'ERR_TPM', tpmRc: TPM2_RC_RETRY });
+      assert.ok(injected > 8 && injected <= 25, `gave up after ${injected} attempts`);
+    } finally {
+      await tpm.close();
+      await relay.close();
+    }
+  });
+
+  it('lets a process with an open context exit by itself', () => {
+    const lib = fileURLToPath(new URL('../lib/index.ts', import.meta.url));
+    const script = `
+      const { Tpm } = await import(${JSON.stringify(lib)});
+      const tpm = await Tpm.open({ tcti: ${JSON.stringify(swtpm.tcti)} });
+      const key = await tpm.createKey({ alg: 'ES256' });
+      await key.sign(Buffer.from('left open'));
+      console.log('signed');`;
+    const start = Date.now();
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout.trim(), 'signed');
+    assert.ok(Date.now() - start < 20_000);
+  });
+
+  it('soaks: 10,000 signs in bursts of 1,000 on one context, flat RSS, nothing left in the TPM', async () => {
+    const tpm = await Tpm.open({ tcti: swtpm.tcti, encrypt: false });
+    try {
+      const key = await tpm.createKey({ alg: 'ES256', persist: 0x81000012 });
+      const data = Buffer.from('soak');
+      await Promise.all(Array.from({ length: 1000 }, () => key.sign(data)));
+      (globalThis as { gc?: () => void }).gc?.();
+      const before = process.memoryUsage().rss;
+      for (let burst = 0; burst < 10; burst++) {
+        const signatures = await Promise.all(Array.from({ length: 1000 }, () => key.sign(data)));
+        assert.ok(signatures.every((s) => s.length === 64));
+      }
+      (globalThis as { gc?: () => void }).gc?.();
+      const growth = (process.memoryUsage().rss - before) / 2 ** 20;
+      assert.ok(growth < 10, `RSS grew ${growth.toFixed(1)} MB`);
+      await tpm.evict(0x81000012);
+    } finally {
+      await tpm.close();
+    }
+    assert.equal(tpm2(swtpm.tcti, 'getcap', 'handles-transient').trim(), '');
+    assert.equal(tpm2(swtpm.tcti, 'getcap', 'handles-loaded-session').trim(), '');
+  });
+});
