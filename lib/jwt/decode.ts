@@ -31,6 +31,9 @@ export interface DecodeOptions {
   algorithms?: readonly JwsAlgorithm[];
 }
 
+/** Longer tokens are refused unread: nothing legitimate comes close (Google's are < 2 KiB). */
+export const MAX_TOKEN_LENGTH = 64 * 1024;
+
 const JOSE_CODES = new Set<string>([
   'ERR_JWS_INVALID',
   'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
@@ -53,6 +56,9 @@ function fromJose(err: unknown): TpmJwtError {
 /** The protected header, unverified. Throws ERR_JWS_INVALID for anything not a JWS. */
 export function decodeHeader(token: string): ProtectedHeaderParameters {
   if (typeof token !== 'string') throw new TpmJwtError('ERR_JWS_INVALID', 'the token must be a string');
+  if (token.length > MAX_TOKEN_LENGTH) {
+    throw new TpmJwtError('ERR_JWS_INVALID', `the token is longer than ${MAX_TOKEN_LENGTH} characters`);
+  }
   try {
     return decodeProtectedHeader(token);
   } catch (err) {

@@ -92,6 +92,18 @@ function decodePolicy(block: asn1js.AsnType | undefined): KeyFile['policy'] {
 
 /** Parses the PEM text. Throws ERR_KEY_FILE_INVALID for anything else. */
 export function decodeKeyFile(text: string): KeyFile {
+  try {
+    return parseKeyFile(text);
+  } catch (err) {
+    if (err instanceof TpmJwtError) throw err;
+    // asn1js throws plain Errors on some malformed encodings (a fuzz test found one).
+    throw new TpmJwtError('ERR_KEY_FILE_INVALID', `not a usable TSS2 PRIVATE KEY: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+function parseKeyFile(text: string): KeyFile {
   const match = typeof text === 'string' ? PEM.exec(text) : null;
   if (!match) throw invalid('no -----BEGIN TSS2 PRIVATE KEY----- block');
   const der = Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64');
