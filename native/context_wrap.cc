@@ -125,28 +125,21 @@ Napi::Value ContextWrap::PrepareKey(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ContextWrap::Sign(const Napi::CallbackInfo& info) {
-  PreparedKey key = FromPreparedKey(info[0]);
-  std::vector<uint8_t> digest = ToBytes(info[1], "digest");
-  const tss::SignScheme scheme = ToSignScheme(info[2]);
-  auto signature = std::make_shared<std::vector<uint8_t>>();
-  return Submit(
-      [key = std::move(key), digest = std::move(digest), scheme,
-       signature](tss::Context& ctx) {
-        return tss::Sign(ctx, *key, digest, scheme, signature.get());
-      },
-      [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); });
+  return SubmitSign(info, tss::Sign);
 }
 
 Napi::Value ContextWrap::SignMessage(const Napi::CallbackInfo& info) {
+  return SubmitSign(info, tss::SignMessage);
+}
+
+Napi::Value ContextWrap::SubmitSign(const Napi::CallbackInfo& info, SignFunction sign) {
   PreparedKey key = FromPreparedKey(info[0]);
-  std::vector<uint8_t> message = ToBytes(info[1], "message");
+  std::vector<uint8_t> input = ToBytes(info[1], "input");
   const tss::SignScheme scheme = ToSignScheme(info[2]);
   auto signature = std::make_shared<std::vector<uint8_t>>();
   return Submit(
-      [key = std::move(key), message = std::move(message), scheme,
-       signature](tss::Context& ctx) {
-        return tss::SignMessage(ctx, *key, message, scheme, signature.get());
-      },
+      [sign, key = std::move(key), input = std::move(input), scheme,
+       signature](tss::Context& ctx) { return sign(ctx, *key, input, scheme, signature.get()); },
       [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); });
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "executor.h"
+#include "tss/sign.h"
 #include "tss/context.h"
 
 class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
@@ -30,6 +31,12 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value Import(const Napi::CallbackInfo& info);
   Napi::Value Handles(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+
+  // sign and signMessage differ only in what the TPM is given: a digest or the message.
+  using SignFunction = tss::Status (*)(tss::Context&, const tss::KeyRef&,
+                                       const std::vector<uint8_t>&, const tss::SignScheme&,
+                                       std::vector<uint8_t>*);
+  Napi::Value SubmitSign(const Napi::CallbackInfo& info, SignFunction sign);
 
   // Queues a call, or rejects it with ERR_TPM_CLOSED once close() has been called.
   Napi::Value Submit(TpmCall::Work work, TpmCall::Result result);

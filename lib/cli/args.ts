@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { TpmJwtError } from '../errors.js';
+import { parsePersistentHandle } from '../tpm/handle.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -57,6 +58,20 @@ export function flagValue<T>(name: string, value: string, parse: (value: string)
     }
     throw err;
   }
+}
+
+/** Where a new key goes: exactly one of --persist HANDLE or --out FILE, and --force. */
+export function keyDestination(values: Values): { persist?: number; out?: string; force: boolean } {
+  const out = optional(values, 'out');
+  const persist = optional(values, 'persist');
+  if ((out === undefined) === (persist === undefined)) {
+    throw new UsageError('give exactly one of --persist or --out');
+  }
+  return {
+    ...(out !== undefined && { out }),
+    ...(persist !== undefined && { persist: flagValue('persist', persist, parsePersistentHandle) }),
+    force: values['force'] === true,
+  };
 }
 
 /** The value of the environment variable named by --auth-env (never a password on argv). */

@@ -3,9 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../../atomic-file.js';
 import type { ServiceAccountInfo } from '../../crypt/service-account.js';
 import { TpmJwtError } from '../../errors.js';
-import { formatHandle, parsePersistentHandle } from '../../tpm/handle.js';
+import { formatHandle } from '../../tpm/handle.js';
 import type { ImportSource } from '../../tpm/import.js';
-import { authFromEnv, flagValue, optional, required, UsageError } from '../args.js';
+import { authFromEnv, keyDestination, optional, required } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
 
 /** A service-account JSON, or PEM text as it is. */
@@ -45,13 +45,7 @@ for a PEM key, prints the public key.
   },
   async run(values, io) {
     const input = required(values, 'in');
-    const out = optional(values, 'out');
-    const persistText = optional(values, 'persist');
-    if ((out === undefined) === (persistText === undefined)) {
-      throw new UsageError('give exactly one of --persist or --out');
-    }
-    const persist = persistText === undefined ? undefined : flagValue('persist', persistText, parsePersistentHandle);
-    const force = values['force'] === true;
+    const { out, persist, force } = keyDestination(values);
     const auth = authFromEnv(values, io.env);
     let text: string;
     try {

@@ -3,9 +3,9 @@ import { access } from 'node:fs/promises';
 import { ALGORITHMS, isAlgorithm } from '../../algorithms.js';
 import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
-import { formatHandle, parsePersistentHandle } from '../../tpm/handle.js';
+import { formatHandle } from '../../tpm/handle.js';
 import { formatPcrs, parsePcrs } from '../../tpm/pcrs.js';
-import { authFromEnv, flagValue, optional, required, UsageError } from '../args.js';
+import { authFromEnv, flagValue, keyDestination, optional, required, UsageError } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
 import { publicJwk } from '../../jwk.js';
 
@@ -42,13 +42,7 @@ persistent key, pass the same --pcrs when using it).
   async run(values, io) {
     const alg = required(values, 'alg');
     if (!isAlgorithm(alg)) throw new UsageError(`--alg must be one of ${ALGORITHMS.join(', ')}`);
-    const out = optional(values, 'out');
-    const persistText = optional(values, 'persist');
-    if ((out === undefined) === (persistText === undefined)) {
-      throw new UsageError('give exactly one of --persist or --out');
-    }
-    const persist = persistText === undefined ? undefined : flagValue('persist', persistText, parsePersistentHandle);
-    const force = values['force'] === true;
+    const { out, persist, force } = keyDestination(values);
     // Refuse an existing file before the keygen, which takes seconds on real TPMs.
     if (out !== undefined && !force && (await exists(out))) {
       throw new TpmJwtError('ERR_INVALID_ARGUMENT', `${out} exists; pass --force to replace it`);
