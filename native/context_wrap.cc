@@ -209,6 +209,7 @@ Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
         return tss::Status();
       },
       nullptr);
+  call->skip_reconnect();
   Napi::Promise promise = call->promise();
   executor_->Submit(env, std::move(call));
   executor_->StopWhenIdle(env);

@@ -18,7 +18,7 @@ constexpr auto kTransientBackoff = std::chrono::milliseconds(10);
 
 void TpmCall::Execute(tss::Context& ctx) {
   try {
-    if (ctx.broken()) {
+    if (ctx.broken() && reconnect_) {
       status_ = ctx.Reopen();
       if (!status_.ok()) return;
     }

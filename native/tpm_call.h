@@ -19,6 +19,9 @@ class TpmCall {
   TpmCall(Napi::Env env, Work work, Result result);
 
   Napi::Promise promise() const { return deferred_.Promise(); }
+  // The close call runs on a broken context as it is: reconnecting only to close
+  // would fail, or wait, when the TPM is still gone.
+  void skip_reconnect() { reconnect_ = false; }
 
   // Executor thread. Every failure ends in the status. A broken context is reopened
   // first; TPM_RC_RETRY and the like are tried again a few times; a session the TPM
@@ -34,5 +37,6 @@ class TpmCall {
   Work work_;
   Result result_;
   tss::Status status_;
+  bool reconnect_ = true;
   Napi::Promise::Deferred deferred_;
 };

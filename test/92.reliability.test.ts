@@ -76,6 +76,19 @@ describe('92 reliability: a TPM that goes away, answers "retry", or is left open
     }
   });
 
+  it('closes a context whose TPM is gone without trying to reach it', async () => {
+    const relay = await startRelay(swtpm.tcti);
+    const tpm = await Tpm.open({ tcti: relay.tcti });
+    const key = await tpm.createKey({ alg: 'ES256' });
+    await relay.close();
+    await assert.rejects(key.sign(Buffer.from('x')), { code: 'ERR_TPM_CONNECTION' });
+    await tpm.close(); // resolves: nothing to reach, nothing left open
+    await assert.rejects(key.sign(Buffer.from('x')), { code: 'ERR_TPM_CLOSED' });
+    // Only the relay went away: the TPM behind it still holds the session this
+    // context could no longer flush.
+    tpm2(swtpm.tcti, 'flushcontext', '-l');
+  });
+
   it('tries TPM_RC_RETRY again, a bounded number of times', async () => {
     let retries = 8;
     let injected = 0;

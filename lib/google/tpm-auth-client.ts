@@ -121,15 +121,20 @@ export class TpmAuthClient extends AuthClient {
   ): Promise<TpmAuthClient> {
     const info = await readServiceAccountFile(path);
     const signer = await signerFromServiceAccountInfo(info);
-    return new TpmAuthClient(
-      {
-        ...options,
-        signer,
-        email: info.client_email!,
-        ...(info.project_id !== undefined && options.projectId === undefined && { projectId: info.project_id }),
-      },
-      true,
-    );
+    try {
+      return new TpmAuthClient(
+        {
+          ...options,
+          signer,
+          email: info.client_email!,
+          ...(info.project_id !== undefined && options.projectId === undefined && { projectId: info.project_id }),
+        },
+        true,
+      );
+    } catch (err) {
+      await signer.close?.();
+      throw err;
+    }
   }
 
   /** Headers that authorise a request to `url` (any google-auth-library major reads them). */

@@ -57,12 +57,20 @@ export function policyCommands(pcrs: PcrSelection, authValue: boolean): { code: 
   return commands;
 }
 
-/** The reverse of policyCommands; throws ERR_TPM_UNSUPPORTED for other policies. */
+/**
+ * The reverse of policyCommands: exactly PolicyPCR, optionally followed by
+ * PolicyAuthValue, the order the signing session applies them in. Anything else is
+ * ERR_TPM_UNSUPPORTED; a selection that is not one is ERR_KEY_FILE_INVALID.
+ */
 export function fromPolicyCommands(commands: { code: number; policy: Uint8Array }[]): {
   pcrs: PcrSelection;
   authValue: boolean;
 } | null {
   if (commands.length === 0) return null;
+  const [first, second, ...rest] = commands;
+  if (first!.code !== TPM2_CC_POLICY_PCR || rest.length > 0 || (second && second.code !== TPM2_CC_POLICY_AUTH_VALUE)) {
+    return unsupported();
+  }
   let pcrs: PcrSelection | undefined;
   let authValue = false;
   for (const { code, policy } of commands) {
@@ -75,6 +83,7 @@ export function fromPolicyCommands(commands: { code: number; policy: Uint8Array 
       }
       const indexes: number[] = [];
       for (let i = 0; i < 24; i++) if (selection[7 + (i >> 3)]! & (1 << (i & 7))) indexes.push(i);
+      if (indexes.length === 0) throw new TpmJwtError('ERR_KEY_FILE_INVALID', 'the key file policy selects no PCR');
       pcrs = checkPcrs({ bank: 'sha256', indexes });
     } else if (code === TPM2_CC_POLICY_AUTH_VALUE) {
       authValue = true;

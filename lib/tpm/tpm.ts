@@ -122,7 +122,8 @@ export class Tpm {
       const { saltKeyName } = await context.open(tcti, ownerAuth, session);
       return new Tpm(context, tcti, saltKeyName.toString('hex'));
     } catch (err) {
-      await context.close();
+      // The open failure is what the caller needs to see, not a failed cleanup.
+      await context.close().catch(() => undefined);
       throw err;
     }
   }

@@ -60,6 +60,9 @@ Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
 }
 
 Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out) {
+  // Opening a key re-reads the handle: another process may have replaced the object
+  // there, and signing with a stale Name would fail the session's HMAC.
+  ctx.ForgetHandle(handle);
   ESYS_TR tr = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.OpenHandle(handle, &tr));
   TPM2B_PUBLIC* pub_raw = nullptr;
@@ -89,8 +92,14 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
   ESYS_TR auth = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.Auth(0, &auth));
   ESYS_TR persistent = ESYS_TR_NONE;
-  TSS_CALL(Esys_EvictControl, ctx.esys(), ESYS_TR_RH_OWNER, loaded.get(),
-           auth, ESYS_TR_NONE, ESYS_TR_NONE, handle, &persistent);
+  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, loaded.get(), auth,
+                                 ESYS_TR_NONE, ESYS_TR_NONE, handle, &persistent);
+  if (rc != TSS2_RC_SUCCESS) {
+    Status s = Status::Tss(rc, "Esys_EvictControl");
+    // The TPM has no atomic replace: say plainly what state the handle is in.
+    if (occupied) s.Detail("the object that was at " + Hex(handle) + " has been evicted");
+    return s;
+  }
   Esys_TR_Close(ctx.esys(), &persistent);
   return Status();
 }
@@ -103,8 +112,9 @@ Status Evict(Context& ctx, TPM2_HANDLE handle) {
   ESYS_TR none = ESYS_TR_NONE;
   TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, tr, auth,
                                  ESYS_TR_NONE, ESYS_TR_NONE, handle, &none);
-  if (rc != TSS2_RC_SUCCESS) return Status::Tss(rc, "Esys_EvictControl");
+  // Forgotten either way: gone, or not what this context thought it was.
   ctx.ForgetHandle(handle);
+  if (rc != TSS2_RC_SUCCESS) return Status::Tss(rc, "Esys_EvictControl");
   return Status();
 }
 

@@ -116,6 +116,7 @@ bool IsTransient(const Status& status) {
     case TPM2_RC_RETRY:
     case TPM2_RC_YIELDED:
     case TPM2_RC_TESTING:
+    case TPM2_RC_NV_RATE:  // rate-limited NV writes (EvictControl): later works
       return true;
     default:
       return false;
