@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, verify } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { Tpm } from '../lib/index.js';
@@ -16,10 +15,8 @@ describe('20 TPM keys', () => {
   let dir: string;
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-keys-'));
-    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
-    tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    dir = swtpm.tempDir('keys');
+    tpm = await swtpm.openTpm();
   });
 
   /** The public key tpm2-tools reads from a persistent handle, as SPKI PEM. */

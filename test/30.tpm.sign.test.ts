@@ -27,8 +27,7 @@ describe('30 TpmKey.sign', () => {
   const keys = new Map<string, TpmKey>();
 
   before(async () => {
-    tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    tpm = await swtpm.openTpm();
     keys.set('rsa', await tpm.createKey({ alg: 'RS256' }));
     keys.set('ec', await tpm.createKey({ alg: 'ES256' }));
     keys.set('rsa-persistent', await tpm.createKey({ alg: 'PS256', persist: 0x81000100 }));

@@ -11,8 +11,7 @@ describe('35 TPM security: auth values, lockout, encrypted sessions', () => {
   let tpm: Tpm;
 
   before(async () => {
-    tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    tpm = await swtpm.openTpm();
   });
 
   it('signs with the right auth value; a wrong one is ERR_TPM_AUTH_FAIL and says it counts', async () => {

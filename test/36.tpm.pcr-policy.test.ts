@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, verify } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { jwt, Tpm, type TpmKey } from '../lib/index.js';
@@ -18,10 +17,8 @@ describe('36 PCR-bound keys', () => {
   let dir: string;
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-pcr-'));
-    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
-    tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    dir = swtpm.tempDir('pcr');
+    tpm = await swtpm.openTpm();
   });
   afterEach(() => tpm2(swtpm.tcti, 'pcrreset', '16'));
 

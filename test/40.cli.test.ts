@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, verify } from 'node:crypto';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { Tpm } from '../lib/index.js';
@@ -16,8 +15,7 @@ describe('40 CLI', () => {
   const withTcti = (...args: string[]) => cli([...args, '--tcti', swtpm.tcti]);
 
   before(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-cli-'));
-    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
+    dir = swtpm.tempDir('cli');
   });
 
   it('keygen --persist makes a key tpm2_readpublic sees, and prints its public key', async () => {

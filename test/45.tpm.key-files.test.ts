@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, createPublicKey, verify } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { startSwtpm } from '../scripts/swtpm.js';
@@ -18,10 +17,8 @@ describe('45 TSS2 key files', () => {
   const file = (name: string) => path.join(dir, name);
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-keyfile-'));
-    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
-    tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    dir = swtpm.tempDir('keyfile');
+    tpm = await swtpm.openTpm();
   });
 
   it('writes a key as TSS2 PEM and loads it back to sign (and through TpmSigner by path)', async () => {

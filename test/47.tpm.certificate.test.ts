@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { OAuth2Client } from 'google-auth-library';
@@ -20,10 +19,8 @@ describe('47 TPM-signed certificates', () => {
   let dir: string;
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-cert-'));
-    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
-    tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    dir = swtpm.tempDir('cert');
+    tpm = await swtpm.openTpm();
   });
 
   for (const alg of ['RS256', 'ES256'] as const) {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { jwtVerify } from 'jose';
@@ -38,10 +37,8 @@ describe('48 importing a service-account key', () => {
   const file = (name: string) => path.join(dir, name);
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-import-'));
-    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
-    tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    dir = swtpm.tempDir('import');
+    tpm = await swtpm.openTpm();
   });
 
   for (const [name, make] of [

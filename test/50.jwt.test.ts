@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { OAuth2Client, JWTAccess } from 'google-auth-library';
 import { jwtVerify, exportJWK } from 'jose';
 
-import { jwt, SoftwareSigner, Tpm, TpmSigner, type Signer } from '../lib/index.js';
+import { jwt, SoftwareSigner, TpmSigner, type Signer } from '../lib/index.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -36,8 +36,7 @@ describe('50 jwt.encode / decode', () => {
   const signers = new Map<string, Signer & { publicKey: KeyObject }>();
 
   before(async () => {
-    const tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    const tpm = await swtpm.openTpm();
     const rsa = await tpm.createKey({ alg: 'RS256' });
     const ec = await tpm.createKey({ alg: 'ES256' });
     signers.set('TPM RS256', TpmSigner.fromKey(rsa, { keyId: 'tpm-rsa' }));

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { JWTAccess } from 'google-auth-library';
@@ -20,8 +19,7 @@ describe('60 jwt.Credentials', () => {
   let rsaPublicPem: string;
 
   before(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-creds-'));
-    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
+    dir = swtpm.tempDir('creds');
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     rsaPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     rsaPublicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();

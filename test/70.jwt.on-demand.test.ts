@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 
-import { jwt, SoftwareSigner, Tpm, TpmSigner, type Signer } from '../lib/index.js';
+import { jwt, SoftwareSigner, TpmSigner, type Signer } from '../lib/index.js';
 import { countingSigner as counting } from './helpers/counting-signer.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
@@ -13,8 +13,7 @@ describe('70 jwt.OnDemandCredentials', () => {
   let software: SoftwareSigner;
 
   before(async () => {
-    const tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    const tpm = await swtpm.openTpm();
     tpmSigner = TpmSigner.fromKey(await tpm.createKey({ alg: 'RS256' }), { keyId: 'k' });
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     software = SoftwareSigner.fromPem(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());

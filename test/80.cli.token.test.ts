@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { jwtVerify } from 'jose';
 
-import { jwt, Tpm, type TpmKey } from '../lib/index.js';
+import { jwt, type TpmKey } from '../lib/index.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
@@ -21,10 +20,8 @@ describe('80 CLI token / verify', () => {
   let pubkeyFile: string;
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-token-'));
-    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
-    const tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    dir = swtpm.tempDir('token');
+    const tpm = await swtpm.openTpm();
     key = await tpm.createKey({ alg: 'ES256', persist: 0x81008001 });
     swtpm.cleanup(() => tpm.evict(0x81008001));
     pubkeyFile = path.join(dir, 'pub.pem');

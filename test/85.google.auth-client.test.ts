@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,7 +10,7 @@ import { PubSub } from 'pubsub5';
 import { Storage as Storage7 } from 'storage7';
 import { Storage as Storage8 } from 'storage8';
 
-import { CLOUD_PLATFORM_SCOPE, Tpm, TpmAuthClient, TpmSigner, type TpmKey } from '../lib/index.js';
+import { CLOUD_PLATFORM_SCOPE, TpmAuthClient, TpmSigner, type TpmKey } from '../lib/index.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
@@ -29,14 +28,12 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
   let dir: string;
 
   before(async () => {
-    const tpm = await Tpm.open({ tcti: swtpm.tcti });
-    swtpm.cleanup(() => tpm.close());
+    const tpm = await swtpm.openTpm();
     key = await tpm.createKey({ alg: 'RS256', persist: 0x81008001 });
     swtpm.cleanup(() => tpm.evict(0x81008001));
     google = await startFakeGoogle(key.publicKey);
     swtpm.cleanup(() => google.close());
-    dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-google-'));
-    swtpm.cleanup(() => rmSync(dir, { recursive: true, force: true }));
+    dir = swtpm.tempDir('google');
   });
   beforeEach(() => {
     google.requests.length = 0;

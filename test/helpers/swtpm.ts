@@ -3,7 +3,12 @@
  * TPM_JWT_TEST_TCTI points every suite at an external TPM instead (docker-compose's
  * swtpm service).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
 import { startSwtpm, type Swtpm } from '../../scripts/swtpm.js';
+import { Tpm, type TpmOpenOptions } from '../../lib/index.js';
 import { tpm2 } from './tools.js';
 
 export interface SwtpmFixture {
@@ -14,6 +19,10 @@ export interface SwtpmFixture {
    * the TPM is still up; steps run last-registered first.
    */
   cleanup(step: () => unknown): void;
+  /** A Tpm on this suite's TPM, closed by the suite's teardown. */
+  openTpm(options?: Omit<TpmOpenOptions, 'tcti'>): Promise<Tpm>;
+  /** A fresh temporary directory, removed by the suite's teardown. */
+  tempDir(prefix: string): string;
 }
 
 /**
@@ -32,6 +41,16 @@ export function useSwtpm(): SwtpmFixture {
     },
     cleanup(step) {
       steps.push(step);
+    },
+    async openTpm(options = {}) {
+      const tpm = await Tpm.open({ ...options, tcti: fixture.tcti });
+      steps.push(() => tpm.close());
+      return tpm;
+    },
+    tempDir(prefix) {
+      const dir = mkdtempSync(path.join(tmpdir(), `tpm-jwt-${prefix}-`));
+      steps.push(() => rmSync(dir, { recursive: true, force: true }));
+      return dir;
     },
   };
   before(async function () {
