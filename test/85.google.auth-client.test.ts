@@ -185,6 +185,19 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
     }
   });
 
+  it('recovers when the key could not be opened at first (a failed open is not cached)', async () => {
+    const late = new TpmAuthClient({ keyRef: 'handle:0x81008002', tcti: swtpm.tcti, email: EMAIL });
+    try {
+      await assert.rejects(late.getRequestHeaders(), { code: 'ERR_TPM_KEY_NOT_FOUND' });
+      const tpm = await swtpm.openTpm();
+      await tpm.createKey({ alg: 'ES256', persist: 0x81008002 });
+      swtpm.cleanup(() => tpm.evict(0x81008002));
+      assert.match((await late.getRequestHeaders()).get('authorization')!, /^Bearer ey/);
+    } finally {
+      await late.close();
+    }
+  });
+
   describe('oauth2 and id-token modes against a token endpoint', () => {
     it('oauth2: exchanges a verified assertion for an access token, cached, one exchange at a time', async () => {
       let issued = 0;

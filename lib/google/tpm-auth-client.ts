@@ -81,7 +81,7 @@ export class TpmAuthClient extends AuthClient {
   readonly #ownsSigner: boolean;
   #perAudience: OnDemandCredentials | undefined;
   readonly #urlAudience = rememberLast((url: string | URL) => serviceAudience(url, undefined, this.universeDomain));
-  #scoped: Promise<Credentials> | undefined;
+  #scoped: Credentials | undefined;
   readonly #exchanged: CachedToken;
 
   /** @param ownsSigner internal: the client is to close `options.signer` itself. */
@@ -228,16 +228,16 @@ export class TpmAuthClient extends AuthClient {
       }
       return this.#perAudience.tokenForAudience(audience);
     }
-    this.#scoped ??= this.#getSigner().then(
-      (signer) =>
-        new Credentials(signer, {
-          ...this.#identity(),
-          additionalClaims: { scope: (this.scopes ?? [CLOUD_PLATFORM_SCOPE]).join(' ') },
-        }),
-    );
-    const credentials = await this.#scoped;
-    if (!credentials.valid) await credentials.refresh();
-    return credentials.token!;
+    // Like #perAudience: made once the signer is there, so a failed open is not kept.
+    if (!this.#scoped) {
+      const signer = await this.#getSigner();
+      this.#scoped ??= new Credentials(signer, {
+        ...this.#identity(),
+        additionalClaims: { scope: (this.scopes ?? [CLOUD_PLATFORM_SCOPE]).join(' ') },
+      });
+    }
+    if (!this.#scoped.valid) await this.#scoped.refresh();
+    return this.#scoped.token!;
   }
 
   /** One JWT-bearer exchange: an assertion for the token endpoint, then its answer. */
