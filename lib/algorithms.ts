@@ -1,20 +1,43 @@
 /**
- * The one table of JWS algorithms: everything below and above it looks algorithms up
- * here rather than enumerating them.
+ * The one table of JWS algorithms, key types and the TPM identifiers behind them:
+ * everything below and above it looks algorithms up here rather than enumerating them.
  */
-import { constants } from 'node:crypto';
+import { constants, type KeyObject } from 'node:crypto';
 
-// TPM 2.0 algorithm and curve identifiers (TCG Algorithm Registry).
-const TPM2_ALG_RSA = 0x0001;
-const TPM2_ALG_SHA256 = 0x000b;
-const TPM2_ALG_RSASSA = 0x0014;
-const TPM2_ALG_RSAPSS = 0x0016;
-const TPM2_ALG_ECDSA = 0x0018;
-const TPM2_ALG_ECC = 0x0023;
-const TPM2_ECC_NIST_P256 = 0x0003;
+import type { NativeKeySpec } from './native.js';
+
+/** TPM 2.0 algorithm identifiers (TCG Algorithm Registry) that tpm-jwt uses. */
+export const TPM2_ALG = Object.freeze({
+  RSA: 0x0001,
+  SHA256: 0x000b,
+  NULL: 0x0010,
+  RSASSA: 0x0014,
+  RSAPSS: 0x0016,
+  ECDSA: 0x0018,
+  ECC: 0x0023,
+});
 
 export type JwsAlgorithm = 'RS256' | 'PS256' | 'ES256';
 export type KeyType = 'RSA' | 'EC';
+
+/** RSA modulus sizes a TPM key may have, in bits; the first is the default. */
+export const RSA_KEY_SIZES = Object.freeze([2048, 3072] as const);
+export type RsaKeySize = (typeof RSA_KEY_SIZES)[number];
+
+/** An elliptic curve by each name it goes by. */
+export interface CurveInfo {
+  /** JWK `crv`. */
+  readonly jwk: 'P-256';
+  /** node:crypto's (OpenSSL's) name. */
+  readonly node: 'prime256v1';
+  /** TPMI_ECC_CURVE. */
+  readonly tpm: number;
+  /** Bytes in a coordinate, a private scalar, and each of a signature's r and s. */
+  readonly size: number;
+}
+
+const P256: CurveInfo = Object.freeze({ jwk: 'P-256', node: 'prime256v1', tpm: 0x0003, size: 32 });
+const CURVES: readonly CurveInfo[] = [P256];
 
 /** node:crypto sign/verify options that make its signatures JWS-form for the alg. */
 export interface NodeSignOptions {
@@ -23,22 +46,33 @@ export interface NodeSignOptions {
   readonly dsaEncoding?: 'ieee-p1363';
 }
 
+/** How an X.509 certificate names and carries a signature of this algorithm. */
+export interface X509SignatureInfo {
+  /** The AlgorithmIdentifier's OID. */
+  readonly oid: string;
+  /** RSA OIDs take NULL parameters (RFC 4055); ECDSA ones none (RFC 5758). */
+  readonly nullParameters: boolean;
+  /** ECDSA signatures are DER Ecdsa-Sig-Value there, not JWS's r || s. */
+  readonly derSignature: boolean;
+}
+
 export interface AlgorithmInfo {
   readonly alg: JwsAlgorithm;
   readonly keyType: KeyType;
   /** node:crypto digest name. */
   readonly hash: 'sha256';
-  /** JWK curve name, for EC. */
-  readonly curve?: 'P-256';
+  /** The curve, for EC. */
+  readonly curve?: CurveInfo;
   readonly node: NodeSignOptions;
   readonly tpm: {
     /** TPMI_ALG_PUBLIC of the key. */
     readonly type: number;
-    readonly curve?: number;
     /** The TPM2_Sign scheme: TPMI_ALG_SIG_SCHEME, TPMI_ALG_HASH and, for ECDSA, the
      * bytes per r and s in the JWS signature. */
     readonly signScheme: { readonly scheme: number; readonly hash: number; readonly coordinateSize?: number };
   };
+  /** Absent where tpm-jwt does not put the algorithm in certificates (PS256). */
+  readonly x509?: X509SignatureInfo;
 }
 
 const TABLE: Readonly<Record<JwsAlgorithm, AlgorithmInfo>> = {
@@ -47,7 +81,9 @@ const TABLE: Readonly<Record<JwsAlgorithm, AlgorithmInfo>> = {
     keyType: 'RSA',
     hash: 'sha256',
     node: {},
-    tpm: { type: TPM2_ALG_RSA, signScheme: { scheme: TPM2_ALG_RSASSA, hash: TPM2_ALG_SHA256 } },
+    tpm: { type: TPM2_ALG.RSA, signScheme: { scheme: TPM2_ALG.RSASSA, hash: TPM2_ALG.SHA256 } },
+    // sha256WithRSAEncryption
+    x509: { oid: '1.2.840.113549.1.1.11', nullParameters: true, derSignature: false },
   },
   PS256: {
     alg: 'PS256',
@@ -55,25 +91,24 @@ const TABLE: Readonly<Record<JwsAlgorithm, AlgorithmInfo>> = {
     hash: 'sha256',
     // RFC 7518 3.5: the salt is as long as the digest.
     node: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
-    tpm: { type: TPM2_ALG_RSA, signScheme: { scheme: TPM2_ALG_RSAPSS, hash: TPM2_ALG_SHA256 } },
+    tpm: { type: TPM2_ALG.RSA, signScheme: { scheme: TPM2_ALG.RSAPSS, hash: TPM2_ALG.SHA256 } },
   },
   ES256: {
     alg: 'ES256',
     keyType: 'EC',
     hash: 'sha256',
-    curve: 'P-256',
+    curve: P256,
     node: { dsaEncoding: 'ieee-p1363' },
     tpm: {
-      type: TPM2_ALG_ECC,
-      curve: TPM2_ECC_NIST_P256,
-      signScheme: { scheme: TPM2_ALG_ECDSA, hash: TPM2_ALG_SHA256, coordinateSize: 32 },
+      type: TPM2_ALG.ECC,
+      signScheme: { scheme: TPM2_ALG.ECDSA, hash: TPM2_ALG.SHA256, coordinateSize: P256.size },
     },
+    // ecdsa-with-SHA256
+    x509: { oid: '1.2.840.10045.4.3.2', nullParameters: false, derSignature: true },
   },
 };
 
-export const ALGORITHMS: readonly JwsAlgorithm[] = Object.freeze(
-  Object.keys(TABLE) as JwsAlgorithm[],
-);
+export const ALGORITHMS: readonly JwsAlgorithm[] = Object.freeze(Object.keys(TABLE) as JwsAlgorithm[]);
 
 export function isAlgorithm(value: unknown): value is JwsAlgorithm {
   return typeof value === 'string' && Object.hasOwn(TABLE, value);
@@ -84,10 +119,31 @@ export function algorithmInfo(alg: string): AlgorithmInfo | undefined {
   return isAlgorithm(alg) ? TABLE[alg] : undefined;
 }
 
+/** The curve a TPM public area names (TPMI_ECC_CURVE); undefined for unsupported ones. */
+export function curveByTpmId(id: number): CurveInfo | undefined {
+  return CURVES.find((curve) => curve.tpm === id);
+}
+
 /** The algorithms a key of this type (and curve) can sign with, default first. */
-export function algorithmsFor(keyType: KeyType, curve?: string): JwsAlgorithm[] {
-  return ALGORITHMS.filter((alg) => {
-    const info = TABLE[alg];
-    return info.keyType === keyType && info.curve === curve;
-  });
+function algorithmsFor(keyType: KeyType, curve?: CurveInfo): JwsAlgorithm[] {
+  return ALGORITHMS.filter((alg) => TABLE[alg].keyType === keyType && TABLE[alg].curve === curve);
+}
+
+/**
+ * The algorithms a node:crypto key (public or private) can sign with, default first;
+ * empty for a key type or curve tpm-jwt does not sign with.
+ */
+export function algorithmsForKey(key: KeyObject): JwsAlgorithm[] {
+  if (key.asymmetricKeyType === 'rsa') return algorithmsFor('RSA');
+  const curve = CURVES.find((c) => c.node === key.asymmetricKeyDetails?.namedCurve);
+  return key.asymmetricKeyType === 'ec' && curve ? algorithmsFor('EC', curve) : [];
+}
+
+/** What TPM2_Create needs for a key that signs `info.alg`; `bits` applies to RSA only. */
+export function tpmKeySpec(info: AlgorithmInfo, bits: RsaKeySize = RSA_KEY_SIZES[0]): NativeKeySpec {
+  return info.curve ? { type: info.tpm.type, curve: info.curve.tpm } : { type: info.tpm.type, bits };
+}
+
+export function isRsaKeySize(value: unknown): value is RsaKeySize {
+  return (RSA_KEY_SIZES as readonly unknown[]).includes(value);
 }

@@ -1,7 +1,7 @@
 /** A Signer over a private key in memory (node:crypto): for parity, tests, no-TPM hosts. */
 import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 
-import { algorithmInfo, algorithmsFor, type JwsAlgorithm } from '../algorithms.js';
+import { algorithmInfo, algorithmsForKey, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import type { Signer } from './signer.js';
 
@@ -36,15 +36,12 @@ export class SoftwareSigner implements Signer {
     } catch (err) {
       throw new TpmJwtError('ERR_KEY_FILE_INVALID', 'not a readable PEM private key', { cause: err });
     }
-    const type = key.asymmetricKeyType;
-    const algorithms =
-      type === 'rsa'
-        ? algorithmsFor('RSA')
-        : type === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1'
-          ? algorithmsFor('EC', 'P-256')
-          : [];
+    const algorithms = algorithmsForKey(key);
     if (algorithms.length === 0) {
-      throw new TpmJwtError('ERR_KEY_FILE_INVALID', `unsupported private key type ${String(type)}; need RSA or EC P-256`);
+      throw new TpmJwtError(
+        'ERR_KEY_FILE_INVALID',
+        `unsupported private key type ${String(key.asymmetricKeyType)}; need RSA or EC P-256`,
+      );
     }
     if (alg !== undefined && !algorithms.includes(alg)) {
       throw invalidArgument(`this key signs ${algorithms.join(', ')}, not ${String(alg)}`);

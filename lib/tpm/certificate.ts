@@ -29,19 +29,15 @@ import {
 } from '@peculiar/asn1-x509';
 import * as asn1js from 'asn1js';
 
-import type { JwsAlgorithm } from '../algorithms.js';
+import { algorithmInfo, type AlgorithmInfo, type JwsAlgorithm, type X509SignatureInfo } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 
 const OID_COMMON_NAME = '2.5.4.3';
 const DER_NULL = new Uint8Array([0x05, 0x00]).buffer;
 
-/** How the certificate's signature is described, per algorithm the TPM can sign it with. */
-const SIGNATURE_ALGORITHMS: Partial<Record<JwsAlgorithm, AlgorithmIdentifier>> = {
-  // sha256WithRSAEncryption (RFC 4055), parameters NULL.
-  RS256: new AlgorithmIdentifier({ algorithm: '1.2.840.113549.1.1.11', parameters: DER_NULL }),
-  // ecdsa-with-SHA256 (RFC 5758), parameters absent.
-  ES256: new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.2' }),
-};
+function algorithmIdentifier(x509: X509SignatureInfo): AlgorithmIdentifier {
+  return new AlgorithmIdentifier({ algorithm: x509.oid, ...(x509.nullParameters && { parameters: DER_NULL }) });
+}
 
 export interface CertificateOptions {
   /** The subject (and issuer) common name. */
@@ -79,11 +75,15 @@ export async function selfSignedCertificate(key: CertificateKey, options: Certif
   }
   const days = options.days ?? 365;
   if (!Number.isInteger(days) || days < 1 || days > 36500) throw invalidArgument('days must be 1 to 36500');
-  const alg = key.algorithms.find((a) => SIGNATURE_ALGORITHMS[a] !== undefined);
-  if (alg === undefined) {
-    throw new TpmJwtError('ERR_TPM_UNSUPPORTED', `certificates are signed RS256 or ES256; this key signs ${key.algorithms.join(', ')}`);
+  const info = key.algorithms.map((a) => algorithmInfo(a)).find((i): i is AlgorithmInfo => i?.x509 !== undefined);
+  if (info === undefined) {
+    throw new TpmJwtError(
+      'ERR_TPM_UNSUPPORTED',
+      `no certificate signature algorithm for a key that signs ${key.algorithms.join(', ')}`,
+    );
   }
-  const signatureAlgorithm = SIGNATURE_ALGORITHMS[alg]!;
+  const x509 = info.x509!;
+  const signatureAlgorithm = algorithmIdentifier(x509);
 
   const spkiDer = key.publicKey.export({ type: 'spki', format: 'der' });
   const spki = AsnConvert.parse(spkiDer, SubjectPublicKeyInfo);
@@ -114,11 +114,11 @@ export async function selfSignedCertificate(key: CertificateKey, options: Certif
     ]),
   });
   const tbsDer = new Uint8Array(AsnConvert.serialize(tbs));
-  const signature = await key.sign(tbsDer, { alg });
+  const signature = await key.sign(tbsDer, { alg: info.alg });
   const certificate = new Certificate({
     tbsCertificate: tbs,
     signatureAlgorithm,
-    signatureValue: alg === 'ES256' ? ecdsaDer(signature) : new Uint8Array(signature).buffer,
+    signatureValue: x509.derSignature ? ecdsaDer(signature) : new Uint8Array(signature).buffer,
   });
   const body = Buffer.from(AsnConvert.serialize(certificate)).toString('base64').replace(/(.{64})/g, '$1\n');
   return `-----BEGIN CERTIFICATE-----\n${body.replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;

@@ -15,6 +15,8 @@ import {
   type KeyObject,
 } from 'node:crypto';
 
+import type { CurveInfo } from '../algorithms.js';
+
 /** A TPM2B: a 16-bit big-endian size, then the bytes. */
 export function tpm2b(bytes: Uint8Array): Buffer {
   const out = Buffer.alloc(2 + bytes.length);
@@ -56,7 +58,7 @@ export function kdfe(hash: string, z: Uint8Array, use: string, partyU: Uint8Arra
 
 /** The parent's public key, as the wrapper needs it. */
 export type WrappingParent =
-  | { type: 'ecc'; x: Uint8Array; y: Uint8Array }
+  | { type: 'ecc'; curve: CurveInfo; x: Uint8Array; y: Uint8Array }
   | { type: 'rsa'; publicKey: KeyObject };
 
 export interface Duplicate {
@@ -76,11 +78,11 @@ function makeSeed(parent: WrappingParent): { seed: Buffer; inSymSeed: Buffer } {
     );
     return { seed, inSymSeed };
   }
-  const ephemeral = createECDH('prime256v1');
+  const ephemeral = createECDH(parent.curve.node);
   ephemeral.generateKeys();
   const point = ephemeral.getPublicKey(); // 04 || x || y
-  const x = point.subarray(1, 33);
-  const y = point.subarray(33, 65);
+  const x = point.subarray(1, 1 + parent.curve.size);
+  const y = point.subarray(1 + parent.curve.size);
   const z = ephemeral.computeSecret(Buffer.concat([Buffer.of(4), parent.x, parent.y]));
   const seed = kdfe('sha256', z, 'DUPLICATE', x, parent.x, 256);
   return { seed, inSymSeed: Buffer.concat([tpm2b(x), tpm2b(y)]) };

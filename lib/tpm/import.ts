@@ -6,14 +6,20 @@
  */
 import { createHash, createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 
-import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
+import {
+  algorithmInfo,
+  algorithmsForKey,
+  curveByTpmId,
+  isRsaKeySize,
+  RSA_KEY_SIZES,
+  TPM2_ALG,
+  tpmKeySpec,
+  type JwsAlgorithm,
+} from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { native, type NativeContext } from '../native.js';
 import { wrapForImport, type WrappingParent } from './duplication.js';
 import { leftPad, publicKeyOf } from './public-key.js';
-
-const TPM2_ALG_ECC = 0x0023;
-const RSA_SIZES = [2048, 3072];
 
 /** What importKey takes: PEM text (PKCS#8, PKCS#1, SEC1) or a service-account JSON. */
 export type ImportSource = string | { private_key: string; private_key_id?: string };
@@ -40,12 +46,12 @@ const bytes = (b64url: string | undefined) => Buffer.from(b64url ?? '', 'base64u
 function importable(key: KeyObject, auth: Uint8Array | undefined) {
   const jwk: JsonWebKey = key.export({ format: 'jwk' });
   const bits = key.asymmetricKeyDetails?.modulusLength;
-  if (key.asymmetricKeyType === 'rsa' && bits !== undefined && RSA_SIZES.includes(bits)) {
-    const info = algorithmInfo('RS256')!;
+  const info = algorithmInfo(algorithmsForKey(key)[0] ?? '');
+  if (info?.keyType === 'RSA' && isRsaKeySize(bits)) {
     const exponent = bytes(jwk.e).readUIntBE(0, bytes(jwk.e).length);
     return {
       alg: info.alg,
-      spec: { type: info.tpm.type, bits },
+      spec: tpmKeySpec(info, bits),
       modulus: bytes(jwk.n),
       // The TPM writes the default exponent 65537 as 0.
       exponent: exponent === 65537 ? 0 : exponent,
@@ -53,28 +59,30 @@ function importable(key: KeyObject, auth: Uint8Array | undefined) {
       ...(auth && { auth }),
     };
   }
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') {
-    const info = algorithmInfo('ES256')!;
+  if (info?.curve) {
+    const size = info.curve.size;
     return {
       alg: info.alg,
-      spec: { type: info.tpm.type, curve: info.tpm.curve! },
-      x: leftPad(bytes(jwk.x), 32),
-      y: leftPad(bytes(jwk.y), 32),
-      secret: leftPad(bytes(jwk.d), 32),
+      spec: tpmKeySpec(info),
+      x: leftPad(bytes(jwk.x), size),
+      y: leftPad(bytes(jwk.y), size),
+      secret: leftPad(bytes(jwk.d), size),
       ...(auth && { auth }),
     };
   }
   throw new TpmJwtError(
     'ERR_TPM_UNSUPPORTED',
-    `cannot import a ${key.asymmetricKeyType} key${bits ? ` of ${bits} bits` : ''}: RSA 2048/3072 or EC P-256 only`,
+    `cannot import a ${key.asymmetricKeyType} key${bits ? ` of ${bits} bits` : ''}: ` +
+      `RSA ${RSA_KEY_SIZES.join('/')} or EC P-256 only`,
   );
 }
 
 /** The parent's public key in the form the wrapper needs. */
 async function wrappingParent(context: NativeContext, parent: number): Promise<WrappingParent> {
   const info = native().describePublic(await context.parentPublic(parent));
-  if (info.type === TPM2_ALG_ECC && info.ecc) {
-    return { type: 'ecc', x: leftPad(info.ecc.x, 32), y: leftPad(info.ecc.y, 32) };
+  const curve = info.ecc && curveByTpmId(info.ecc.curve);
+  if (info.type === TPM2_ALG.ECC && info.ecc && curve) {
+    return { type: 'ecc', curve, x: leftPad(info.ecc.x, curve.size), y: leftPad(info.ecc.y, curve.size) };
   }
   const publicKey = publicKeyOf(info);
   if (!publicKey) throw new TpmJwtError('ERR_TPM_UNSUPPORTED', 'the parent is neither ECC P-256 nor RSA');

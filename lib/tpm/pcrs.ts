@@ -1,4 +1,5 @@
 /** PCR selections for key policies: which bank, which registers. */
+import { TPM2_ALG } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 
 export interface PcrSelection {
@@ -6,7 +7,6 @@ export interface PcrSelection {
   indexes: number[];
 }
 
-const TPM2_ALG_SHA256 = 0x000b;
 const TPM2_CC_POLICY_PCR = 0x0000017f;
 const TPM2_CC_POLICY_AUTH_VALUE = 0x0000016b;
 
@@ -36,7 +36,7 @@ export function formatPcrs(pcrs: PcrSelection): string {
 
 /** The policy as the addon takes it. */
 export function nativePolicy(pcrs: PcrSelection, authValue: boolean) {
-  return { bank: TPM2_ALG_SHA256, indexes: pcrs.indexes, authValue };
+  return { bank: TPM2_ALG.SHA256, indexes: pcrs.indexes, authValue };
 }
 
 /**
@@ -49,7 +49,7 @@ export function policyCommands(pcrs: PcrSelection, authValue: boolean): { code: 
   for (const index of pcrs.indexes) select[index >> 3]! |= 1 << (index & 7);
   const parameters = Buffer.concat([
     Buffer.from([0x00, 0x00]), // TPM2B_DIGEST pcrDigest, empty
-    Buffer.from([0x00, 0x00, 0x00, 0x01, TPM2_ALG_SHA256 >> 8, TPM2_ALG_SHA256 & 0xff, 0x03]),
+    Buffer.from([0x00, 0x00, 0x00, 0x01, TPM2_ALG.SHA256 >> 8, TPM2_ALG.SHA256 & 0xff, 0x03]),
     select,
   ]);
   const commands = [{ code: TPM2_CC_POLICY_PCR, policy: parameters }];
@@ -78,7 +78,7 @@ export function fromPolicyCommands(commands: { code: number; policy: Uint8Array 
     if (code === TPM2_CC_POLICY_PCR && bytes.length >= 2) {
       const digestSize = bytes.readUInt16BE(0);
       const selection = bytes.subarray(2 + digestSize);
-      if (selection.length !== 10 || selection.readUInt32BE(0) !== 1 || selection.readUInt16BE(4) !== TPM2_ALG_SHA256 || selection[6] !== 3) {
+      if (selection.length !== 10 || selection.readUInt32BE(0) !== 1 || selection.readUInt16BE(4) !== TPM2_ALG.SHA256 || selection[6] !== 3) {
         return unsupported();
       }
       const indexes: number[] = [];

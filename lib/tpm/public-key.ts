@@ -1,14 +1,9 @@
 /** A TPM public area as what the rest of the library needs: a KeyObject and flags. */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 
-import { algorithmInfo, algorithmsFor, type JwsAlgorithm } from '../algorithms.js';
+import { algorithmInfo, ALGORITHMS, algorithmsForKey, curveByTpmId, TPM2_ALG, type JwsAlgorithm } from '../algorithms.js';
 import { TpmJwtError } from '../errors.js';
 import type { NativePublicInfo } from '../native.js';
-
-const TPM2_ALG_RSA = 0x0001;
-const TPM2_ALG_ECC = 0x0023;
-const TPM2_ECC_NIST_P256 = 0x0003;
-const TPM2_ALG_NULL = 0x0010;
 
 /** TPMA_OBJECT bits, by name (TPM 2.0 Part 2, 8.3). */
 const ATTRIBUTE_BITS = {
@@ -66,7 +61,7 @@ function unsupported(message: string): TpmJwtError {
 function signingAlgorithms(info: NativePublicInfo, candidates: JwsAlgorithm[]): JwsAlgorithm[] {
   const attributes = decodeAttributes(info.attributes);
   if (!attributes.sign) throw unsupported('the key is not a signing key (its sign attribute is clear)');
-  if (info.scheme === TPM2_ALG_NULL) return candidates;
+  if (info.scheme === TPM2_ALG.NULL) return candidates;
   const fixed = candidates.filter((alg) => {
     const scheme = algorithmInfo(alg)!.tpm.signScheme;
     return scheme.scheme === info.scheme && scheme.hash === info.schemeHash;
@@ -79,18 +74,19 @@ function signingAlgorithms(info: NativePublicInfo, candidates: JwsAlgorithm[]): 
   return fixed;
 }
 
-/** The public key of an RSA or ECC NIST P-256 public area; undefined for other keys. */
+/** The public key of an RSA or ECC public area on a curve in the table; undefined for other keys. */
 export function publicKeyOf(info: NativePublicInfo): KeyObject | undefined {
-  if (info.type === TPM2_ALG_RSA && info.rsa) {
+  if (info.type === TPM2_ALG.RSA && info.rsa) {
     return createPublicKey({
       key: { kty: 'RSA', n: b64url(info.rsa.modulus), e: b64url(exponentBytes(info.rsa.exponent)) },
       format: 'jwk',
     });
   }
-  if (info.type === TPM2_ALG_ECC && info.ecc && info.ecc.curve === TPM2_ECC_NIST_P256) {
+  const curve = info.ecc && curveByTpmId(info.ecc.curve);
+  if (info.type === TPM2_ALG.ECC && info.ecc && curve) {
     const { x, y } = info.ecc;
     return createPublicKey({
-      key: { kty: 'EC', crv: 'P-256', x: b64url(leftPad(x, 32)), y: b64url(leftPad(y, 32)) },
+      key: { kty: 'EC', crv: curve.jwk, x: b64url(leftPad(x, curve.size)), y: b64url(leftPad(y, curve.size)) },
       format: 'jwk',
     });
   }
@@ -103,11 +99,8 @@ export function describeKey(info: NativePublicInfo): {
   algorithms: JwsAlgorithm[];
 } {
   const publicKey = publicKeyOf(info);
-  if (publicKey) {
-    const candidates = info.type === TPM2_ALG_RSA ? algorithmsFor('RSA') : algorithmsFor('EC', 'P-256');
-    return { publicKey, algorithms: signingAlgorithms(info, candidates) };
-  }
+  if (publicKey) return { publicKey, algorithms: signingAlgorithms(info, algorithmsForKey(publicKey)) };
   throw unsupported(
-    `the key is neither RSA nor ECC NIST P-256 (TPM type 0x${info.type.toString(16)}); tpm-jwt signs RS256, PS256 and ES256`,
+    `the key is neither RSA nor ECC NIST P-256 (TPM type 0x${info.type.toString(16)}); tpm-jwt signs ${ALGORITHMS.join(', ')}`,
   );
 }

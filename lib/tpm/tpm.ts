@@ -1,5 +1,13 @@
 /** One connection to a TPM and the keys made, loaded and evicted through it. */
-import { algorithmInfo, ALGORITHMS, type JwsAlgorithm } from '../algorithms.js';
+import {
+  algorithmInfo,
+  ALGORITHMS,
+  isRsaKeySize,
+  RSA_KEY_SIZES,
+  tpmKeySpec,
+  type JwsAlgorithm,
+  type RsaKeySize,
+} from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { native, type NativeContext, type NativeKeyRef } from '../native.js';
 import { authBytes } from './auth.js';
@@ -36,7 +44,7 @@ export interface TpmOpenOptions {
 export interface CreateKeyOptions {
   alg: JwsAlgorithm;
   /** RSA modulus size: 2048 (default) or 3072. */
-  bits?: 2048 | 3072;
+  bits?: RsaKeySize;
   /** The key's authValue. */
   auth?: string | Uint8Array;
   /** Persistent handle (0x81xxxxxx) to store the key at. */
@@ -64,8 +72,6 @@ export interface LoadKeyOptions {
   /** For a persistent key made with `pcrs`: the same selection (key files record it). */
   pcrs?: PcrSelection;
 }
-
-const RSA_SIZES = [2048, 3072];
 
 /** How a key is authorised: its auth value, and its PCR policy when it has one. */
 type KeyUse = Pick<NativeKeyRef, 'auth' | 'policy'>;
@@ -135,10 +141,10 @@ export class Tpm {
   async createKey(options: CreateKeyOptions): Promise<TpmKey> {
     const info = algorithmInfo(options?.alg);
     if (!info) throw invalidArgument(`alg must be one of ${ALGORITHMS.join(', ')}`);
-    const bits = options.bits ?? 2048;
-    if (info.keyType === 'RSA' ? !RSA_SIZES.includes(bits) : options.bits !== undefined) {
+    const bits = options.bits ?? RSA_KEY_SIZES[0];
+    if (info.keyType === 'RSA' ? !isRsaKeySize(bits) : options.bits !== undefined) {
       throw invalidArgument(
-        info.keyType === 'RSA' ? 'bits must be 2048 or 3072' : `bits does not apply to ${info.alg}`,
+        info.keyType === 'RSA' ? `bits must be ${RSA_KEY_SIZES.join(' or ')}` : `bits does not apply to ${info.alg}`,
       );
     }
     const auth = authBytes(options.auth);
@@ -148,9 +154,7 @@ export class Tpm {
     // Refuse an occupied handle before the keygen, which takes seconds on real TPMs.
     if (persist !== undefined && !options.force) await this.#assertFree(persist);
 
-    const spec =
-      info.keyType === 'RSA' ? { type: info.tpm.type, bits } : { type: info.tpm.type, curve: info.tpm.curve! };
-    const blob = await this.#context.createKey(OWNER_HIERARCHY, spec, auth, policy);
+    const blob = await this.#context.createKey(OWNER_HIERARCHY, tpmKeySpec(info, bits), auth, policy);
     return this.#keep(blob, { ...(auth && { auth }), ...(policy && { policy }) }, info.alg, persist, options.force === true);
   }
 

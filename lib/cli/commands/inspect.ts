@@ -1,3 +1,4 @@
+import { algorithmInfo } from '../../algorithms.js';
 import { publicJwk } from '../../jwk.js';
 import { formatHandle } from '../../tpm/handle.js';
 import { required } from '../args.js';
@@ -14,13 +15,14 @@ export const inspect: Command = {
   async run(values, io) {
     const key = await withTpm(values, (tpm) => loadKeyRef(tpm, required(values, 'key')));
     const details = key.publicKey.asymmetricKeyDetails ?? {};
+    const info = algorithmInfo(key.algorithm)!;
     const report = {
       handle: key.handle === undefined ? null : formatHandle(key.handle),
       algorithm: key.algorithm,
       algorithms: key.algorithms,
-      keyType: key.publicKey.asymmetricKeyType === 'rsa' ? 'RSA' : 'EC',
+      keyType: info.keyType,
       ...(details.modulusLength !== undefined && { bits: details.modulusLength }),
-      ...(details.namedCurve !== undefined && { curve: 'P-256' }),
+      ...(info.curve && { curve: info.curve.jwk }),
       attributes: key.attributes,
       kid: publicJwk(key.publicKey, key.algorithm).kid,
       publicKeyPem: key.publicKey.export({ type: 'spki', format: 'pem' }).toString(),

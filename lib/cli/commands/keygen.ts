@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 
-import { ALGORITHMS, isAlgorithm } from '../../algorithms.js';
+import { ALGORITHMS, isAlgorithm, isRsaKeySize, RSA_KEY_SIZES } from '../../algorithms.js';
 import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
 import { formatHandle } from '../../tpm/handle.js';
@@ -18,7 +18,7 @@ const exists = (file: string) =>
 export const keygen: Command = {
   name: 'keygen',
   summary: 'create a signing key inside the TPM',
-  usage: `tpm-jwt keygen --alg RS256|PS256|ES256 [--bits 2048|3072] (--persist HANDLE | --out key.pem) [--auth-env VAR] [--pcrs sha256:0,7] [--force]
+  usage: `tpm-jwt keygen --alg ${ALGORITHMS.join('|')} [--bits ${RSA_KEY_SIZES.join('|')}] (--persist HANDLE | --out key.pem) [--auth-env VAR] [--pcrs sha256:0,7] [--force]
 
 Creates the key under the TPM's storage primary, then makes it persistent at HANDLE
 or writes it as a TSS2 PRIVATE KEY file (mode 0600; only this TPM can use it).
@@ -49,8 +49,8 @@ persistent key, pass the same --pcrs when using it).
     }
     const bitsText = optional(values, 'bits');
     const bits = bitsText === undefined ? undefined : Number(bitsText);
-    if (bits !== undefined && bits !== 2048 && bits !== 3072) {
-      throw new UsageError('--bits must be 2048 or 3072');
+    if (bits !== undefined && !isRsaKeySize(bits)) {
+      throw new UsageError(`--bits must be ${RSA_KEY_SIZES.join(' or ')}`);
     }
     const auth = authFromEnv(values, io.env);
     const pcrsText = optional(values, 'pcrs');
