@@ -6,6 +6,7 @@ import * as path from 'node:path';
 
 import { startSwtpm } from '../scripts/swtpm.js';
 import { Tpm, TpmSigner } from '../lib/index.js';
+import { decodeKeyFile } from '../lib/tpm/key-file.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
@@ -138,7 +139,12 @@ describe('45 TSS2 key files', () => {
       const der = Buffer.from(body, 'base64');
       const flipped = Buffer.from(der);
       flipped[der.length - 10]! ^= 0xff; // inside privkey: the TPM's integrity check fails
+      // pubkey's TPM2B size, one less: tpm2-tss would read the same public area anyway.
+      const resized = Buffer.from(der);
+      const pubkeyAt = resized.indexOf(Buffer.from(decodeKeyFile(pem).public));
+      resized.writeUInt16BE(resized.readUInt16BE(pubkeyAt) - 1, pubkeyAt);
       const cases = [
+        wrap(resized.toString('base64')),
         wrap(body.slice(0, body.length / 2)),
         wrap(Buffer.from(der.subarray(0, der.length - 5)).toString('base64')),
         wrap(flipped.toString('base64')),

@@ -5,25 +5,29 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 
 import { jwt, SoftwareSigner, Tpm, TpmJwtError } from '../lib/index.js';
 import { signerFromServiceAccountInfo } from '../lib/crypt/service-account.js';
-import { decodeKeyFile } from '../lib/tpm/key-file.js';
+import { decodeKeyFile, type KeyFile } from '../lib/tpm/key-file.js';
 import { prng } from './helpers/prng.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const SEED = Number(process.env['TPM_JWT_FUZZ_SEED'] ?? 20261122);
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
+type Outcome<T> = { code: 'ok'; value: T } | { code: string };
+
 /** Runs `call` and accepts a result or a TpmJwtError with a code; anything else fails. */
-async function onlyTypedErrors(what: string, call: () => unknown): Promise<'ok' | string> {
+async function onlyTypedErrors<T>(what: string, call: () => T | Promise<T>): Promise<Outcome<T>> {
   try {
-    await call();
-    return 'ok';
+    return { code: 'ok', value: await call() };
   } catch (err) {
     assert.ok(err instanceof TpmJwtError, `${what}: threw ${String((err as Error)?.stack ?? err)}`);
     assert.match(err.code, /^ERR_[A-Z_]+$/, what);
-    return err.code;
+    return { code: err.code };
   }
 }
 
@@ -100,6 +104,7 @@ describe('93 fuzz: hostile tokens, key files and descriptors', function () {
       jwt.encode(signer, { iss: 'b', scope: 's', iat: now, exp: now + 600, nested: { deep: [1, 2, { x: 'y' }] } }),
     ]);
     const certsForms = [publicKey, { k: publicKey.export({ type: 'spki', format: 'pem' }).toString() }];
+    const payloads = seeds.map((token) => jwt.decode(token, { verify: false }));
     const codes = new Map<string, number>();
     const deadline = Date.now() + 240_000;
     let cases = 0;
@@ -107,15 +112,24 @@ describe('93 fuzz: hostile tokens, key files and descriptors', function () {
       const token = mutate(r.pick(seeds), r);
       const what = `seed ${SEED} case ${cases}`;
       await onlyTypedErrors(`${what} decodeHeader`, () => jwt.decodeHeader(token));
-      const code = await onlyTypedErrors(`${what} decode`, () =>
+      const outcome = await onlyTypedErrors(`${what} decode`, () =>
         jwt.decode(token, { certs: r.pick(certsForms) as never, audience: 'https://x/' }),
       );
-      codes.set(code, (codes.get(code) ?? 0) + 1);
+      // Mutation keeps some tokens intact (e.g. case flips that miss); whatever
+      // verifies must carry a payload that was signed, unchanged.
+      if ('value' in outcome) {
+        const payload = outcome.value;
+        assert.ok(
+          (await Promise.all(payloads)).some((p) => isDeepStrictEqual(p, payload)),
+          `${what}: a changed payload verified: ${JSON.stringify(payload)}`,
+        );
+      }
+      codes.set(outcome.code, (codes.get(outcome.code) ?? 0) + 1);
     }
     assert.equal(cases, 20_000, 'all cases ran within the time bound');
     assert.ok(codes.size >= 4, `the mutations reach many checks: ${[...codes.keys()].join(', ')}`);
-    // Mutation keeps some tokens intact (e.g. case-flips that miss); none may verify
-    // with a changed payload, which the signature makes impossible.
+    assert.ok((codes.get('ok') ?? 0) > 0, 'some mutations leave the token intact, and it verifies');
+    assert.ok((codes.get('ERR_JWS_SIGNATURE_VERIFICATION_FAILED') ?? 0) > 0, 'changed payloads are caught');
   });
 
   it('refuses an oversized token before reading it', () => {
@@ -130,7 +144,13 @@ describe('93 fuzz: hostile tokens, key files and descriptors', function () {
       (await tpm.createKey({ alg: 'ES256' })).toPem(),
       (await tpm.createKey({ alg: 'ES256', pcrs: { bank: 'sha256', indexes: [16] } })).toPem(),
     ];
-    let loaded = 0;
+    const originals = pems.map((pem) => decodeKeyFile(pem));
+    const sameKey = (a: KeyFile, b: KeyFile) =>
+      a.parent === b.parent &&
+      Buffer.from(a.public).equals(b.public) &&
+      Buffer.from(a.private).equals(b.private);
+    let unchanged = 0;
+    let refused = 0;
     for (let i = 0; i < 2000; i++) {
       const pem = r.pick(pems);
       const der = Buffer.from(pem.split('\n').slice(1, -2).join(''), 'base64');
@@ -152,24 +172,78 @@ describe('93 fuzz: hostile tokens, key files and descriptors', function () {
       const text = `-----BEGIN TSS2 PRIVATE KEY-----\n${cut.toString('base64')}\n-----END TSS2 PRIVATE KEY-----\n`;
       const what = `seed ${SEED + 1} case ${i}`;
       await onlyTypedErrors(`${what} decodeKeyFile`, () => decodeKeyFile(text));
-      if ((await onlyTypedErrors(`${what} loadKey`, () => tpm.loadKey(text))) === 'ok') loaded++;
+      const outcome = await onlyTypedErrors(`${what} loadKey`, () => tpm.loadKey(text));
+      if (cut.equals(der)) {
+        unchanged++;
+        assert.equal(outcome.code, 'ok', `${what}: an unchanged key file must load`);
+      } else if (outcome.code === 'ok') {
+        // A mutation the TPM cannot see (the emptyAuth hint, a policy byte) may load,
+        // but only if the key itself, its blobs and parent, is untouched.
+        const decoded = decodeKeyFile(text);
+        assert.ok(originals.some((o) => sameKey(o, decoded)), `${what}: a key file with changed blobs loaded`);
+      } else {
+        refused++;
+      }
     }
-    assert.ok(loaded < 2000, 'mutations are noticed');
+    assert.ok(unchanged > 0 && refused > 1000, `${unchanged} unchanged, ${refused} refused of 2000`);
   });
 
-  it('service-account descriptors throw only coded TpmJwtErrors', async () => {
+  it('refuses every malformed service-account descriptor with the code of what is wrong', async () => {
     const r = prng(SEED + 2);
-    const base = { type: 'tpm_service_account', client_email: 'sa@p', private_key_id: 'k', tpm: { key: 'handle:0x81000001', tcti: swtpm.tcti } };
-    const values: unknown[] = [null, 0, -1, '', 'x', [], {}, true, 'handle:zz', '../../etc/passwd', '0x81000001', { key: 1 }, 'sha1:0', 'sha256:99'];
-    for (let i = 0; i < 300; i++) {
+    const tpm = await swtpm.openTpm({ encrypt: false });
+    await tpm.createKey({ alg: 'ES256', persist: 0x81000001 });
+    swtpm.cleanup(() => tpm.evict(0x81000001));
+    const base = {
+      type: 'tpm_service_account',
+      client_email: 'sa@p',
+      private_key_id: 'k',
+      tpm: { key: 'handle:0x81000001', tcti: swtpm.tcti },
+    };
+    const signer = await signerFromServiceAccountInfo(base);
+    assert.equal((await signer.sign(Buffer.from('x'))).length, 64, 'the unmutated descriptor signs');
+    await signer.close?.();
+
+    const notAFile = swtpm.tempDir('fuzz');
+    writeFileSync(path.join(notAFile, 'text.pem'), 'not a key\n');
+    const INVALID = 'ERR_KEY_FILE_INVALID';
+    const ARGUMENT = 'ERR_INVALID_ARGUMENT';
+    // [where, field, value, code]: each one alone is enough to refuse the descriptor.
+    type Flaw = ['info' | 'tpm', string, unknown, string];
+    const flaws: Flaw[] = [
+      ...[null, 0, '', 'x', [], {}, 'service_account'].map((v): Flaw => ['info', 'type', v, INVALID]),
+      ...[null, 0, '', [], {}, true].map((v): Flaw => ['info', 'client_email', v, INVALID]),
+      ...[null, 0, 'x', [], true].map((v): Flaw => ['info', 'tpm', v, INVALID]),
+      ...[null, 0, [], {}, true, '', path.join(notAFile, 'missing.pem'), path.join(notAFile, 'text.pem')].map(
+        (v): Flaw => ['tpm', 'key', v, INVALID],
+      ),
+      ['tpm', 'key', 'handle:zz', ARGUMENT],
+      ['tpm', 'key', 'handle:0x41000001', ARGUMENT],
+      ['tpm', 'key', '0x81000002', 'ERR_TPM_KEY_NOT_FOUND'],
+      ...[0, [], {}].map((v): Flaw => ['tpm', 'tcti', v, ARGUMENT]),
+      ['tpm', 'tcti', 'swtpm:host=127.0.0.1,port=1', 'ERR_TPM_CONNECTION'],
+      ['tpm', 'tcti', 'no-such-tcti', 'ERR_TPM_CONNECTION'],
+      ...['TPM_JWT_FUZZ_UNSET', 0].map((v): Flaw => ['tpm', 'auth_env', v, INVALID]),
+      ...['', 0, 'sha1:0', 'sha256:99', 'sha256:'].map((v): Flaw => ['tpm', 'pcrs', v, ARGUMENT]),
+    ];
+    const apply = (flawed: Flaw[]) => {
       const info = structuredClone(base) as Record<string, unknown> & { tpm: Record<string, unknown> };
-      const target = r.int(2) === 0 ? info : info.tpm;
-      const field = r.pick(['type', 'client_email', 'private_key', 'key', 'tcti', 'auth_env', 'pcrs', 'tpm']);
-      target[field] = r.pick(values);
-      await onlyTypedErrors(`seed ${SEED + 2} case ${i}`, async () => {
-        const signer = await signerFromServiceAccountInfo(info as never);
+      for (const [where, field, value] of flawed) {
+        const target = where === 'info' ? info : (info.tpm as Record<string, unknown> | null);
+        if (target !== null && typeof target === 'object') target[field] = value;
+      }
+      return info;
+    };
+    const refuse = async (what: string, flawed: Flaw[]) => {
+      const outcome = await onlyTypedErrors(what, async () => {
+        const signer = await signerFromServiceAccountInfo(apply(flawed) as never);
         await signer.close?.();
       });
+      const codes = flawed.map((flaw) => flaw[3]);
+      assert.ok(codes.includes(outcome.code), `${what}: expected ${codes.join(' or ')}, got ${outcome.code}`);
+    };
+    for (const flaw of flaws) await refuse(`${JSON.stringify(flaw.slice(0, 3))}`, [flaw]);
+    for (let i = 0; i < 200; i++) {
+      await refuse(`seed ${SEED + 2} case ${i}`, [r.pick(flaws), r.pick(flaws)]);
     }
   });
 });

@@ -27,7 +27,9 @@ function invalid(message: string): TpmJwtError {
 /** The signer for `info`, with private_key_id as its key id. Throws ERR_KEY_FILE_INVALID. */
 export async function signerFromServiceAccountInfo(info: ServiceAccountInfo): Promise<Signer> {
   if (info === null || typeof info !== 'object') throw invalid('service account info must be an object');
-  if (typeof info.client_email !== 'string') throw invalid('service account info has no client_email');
+  if (typeof info.client_email !== 'string' || info.client_email === '') {
+    throw invalid('service account info has no client_email');
+  }
   if (info.type === 'tpm_service_account') {
     const tpm = info.tpm;
     if (typeof tpm?.key !== 'string') throw invalid('tpm_service_account needs tpm.key (a KEYREF)');

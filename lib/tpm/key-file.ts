@@ -72,9 +72,18 @@ export function encodeKeyFile(key: KeyFile): string {
   return `-----BEGIN ${LABEL}-----\n${body.replace(/\n$/, '')}\n-----END ${LABEL}-----\n`;
 }
 
-function octets(block: asn1js.AsnType | undefined, what: string): Uint8Array {
+/**
+ * A marshaled TPM2B held in an OCTET STRING. Its size prefix must cover the rest
+ * exactly: tpm2-tss reads the structure inside and ignores a size that disagrees,
+ * so two different files would otherwise load as the same key.
+ */
+function tpm2bOctets(block: asn1js.AsnType | undefined, what: string): Uint8Array {
   if (!(block instanceof asn1js.OctetString)) throw invalid(`${what} is not an OCTET STRING`);
-  return new Uint8Array(block.valueBlock.valueHexView);
+  const bytes = new Uint8Array(block.valueBlock.valueHexView);
+  if (bytes.length < 2 || ((bytes[0]! << 8) | bytes[1]!) !== bytes.length - 2) {
+    throw invalid(`${what} is not one TPM2B (its size does not match its length)`);
+  }
+  return bytes;
 }
 
 function decodePolicy(block: asn1js.AsnType | undefined): KeyFile['policy'] {
@@ -138,8 +147,8 @@ function parseKeyFile(text: string): KeyFile {
   if (parentHandle < 0n || parentHandle > 0xffffffffn) throw invalid('parent is not a TPM handle');
   const key: KeyFile = {
     parent: Number(parentHandle),
-    public: octets(items.shift(), 'pubkey'),
-    private: octets(items.shift(), 'privkey'),
+    public: tpm2bOctets(items.shift(), 'pubkey'),
+    private: tpm2bOctets(items.shift(), 'privkey'),
     emptyAuth,
     policy,
   };
