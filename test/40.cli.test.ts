@@ -5,7 +5,7 @@ import * as path from 'node:path';
 
 import { Tpm } from '../lib/index.js';
 import { jwkThumbprint } from '../lib/jwk.js';
-import { assertFails, cli } from './helpers/cli.js';
+import { assertFails, cli, spawnCli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
 
@@ -100,9 +100,9 @@ describe('40 CLI', () => {
     assertFails(await withTcti('inspect', '--key', '0x81000010'), 1, 'ERR_TPM_KEY_NOT_FOUND');
   });
 
-  it('reports an unreachable TPM as ERR_TPM_CONNECTION', async () => {
+  it('reports an unreachable TPM as ERR_TPM_CONNECTION (exit 1, one line on stderr)', async () => {
     assertFails(
-      await cli(['pubkey', '--key', '0x81000010', '--tcti', 'swtpm:host=127.0.0.1,port=1']),
+      await spawnCli(['pubkey', '--key', '0x81000010', '--tcti', 'swtpm:host=127.0.0.1,port=1']),
       1,
       'ERR_TPM_CONNECTION',
     );
@@ -134,10 +134,11 @@ describe('40 CLI', () => {
     }
   });
 
-  it('--version prints the package version', async () => {
-    const result = await cli(['--version']);
+  it('--version prints the package version; a usage error exits 2 (as a process)', async () => {
+    const result = await spawnCli(['--version']);
     assert.equal(result.code, 0);
     assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+    assertFails(await spawnCli(['frobnicate']), 2, 'USAGE');
   });
 
   it('every command has --help with an example', async () => {

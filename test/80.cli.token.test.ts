@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { jwtVerify } from 'jose';
 
 import { jwt, type TpmKey } from '../lib/index.js';
-import { assertFails, cli } from './helpers/cli.js';
+import { assertFails, cli, spawnCli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
@@ -30,8 +30,8 @@ describe('80 CLI token / verify', () => {
 
   const token = (...args: string[]) => cli(['token', '--tcti', swtpm.tcti, ...args]);
 
-  it('mints an audience token with the TPM key; jose and `verify` accept it', async () => {
-    const result = await token('--key', '0x81008001', '--email', EMAIL, '--audience', AUD, '--kid', 'k1', '--claim', 'n=5', '--lifetime', '600');
+  it('mints an audience token with the TPM key; jose and `verify` accept it (as processes)', async () => {
+    const result = await spawnCli(['token', '--tcti', swtpm.tcti, '--key', '0x81008001', '--email', EMAIL, '--audience', AUD, '--kid', 'k1', '--claim', 'n=5', '--lifetime', '600']);
     assert.equal(result.code, 0, result.stderr);
     const jwtText = result.stdout.trim();
     const { payload, protectedHeader } = await jwtVerify(jwtText, key.publicKey, { audience: AUD, issuer: EMAIL });
@@ -42,7 +42,7 @@ describe('80 CLI token / verify', () => {
     const verified = await cli(['verify', '--pubkey', pubkeyFile, '--audience', AUD, jwtText]);
     assert.equal(verified.code, 0, verified.stderr);
     assert.equal(JSON.parse(verified.stdout).sub, EMAIL);
-    const fromStdin = await cli(['verify', '--pubkey', pubkeyFile], {}, `${jwtText}\n`);
+    const fromStdin = await spawnCli(['verify', '--pubkey', pubkeyFile], {}, `${jwtText}\n`);
     assert.equal(JSON.parse(fromStdin.stdout).aud, AUD);
   });
 

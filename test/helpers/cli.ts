@@ -1,7 +1,13 @@
-/** Runs the tpm-jwt CLI (from source) as a child process. */
+/**
+ * Runs the tpm-jwt CLI from source: in this process through its Io seam (most tests:
+ * no Node start-up per call), or as a real child process (the tests that prove the
+ * binary's exit codes and streams).
+ */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+
+import { run } from '../../lib/cli/run.js';
 
 const MAIN = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
 
@@ -11,7 +17,42 @@ export interface CliResult {
   stderr: string;
 }
 
-export function cli(args: string[], env: Record<string, string> = {}, input?: string): Promise<CliResult> {
+/**
+ * Sets `env` on process.env until the returned function restores it. Commands read
+ * the environment (TPM2TOOLS_TCTI, --auth-env) as a process would; mocha runs one
+ * test at a time, so nothing else sees the change.
+ */
+function overlayEnv(env: Record<string, string>): () => void {
+  const saved = Object.entries(env).map(([name]) => [name, process.env[name]] as const);
+  Object.assign(process.env, env);
+  return () => {
+    for (const [name, value] of saved) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+}
+
+/** The CLI run in this process, as `tpm-jwt ARGS` with `env` added and `input` on stdin. */
+export async function cli(args: string[], env: Record<string, string> = {}, input?: string): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const restore = overlayEnv(env);
+  try {
+    const code = await run(args, {
+      out: (text) => void (stdout += text),
+      err: (text) => void (stderr += text),
+      env: process.env,
+      readStdin: async () => input ?? '',
+    });
+    return { code, stdout, stderr };
+  } finally {
+    restore();
+  }
+}
+
+/** The same as a child process: `node --import tsx lib/cli/main.ts ARGS`. */
+export function spawnCli(args: string[], env: Record<string, string> = {}, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
       env: { ...process.env, ...env },
