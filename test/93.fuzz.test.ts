@@ -221,8 +221,9 @@ describe('93 fuzz: hostile tokens, key files and descriptors', function () {
       ['tpm', 'key', '0x81000002', 'ERR_TPM_KEY_NOT_FOUND'],
       ...[0, [], {}].map((v): Flaw => ['tpm', 'tcti', v, ARGUMENT]),
       ['tpm', 'tcti', 'swtpm:host=127.0.0.1,port=1', 'ERR_TPM_CONNECTION'],
-      ['tpm', 'tcti', 'no-such-tcti', 'ERR_TPM_CONNECTION'],
-      ...['TPM_JWT_FUZZ_UNSET', 0].map((v): Flaw => ['tpm', 'auth_env', v, INVALID]),
+      ['tpm', 'tcti', 'no-such-tcti', ARGUMENT],
+      ['tpm', 'tcti', 'cmd:true', ARGUMENT],
+      ...['TPM_JWT_FUZZ_UNSET', 0, '', 'A B', 'X=1', '$HOME'].map((v): Flaw => ['tpm', 'auth_env', v, INVALID]),
       ...['', 0, 'sha1:0', 'sha256:99', 'sha256:'].map((v): Flaw => ['tpm', 'pcrs', v, ARGUMENT]),
     ];
     const apply = (flawed: Flaw[]) => {

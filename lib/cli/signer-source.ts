@@ -1,5 +1,5 @@
 /** The signer and service-account email a token command uses: --key/--email or --credentials. */
-import { readServiceAccountFile, signerFromServiceAccountInfo } from '../crypt/service-account.js';
+import { openServiceAccountFile } from '../crypt/service-account.js';
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { parsePcrs } from '../tpm/pcrs.js';
@@ -20,8 +20,7 @@ export async function openSigner(values: Values, io: Io): Promise<{ signer: Sign
   const descriptor = optional(values, 'credentials');
   if (descriptor !== undefined) {
     if (values['key'] !== undefined) throw new UsageError('give --key or --credentials, not both');
-    const info = await readServiceAccountFile(descriptor);
-    const signer = await signerFromServiceAccountInfo(info);
+    const { info, signer } = await openServiceAccountFile(descriptor);
     return { signer, email: optional(values, 'email') ?? info.client_email! };
   }
   const email = required(values, 'email');

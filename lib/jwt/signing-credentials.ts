@@ -7,6 +7,7 @@
 import {
   readServiceAccountFile,
   signerFromServiceAccountInfo,
+  type DescriptorOrigin,
   type ServiceAccountInfo,
 } from '../crypt/service-account.js';
 import type { Signer } from '../crypt/signer.js';
@@ -24,10 +25,20 @@ export interface SigningCredentialsOptions {
 
 type Constructor<T, O> = new (signer: Signer, options: O) => T;
 
-async function fromInfo<T, O>(make: Constructor<T, O>, info: ServiceAccountInfo, options: Partial<O>): Promise<T> {
-  const signer = await signerFromServiceAccountInfo(info);
+async function fromInfo<T, O>(
+  make: Constructor<T, O>,
+  info: ServiceAccountInfo,
+  options: Partial<O>,
+  origin: DescriptorOrigin = {},
+): Promise<T> {
+  const signer = await signerFromServiceAccountInfo(info, origin);
   const email = info.client_email!;
-  return new make(signer, { issuer: email, subject: email, ...options } as O);
+  try {
+    return new make(signer, { issuer: email, subject: email, ...options } as O);
+  } catch (err) {
+    await signer.close?.();
+    throw err;
+  }
 }
 
 export abstract class SigningCredentials<O extends SigningCredentialsOptions> {
@@ -71,7 +82,7 @@ export abstract class SigningCredentials<O extends SigningCredentialsOptions> {
     path: string,
     options: Partial<O> = {},
   ): Promise<T> {
-    return fromInfo(this, await readServiceAccountFile(path), options);
+    return fromInfo(this, await readServiceAccountFile(path), options, { file: path });
   }
 
   /** Credentials signing with another credential's signer, as its email. */

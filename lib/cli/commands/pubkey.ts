@@ -1,5 +1,5 @@
 import { isAlgorithm } from '../../algorithms.js';
-import { readServiceAccountFile } from '../../crypt/service-account.js';
+import { readServiceAccountFile, tpmSignerOptions } from '../../crypt/service-account.js';
 import { TpmJwtError } from '../../errors.js';
 import { publicJwk } from '../../jwk.js';
 import { loadKeyRef } from '../../tpm/key-ref.js';
@@ -15,14 +15,11 @@ async function keySource(values: Values): Promise<{ ref: string; tcti?: string; 
   }
   if (key !== undefined) return { ref: key };
   const info = await readServiceAccountFile(descriptor!);
-  if (info.type !== 'tpm_service_account' || typeof info.tpm?.key !== 'string') {
+  if (info.type !== 'tpm_service_account') {
     throw new TpmJwtError('ERR_KEY_FILE_INVALID', `${descriptor} is not a tpm_service_account descriptor`);
   }
-  return {
-    ref: info.tpm.key,
-    ...(info.tpm.tcti !== undefined && { tcti: info.tpm.tcti }),
-    ...(info.private_key_id !== undefined && { kid: info.private_key_id }),
-  };
+  const { key: ref, tcti, keyId: kid } = await tpmSignerOptions(info, { file: descriptor! }, false);
+  return { ref, ...(tcti !== undefined && { tcti }), ...(kid !== undefined && { kid }) };
 }
 
 const FORMATS = ['pem', 'jwk', 'jwks'];
