@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, verify } from 'node:crypto';
 
 import { Tpm } from '../lib/index.js';
+import { assertFails, cli } from './helpers/cli.js';
 import { startRelay } from './helpers/relay.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
@@ -46,6 +47,37 @@ describe('35 TPM security: auth values, lockout, encrypted sessions', () => {
       tpm2(swtpm.tcti, 'dictionarylockout', '-s', '-n', '1000', '-t', '1', '-l', '1');
     }
     assert.equal((await key.sign(Buffer.from('after reset'))).length, 64);
+  });
+
+  // After the lockout test, which leaves the TPM generous with failed attempts.
+  it('never shows an auth value: not in errors, stderr, --json or inspect; no token on failure', async () => {
+    const right = 'right-auth-value-7d1c';
+    const wrong = 'wrong-auth-value-5e2f';
+    const created = await tpm.createKey({ alg: 'ES256', auth: right, persist: 0x81000031 });
+    swtpm.cleanup(() => tpm.evict(0x81000031));
+    const loaded = await tpm.loadKey(0x81000031, { auth: wrong });
+    const error = await loaded.sign(Buffer.from('x')).then(
+      () => assert.fail('signed with a wrong auth value'),
+      (err: Error) => err,
+    );
+    assert.ok(!JSON.stringify({ ...error, message: error.message, stack: error.stack }).includes(wrong));
+
+    const token = ['token', '--key', '0x81000031', '--email', 'sa@p', '--audience', 'https://x/', '--tcti', swtpm.tcti];
+    for (const auth of [wrong, right]) {
+      const result = await cli([...token, '--auth-env', 'KEY_AUTH', '--json'], { KEY_AUTH: auth });
+      if (auth === wrong) {
+        assertFails(result, 1, 'ERR_TPM_AUTH_FAIL');
+        assert.equal(result.stdout, '', 'a failed token command prints no token');
+      } else {
+        assert.equal(result.code, 0, result.stderr);
+        assert.doesNotMatch(result.stderr, /eyJ/, 'the token goes to stdout only');
+      }
+      assert.ok(!`${result.stdout}${result.stderr}`.includes(right) && !result.stderr.includes(wrong));
+    }
+    const inspected = await cli(['inspect', '--key', '0x81000031', '--json', '--tcti', swtpm.tcti]);
+    assert.equal(inspected.code, 0, inspected.stderr);
+    assert.ok(!inspected.stdout.includes(right));
+    assert.equal(created.handle, 0x81000031);
   });
 
   describe('on the wire (a recording relay between the TCTI and swtpm)', () => {
