@@ -11,6 +11,7 @@
         "native/tpm_call.cc",
         "native/tss/auth.cc",
         "native/tss/context.cc",
+        "native/tss/error_code.cc",
         "native/tss/import.cc",
         "native/tss/keys.cc",
         "native/tss/loader.cc",

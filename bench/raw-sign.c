@@ -16,13 +16,13 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
-#define CHECK(call)                                                         \
-  do {                                                                      \
-    TSS2_RC rc_ = (call);                                                   \
-    if (rc_ != TSS2_RC_SUCCESS) {                                           \
-      fprintf(stderr, "%s failed: 0x%x\n", #call, rc_);                     \
-      exit(1);                                                              \
-    }                                                                       \
+#define CHECK(call)                                     \
+  do {                                                  \
+    TSS2_RC rc_ = (call);                               \
+    if (rc_ != TSS2_RC_SUCCESS) {                       \
+      fprintf(stderr, "%s failed: 0x%x\n", #call, rc_); \
+      exit(1);                                          \
+    }                                                   \
   } while (0)
 
 static ESYS_TR salted_session(ESYS_CONTEXT *esys) {
@@ -30,8 +30,9 @@ static ESYS_TR salted_session(ESYS_CONTEXT *esys) {
   tmpl.publicArea.type = TPM2_ALG_ECC;
   tmpl.publicArea.nameAlg = TPM2_ALG_SHA256;
   tmpl.publicArea.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
-      TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
-      TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA;
+                                     TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                     TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+                                     TPMA_OBJECT_NODA;
   tmpl.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
   tmpl.publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
   tmpl.publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;

@@ -1,25 +1,37 @@
+/** The codes jose raises under the same name for the same failure; they pass through as they are. */
+export const JOSE_ERROR_CODES = [
+  'ERR_JWS_INVALID',
+  'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+  'ERR_JOSE_ALG_NOT_ALLOWED',
+  'ERR_JWT_EXPIRED',
+  'ERR_JWT_CLAIM_VALIDATION_FAILED',
+  'ERR_JWKS_NO_MATCHING_KEY',
+] as const;
+
+/**
+ * Every stable error code (DESIGN.md). native/tss/error_code.h lists the same set, which
+ * the addon exports as `errorCodes`; test/05.errors.test.ts holds the two equal.
+ */
+export const ERROR_CODES = [
+  'ERR_TPM_CONNECTION',
+  'ERR_TPM_KEY_NOT_FOUND',
+  'ERR_TPM_AUTH_FAIL',
+  'ERR_TPM_LOCKOUT',
+  'ERR_TPM_POLICY_FAIL',
+  'ERR_TPM_HANDLE_IN_USE',
+  'ERR_TPM_OBJECT_MEMORY',
+  'ERR_TPM_UNSUPPORTED',
+  'ERR_TPM_CLOSED',
+  'ERR_TPM',
+  'ERR_NATIVE_ADDON',
+  'ERR_KEY_FILE_INVALID',
+  'ERR_INVALID_ARGUMENT',
+  ...JOSE_ERROR_CODES,
+  'ERR_TOKEN_EXCHANGE',
+] as const;
+
 /** Stable error codes (DESIGN.md); jose's names where jose has the same failure. */
-export type TpmJwtErrorCode =
-  | 'ERR_TPM_CONNECTION'
-  | 'ERR_TPM_KEY_NOT_FOUND'
-  | 'ERR_TPM_AUTH_FAIL'
-  | 'ERR_TPM_LOCKOUT'
-  | 'ERR_TPM_POLICY_FAIL'
-  | 'ERR_TPM_HANDLE_IN_USE'
-  | 'ERR_TPM_OBJECT_MEMORY'
-  | 'ERR_TPM_UNSUPPORTED'
-  | 'ERR_TPM_CLOSED'
-  | 'ERR_TPM'
-  | 'ERR_NATIVE_ADDON'
-  | 'ERR_KEY_FILE_INVALID'
-  | 'ERR_INVALID_ARGUMENT'
-  | 'ERR_JWS_INVALID'
-  | 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
-  | 'ERR_JOSE_ALG_NOT_ALLOWED'
-  | 'ERR_JWT_EXPIRED'
-  | 'ERR_JWT_CLAIM_VALIDATION_FAILED'
-  | 'ERR_JWKS_NO_MATCHING_KEY'
-  | 'ERR_TOKEN_EXCHANGE';
+export type TpmJwtErrorCode = (typeof ERROR_CODES)[number];
 
 export interface TpmJwtErrorOptions {
   cause?: unknown;

@@ -102,6 +102,8 @@ export interface NativeAddon {
   }): { public: Buffer; sensitive: Buffer };
   /** Decodes a marshaled TPM2B_PUBLIC; throws ERR_KEY_FILE_INVALID. */
   describePublic(tpm2bPublic: Uint8Array): NativePublicInfo;
+  /** Every code the native layer knows, frozen: the same set as ERROR_CODES in errors.ts. */
+  readonly errorCodes: readonly string[];
 }
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

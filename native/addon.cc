@@ -9,11 +9,22 @@
 #include "context_wrap.h"
 #include "convert.h"
 #include "js_error.h"
+#include "tss/error_code.h"
 #include "tss/import.h"
 #include "tss/marshal.h"
 #include "tss/public_info.h"
 
 namespace {
+
+// tpm2-tss logs every failed command to stderr; failures reach the caller as errors
+// instead. TSS2_LOG set by the user still wins. This runs once per process, when the
+// shared object is loaded: Init runs again in every worker thread that requires the
+// addon, and a setenv there would race with other threads reading the environment
+// (tpm2-tss on an executor thread, Node, libuv). At load time none of the addon's
+// threads exist yet.
+const struct QuietTssLog {
+  QuietTssLog() { setenv("TSS2_LOG", "all+none", 0); }
+} kQuietTssLog;
 
 // setErrorClass(TpmJwtError): native failures become instances of it.
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
@@ -49,16 +60,25 @@ Napi::Value MarshalImportable(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// errorCodes: every code native failures can carry, frozen; lib/errors.ts's ERROR_CODES
+// must be the same set.
+Napi::Array ErrorCodes(Napi::Env env) {
+  Napi::Array names = Napi::Array::New(env, tss::kErrorCodeCount);
+  for (size_t i = 0; i < tss::kErrorCodeCount; ++i) {
+    names.Set(static_cast<uint32_t>(i), tss::ErrorCodeName(static_cast<tss::ErrorCode>(i)));
+  }
+  names.Freeze();
+  return names;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // tpm2-tss logs every failed command to stderr; failures reach the caller as
-  // errors instead. TSS2_LOG set by the user still wins.
-  setenv("TSS2_LOG", "all+none", 0);
   env.SetInstanceData(new AddonData());
   exports.Set("Context", ContextWrap::Define(env));
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
   exports.Set("describePublic", Napi::Function::New<DescribePublic>(env, "describePublic"));
   exports.Set("marshalImportable",
               Napi::Function::New<MarshalImportable>(env, "marshalImportable"));
+  exports.Set("errorCodes", ErrorCodes(env));
   return exports;
 }
 

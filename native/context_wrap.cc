@@ -98,26 +98,21 @@ Napi::Value ContextWrap::ReadPublic(const Napi::CallbackInfo& info) {
   auto pub = std::make_shared<TPM2B_PUBLIC>();
   return Submit(
       [handle, pub](tss::Context& ctx) { return tss::ReadPublic(ctx, handle, pub.get()); },
-      [pub](Napi::Env env) -> Napi::Value {
-        return ToBuffer(env, tss::MarshalPublic(*pub));
-      });
+      [pub](Napi::Env env) -> Napi::Value { return ToBuffer(env, tss::MarshalPublic(*pub)); });
 }
 
 Napi::Value ContextWrap::Persist(const Napi::CallbackInfo& info) {
   tss::KeyRef key = ToKeyRef(info[0]);
   const uint32_t handle = ToUint32(info[1], "handle");
   const bool force = info[2].ToBoolean();
-  return Submit(
-      [key = std::move(key), handle, force](tss::Context& ctx) {
-        return tss::Persist(ctx, key, handle, force);
-      },
-      nullptr);
+  return Submit([key = std::move(key), handle,
+                 force](tss::Context& ctx) { return tss::Persist(ctx, key, handle, force); },
+                nullptr);
 }
 
 Napi::Value ContextWrap::Evict(const Napi::CallbackInfo& info) {
   const uint32_t handle = ToUint32(info[0], "handle");
-  return Submit(
-      [handle](tss::Context& ctx) { return tss::Evict(ctx, handle); }, nullptr);
+  return Submit([handle](tss::Context& ctx) { return tss::Evict(ctx, handle); }, nullptr);
 }
 
 Napi::Value ContextWrap::PrepareKey(const Napi::CallbackInfo& info) {
@@ -137,10 +132,9 @@ Napi::Value ContextWrap::SubmitSign(const Napi::CallbackInfo& info, SignFunction
   std::vector<uint8_t> input = ToBytes(info[1], "input");
   const tss::SignScheme scheme = ToSignScheme(info[2]);
   auto signature = std::make_shared<std::vector<uint8_t>>();
-  return Submit(
-      [sign, key = std::move(key), input = std::move(input), scheme,
-       signature](tss::Context& ctx) { return sign(ctx, *key, input, scheme, signature.get()); },
-      [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); });
+  return Submit([sign, key = std::move(key), input = std::move(input), scheme, signature](
+                    tss::Context& ctx) { return sign(ctx, *key, input, scheme, signature.get()); },
+                [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); });
 }
 
 Napi::Value ContextWrap::Probe(const Napi::CallbackInfo& info) {
@@ -169,7 +163,9 @@ Napi::Value ContextWrap::Import(const Napi::CallbackInfo& info) {
   auto priv = std::make_shared<std::vector<uint8_t>>();
   return Submit(
       [parent, pub = std::move(pub), duplicate = std::move(duplicate), seed = std::move(seed),
-       priv](tss::Context& ctx) { return tss::Import(ctx, parent, pub, duplicate, seed, priv.get()); },
+       priv](tss::Context& ctx) {
+        return tss::Import(ctx, parent, pub, duplicate, seed, priv.get());
+      },
       [priv](Napi::Env env) -> Napi::Value { return ToBuffer(env, *priv); });
 }
 
@@ -177,17 +173,15 @@ Napi::Value ContextWrap::Handles(const Napi::CallbackInfo& info) {
   const uint32_t first = ToUint32(info[0], "first");
   const uint32_t max = ToUint32(info[1], "max");
   auto handles = std::make_shared<std::vector<TPM2_HANDLE>>();
-  return Submit(
-      [first, max, handles](tss::Context& ctx) {
-        return tss::ListHandles(ctx, first, max, handles.get());
-      },
-      [handles](Napi::Env env) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(env, handles->size());
-        for (uint32_t i = 0; i < handles->size(); ++i) {
-          out.Set(i, Napi::Number::New(env, (*handles)[i]));
-        }
-        return out;
-      });
+  return Submit([first, max, handles](
+                    tss::Context& ctx) { return tss::ListHandles(ctx, first, max, handles.get()); },
+                [handles](Napi::Env env) -> Napi::Value {
+                  Napi::Array out = Napi::Array::New(env, handles->size());
+                  for (uint32_t i = 0; i < handles->size(); ++i) {
+                    out.Set(i, Napi::Number::New(env, (*handles)[i]));
+                  }
+                  return out;
+                });
 }
 
 Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
@@ -199,8 +193,8 @@ Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
   }
   closed_ = true;
   // Calls that have not started yet will never run; the running one finishes first.
-  const tss::Status closed =
-      tss::Status::Fail("ERR_TPM_CLOSED", "the TPM context was closed before this call ran");
+  const tss::Status closed = tss::Status::Fail(tss::ErrorCode::kTpmClosed,
+                                               "the TPM context was closed before this call ran");
   for (auto& call : executor_->TakeWaiting()) call->Reject(env, closed);
   auto call = std::make_unique<TpmCall>(
       env,
@@ -221,7 +215,7 @@ Napi::Value ContextWrap::Submit(TpmCall::Work work, TpmCall::Result result) {
   auto call = std::make_unique<TpmCall>(env, std::move(work), std::move(result));
   Napi::Promise promise = call->promise();
   if (closed_) {
-    call->Reject(env, tss::Status::Fail("ERR_TPM_CLOSED", "the TPM context is closed"));
+    call->Reject(env, tss::Status::Fail(tss::ErrorCode::kTpmClosed, "the TPM context is closed"));
   } else {
     executor_->Submit(env, std::move(call));
   }

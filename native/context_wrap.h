@@ -7,8 +7,8 @@
 #include <memory>
 
 #include "executor.h"
-#include "tss/sign.h"
 #include "tss/context.h"
+#include "tss/sign.h"
 
 class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
  public:

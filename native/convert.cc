@@ -11,11 +11,16 @@ Napi::Object ToObject(const Napi::Value& value, const char* name) {
   return value.As<Napi::Object>();
 }
 
+// Any External reaches any addon's functions: IsExternal() alone would take one made by
+// another addon (or by this one for another purpose) as a PreparedKey and dereference
+// memory of some other type. Only Externals tagged with this value at creation are
+// prepared keys. Fixed and random, so nothing else carries it by accident.
+constexpr napi_type_tag kPreparedKeyTag = {0x4d8b26f350cfb02bULL, 0x2bbcbbf7fecced62ULL};
+
 }  // namespace
 
 std::vector<uint8_t> ToBytes(const Napi::Value& value, const char* name) {
-  if (!value.IsTypedArray() ||
-      value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     Fail(value.Env(), std::string(name) + " must be a Uint8Array");
   }
   auto array = value.As<Napi::Uint8Array>();
@@ -77,13 +82,18 @@ tss::KeyRef ToKeyRef(const Napi::Value& value) {
 
 Napi::Value ToPreparedKey(Napi::Env env, tss::KeyRef key) {
   auto* prepared = new PreparedKey(std::make_shared<const tss::KeyRef>(std::move(key)));
-  return Napi::External<PreparedKey>::New(env, prepared,
-                                          [](Napi::Env, PreparedKey* data) { delete data; });
+  auto external = Napi::External<PreparedKey>::New(
+      env, prepared, [](Napi::Env, PreparedKey* data) { delete data; });
+  external.TypeTag(&kPreparedKeyTag);
+  return external;
 }
 
 PreparedKey FromPreparedKey(const Napi::Value& value) {
   // Only lib/ makes these; anything else is a programming error caught as TypeError.
-  if (!value.IsExternal()) Fail(value.Env(), "key must come from prepareKey()");
+  if (!value.IsExternal() ||
+      !value.As<Napi::External<PreparedKey>>().CheckTypeTag(&kPreparedKeyTag)) {
+    Fail(value.Env(), "key must come from prepareKey()");
+  }
   return *value.As<Napi::External<PreparedKey>>().Data();
 }
 

@@ -36,7 +36,6 @@ class Executor {
   // JS thread: lets the running call finish, then ends the thread. With `abandon`
   // (the environment is going away) calls not yet settled are dropped unsettled.
   void Stop(bool abandon = false);
-  bool busy() const { return pending_ > 0; }
 
  private:
   static void Drain(Napi::Env env, Napi::Function, Executor* self, void*);

@@ -9,11 +9,11 @@ Napi::Value ToJsError(Napi::Env env, const tss::Status& status) {
     details.Set("tpmRcText", Napi::String::New(env, status.RcText()));
     details.Set("command", Napi::String::New(env, status.command()));
   }
-  const std::string code = status.code().empty() ? "ERR_TPM" : status.code();
+  const char* code = tss::ErrorCodeName(status.code());
   AddonData* data = env.GetInstanceData<AddonData>();
   if (data != nullptr && !data->error_class.IsEmpty()) {
-    return data->error_class.New({Napi::String::New(env, code),
-                                  Napi::String::New(env, status.Message()), details});
+    return data->error_class.New(
+        {Napi::String::New(env, code), Napi::String::New(env, status.Message()), details});
   }
   // Only before lib/native.ts registered the class: still carry the code.
   Napi::Error error = Napi::Error::New(env, status.Message());

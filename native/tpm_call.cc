@@ -6,7 +6,9 @@
 #include "js_error.h"
 
 TpmCall::TpmCall(Napi::Env env, Work work, Result result)
-    : work_(std::move(work)), result_(std::move(result)), deferred_(Napi::Promise::Deferred::New(env)) {}
+    : work_(std::move(work)),
+      result_(std::move(result)),
+      deferred_(Napi::Promise::Deferred::New(env)) {}
 
 namespace {
 
@@ -34,7 +36,7 @@ void TpmCall::Execute(tss::Context& ctx) {
     // This call fails; the next one reconnects.
     if (tss::IsConnectionLost(status_)) ctx.MarkBroken();
   } catch (const std::exception& e) {
-    status_ = tss::Status::Fail("ERR_TPM", e.what());
+    status_ = tss::Status::Fail(tss::ErrorCode::kTpm, e.what());
   }
 }
 

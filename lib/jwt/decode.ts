@@ -16,7 +16,7 @@ import {
 } from 'jose';
 
 import { ALGORITHMS, isAlgorithm, type JwsAlgorithm } from '../algorithms.js';
-import { invalidArgument, TpmJwtError, type TpmJwtErrorCode } from '../errors.js';
+import { invalidArgument, JOSE_ERROR_CODES, TpmJwtError } from '../errors.js';
 
 /** PEM certificate or SPKI; a `{ kid: pem }` mapping; a list of PEMs; a JWKS; a KeyObject. */
 export type Certs = string | readonly string[] | Readonly<Record<string, string>> | JSONWebKeySet | KeyObject;
@@ -34,20 +34,14 @@ export interface DecodeOptions {
 /** Longer tokens are refused unread: nothing legitimate comes close (Google's are < 2 KiB). */
 export const MAX_TOKEN_LENGTH = 64 * 1024;
 
-const JOSE_CODES = new Set<string>([
-  'ERR_JWS_INVALID',
-  'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
-  'ERR_JOSE_ALG_NOT_ALLOWED',
-  'ERR_JWT_EXPIRED',
-  'ERR_JWT_CLAIM_VALIDATION_FAILED',
-  'ERR_JWKS_NO_MATCHING_KEY',
-]);
+const JOSE_CODES: ReadonlySet<string> = new Set(JOSE_ERROR_CODES);
+const isJoseCode = (code: string): code is (typeof JOSE_ERROR_CODES)[number] => JOSE_CODES.has(code);
 
 /** jose's error as ours, same code where the contract has it, else ERR_JWS_INVALID. */
 function fromJose(err: unknown): TpmJwtError {
   if (err instanceof TpmJwtError) return err;
   if (err instanceof joseErrors.JOSEError) {
-    const code = (JOSE_CODES.has(err.code) ? err.code : 'ERR_JWS_INVALID') as TpmJwtErrorCode;
+    const code = isJoseCode(err.code) ? err.code : 'ERR_JWS_INVALID';
     return new TpmJwtError(code, err.message, { cause: err });
   }
   return new TpmJwtError('ERR_JWS_INVALID', (err as Error)?.message ?? String(err), { cause: err });

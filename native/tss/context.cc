@@ -8,24 +8,21 @@ namespace tss {
 
 Context::~Context() { Close(); }
 
-Status Context::Open(const std::string& tcti_conf,
-                     const std::vector<uint8_t>& owner_auth,
+Status Context::Open(const std::string& tcti_conf, const std::vector<uint8_t>& owner_auth,
                      const SessionOptions& session) {
   Close();
   tcti_conf_ = tcti_conf;
   owner_auth_ = owner_auth;
   session_options_ = session;
-  TSS2_RC rc = Tss2_TctiLdr_Initialize(
-      tcti_conf.empty() ? nullptr : tcti_conf.c_str(), &tcti_);
+  TSS2_RC rc = Tss2_TctiLdr_Initialize(tcti_conf.empty() ? nullptr : tcti_conf.c_str(), &tcti_);
   if (rc != TSS2_RC_SUCCESS) {
     tcti_ = nullptr;
     Status s = Status::Tss(rc, "Tss2_TctiLdr_Initialize");
     // Whatever tctildr reports (no library, no device, refused socket), the TPM is
     // unreachable from here.
-    return Status::Fail("ERR_TPM_CONNECTION",
+    return Status::Fail(ErrorCode::kTpmConnection,
                         "cannot reach the TPM through TCTI '" +
-                            (tcti_conf.empty() ? std::string("(default search)")
-                                               : tcti_conf) +
+                            (tcti_conf.empty() ? std::string("(default search)") : tcti_conf) +
                             "': " + s.RcText());
   }
   rc = Esys_Initialize(&esys_, tcti_, nullptr);
@@ -67,8 +64,7 @@ Status Context::Auth(TPMA_SESSION crypt, ESYS_TR* out) {
     TSS_RETURN_IF_ERROR(StartSaltedSession(esys_, session_options_, &session_, &salt_key_name_));
   }
   // continueSession: one session serves every call on this context.
-  TSS_CALL(Esys_TRSess_SetAttributes, esys_, session_,
-           TPMA_SESSION_CONTINUESESSION | crypt,
+  TSS_CALL(Esys_TRSess_SetAttributes, esys_, session_, TPMA_SESSION_CONTINUESESSION | crypt,
            TPMA_SESSION_CONTINUESESSION | TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT);
   *out = session_;
   return Status();
@@ -110,8 +106,7 @@ Status Context::OpenHandle(TPM2_HANDLE handle, ESYS_TR* out) {
     return Status();
   }
   ESYS_TR tr = ESYS_TR_NONE;
-  TSS2_RC rc = Esys_TR_FromTPMPublic(esys_, handle, ESYS_TR_NONE, ESYS_TR_NONE,
-                                     ESYS_TR_NONE, &tr);
+  TSS2_RC rc = Esys_TR_FromTPMPublic(esys_, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
   if (rc != TSS2_RC_SUCCESS) {
     char hex[16];
     snprintf(hex, sizeof hex, "0x%08x", handle);

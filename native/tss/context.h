@@ -29,7 +29,6 @@ class Context {
   Status Open(const std::string& tcti_conf, const std::vector<uint8_t>& owner_auth,
               const SessionOptions& session);
   void Close();
-  bool is_open() const { return esys_ != nullptr; }
 
   // After a call lost the connection (swtpm or the resource manager restarted, the
   // device went away) the context is marked broken; the next call reopens it with
@@ -55,7 +54,6 @@ class Context {
   Status CryptSession(TPMA_SESSION crypt, ESYS_TR* out);
   // Forgets a session the TPM no longer has; the next Auth starts a new one.
   void DropSession();
-  bool encrypting() const { return session_options_.encrypt; }
   // The Name of the key the session was salted with (empty when not encrypting).
   const std::vector<uint8_t>& salt_key_name() const { return salt_key_name_; }
 

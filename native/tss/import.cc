@@ -3,8 +3,8 @@
 #include <tss2/tss2_mu.h>
 
 #include <cstring>
-#include <memory>
 
+#include "esys_ptr.h"
 #include "loader.h"
 #include "marshal.h"
 #include "transient.h"
@@ -16,7 +16,8 @@ namespace {
 template <typename TPM2B>
 Status Fill(TPM2B* out, const std::vector<uint8_t>& bytes, const char* what) {
   if (bytes.size() > sizeof out->buffer) {
-    return Status::Fail("ERR_INVALID_ARGUMENT", std::string(what) + " is too long for the TPM");
+    return Status::Fail(ErrorCode::kInvalidArgument,
+                        std::string(what) + " is too long for the TPM");
   }
   out->size = static_cast<UINT16>(bytes.size());
   if (!bytes.empty()) memcpy(out->buffer, bytes.data(), bytes.size());
@@ -65,9 +66,9 @@ Status ReadParentPublic(Context& ctx, TPM2_HANDLE parent, std::vector<uint8_t>* 
   Transient parent_obj(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadParent(ctx, parent, &parent_obj));
   TPM2B_PUBLIC* pub_raw = nullptr;
-  TSS_CALL(Esys_ReadPublic, ctx.esys(), parent_obj.get(), ESYS_TR_NONE, ESYS_TR_NONE,
-           ESYS_TR_NONE, &pub_raw, nullptr, nullptr);
-  std::unique_ptr<TPM2B_PUBLIC, void (*)(void*)> pub(pub_raw, Esys_Free);
+  TSS_CALL(Esys_ReadPublic, ctx.esys(), parent_obj.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+           &pub_raw, nullptr, nullptr);
+  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
   *out = MarshalPublic(*pub);
   return Status();
 }
@@ -81,7 +82,7 @@ Status Import(Context& ctx, TPM2_HANDLE parent, const std::vector<uint8_t>& pub,
   TSS_RETURN_IF_ERROR(UnmarshalPrivate(duplicate, &dup));
   TPM2B_ENCRYPTED_SECRET in_sym_seed = {};
   if (seed.size() > sizeof in_sym_seed.secret) {
-    return Status::Fail("ERR_INVALID_ARGUMENT", "encrypted seed is too long for the TPM");
+    return Status::Fail(ErrorCode::kInvalidArgument, "encrypted seed is too long for the TPM");
   }
   in_sym_seed.size = static_cast<UINT16>(seed.size());
   memcpy(in_sym_seed.secret, seed.data(), seed.size());
@@ -94,10 +95,9 @@ Status Import(Context& ctx, TPM2_HANDLE parent, const std::vector<uint8_t>& pub,
   ESYS_TR auth = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
   TPM2B_PRIVATE* out_raw = nullptr;
-  TSS_CALL(Esys_Import, ctx.esys(), parent_obj.get(), auth, ESYS_TR_NONE,
-           ESYS_TR_NONE, &no_inner_key, &object_public, &dup, &in_sym_seed,
-           &no_inner_wrapper, &out_raw);
-  std::unique_ptr<TPM2B_PRIVATE, void (*)(void*)> out(out_raw, Esys_Free);
+  TSS_CALL(Esys_Import, ctx.esys(), parent_obj.get(), auth, ESYS_TR_NONE, ESYS_TR_NONE,
+           &no_inner_key, &object_public, &dup, &in_sym_seed, &no_inner_wrapper, &out_raw);
+  EsysPtr<TPM2B_PRIVATE> out(out_raw);
   *priv = MarshalPrivate(*out);
   return Status();
 }

@@ -15,9 +15,9 @@ namespace tss {
 struct ImportableKey {
   KeySpec spec;
   std::vector<uint8_t> rsa_modulus;
-  uint32_t rsa_exponent = 0;        // 0: the default 65537
+  uint32_t rsa_exponent = 0;  // 0: the default 65537
   std::vector<uint8_t> ecc_x, ecc_y;
-  std::vector<uint8_t> secret;      // RSA: the prime p; ECC: the scalar d
+  std::vector<uint8_t> secret;  // RSA: the prime p; ECC: the scalar d
   std::vector<uint8_t> auth;
 };
 

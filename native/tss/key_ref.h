@@ -19,11 +19,11 @@ struct KeyBlob {
 };
 
 struct KeyRef {
-  TPM2_HANDLE handle = 0;            // persistent handle, or 0 when blob is used
+  TPM2_HANDLE handle = 0;              // persistent handle, or 0 when blob is used
   TPM2_HANDLE parent = TPM2_RH_OWNER;  // owner: the storage primary, made on demand
   KeyBlob blob;
-  std::vector<uint8_t> auth;         // the key's authValue (empty: none)
-  PcrPolicy policy;                  // how the key is authorised when it has a policy
+  std::vector<uint8_t> auth;  // the key's authValue (empty: none)
+  PcrPolicy policy;           // how the key is authorised when it has a policy
 };
 
 }  // namespace tss

@@ -2,8 +2,8 @@
 
 #include <cstdio>
 #include <cstring>
-#include <memory>
 
+#include "esys_ptr.h"
 #include "loader.h"
 #include "marshal.h"
 #include "transient.h"
@@ -11,13 +11,6 @@
 namespace tss {
 
 namespace {
-
-// ESYS allocates its outputs; this frees them on every path.
-struct EsysFree {
-  void operator()(void* p) const { Esys_Free(p); }
-};
-template <typename T>
-using EsysPtr = std::unique_ptr<T, EsysFree>;
 
 std::string Hex(TPM2_HANDLE handle) {
   char out[16];
@@ -31,7 +24,7 @@ Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
                  const std::vector<uint8_t>& auth, const PcrPolicy& policy, KeyBlob* out) {
   TPM2B_SENSITIVE_CREATE sensitive = {};
   if (auth.size() > sizeof sensitive.sensitive.userAuth.buffer) {
-    return Status::Fail("ERR_INVALID_ARGUMENT", "auth value longer than 64 bytes");
+    return Status::Fail(ErrorCode::kInvalidArgument, "auth value longer than 64 bytes");
   }
   sensitive.sensitive.userAuth.size = static_cast<UINT16>(auth.size());
   if (!auth.empty()) memcpy(sensitive.sensitive.userAuth.buffer, auth.data(), auth.size());
@@ -49,9 +42,9 @@ Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
   TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &session));
   TPM2B_PRIVATE* priv_raw = nullptr;
   TPM2B_PUBLIC* pub_raw = nullptr;
-  TSS_CALL(Esys_Create, ctx.esys(), parent_obj.get(), session, ESYS_TR_NONE,
-           ESYS_TR_NONE, &sensitive, &tmpl, &outside_info, &creation_pcr, &priv_raw,
-           &pub_raw, nullptr, nullptr, nullptr);
+  TSS_CALL(Esys_Create, ctx.esys(), parent_obj.get(), session, ESYS_TR_NONE, ESYS_TR_NONE,
+           &sensitive, &tmpl, &outside_info, &creation_pcr, &priv_raw, &pub_raw, nullptr, nullptr,
+           nullptr);
   EsysPtr<TPM2B_PRIVATE> priv(priv_raw);
   EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
   out->pub = MarshalPublic(*pub);
@@ -66,8 +59,8 @@ Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out) {
   ESYS_TR tr = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.OpenHandle(handle, &tr));
   TPM2B_PUBLIC* pub_raw = nullptr;
-  TSS_CALL(Esys_ReadPublic, ctx.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-           &pub_raw, nullptr, nullptr);
+  TSS_CALL(Esys_ReadPublic, ctx.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
+           nullptr, nullptr);
   EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
   *out = *pub;
   return Status();
@@ -75,15 +68,15 @@ Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out) {
 
 Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) {
   if (key.handle != 0) {
-    return Status::Fail("ERR_INVALID_ARGUMENT", "the key is already persistent");
+    return Status::Fail(ErrorCode::kInvalidArgument, "the key is already persistent");
   }
   std::vector<TPM2_HANDLE> used;
   TSS_RETURN_IF_ERROR(ListHandles(ctx, handle, 1, &used));
   const bool occupied = !used.empty() && used[0] == handle;
   if (occupied && !force) {
-    return Status::Fail("ERR_TPM_HANDLE_IN_USE",
-                        "handle " + Hex(handle) +
-                            " already holds a persistent object; pass force to replace it");
+    return Status::Fail(
+        ErrorCode::kTpmHandleInUse,
+        "handle " + Hex(handle) + " already holds a persistent object; pass force to replace it");
   }
   Transient loaded(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
@@ -92,8 +85,8 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
   ESYS_TR auth = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.Auth(0, &auth));
   ESYS_TR persistent = ESYS_TR_NONE;
-  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, loaded.get(), auth,
-                                 ESYS_TR_NONE, ESYS_TR_NONE, handle, &persistent);
+  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, loaded.get(), auth, ESYS_TR_NONE,
+                                 ESYS_TR_NONE, handle, &persistent);
   if (rc != TSS2_RC_SUCCESS) {
     Status s = Status::Tss(rc, "Esys_EvictControl");
     // The TPM has no atomic replace: say plainly what state the handle is in.
@@ -110,16 +103,15 @@ Status Evict(Context& ctx, TPM2_HANDLE handle) {
   ESYS_TR auth = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.Auth(0, &auth));
   ESYS_TR none = ESYS_TR_NONE;
-  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, tr, auth,
-                                 ESYS_TR_NONE, ESYS_TR_NONE, handle, &none);
+  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, tr, auth, ESYS_TR_NONE, ESYS_TR_NONE,
+                                 handle, &none);
   // Forgotten either way: gone, or not what this context thought it was.
   ctx.ForgetHandle(handle);
   if (rc != TSS2_RC_SUCCESS) return Status::Tss(rc, "Esys_EvictControl");
   return Status();
 }
 
-Status ListHandles(Context& ctx, TPM2_HANDLE first, uint32_t max,
-                   std::vector<TPM2_HANDLE>* out) {
+Status ListHandles(Context& ctx, TPM2_HANDLE first, uint32_t max, std::vector<TPM2_HANDLE>* out) {
   out->clear();
   const TPM2_HANDLE type = first & TPM2_HR_RANGE_MASK;
   TPM2_HANDLE next = first;
@@ -127,8 +119,7 @@ Status ListHandles(Context& ctx, TPM2_HANDLE first, uint32_t max,
   while (more && out->size() < max) {
     TPMS_CAPABILITY_DATA* data_raw = nullptr;
     TSS_CALL(Esys_GetCapability, ctx.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-             TPM2_CAP_HANDLES, next, max - static_cast<uint32_t>(out->size()), &more,
-             &data_raw);
+             TPM2_CAP_HANDLES, next, max - static_cast<uint32_t>(out->size()), &more, &data_raw);
     EsysPtr<TPMS_CAPABILITY_DATA> data(data_raw);
     const TPML_HANDLE& list = data->data.handles;
     if (list.count == 0) break;

@@ -30,7 +30,6 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force);
 Status Evict(Context& ctx, TPM2_HANDLE handle);
 
 // Handles in use from `first` on (at most `max`), within first's handle type.
-Status ListHandles(Context& ctx, TPM2_HANDLE first, uint32_t max,
-                   std::vector<TPM2_HANDLE>* out);
+Status ListHandles(Context& ctx, TPM2_HANDLE first, uint32_t max, std::vector<TPM2_HANDLE>* out);
 
 }  // namespace tss

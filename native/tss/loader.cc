@@ -36,8 +36,8 @@ Status LoadKey(Context& ctx, const KeyRef& key, Transient* out) {
     ESYS_TR auth = ESYS_TR_NONE;
     TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
     ESYS_TR tr = ESYS_TR_NONE;
-    TSS_CALL(Esys_Load, ctx.esys(), parent.get(), auth, ESYS_TR_NONE,
-             ESYS_TR_NONE, &priv, &pub, &tr);
+    TSS_CALL(Esys_Load, ctx.esys(), parent.get(), auth, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub,
+             &tr);
     out->Own(tr);
     // The parent is flushed here, as soon as the key is in: it holds a slot otherwise.
   }

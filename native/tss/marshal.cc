@@ -17,13 +17,13 @@ std::vector<uint8_t> Marshal(const T& value, MarshalFn marshal) {
 }
 
 template <typename T, typename UnmarshalFn>
-Status Unmarshal(const std::vector<uint8_t>& bytes, UnmarshalFn unmarshal,
-                 const char* what, T* out) {
+Status Unmarshal(const std::vector<uint8_t>& bytes, UnmarshalFn unmarshal, const char* what,
+                 T* out) {
   size_t offset = 0;
   *out = {};
   TSS2_RC rc = unmarshal(bytes.data(), bytes.size(), &offset, out);
   if (rc != TSS2_RC_SUCCESS || offset != bytes.size()) {
-    return Status::Fail("ERR_KEY_FILE_INVALID",
+    return Status::Fail(ErrorCode::kKeyFileInvalid,
                         std::string("the key's ") + what + " blob is malformed");
   }
   return Status();

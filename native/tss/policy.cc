@@ -1,6 +1,6 @@
 #include "policy.h"
 
-#include <memory>
+#include "esys_ptr.h"
 
 namespace tss {
 
@@ -13,7 +13,7 @@ Status SelectionOf(const PcrPolicy& policy, TPML_PCR_SELECTION* out) {
   selection.hash = policy.bank;
   selection.sizeofSelect = 3;  // PCRs 0-23
   for (uint8_t index : policy.indexes) {
-    if (index > 23) return Status::Fail("ERR_INVALID_ARGUMENT", "PCR indexes are 0 to 23");
+    if (index > 23) return Status::Fail(ErrorCode::kInvalidArgument, "PCR indexes are 0 to 23");
     selection.pcrSelect[index / 8] |= static_cast<uint8_t>(1u << (index % 8));
   }
   return Status();
@@ -23,9 +23,8 @@ Status StartSession(ESYS_CONTEXT* esys, TPM2_SE type, Transient* out) {
   TPMT_SYM_DEF no_symmetric = {};
   no_symmetric.algorithm = TPM2_ALG_NULL;
   ESYS_TR session = ESYS_TR_NONE;
-  TSS_CALL(Esys_StartAuthSession, esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-           ESYS_TR_NONE, ESYS_TR_NONE, nullptr, type, &no_symmetric, TPM2_ALG_SHA256,
-           &session);
+  TSS_CALL(Esys_StartAuthSession, esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+           ESYS_TR_NONE, nullptr, type, &no_symmetric, TPM2_ALG_SHA256, &session);
   out->Own(session);
   return Status();
 }
@@ -52,7 +51,7 @@ Status PolicyDigest(ESYS_CONTEXT* esys, const PcrPolicy& policy, TPM2B_DIGEST* o
   TPM2B_DIGEST* digest_raw = nullptr;
   TSS_CALL(Esys_PolicyGetDigest, esys, trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
            &digest_raw);
-  std::unique_ptr<TPM2B_DIGEST, void (*)(void*)> digest(digest_raw, Esys_Free);
+  EsysPtr<TPM2B_DIGEST> digest(digest_raw);
   *out = *digest;
   return Status();
 }

@@ -4,20 +4,19 @@
 
 namespace tss {
 
-Status CreatePrimary(ESYS_CONTEXT* esys, ESYS_TR hierarchy, ESYS_TR auth,
-                     const TPM2B_PUBLIC& tmpl, ESYS_TR* out) {
+Status CreatePrimary(ESYS_CONTEXT* esys, ESYS_TR hierarchy, ESYS_TR auth, const TPM2B_PUBLIC& tmpl,
+                     ESYS_TR* out) {
   const TPM2B_SENSITIVE_CREATE sensitive = {};
   const TPM2B_DATA outside_info = {};
   const TPML_PCR_SELECTION creation_pcr = {};
-  TSS_CALL(Esys_CreatePrimary, esys, hierarchy, auth, ESYS_TR_NONE, ESYS_TR_NONE,
-           &sensitive, &tmpl, &outside_info, &creation_pcr, out, nullptr, nullptr,
-           nullptr, nullptr);
+  TSS_CALL(Esys_CreatePrimary, esys, hierarchy, auth, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl,
+           &outside_info, &creation_pcr, out, nullptr, nullptr, nullptr, nullptr);
   return Status();
 }
 
 Status CreateStoragePrimary(ESYS_CONTEXT* esys, ESYS_TR auth, ESYS_TR* out) {
   Status s = CreatePrimary(esys, ESYS_TR_RH_OWNER, auth, StoragePrimaryTemplate(TPM2_ALG_ECC), out);
-  if (!s.ok() && s.code() == "ERR_TPM_UNSUPPORTED") {
+  if (!s.ok() && s.code() == ErrorCode::kTpmUnsupported) {
     s = CreatePrimary(esys, ESYS_TR_RH_OWNER, auth, StoragePrimaryTemplate(TPM2_ALG_RSA), out);
   }
   return s;

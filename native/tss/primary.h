@@ -9,8 +9,8 @@
 namespace tss {
 
 // TPM2_CreatePrimary of `tmpl` under `hierarchy`, authorised by `auth`.
-Status CreatePrimary(ESYS_CONTEXT* esys, ESYS_TR hierarchy, ESYS_TR auth,
-                     const TPM2B_PUBLIC& tmpl, ESYS_TR* out);
+Status CreatePrimary(ESYS_CONTEXT* esys, ESYS_TR hierarchy, ESYS_TR auth, const TPM2B_PUBLIC& tmpl,
+                     ESYS_TR* out);
 
 // The owner's storage primary of templates.h: ECC P-256, or RSA-2048 on a TPM
 // without ECC.

@@ -22,7 +22,7 @@ struct SessionOptions {
 
 // Starts the session: the salt key is created, checked against a pinned Name, used to
 // encrypt the session's salt, and flushed. Returns the salt key's Name too.
-Status StartSaltedSession(ESYS_CONTEXT* esys, const SessionOptions& options,
-                          ESYS_TR* session, std::vector<uint8_t>* salt_key_name);
+Status StartSaltedSession(ESYS_CONTEXT* esys, const SessionOptions& options, ESYS_TR* session,
+                          std::vector<uint8_t>* salt_key_name);
 
 }  // namespace tss

@@ -1,8 +1,8 @@
 #include "sign.h"
 
 #include <cstring>
-#include <memory>
 
+#include "esys_ptr.h"
 #include "loader.h"
 #include "policy.h"
 #include "transient.h"
@@ -11,8 +11,7 @@ namespace tss {
 
 namespace {
 
-void AppendPadded(const TPM2B_ECC_PARAMETER& value, size_t width,
-                  std::vector<uint8_t>* out) {
+void AppendPadded(const TPM2B_ECC_PARAMETER& value, size_t width, std::vector<uint8_t>* out) {
   // A TPM drops leading zero bytes; JWS wants fixed-width integers.
   const size_t size = value.size < width ? value.size : width;
   out->insert(out->end(), width - size, 0);
@@ -44,9 +43,9 @@ Status SignWithTicket(Context& ctx, const KeyRef& key, const TPM2B_DIGEST& diges
     TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT, &auth));
   }
   TPMT_SIGNATURE* sig_raw = nullptr;
-  TSS_CALL(Esys_Sign, ctx.esys(), loaded.get(), auth, crypt, ESYS_TR_NONE, &digest,
-           &in_scheme, &validation, &sig_raw);
-  std::unique_ptr<TPMT_SIGNATURE, void (*)(void*)> sig(sig_raw, Esys_Free);
+  TSS_CALL(Esys_Sign, ctx.esys(), loaded.get(), auth, crypt, ESYS_TR_NONE, &digest, &in_scheme,
+           &validation, &sig_raw);
+  EsysPtr<TPMT_SIGNATURE> sig(sig_raw);
 
   out->clear();
   switch (sig->sigAlg) {
@@ -62,7 +61,8 @@ Status SignWithTicket(Context& ctx, const KeyRef& key, const TPM2B_DIGEST& diges
       break;
     }
     default:
-      return Status::Fail("ERR_TPM_UNSUPPORTED", "the TPM returned an unexpected signature type");
+      return Status::Fail(ErrorCode::kTpmUnsupported,
+                          "the TPM returned an unexpected signature type");
   }
   return Status();
 }
@@ -82,8 +82,8 @@ Status HashInTpm(ESYS_CONTEXT* esys, TPMI_ALG_HASH alg, const std::vector<uint8_
   } else {
     const TPM2B_AUTH no_auth = {};
     ESYS_TR sequence_tr = ESYS_TR_NONE;
-    TSS_CALL(Esys_HashSequenceStart, esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-             &no_auth, alg, &sequence_tr);
+    TSS_CALL(Esys_HashSequenceStart, esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &no_auth, alg,
+             &sequence_tr);
     Transient sequence(esys);
     sequence.Own(sequence_tr);
     size_t offset = 0;
@@ -102,8 +102,8 @@ Status HashInTpm(ESYS_CONTEXT* esys, TPMI_ALG_HASH alg, const std::vector<uint8_
              ESYS_TR_NONE, &chunk, ESYS_TR_RH_OWNER, &digest_raw, &ticket_raw);
     sequence.Release();  // SequenceComplete flushed it
   }
-  std::unique_ptr<TPM2B_DIGEST, void (*)(void*)> owned_digest(digest_raw, Esys_Free);
-  std::unique_ptr<TPMT_TK_HASHCHECK, void (*)(void*)> owned_ticket(ticket_raw, Esys_Free);
+  EsysPtr<TPM2B_DIGEST> owned_digest(digest_raw);
+  EsysPtr<TPMT_TK_HASHCHECK> owned_ticket(ticket_raw);
   *digest = *owned_digest;
   *ticket = *owned_ticket;
   return Status();
@@ -115,7 +115,7 @@ Status Sign(Context& ctx, const KeyRef& key, const std::vector<uint8_t>& digest,
             const SignScheme& scheme, std::vector<uint8_t>* out) {
   TPM2B_DIGEST in_digest = {};
   if (digest.size() > sizeof in_digest.buffer) {
-    return Status::Fail("ERR_INVALID_ARGUMENT", "digest longer than 64 bytes");
+    return Status::Fail(ErrorCode::kInvalidArgument, "digest longer than 64 bytes");
   }
   in_digest.size = static_cast<UINT16>(digest.size());
   memcpy(in_digest.buffer, digest.data(), digest.size());

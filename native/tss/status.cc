@@ -9,14 +9,16 @@ namespace tss {
 
 Status Status::Tss(TSS2_RC rc, const char* command) {
   Status s;
+  s.failed_ = true;
   s.rc_ = rc;
   s.command_ = command;
   s.code_ = CodeForRc(rc);
   return s;
 }
 
-Status Status::Fail(const char* code, std::string message) {
+Status Status::Fail(ErrorCode code, std::string message) {
   Status s;
+  s.failed_ = true;
   s.code_ = code;
   s.detail_ = std::move(message);
   return s;
@@ -41,51 +43,51 @@ Status& Status::Detail(std::string detail) {
 
 namespace {
 
-const char* CodeForTpmRc(TPM2_RC rc) {
+ErrorCode CodeForTpmRc(TPM2_RC rc) {
   if (rc & TPM2_RC_FMT1) {
     // Format 1 codes carry the handle/parameter/session number in the upper bits.
     switch (rc & (TPM2_RC_FMT1 | 0x3F)) {
       case TPM2_RC_HANDLE:
-        return "ERR_TPM_KEY_NOT_FOUND";
+        return ErrorCode::kTpmKeyNotFound;
       case TPM2_RC_AUTH_FAIL:
       case TPM2_RC_BAD_AUTH:
-        return "ERR_TPM_AUTH_FAIL";
+        return ErrorCode::kTpmAuthFail;
       case TPM2_RC_POLICY_FAIL:
-        return "ERR_TPM_POLICY_FAIL";
+        return ErrorCode::kTpmPolicyFail;
       // A key blob that this parent did not wrap: another TPM, another parent, or
       // a tampered file.
       case TPM2_RC_INTEGRITY:
       case TPM2_RC_BINDING:
-        return "ERR_KEY_FILE_INVALID";
+        return ErrorCode::kKeyFileInvalid;
       case TPM2_RC_TYPE:  // a TPM without ECC rejects the public area's type
       case TPM2_RC_ASYMMETRIC:
       case TPM2_RC_CURVE:
       case TPM2_RC_KEY_SIZE:
       case TPM2_RC_SCHEME:
       case TPM2_RC_HASH:
-        return "ERR_TPM_UNSUPPORTED";
+        return ErrorCode::kTpmUnsupported;
       default:
-        return "ERR_TPM";
+        return ErrorCode::kTpm;
     }
   }
   switch (rc & 0xFFF) {
     case TPM2_RC_LOCKOUT:
-      return "ERR_TPM_LOCKOUT";
+      return ErrorCode::kTpmLockout;
     case TPM2_RC_OBJECT_MEMORY:
     case TPM2_RC_SESSION_MEMORY:
     case TPM2_RC_MEMORY:
     case TPM2_RC_OBJECT_HANDLES:
     case TPM2_RC_SESSION_HANDLES:
     case TPM2_RC_NV_SPACE:  // no room left for another persistent object
-      return "ERR_TPM_OBJECT_MEMORY";
+      return ErrorCode::kTpmObjectMemory;
     case TPM2_RC_NV_DEFINED:
-      return "ERR_TPM_HANDLE_IN_USE";
+      return ErrorCode::kTpmHandleInUse;
     case TPM2_RC_PCR_CHANGED:
-      return "ERR_TPM_POLICY_FAIL";
+      return ErrorCode::kTpmPolicyFail;
     case TPM2_RC_COMMAND_CODE:
-      return "ERR_TPM_UNSUPPORTED";
+      return ErrorCode::kTpmUnsupported;
     default:
-      return "ERR_TPM";
+      return ErrorCode::kTpm;
   }
 }
 
@@ -102,10 +104,13 @@ bool IsSessionLost(const Status& status) {
   // TPM_RC_HANDLE reported against a session (format 1 with the S bit): the session
   // handle is no longer valid.
   constexpr TSS2_RC kSessionBit = 0x800;
-  return (rc & TPM2_RC_FMT1) && (rc & kSessionBit) && (rc & (TPM2_RC_FMT1 | 0x3F)) == TPM2_RC_HANDLE;
+  return (rc & TPM2_RC_FMT1) && (rc & kSessionBit) &&
+         (rc & (TPM2_RC_FMT1 | 0x3F)) == TPM2_RC_HANDLE;
 }
 
-bool IsConnectionLost(const Status& status) { return status.code() == "ERR_TPM_CONNECTION"; }
+bool IsConnectionLost(const Status& status) {
+  return !status.ok() && status.code() == ErrorCode::kTpmConnection;
+}
 
 bool IsTransient(const Status& status) {
   const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
@@ -123,20 +128,20 @@ bool IsTransient(const Status& status) {
   }
 }
 
-const char* CodeForRc(TSS2_RC rc) {
+ErrorCode CodeForRc(TSS2_RC rc) {
   const TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
   if (layer == TSS2_TPM_RC_LAYER || layer == TSS2_RESMGR_TPM_RC_LAYER) {
     return CodeForTpmRc(rc & 0xFFFF);
   }
-  if (layer == TSS2_TCTI_RC_LAYER) return "ERR_TPM_CONNECTION";
+  if (layer == TSS2_TCTI_RC_LAYER) return ErrorCode::kTpmConnection;
   switch (rc & 0xFFFF) {
     case TSS2_BASE_RC_IO_ERROR:
     case TSS2_BASE_RC_NO_CONNECTION:
-      return "ERR_TPM_CONNECTION";
+      return ErrorCode::kTpmConnection;
     case TSS2_BASE_RC_NOT_IMPLEMENTED:
-      return "ERR_TPM_UNSUPPORTED";
+      return ErrorCode::kTpmUnsupported;
     default:
-      return "ERR_TPM";
+      return ErrorCode::kTpm;
   }
 }
 

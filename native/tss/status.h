@@ -1,10 +1,12 @@
 // The outcome of a TSS call: success, or the TSS2_RC, the step that failed and the
-// stable error code (DESIGN.md) the JavaScript layer exposes. Plain C++: no N-API here.
+// stable error code (ARCHITECTURE.md) the JavaScript layer exposes. Plain C++: no N-API here.
 #pragma once
 
 #include <tss2/tss2_common.h>
 
 #include <string>
+
+#include "error_code.h"
 
 namespace tss {
 
@@ -15,12 +17,13 @@ class Status {
   // A failure reported by an ESYS/TCTI function; the code is derived from the rc.
   static Status Tss(TSS2_RC rc, const char* command);
   // A failure decided by this library (no TPM return code behind it).
-  static Status Fail(const char* code, std::string message);
+  static Status Fail(ErrorCode code, std::string message);
 
-  bool ok() const { return rc_ == TSS2_RC_SUCCESS && code_.empty(); }
+  bool ok() const { return !failed_; }
   TSS2_RC rc() const { return rc_; }
   const std::string& command() const { return command_; }
-  const std::string& code() const { return code_; }
+  // Meaningful only for a failure.
+  ErrorCode code() const { return code_; }
   // Tss2_RC_Decode's text for the rc, or empty when there is none.
   std::string RcText() const;
   // One line for a person: what failed and why.
@@ -30,14 +33,15 @@ class Status {
   Status& Detail(std::string detail);
 
  private:
+  bool failed_ = false;
   TSS2_RC rc_ = TSS2_RC_SUCCESS;
   std::string command_;
-  std::string code_;
+  ErrorCode code_ = ErrorCode::kTpm;
   std::string detail_;
 };
 
-// Maps a TSS2_RC to the DESIGN.md error code (ERR_TPM when nothing more specific fits).
-const char* CodeForRc(TSS2_RC rc);
+// Maps a TSS2_RC to its error code (ARCHITECTURE.md): kTpm when nothing more specific fits.
+ErrorCode CodeForRc(TSS2_RC rc);
 
 // True when the TPM no longer has the session the command named (it was flushed, or
 // the TPM restarted under a resource manager): worth one retry with a new session.
@@ -53,15 +57,14 @@ bool IsTransient(const Status& status);
 }  // namespace tss
 
 // Returns from the enclosing function when an ESYS/TCTI call fails.
-#define TSS_CALL(command, ...)                                     \
-  do {                                                             \
-    TSS2_RC tss_call_rc_ = command(__VA_ARGS__);                   \
-    if (tss_call_rc_ != TSS2_RC_SUCCESS)                           \
-      return ::tss::Status::Tss(tss_call_rc_, #command);           \
+#define TSS_CALL(command, ...)                                                              \
+  do {                                                                                      \
+    TSS2_RC tss_call_rc_ = command(__VA_ARGS__);                                            \
+    if (tss_call_rc_ != TSS2_RC_SUCCESS) return ::tss::Status::Tss(tss_call_rc_, #command); \
   } while (0)
 
-#define TSS_RETURN_IF_ERROR(expr)                                  \
-  do {                                                             \
-    ::tss::Status tss_status_ = (expr);                            \
-    if (!tss_status_.ok()) return tss_status_;                     \
+#define TSS_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::tss::Status tss_status_ = (expr);        \
+    if (!tss_status_.ok()) return tss_status_; \
   } while (0)

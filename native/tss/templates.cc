@@ -7,14 +7,12 @@ namespace tss {
 namespace {
 
 constexpr TPMA_OBJECT kStorageAttributes =
-    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
-    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
-    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA;
+    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA;
 
-constexpr TPMA_OBJECT kSigningAttributes =
-    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-    TPMA_OBJECT_SIGN_ENCRYPT;
+constexpr TPMA_OBJECT kSigningAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                           TPMA_OBJECT_SENSITIVEDATAORIGIN |
+                                           TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SIGN_ENCRYPT;
 
 }  // namespace
 
@@ -44,10 +42,10 @@ TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type) {
 
 TPM2B_PUBLIC EndorsementKeyTemplate() {
   // PolicySecret(TPM_RH_ENDORSEMENT): the EK is used only with endorsement auth.
-  static const uint8_t kPolicy[32] = {
-      0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC,
-      0x8D, 0x46, 0xA5, 0xD7, 0x24, 0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52,
-      0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA};
+  static const uint8_t kPolicy[32] = {0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8,
+                                      0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
+                                      0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64,
+                                      0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA};
   TPM2B_PUBLIC out = {};
   TPMT_PUBLIC& pub = out.publicArea;
   pub.type = TPM2_ALG_ECC;
