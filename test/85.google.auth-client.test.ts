@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -260,6 +260,114 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
         google.onToken = () => ({ body: { access_token: 'recovered', expires_in: 3600 } });
         assert.equal((await oauth.getRequestHeaders()).get('authorization'), 'Bearer recovered');
       });
+    }
+  });
+
+  describe('close()', () => {
+    const url = () => `${google.origin}/storage/v1/b`;
+
+    /** Runs `body` with TpmSigner.open wrapped to keep every signer it opens. */
+    async function watchingOpens(body: (opened: TpmSigner[]) => Promise<void>): Promise<void> {
+      const open = TpmSigner.open;
+      const opened: TpmSigner[] = [];
+      TpmSigner.open = async (options) => {
+        const signer = await open.call(TpmSigner, options);
+        opened.push(signer);
+        return signer;
+      };
+      try {
+        await body(opened);
+      } finally {
+        TpmSigner.open = open;
+      }
+    }
+
+    /** Every call rejects with ERR_TPM_CLOSED, and none reaches the API. */
+    async function assertClosed(closed: TpmAuthClient): Promise<void> {
+      const seen = google.requests.length;
+      await assert.rejects(closed.getRequestHeaders(url()), { code: 'ERR_TPM_CLOSED' });
+      await assert.rejects(closed.getAccessToken(), { code: 'ERR_TPM_CLOSED' });
+      await assert.rejects(closed.getToken(url()), { code: 'ERR_TPM_CLOSED' });
+      await assert.rejects(closed.request({ url: url() }), { code: 'ERR_TPM_CLOSED' });
+      assert.equal(google.requests.length, seen, 'no request was sent');
+    }
+
+    /** Signing with a signer whose TPM connection is closed fails as a closed Tpm does. */
+    const assertSignerClosed = (signer: TpmSigner | undefined) =>
+      assert.rejects(signer!.sign(Buffer.from('after close')), { code: 'ERR_TPM_CLOSED' });
+
+    it('a keyRef client closes the TPM connection it opened and rejects every later call, cached tokens included', () =>
+      watchingOpens(async (opened) => {
+        const byRef = new TpmAuthClient({ keyRef: 'handle:0x81008001', tcti: swtpm.tcti, email: EMAIL });
+        await byRef.getRequestHeaders(url());
+        await byRef.getAccessToken();
+        await byRef.close();
+        assert.equal(opened.length, 1);
+        await assertSignerClosed(opened[0]);
+        await assertClosed(byRef);
+        await byRef.close();
+        assert.equal(opened.length, 1, 'a closed client opens no connection');
+      }));
+
+    it('a keyRef client closed while its key is being opened still closes that connection', () =>
+      watchingOpens(async (opened) => {
+        const byRef = new TpmAuthClient({ keyRef: 'handle:0x81008001', tcti: swtpm.tcti, email: EMAIL });
+        const first = Promise.allSettled([byRef.getRequestHeaders(url())]);
+        await byRef.close();
+        const [outcome] = await first;
+        if (outcome!.status === 'rejected') assert.equal(outcome!.reason.code, 'ERR_TPM_CLOSED');
+        assert.equal(opened.length, 1);
+        await assertSignerClosed(opened[0]);
+        await assertClosed(byRef);
+      }));
+
+    it('a fromServiceAccountFile client closes the signer it opened and rejects every later call', () =>
+      watchingOpens(async (opened) => {
+        const descriptor = path.join(dir, 'close-sa.json');
+        writeFileSync(descriptor, JSON.stringify({
+          type: 'tpm_service_account', client_email: EMAIL, private_key_id: 'close-kid', project_id: 'p1',
+          tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
+        }));
+        const fromFile = await TpmAuthClient.fromServiceAccountFile(descriptor);
+        await fromFile.getRequestHeaders(url());
+        await fromFile.close();
+        assert.equal(opened.length, 1);
+        await assertSignerClosed(opened[0]);
+        await assertClosed(fromFile);
+      }));
+
+    for (const mode of ['jwt-access', 'oauth2', 'id-token'] as const) {
+      it(`${mode}: a client with the caller's signer rejects every call after close() and leaves the signer open`, async () => {
+        const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+        const idToken = await new SignJWT({ aud: 'https://a.run.app' })
+          .setProtectedHeader({ alg: 'ES256' }).setIssuedAt().setExpirationTime('1h').sign(privateKey);
+        google.onToken = () => ({ body: { access_token: 'ya29.before-close', id_token: idToken, expires_in: 3600 } });
+        let closes = 0;
+        const signer = Object.assign(countingSigner(TpmSigner.fromKey(key)), { close: async () => void closes++ });
+        const given = new TpmAuthClient({ signer, email: EMAIL, mode, tokenUrl: google.tokenUrl, targetAudience: 'https://a.run.app' });
+        await given.getRequestHeaders(url());
+        await given.getAccessToken();
+        const signings = signer.count;
+        await given.getRequestHeaders(url());
+        assert.equal(signer.count, signings, 'the token is cached before close()');
+
+        await given.close();
+        await given.close();
+        await assertClosed(given);
+        assert.equal(signer.count, signings, 'nothing was signed after close()');
+        assert.equal(closes, 0, "the caller's signer is the caller's to close");
+        assert.ok((await signer.sign(Buffer.from('still open'))).length > 0);
+      });
+    }
+  });
+
+  it('declares only what users may call: the .d.ts has no internal constructor parameter or @internal member', () => {
+    const dist = fileURLToPath(new URL('../dist/', import.meta.url));
+    const dts = readFileSync(path.join(dist, 'google/tpm-auth-client.d.ts'), 'utf8');
+    assert.match(dts, /^\s*constructor\(options: TpmAuthClientOptions\);$/m);
+    assert.doesNotMatch(dts, /ownsSigner/);
+    for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.d.ts'))) {
+      assert.doesNotMatch(readFileSync(path.join(dist, file), 'utf8'), /@internal/, file);
     }
   });
 

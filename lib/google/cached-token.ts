@@ -15,9 +15,15 @@ export class CachedToken {
     this.#fetch = fetch;
   }
 
+  /** The cached token if it is not near expiry, else undefined; never fetches. */
+  current(): ExpiringToken | undefined {
+    return this.#current && !nearExpiry(this.#current.expiry) ? this.#current : undefined;
+  }
+
   /** The cached token, or a new one; concurrent callers share one fetch, and a failed fetch is not kept. */
   get(): Promise<ExpiringToken> {
-    if (this.#current && !nearExpiry(this.#current.expiry)) return Promise.resolve(this.#current);
+    const current = this.current();
+    if (current) return Promise.resolve(current);
     this.#pending ??= this.#fetch()
       .then((token) => (this.#current = token))
       .finally(() => (this.#pending = undefined));

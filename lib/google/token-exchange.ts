@@ -3,7 +3,8 @@ import { TpmJwtError } from '../errors.js';
 
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
-function failure(tokenUrl: string, message: string, cause?: unknown): TpmJwtError {
+/** The ERR_TOKEN_EXCHANGE error for `tokenUrl`, its message prefixed with the endpoint. */
+export function exchangeFailure(tokenUrl: string, message: string, cause?: unknown): TpmJwtError {
   return new TpmJwtError('ERR_TOKEN_EXCHANGE', `token endpoint ${tokenUrl}: ${message}`, { cause });
 }
 
@@ -29,7 +30,7 @@ export async function exchangeAssertion(
     text = await response.text();
   } catch (err) {
     const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (err as Error).message;
-    throw failure(tokenUrl, reason, err);
+    throw exchangeFailure(tokenUrl, reason, err);
   }
   let body: unknown;
   try {
@@ -43,10 +44,10 @@ export async function exchangeAssertion(
       typeof error?.error === 'string'
         ? [error.error, error.error_description].filter((x) => typeof x === 'string').join(': ')
         : text.slice(0, 200);
-    throw failure(tokenUrl, `HTTP ${response.status}${detail ? ` ${detail}` : ''}`);
+    throw exchangeFailure(tokenUrl, `HTTP ${response.status}${detail ? ` ${detail}` : ''}`);
   }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw failure(tokenUrl, `answered ${response.status} without a JSON object`);
+    throw exchangeFailure(tokenUrl, `answered ${response.status} without a JSON object`);
   }
   return body as Record<string, unknown>;
 }

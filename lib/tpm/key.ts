@@ -14,6 +14,17 @@ export interface SignOptions {
   alg?: JwsAlgorithm;
 }
 
+/**
+ * @internal Makes a TpmKey for Tpm.createKey, loadKey and importKey: the constructor is
+ * private, so users get keys only from a Tpm.
+ */
+export let makeTpmKey: (
+  context: NativeContext,
+  ref: NativeKeyRef,
+  info: NativePublicInfo,
+  preferred?: JwsAlgorithm,
+) => TpmKey;
+
 export class TpmKey {
   /** The public half, for verifying what this key signs. */
   readonly publicKey: KeyObject;
@@ -31,8 +42,11 @@ export class TpmKey {
   readonly #ref: NativeKeyRef;
   readonly #prepared: NativePreparedKey;
 
-  /** @internal Made by Tpm.createKey and Tpm.loadKey. */
-  constructor(
+  static {
+    makeTpmKey = (context, ref, info, preferred) => new TpmKey(context, ref, info, preferred);
+  }
+
+  private constructor(
     context: NativeContext,
     ref: NativeKeyRef,
     info: NativePublicInfo,

@@ -21,7 +21,7 @@ import {
 import { importUnder, type ImportSource } from './import.js';
 import { decodeKeyFile, isKeyFilePem } from './key-file.js';
 import { checkPcrs, fromPolicyCommands, nativePolicy, type PcrSelection } from './pcrs.js';
-import { TpmKey } from './key.js';
+import { makeTpmKey, type TpmKey } from './key.js';
 import { resolveTcti } from './tcti.js';
 
 export interface TpmOpenOptions {
@@ -198,7 +198,7 @@ export class Tpm {
       };
       const info = native().describePublic(file.public);
       await this.#context.probe(ref);
-      return new TpmKey(this.#context, ref, info);
+      return makeTpmKey(this.#context, ref, info);
     }
     if (typeof key === 'string' && key.includes('-----BEGIN')) {
       throw new TpmJwtError(
@@ -209,7 +209,7 @@ export class Tpm {
     const persistent = parsePersistentHandle(key);
     const pcrs = options.pcrs === undefined ? undefined : checkPcrs(options.pcrs);
     const pub = await this.#context.readPublic(persistent);
-    return new TpmKey(
+    return makeTpmKey(
       this.#context,
       { handle: persistent, ...(auth && { auth }), ...(pcrs && { policy: nativePolicy(pcrs, !!auth?.length) }) },
       native().describePublic(pub),
@@ -245,7 +245,7 @@ export class Tpm {
       await this.#context.persist(ref, persist, force);
       ref = { handle: persist, ...use };
     }
-    return new TpmKey(this.#context, ref, native().describePublic(blob.public), alg);
+    return makeTpmKey(this.#context, ref, native().describePublic(blob.public), alg);
   }
 
   async #assertFree(handle: number): Promise<void> {
