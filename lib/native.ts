@@ -159,9 +159,7 @@ export function native(): NativeAddon {
       return addon;
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      failures.push(
-        e.code === 'MODULE_NOT_FOUND' ? `${file}: not built` : `${file}: ${e.message.split('\n')[0]}`,
-      );
+      failures.push(e.code === 'MODULE_NOT_FOUND' ? `${file}: not built` : `${file}: ${e.message.split('\n')[0]}`);
     }
   }
   throw loadError(failures);

@@ -53,7 +53,9 @@ async function main(): Promise<void> {
     say(`TPM: ${tcti} (encrypted session, salt key ${tpm.saltKeyName.slice(0, 16)}...)`);
     const key = await withProgress(`1. Creating an ${alg} key inside the TPM`, tpm.createKey({ alg }));
     const attrs = key.attributes;
-    say(`   fixedTPM=${attrs.fixedTPM} fixedParent=${attrs.fixedParent} sensitiveDataOrigin=${attrs.sensitiveDataOrigin}`);
+    say(
+      `   fixedTPM=${attrs.fixedTPM} fixedParent=${attrs.fixedParent} sensitiveDataOrigin=${attrs.sensitiveDataOrigin}`,
+    );
 
     const certificate = await key.certificate({ subject: EMAIL, days: 1 });
     say('2. Its self-signed certificate, signed inside the TPM (what you upload for a service account):');

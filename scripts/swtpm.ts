@@ -74,10 +74,14 @@ async function spawnSwtpm(stateDir: string, port: number): Promise<Running> {
     [
       'socket',
       '--tpm2',
-      '--tpmstate', `dir=${stateDir}`,
-      '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
-      '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-      '--flags', 'not-need-init,startup-clear',
+      '--tpmstate',
+      `dir=${stateDir}`,
+      '--server',
+      `type=tcp,port=${port},bindaddr=127.0.0.1`,
+      '--ctrl',
+      `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+      '--flags',
+      'not-need-init,startup-clear',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );

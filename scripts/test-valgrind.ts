@@ -28,19 +28,33 @@ interface Report {
 function memcheck(tcti: string, rounds: number): Report {
   const run = spawnSync(
     'valgrind',
-    ['--leak-check=full', '--show-leak-kinds=definite', '--num-callers=40', 'node', 'test/fixtures/sign-loop.mjs', String(rounds)],
-    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, TPM2TOOLS_TCTI: tcti, TPM_JWT_ADDON: ADDON }, maxBuffer: 256 * 2 ** 20 },
+    [
+      '--leak-check=full',
+      '--show-leak-kinds=definite',
+      '--num-callers=40',
+      'node',
+      'test/fixtures/sign-loop.mjs',
+      String(rounds),
+    ],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, TPM2TOOLS_TCTI: tcti, TPM_JWT_ADDON: ADDON },
+      maxBuffer: 256 * 2 ** 20,
+    },
   );
-  if (!run.stdout.includes('done')) throw new Error(`the sign loop did not finish under valgrind:\n${run.stderr.slice(-4000)}`);
+  if (!run.stdout.includes('done'))
+    throw new Error(`the sign loop did not finish under valgrind:\n${run.stderr.slice(-4000)}`);
   // Valgrind's records are blank-line separated blocks on stderr, lines prefixed ==pid==.
-  const blocks = run.stderr
-    .split(/\n==\d+== \n/)
-    .map((block) => block.replace(/^==\d+== ?/gm, ''));
+  const blocks = run.stderr.split(/\n==\d+== \n/).map((block) => block.replace(/^==\d+== ?/gm, ''));
   // With debug info valgrind names source files, not the .node: match ours by name.
   const ours = (block: string) =>
-    block.includes('tpm_jwt.node') || [...block.matchAll(/\(([\w.]+\.(?:cc|h)):\d+\)/g)].some((m) => SOURCES.has(m[1]!));
+    block.includes('tpm_jwt.node') ||
+    [...block.matchAll(/\(([\w.]+\.(?:cc|h)):\d+\)/g)].some((m) => SOURCES.has(m[1]!));
   const errors = blocks.filter(
-    (b) => /^(Invalid (read|write|free)|Conditional jump|Use of uninitialised|Mismatched free|Syscall param)/m.test(b) && ours(b),
+    (b) =>
+      /^(Invalid (read|write|free)|Conditional jump|Use of uninitialised|Mismatched free|Syscall param)/m.test(b) &&
+      ours(b),
   );
   let addonLostBytes = 0;
   for (const block of blocks) {

@@ -43,11 +43,14 @@ describe('05 error codes', () => {
   });
 
   it('carries the code of a synchronous native failure (ERR_KEY_FILE_INVALID)', () => {
-    assert.throws(() => native().describePublic(new Uint8Array([0, 1, 2])), (err: unknown) => {
-      assert.ok(err instanceof TpmJwtError);
-      assert.equal(err.code, 'ERR_KEY_FILE_INVALID');
-      return true;
-    });
+    assert.throws(
+      () => native().describePublic(new Uint8Array([0, 1, 2])),
+      (err: unknown) => {
+        assert.ok(err instanceof TpmJwtError);
+        assert.equal(err.code, 'ERR_KEY_FILE_INVALID');
+        return true;
+      },
+    );
   });
 
   it('refuses anything but a prepared key where one is expected, with TypeError', () => {

@@ -143,8 +143,10 @@ describe('20 TPM keys', () => {
   it('signs with a restricted key (TPM-side hashing), 5,000-byte messages included', async () => {
     toolsPersist(
       '0x81000024',
-      '-G', 'rsa2048:rsassa-sha256:null',
-      '-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign',
+      '-G',
+      'rsa2048:rsassa-sha256:null',
+      '-a',
+      'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign',
     );
     const key = await tpm.loadKey(0x81000024);
     assert.equal(key.attributes.restricted, true);

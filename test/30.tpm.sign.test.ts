@@ -106,10 +106,11 @@ describe('30 TpmKey.sign', () => {
   it('settles queued signs in the order they were made', async () => {
     const key = keys.get('ec')!;
     const order: number[] = [];
-    await Promise.all(
-      Array.from({ length: 40 }, (_, i) => key.sign(Buffer.from([i])).then(() => order.push(i))),
+    await Promise.all(Array.from({ length: 40 }, (_, i) => key.sign(Buffer.from([i])).then(() => order.push(i))));
+    assert.deepEqual(
+      order,
+      Array.from({ length: 40 }, (_, i) => i),
     );
-    assert.deepEqual(order, Array.from({ length: 40 }, (_, i) => i));
   });
 
   it('keeps the event loop ticking while 100 signs are queued', async () => {

@@ -28,7 +28,7 @@ describe('36 PCR-bound keys', () => {
     return verify('sha256', data, { key: key.publicKey, dsaEncoding: 'ieee-p1363' }, await key.sign(data));
   };
 
-  it('signs while PCR 16 is unchanged, refuses with ERR_TPM_POLICY_FAIL after an extend, signs after reset', async () => {
+  it('signs while PCR 16 holds, is ERR_TPM_POLICY_FAIL after an extend, signs after a reset', async () => {
     const key = await tpm.createKey({ alg: 'ES256', pcrs: { ...PCR16, indexes: [...PCR16.indexes] } });
     assert.equal(key.attributes.userWithAuth, false, 'the policy alone authorises');
     assert.deepEqual(key.pcrs, { bank: 'sha256', indexes: [16] });
@@ -58,7 +58,7 @@ describe('36 PCR-bound keys', () => {
     await assert.rejects(loaded.sign(Buffer.from('file')), { code: 'ERR_TPM_POLICY_FAIL' });
   });
 
-  it("has the authPolicy tpm2_createpolicy computes for the same PCRs", async () => {
+  it('has the authPolicy tpm2_createpolicy computes for the same PCRs', async () => {
     const key = await tpm.createKey({ alg: 'ES256', pcrs: { bank: 'sha256', indexes: [16] }, persist: 0x81000080 });
     swtpm.cleanup(() => tpm.evict(0x81000080));
     const policyFile = path.join(dir, 'policy.digest');
@@ -81,16 +81,31 @@ describe('36 PCR-bound keys', () => {
 
     const email = 'sa@p.iam.gserviceaccount.com';
     const aud = 'https://storage.googleapis.com/';
-    const minted = await cli(['token', '--key', '0x81000080', '--pcrs', 'sha256:16', '--email', email, '--audience', aud, '--tcti', swtpm.tcti]);
+    const minted = await cli([
+      'token',
+      '--key',
+      '0x81000080',
+      '--pcrs',
+      'sha256:16',
+      '--email',
+      email,
+      '--audience',
+      aud,
+      '--tcti',
+      swtpm.tcti,
+    ]);
     assert.equal(minted.code, 0, minted.stderr);
     assert.equal((await jwt.decode(minted.stdout.trim(), { certs: bound.publicKey, audience: aud })).sub, email);
 
     const descriptor = path.join(dir, 'sa.json');
-    writeFileSync(descriptor, JSON.stringify({
-      type: 'tpm_service_account',
-      client_email: email,
-      tpm: { tcti: swtpm.tcti, key: 'handle:0x81000080', pcrs: 'sha256:16' },
-    }));
+    writeFileSync(
+      descriptor,
+      JSON.stringify({
+        type: 'tpm_service_account',
+        client_email: email,
+        tpm: { tcti: swtpm.tcti, key: 'handle:0x81000080', pcrs: 'sha256:16' },
+      }),
+    );
     const creds = await jwt.Credentials.fromServiceAccountFile(descriptor, { audience: aud });
     try {
       await creds.refresh();
@@ -110,7 +125,11 @@ describe('36 PCR-bound keys', () => {
   });
 
   it('refuses bad selections with ERR_INVALID_ARGUMENT', async () => {
-    for (const pcrs of [{ bank: 'sha1', indexes: [0] }, { bank: 'sha256', indexes: [] }, { bank: 'sha256', indexes: [24] }]) {
+    for (const pcrs of [
+      { bank: 'sha1', indexes: [0] },
+      { bank: 'sha256', indexes: [] },
+      { bank: 'sha256', indexes: [24] },
+    ]) {
       await assert.rejects(tpm.createKey({ alg: 'ES256', pcrs: pcrs as never }), { code: 'ERR_INVALID_ARGUMENT' });
     }
   });

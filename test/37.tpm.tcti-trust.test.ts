@@ -34,7 +34,8 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
     const source = path.join(dir, 'marker.c');
     writeFileSync(
       source,
-      `#include <stdio.h>\n__attribute__((constructor)) static void ran(void) { fclose(fopen(${JSON.stringify(ran)}, "w")); }\n`,
+      '#include <stdio.h>\n' +
+        `__attribute__((constructor)) static void ran(void) { fclose(fopen(${JSON.stringify(ran)}, "w")); }\n`,
     );
     execFileSync('cc', ['-shared', '-fPIC', '-o', library, source]);
     const tpm = await swtpm.openTpm();

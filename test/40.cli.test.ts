@@ -28,11 +28,7 @@ describe('40 CLI', () => {
   });
 
   it('keygen refuses an occupied handle without --force (exit 1, one line)', async () => {
-    assertFails(
-      await withTcti('keygen', '--alg', 'RS256', '--persist', '0x81000010'),
-      1,
-      'ERR_TPM_HANDLE_IN_USE',
-    );
+    assertFails(await withTcti('keygen', '--alg', 'RS256', '--persist', '0x81000010'), 1, 'ERR_TPM_HANDLE_IN_USE');
   });
 
   it('keygen --force --json replaces it; --auth-env sets the key auth', async () => {
@@ -70,8 +66,7 @@ describe('40 CLI', () => {
     assert.equal(createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' }), pem.stdout);
 
     const jwks = JSON.parse(
-      (await withTcti('pubkey', '--key', '0x81000010', '--format', 'jwks', '--kid', 'k1', '--alg', 'PS256'))
-        .stdout,
+      (await withTcti('pubkey', '--key', '0x81000010', '--format', 'jwks', '--kid', 'k1', '--alg', 'PS256')).stdout,
     );
     assert.equal(jwks.keys.length, 1);
     assert.equal(jwks.keys[0].kid, 'k1');
@@ -116,13 +111,19 @@ describe('40 CLI', () => {
       ['a missing required flag', ['keygen', '--alg', 'RS256']],
       ['an unknown algorithm', ['keygen', '--alg', 'HS256', '--persist', '0x81000010']],
       ['a bad RSA size', ['keygen', '--alg', 'RS256', '--bits', '1024', '--persist', '0x81000010']],
-      ['an unset --auth-env variable', ['keygen', '--alg', 'RS256', '--persist', '0x81000010', '--auth-env', 'NOPE_UNSET']],
+      [
+        'an unset --auth-env variable',
+        ['keygen', '--alg', 'RS256', '--persist', '0x81000010', '--auth-env', 'NOPE_UNSET'],
+      ],
       ['an unknown format', ['pubkey', '--key', '0x81000010', '--format', 'der']],
       ['a handle outside the persistent range', ['keygen', '--alg', 'ES256', '--persist', '0x80000001']],
       ['a handle that is not hex', ['evict', '--handle', 'xyz']],
       ['a bad PCR selection', ['keygen', '--alg', 'ES256', '--out', 'k.pem', '--pcrs', 'sha1:0']],
       ['both --persist and --out', ['keygen', '--alg', 'ES256', '--out', 'k.pem', '--persist', '0x81000010']],
-      ['--mode id-token without --target-audience', ['token', '--key', '0x81000010', '--email', 'e', '--mode', 'id-token']],
+      [
+        '--mode id-token without --target-audience',
+        ['token', '--key', '0x81000010', '--email', 'e', '--mode', 'id-token'],
+      ],
       ['verify with two key sources', ['verify', '--pubkey', 'a', '--jwks', 'b', 'x.y.z']],
     ];
     for (const [what, args] of cases) {

@@ -48,8 +48,20 @@ describe('45 TSS2 key files', () => {
 
   it('loads and signs with a key made by tpm2-tools (tpm2_encodeobject)', async () => {
     const primary = file('primary.ctx');
-    tpm2(swtpm.tcti, 'createprimary', '-C', 'o', '-g', 'sha256', '-G', 'ecc256:aes128cfb',
-      '-a', 'restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda', '-c', primary);
+    tpm2(
+      swtpm.tcti,
+      'createprimary',
+      '-C',
+      'o',
+      '-g',
+      'sha256',
+      '-G',
+      'ecc256:aes128cfb',
+      '-a',
+      'restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda',
+      '-c',
+      primary,
+    );
     tpm2(swtpm.tcti, 'create', '-C', primary, '-G', 'rsa2048', '-u', file('k.pub'), '-r', file('k.priv'));
     tpm2(swtpm.tcti, 'flushcontext', '-t');
     tpm2(swtpm.tcti, 'encodeobject', '-C', primary, '-u', file('k.pub'), '-r', file('k.priv'), '-o', file('tools.pem'));
@@ -74,7 +86,18 @@ describe('45 TSS2 key files', () => {
     tpm2(swtpm.tcti, 'flushcontext', '-t');
     swtpm.cleanup(() => tpm.evict(0x81000001));
     tpm2(swtpm.tcti, 'create', '-C', '0x81000001', '-G', 'ecc256', '-u', file('p.pub'), '-r', file('p.priv'));
-    tpm2(swtpm.tcti, 'encodeobject', '-C', '0x81000001', '-u', file('p.pub'), '-r', file('p.priv'), '-o', file('p.pem'));
+    tpm2(
+      swtpm.tcti,
+      'encodeobject',
+      '-C',
+      '0x81000001',
+      '-u',
+      file('p.pub'),
+      '-r',
+      file('p.priv'),
+      '-o',
+      file('p.pem'),
+    );
     tpm2(swtpm.tcti, 'flushcontext', '-t');
     tpm2(swtpm.tcti, 'flushcontext', '-l');
 
@@ -101,8 +124,20 @@ describe('45 TSS2 key files', () => {
       writeFileSync(file('digest'), createHash('sha256').update(data).digest());
       execFileSync(
         'openssl',
-        ['pkeyutl', '-provider', 'tpm2', '-provider', 'base', '-sign', '-inkey', file(`${alg}.pem`),
-          '-in', file('digest'), '-out', file('sig')],
+        [
+          'pkeyutl',
+          '-provider',
+          'tpm2',
+          '-provider',
+          'base',
+          '-sign',
+          '-inkey',
+          file(`${alg}.pem`),
+          '-in',
+          file('digest'),
+          '-out',
+          file('sig'),
+        ],
         { env: { ...process.env, TPM2OPENSSL_TCTI: swtpm.tcti }, stdio: ['ignore', 'ignore', 'pipe'] },
       );
       const signature = readFileSync(file('sig'));

@@ -11,7 +11,8 @@ import { assertFails, cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
-const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const openssl = (...args: string[]) =>
+  execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 describe('47 TPM-signed certificates', () => {
   const swtpm = useSwtpm();
@@ -51,7 +52,17 @@ describe('47 TPM-signed certificates', () => {
   it('tpm-jwt cert prints the certificate for a KEYREF', async () => {
     const key = await tpm.createKey({ alg: 'ES256', persist: 0x81000050 });
     swtpm.cleanup(() => tpm.evict(0x81000050));
-    const result = await cli(['cert', '--key', 'handle:0x81000050', '--subject', 'cli', '--days', '7', '--tcti', swtpm.tcti]);
+    const result = await cli([
+      'cert',
+      '--key',
+      'handle:0x81000050',
+      '--subject',
+      'cli',
+      '--days',
+      '7',
+      '--tcti',
+      swtpm.tcti,
+    ]);
     assert.equal(result.code, 0, result.stderr);
     const x509 = new X509Certificate(result.stdout);
     assert.equal(x509.subject, 'CN=cli');

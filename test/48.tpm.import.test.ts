@@ -63,7 +63,11 @@ describe('48 importing a service-account key', () => {
 
       const keyFile = Buffer.from(key.toPem());
       assertHoldsNoSecret(keyFile, privateKey, 'the key file');
-      assertHoldsNoSecret(Buffer.from(keyFile.toString().split('\n').slice(1, -2).join(''), 'base64'), privateKey, 'the key file DER');
+      assertHoldsNoSecret(
+        Buffer.from(keyFile.toString().split('\n').slice(1, -2).join(''), 'base64'),
+        privateKey,
+        'the key file DER',
+      );
     });
   }
 
@@ -92,13 +96,41 @@ describe('48 importing a service-account key', () => {
     try {
       tpm2(swtpm.tcti, 'policycommandcode', '-S', session, 'TPM2_CC_Duplicate');
       assert.throws(
-        () => tpm2(swtpm.tcti, 'duplicate', '-C', newParent, '-c', '0x81000070', '-G', 'null',
-          '-p', `session:${session}`, '-r', file('dup.priv'), '-s', file('dup.seed')),
+        () =>
+          tpm2(
+            swtpm.tcti,
+            'duplicate',
+            '-C',
+            newParent,
+            '-c',
+            '0x81000070',
+            '-G',
+            'null',
+            '-p',
+            `session:${session}`,
+            '-r',
+            file('dup.priv'),
+            '-s',
+            file('dup.seed'),
+          ),
         /0x0*99d|policy/i,
       );
       assert.throws(
-        () => tpm2(swtpm.tcti, 'duplicate', '-C', newParent, '-c', '0x81000070', '-G', 'null',
-          '-r', file('dup.priv'), '-s', file('dup.seed')),
+        () =>
+          tpm2(
+            swtpm.tcti,
+            'duplicate',
+            '-C',
+            newParent,
+            '-c',
+            '0x81000070',
+            '-G',
+            'null',
+            '-r',
+            file('dup.priv'),
+            '-s',
+            file('dup.seed'),
+          ),
         /Esys_Duplicate/,
       );
     } finally {
@@ -151,7 +183,11 @@ describe('48 importing a service-account key', () => {
 
     // An existing output file is refused and kept.
     const before = readFileSync(file('sa-key.pem'), 'utf8');
-    assertFails(await cli(['import', '--in', file('sa.json'), '--out', file('sa-key.pem'), '--tcti', swtpm.tcti]), 1, 'ERR_INVALID_ARGUMENT');
+    assertFails(
+      await cli(['import', '--in', file('sa.json'), '--out', file('sa-key.pem'), '--tcti', swtpm.tcti]),
+      1,
+      'ERR_INVALID_ARGUMENT',
+    );
     assert.equal(readFileSync(file('sa-key.pem'), 'utf8'), before);
   });
 

@@ -229,7 +229,9 @@ describe('50 jwt.encode / decode', () => {
 
   it('encode refuses a non-object payload and a conflicting header alg (ERR_INVALID_ARGUMENT)', async () => {
     const signer = signers.get('software ES256')!;
-    await assert.rejects(jwt.encode(signer, 'x' as unknown as Record<string, unknown>), { code: 'ERR_INVALID_ARGUMENT' });
+    await assert.rejects(jwt.encode(signer, 'x' as unknown as Record<string, unknown>), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
     await assert.rejects(jwt.encode(signer, claims(), { header: { alg: 'RS256' } }), { code: 'ERR_INVALID_ARGUMENT' });
     const token = await jwt.encode(signer, claims(), { keyId: 'override', header: { x5u: 'u' } });
     assert.deepEqual(jwt.decodeHeader(token), { alg: 'ES256', typ: 'JWT', kid: 'override', x5u: 'u' });

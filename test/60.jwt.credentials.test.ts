@@ -127,7 +127,10 @@ describe('60 jwt.Credentials', () => {
     const headers = new Headers();
     await changed.beforeRequest(null, 'GET', 'https://x/', headers);
     assert.equal(headers.get('x-goog-user-project'), 'billing');
-    const claims = await jwt.decode(headers.get('authorization')!.slice(7), { certs: rsaPublicPem, audience: 'https://x/' });
+    const claims = await jwt.decode(headers.get('authorization')!.slice(7), {
+      certs: rsaPublicPem,
+      audience: 'https://x/',
+    });
     assert.equal(claims['a'], 1);
     assert.equal(claims['b'], 2);
     assert.equal(claims.exp! - claims.iat!, 600);

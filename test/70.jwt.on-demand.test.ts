@@ -80,9 +80,11 @@ describe('70 jwt.OnDemandCredentials', () => {
   });
 
   it('sends the quota project, keeps settings through withClaims, and is always valid', async () => {
-    const creds = make(software, { tokenLifetime: 600, maxCacheSize: 3 }).withQuotaProject('q').withClaims({
-      additionalClaims: { extra: 'x' },
-    });
+    const creds = make(software, { tokenLifetime: 600, maxCacheSize: 3 })
+      .withQuotaProject('q')
+      .withClaims({
+        additionalClaims: { extra: 'x' },
+      });
     assert.equal(creds.valid, true);
     assert.equal(creds.tokenLifetime, 600);
     assert.equal(creds.maxCacheSize, 3);

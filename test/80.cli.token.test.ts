@@ -31,7 +31,23 @@ describe('80 CLI token / verify', () => {
   const token = (...args: string[]) => cli(['token', '--tcti', swtpm.tcti, ...args]);
 
   it('mints an audience token with the TPM key; jose and `verify` accept it (as processes)', async () => {
-    const result = await spawnCli(['token', '--tcti', swtpm.tcti, '--key', '0x81008001', '--email', EMAIL, '--audience', AUD, '--kid', 'k1', '--claim', 'n=5', '--lifetime', '600']);
+    const result = await spawnCli([
+      'token',
+      '--tcti',
+      swtpm.tcti,
+      '--key',
+      '0x81008001',
+      '--email',
+      EMAIL,
+      '--audience',
+      AUD,
+      '--kid',
+      'k1',
+      '--claim',
+      'n=5',
+      '--lifetime',
+      '600',
+    ]);
     assert.equal(result.code, 0, result.stderr);
     const jwtText = result.stdout.trim();
     const { payload, protectedHeader } = await jwtVerify(jwtText, key.publicKey, { audience: AUD, issuer: EMAIL });
@@ -86,9 +102,16 @@ describe('80 CLI token / verify', () => {
 
   it('verify fails with the decode error code: wrong audience, other key, garbage', async () => {
     const minted = (await token('--key', '0x81008001', '--email', EMAIL, '--audience', AUD)).stdout.trim();
-    assertFails(await cli(['verify', '--pubkey', pubkeyFile, '--audience', 'https://x/', minted]), 1, 'ERR_JWT_CLAIM_VALIDATION_FAILED');
+    assertFails(
+      await cli(['verify', '--pubkey', pubkeyFile, '--audience', 'https://x/', minted]),
+      1,
+      'ERR_JWT_CLAIM_VALIDATION_FAILED',
+    );
     const other = path.join(dir, 'other.pem');
-    writeFileSync(other, generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }));
+    writeFileSync(
+      other,
+      generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }),
+    );
     assertFails(await cli(['verify', '--pubkey', other, minted]), 1, 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
     assertFails(await cli(['verify', '--pubkey', pubkeyFile, 'not.a.jwt']), 1, 'ERR_JWS_INVALID');
   });

@@ -41,7 +41,12 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
   after(() => assert.deepEqual(network.attempts, [], 'nothing outside loopback was contacted'));
 
   const client = (options: Partial<ConstructorParameters<typeof TpmAuthClient>[0]> = {}) =>
-    new TpmAuthClient({ signer: TpmSigner.fromKey(key, { keyId: 'kid-1' }), email: EMAIL, projectId: 'p1', ...options });
+    new TpmAuthClient({
+      signer: TpmSigner.fromKey(key, { keyId: 'kid-1' }),
+      email: EMAIL,
+      projectId: 'p1',
+      ...options,
+    });
   const lastApiCall = () => google.requests.filter((r) => r.path !== '/token').at(-1)!;
 
   it('Storage 7 (google-auth-library 9) lists buckets with a TPM-signed JWT for the endpoint', async () => {
@@ -53,7 +58,10 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
       retryOptions: { autoRetry: false },
     });
     const [buckets] = await storage.getBuckets();
-    assert.deepEqual(buckets.map((b) => b.name), ['b1']);
+    assert.deepEqual(
+      buckets.map((b) => b.name),
+      ['b1'],
+    );
     const call = lastApiCall();
     assert.equal(call.claims?.iss, EMAIL);
     assert.equal(call.claims?.sub, EMAIL);
@@ -89,7 +97,10 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
     } as ConstructorParameters<typeof PubSub>[0]);
     try {
       const [topics] = await pubsub.getTopics();
-      assert.deepEqual(topics.map((t) => t.name), ['projects/p1/topics/t1']);
+      assert.deepEqual(
+        topics.map((t) => t.name),
+        ['projects/p1/topics/t1'],
+      );
       assert.equal(lastApiCall().claims?.aud, `${google.origin}/`);
     } finally {
       await pubsub.close();
@@ -100,9 +111,29 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
     this.timeout(60_000);
     const tlsKey = path.join(dir, 'tls.key');
     const tlsCert = path.join(dir, 'tls.crt');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', tlsKey, '-out', tlsCert, '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        tlsKey,
+        '-out',
+        tlsCert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const pub = path.join(dir, 'tpm-key.pem');
     writeFileSync(pub, key.publicKey.export({ type: 'spki', format: 'pem' }));
     const fixture = fileURLToPath(new URL('./fixtures/pubsub-grpc.ts', import.meta.url));
@@ -137,10 +168,17 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
     const gax = client();
     gax.defaultServicePath = 'pubsub.googleapis.com';
     const viaPath = (await gax.getRequestHeaders()).get('authorization')!;
-    assert.equal(JSON.parse(Buffer.from(viaPath.split('.')[1]!, 'base64url').toString()).aud, 'https://pubsub.googleapis.com/');
-    const viaUrl = (await gax.getRequestHeaders('https://pubsub.mtls.googleapis.com/google.pubsub.v1.Publisher'))
-      .get('authorization')!;
-    assert.equal(JSON.parse(Buffer.from(viaUrl.split('.')[1]!, 'base64url').toString()).aud, 'https://pubsub.googleapis.com/');
+    assert.equal(
+      JSON.parse(Buffer.from(viaPath.split('.')[1]!, 'base64url').toString()).aud,
+      'https://pubsub.googleapis.com/',
+    );
+    const viaUrl = (await gax.getRequestHeaders('https://pubsub.mtls.googleapis.com/google.pubsub.v1.Publisher')).get(
+      'authorization',
+    )!;
+    assert.equal(
+      JSON.parse(Buffer.from(viaUrl.split('.')[1]!, 'base64url').toString()).aud,
+      'https://pubsub.googleapis.com/',
+    );
   });
 
   it('returns headers that read as WHATWG Headers and as a plain object', async () => {
@@ -163,21 +201,36 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
   it('opens the TPM key itself from keyRef or a descriptor, and closes it', async () => {
     const byRef = new TpmAuthClient({ keyRef: 'handle:0x81008001', tcti: swtpm.tcti, email: EMAIL });
     try {
-      const storage = new Storage7({ authClient: byRef as never, apiEndpoint: google.origin, useAuthWithCustomEndpoint: true, projectId: 'p1' });
+      const storage = new Storage7({
+        authClient: byRef as never,
+        apiEndpoint: google.origin,
+        useAuthWithCustomEndpoint: true,
+        projectId: 'p1',
+      });
       await storage.getBuckets();
       assert.equal(lastApiCall().claims?.iss, EMAIL);
     } finally {
       await byRef.close();
     }
     const descriptor = path.join(dir, 'sa.json');
-    writeFileSync(descriptor, JSON.stringify({
-      type: 'tpm_service_account', client_email: EMAIL, private_key_id: 'desc-kid', project_id: 'p1',
-      tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
-    }));
+    writeFileSync(
+      descriptor,
+      JSON.stringify({
+        type: 'tpm_service_account',
+        client_email: EMAIL,
+        private_key_id: 'desc-kid',
+        project_id: 'p1',
+        tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
+      }),
+    );
     const fromFile = await TpmAuthClient.fromServiceAccountFile(descriptor);
     try {
       assert.equal(fromFile.projectId, 'p1');
-      const storage = new Storage8({ authClient: fromFile as never, apiEndpoint: google.origin, useAuthWithCustomEndpoint: true });
+      const storage = new Storage8({
+        authClient: fromFile as never,
+        apiEndpoint: google.origin,
+        useAuthWithCustomEndpoint: true,
+      });
       await storage.getBuckets();
       assert.equal(lastApiCall().header?.kid, 'desc-kid');
     } finally {
@@ -216,7 +269,12 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
       assert.ok(all.every((h) => h.get('authorization') === 'Bearer ya29.access-1'));
       assert.equal((await oauth.getAccessToken()).token, 'ya29.access-1');
       assert.equal(issued, 1);
-      const storage = new Storage8({ authClient: oauth as never, apiEndpoint: google.origin, useAuthWithCustomEndpoint: true, projectId: 'p1' });
+      const storage = new Storage8({
+        authClient: oauth as never,
+        apiEndpoint: google.origin,
+        useAuthWithCustomEndpoint: true,
+        projectId: 'p1',
+      });
       await storage.getBuckets();
       assert.equal(lastApiCall().bearer, 'ya29.access-1');
     });
@@ -233,7 +291,10 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
     it('id-token: sends target_audience and returns the ID token', async () => {
       const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
       const idToken = await new SignJWT({ aud: 'https://my-service.run.app' })
-        .setProtectedHeader({ alg: 'RS256' }).setIssuedAt().setExpirationTime('1h').sign(privateKey);
+        .setProtectedHeader({ alg: 'RS256' })
+        .setIssuedAt()
+        .setExpirationTime('1h')
+        .sign(privateKey);
       google.onToken = (assertion) => {
         assert.equal(assertion['target_audience'], 'https://my-service.run.app');
         assert.equal(assertion['scope'], undefined);
@@ -246,11 +307,27 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
     });
 
     const failures: [string, () => void, RegExp][] = [
-      ['a 400 with an OAuth error body', () => (google.onToken = () => ({ status: 400, body: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' } })), /HTTP 400 invalid_grant: Invalid JWT Signature\./],
+      [
+        'a 400 with an OAuth error body',
+        () =>
+          (google.onToken = () => ({
+            status: 400,
+            body: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' },
+          })),
+        /HTTP 400 invalid_grant: Invalid JWT Signature\./,
+      ],
       ['a 500', () => (google.onToken = () => ({ status: 500, body: 'backend error' })), /HTTP 500 backend error/],
       ['a timeout', () => (google.onToken = () => ({ hang: true })), /no answer within 300 ms/],
-      ['a body that is not JSON', () => (google.onToken = () => ({ status: 200, body: 'not json' })), /without a JSON object/],
-      ['JSON without a token', () => (google.onToken = () => ({ body: { token_type: 'Bearer' } })), /has no access_token/],
+      [
+        'a body that is not JSON',
+        () => (google.onToken = () => ({ status: 200, body: 'not json' })),
+        /without a JSON object/,
+      ],
+      [
+        'JSON without a token',
+        () => (google.onToken = () => ({ body: { token_type: 'Bearer' } })),
+        /has no access_token/,
+      ],
     ];
     for (const [what, arrange, message] of failures) {
       it(`reports ${what} as ERR_TOKEN_EXCHANGE and does not cache the failure`, async () => {
@@ -324,10 +401,16 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
     it('a fromServiceAccountFile client closes the signer it opened and rejects every later call', () =>
       watchingOpens(async (opened) => {
         const descriptor = path.join(dir, 'close-sa.json');
-        writeFileSync(descriptor, JSON.stringify({
-          type: 'tpm_service_account', client_email: EMAIL, private_key_id: 'close-kid', project_id: 'p1',
-          tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
-        }));
+        writeFileSync(
+          descriptor,
+          JSON.stringify({
+            type: 'tpm_service_account',
+            client_email: EMAIL,
+            private_key_id: 'close-kid',
+            project_id: 'p1',
+            tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
+          }),
+        );
         const fromFile = await TpmAuthClient.fromServiceAccountFile(descriptor);
         await fromFile.getRequestHeaders(url());
         await fromFile.close();
@@ -337,14 +420,23 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
       }));
 
     for (const mode of ['jwt-access', 'oauth2', 'id-token'] as const) {
-      it(`${mode}: a client with the caller's signer rejects every call after close() and leaves the signer open`, async () => {
+      it(`${mode}: a caller's signer: every call rejects after close(), the signer stays open`, async () => {
         const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
         const idToken = await new SignJWT({ aud: 'https://a.run.app' })
-          .setProtectedHeader({ alg: 'ES256' }).setIssuedAt().setExpirationTime('1h').sign(privateKey);
+          .setProtectedHeader({ alg: 'ES256' })
+          .setIssuedAt()
+          .setExpirationTime('1h')
+          .sign(privateKey);
         google.onToken = () => ({ body: { access_token: 'ya29.before-close', id_token: idToken, expires_in: 3600 } });
         let closes = 0;
         const signer = Object.assign(countingSigner(TpmSigner.fromKey(key)), { close: async () => void closes++ });
-        const given = new TpmAuthClient({ signer, email: EMAIL, mode, tokenUrl: google.tokenUrl, targetAudience: 'https://a.run.app' });
+        const given = new TpmAuthClient({
+          signer,
+          email: EMAIL,
+          mode,
+          tokenUrl: google.tokenUrl,
+          targetAudience: 'https://a.run.app',
+        });
         await given.getRequestHeaders(url());
         await given.getAccessToken();
         const signings = signer.count;
@@ -381,7 +473,16 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
       const access = await cli(['token', ...keyArgs(), '--mode', 'oauth2', '--token-url', google.tokenUrl]);
       assert.equal(access.code, 0, access.stderr);
       assert.equal(access.stdout.trim(), 'ya29.cli');
-      const id = await cli(['token', ...keyArgs(), '--mode', 'id-token', '--target-audience', 'https://a', '--token-url', google.tokenUrl]);
+      const id = await cli([
+        'token',
+        ...keyArgs(),
+        '--mode',
+        'id-token',
+        '--target-audience',
+        'https://a',
+        '--token-url',
+        google.tokenUrl,
+      ]);
       assertFails(id, 1, 'ERR_TOKEN_EXCHANGE');
       assertFails(await cli(['token', ...keyArgs(), '--mode', 'id-token']), 2, 'USAGE');
     });
@@ -396,7 +497,9 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
       assert.equal(claims['scope'], CLOUD_PLATFORM_SCOPE);
 
       google.onToken = () => ({ body: { access_token: 'ya29.helper', expires_in: 1800 } });
-      const oauth = JSON.parse((await cli(['print-access-token', ...keyArgs(), '--mode', 'oauth2', '--token-url', google.tokenUrl])).stdout);
+      const oauth = JSON.parse(
+        (await cli(['print-access-token', ...keyArgs(), '--mode', 'oauth2', '--token-url', google.tokenUrl])).stdout,
+      );
       assert.equal(oauth.access_token, 'ya29.helper');
       assert.ok(oauth.expires_in > 1790 && oauth.expires_in <= 1800);
     });

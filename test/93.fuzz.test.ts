@@ -16,7 +16,8 @@ import { prng } from './helpers/prng.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const SEED = Number(process.env['TPM_JWT_FUZZ_SEED'] ?? 20261122);
-const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const b64 = (value: unknown) =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 type Outcome<T> = { code: 'ok'; value: T } | { code: string };
 
@@ -35,7 +36,7 @@ type Random = ReturnType<typeof prng>;
 
 const STRANGE = ['', '.', '..', '=', '+', '/', '\u0000', 'é', '\ud83d\ude00', '\ud800', 'eyJ', '%00', ' '];
 const HOSTILE_SEGMENTS = (r: Random) => [
-  b64('[' .repeat(5000) + ']'.repeat(5000)),
+  b64('['.repeat(5000) + ']'.repeat(5000)),
   b64('{"a":'.repeat(3000) + '1' + '}'.repeat(3000)),
   b64('{"alg":"RS256","alg":"none"}'),
   b64({ alg: 'RS256', crit: ['exp'] }),
@@ -84,7 +85,9 @@ function mutate(token: string, r: Random): string {
       return parts.join('.');
     }
     case 8:
-      return token.replace(/[A-Za-z]/g, (c) => (r.int(20) === 0 ? c.toUpperCase() === c ? c.toLowerCase() : c.toUpperCase() : c));
+      return token.replace(/[A-Za-z]/g, (c) =>
+        r.int(20) === 0 ? (c.toUpperCase() === c ? c.toLowerCase() : c.toUpperCase()) : c,
+      );
     default:
       return Array.from({ length: r.int(6) }, () => r.pick(HOSTILE_SEGMENTS(r)).slice(0, r.int(200))).join('.');
   }
@@ -133,7 +136,10 @@ describe('93 fuzz: hostile tokens, key files and descriptors', function () {
   });
 
   it('refuses an oversized token before reading it', () => {
-    assert.throws(() => jwt.decodeHeader(`${'a'.repeat(70_000)}.b.c`), { code: 'ERR_JWS_INVALID', message: /longer than/ });
+    assert.throws(() => jwt.decodeHeader(`${'a'.repeat(70_000)}.b.c`), {
+      code: 'ERR_JWS_INVALID',
+      message: /longer than/,
+    });
   });
 
   it('decodeKeyFile and loadKey throw only coded TpmJwtErrors for 2,000 mutated key files', async () => {
@@ -146,9 +152,7 @@ describe('93 fuzz: hostile tokens, key files and descriptors', function () {
     ];
     const originals = pems.map((pem) => decodeKeyFile(pem));
     const sameKey = (a: KeyFile, b: KeyFile) =>
-      a.parent === b.parent &&
-      Buffer.from(a.public).equals(b.public) &&
-      Buffer.from(a.private).equals(b.private);
+      a.parent === b.parent && Buffer.from(a.public).equals(b.public) && Buffer.from(a.private).equals(b.private);
     let unchanged = 0;
     let refused = 0;
     for (let i = 0; i < 2000; i++) {
@@ -180,7 +184,10 @@ describe('93 fuzz: hostile tokens, key files and descriptors', function () {
         // A mutation the TPM cannot see (the emptyAuth hint, a policy byte) may load,
         // but only if the key itself, its blobs and parent, is untouched.
         const decoded = decodeKeyFile(text);
-        assert.ok(originals.some((o) => sameKey(o, decoded)), `${what}: a key file with changed blobs loaded`);
+        assert.ok(
+          originals.some((o) => sameKey(o, decoded)),
+          `${what}: a key file with changed blobs loaded`,
+        );
       } else {
         refused++;
       }

@@ -36,7 +36,10 @@ describe('98 the packed tarball, installed as a dependency', function () {
       [],
       'no tests, sources or build litter in the tarball',
     );
-    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+    writeFileSync(
+      path.join(project, 'package.json'),
+      JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }),
+    );
     execFileSync('npm', ['install', tarball, '--no-audit', '--no-fund'], { cwd: project, stdio: 'ignore' });
   });
 
@@ -51,17 +54,41 @@ describe('98 the packed tarball, installed as a dependency', function () {
     const keygen = run('npx', ['tpm-jwt', 'keygen', '--alg', 'ES256', '--out', 'key.pem']);
     assert.equal(keygen.status, 0, keygen.stderr);
     writeFileSync(path.join(project, 'pub.pem'), keygen.stdout);
-    const token = run('npx', ['tpm-jwt', 'token', '--key', 'key.pem', '--email', 'sa@p.iam.gserviceaccount.com', '--audience', 'https://x/']);
+    const token = run('npx', [
+      'tpm-jwt',
+      'token',
+      '--key',
+      'key.pem',
+      '--email',
+      'sa@p.iam.gserviceaccount.com',
+      '--audience',
+      'https://x/',
+    ]);
     assert.equal(token.status, 0, token.stderr);
-    const verified = run('npx', ['tpm-jwt', 'verify', '--pubkey', 'pub.pem', '--audience', 'https://x/', token.stdout.trim()]);
+    const verified = run('npx', [
+      'tpm-jwt',
+      'verify',
+      '--pubkey',
+      'pub.pem',
+      '--audience',
+      'https://x/',
+      token.stdout.trim(),
+    ]);
     assert.equal(verified.status, 0, verified.stderr);
     assert.equal(JSON.parse(verified.stdout).sub, 'sa@p.iam.gserviceaccount.com');
   });
 
   it('loads with require() from CommonJS and with import', () => {
-    const cjs = run(process.execPath, ['-e', "const t = require('tpm-jwt'); console.log(typeof t.Tpm.open, typeof t.jwt.encode, typeof t.TpmAuthClient)"]);
+    const cjs = run(process.execPath, [
+      '-e',
+      "const t = require('tpm-jwt'); console.log(typeof t.Tpm.open, typeof t.jwt.encode, typeof t.TpmAuthClient)",
+    ]);
     assert.equal(cjs.stdout.trim(), 'function function function', cjs.stderr);
-    const esm = run(process.execPath, ['--input-type=module', '-e', "import { Tpm } from 'tpm-jwt'; const t = await Tpm.open(); console.log(t.saltKeyName.length); await t.close();"]);
+    const esm = run(process.execPath, [
+      '--input-type=module',
+      '-e',
+      "import { Tpm } from 'tpm-jwt'; const t = await Tpm.open(); console.log(t.saltKeyName.length); await t.close();",
+    ]);
     assert.equal(esm.stdout.trim(), '68', esm.stderr);
   });
 });

@@ -70,7 +70,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`error [USAGE]: ${err.message}\nusage: ${command.usage.split('\n')[0]}\n`);
+      io.err(`error [USAGE]: ${err.message}\nusage: ${command.usage.split('\n\n')[0]}\n`);
       return 2;
     }
     const code = err instanceof TpmJwtError ? err.code : 'ERR';

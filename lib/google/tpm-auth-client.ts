@@ -133,7 +133,10 @@ export class TpmAuthClient extends AuthClient {
     });
   }
 
-  /** A client for a service-account file (a tpm_service_account descriptor or a standard key) that closes the signer it opens. */
+  /**
+   * A client for a service-account file (a tpm_service_account descriptor or a standard
+   * key) that closes the signer it opens.
+   */
   static async fromServiceAccountFile(
     path: string,
     options: Omit<TpmAuthClientOptions, 'signer' | 'keyRef' | 'email'> = {},
@@ -154,7 +157,10 @@ export class TpmAuthClient extends AuthClient {
     }
   }
 
-  /** Headers that authorise a request to `url` (any google-auth-library major reads them); ERR_TPM_CLOSED after close(). */
+  /**
+   * Headers that authorise a request to `url` (any google-auth-library major reads them);
+   * ERR_TPM_CLOSED after close().
+   */
   async getRequestHeaders(url?: string | URL): Promise<Headers> {
     if (this.#closing) throw closedError();
     const token = this.#source.cached(url) ?? (await this.#source.token(url)).token;

@@ -1,3 +1,2 @@
 /** Unpadded base64url of JSON, as JWS segments are. */
-export const encodeSegment = (value: unknown): string =>
-  Buffer.from(JSON.stringify(value)).toString('base64url');
+export const encodeSegment = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');

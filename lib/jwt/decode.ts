@@ -62,16 +62,13 @@ export function decodeHeader(token: string): ProtectedHeaderParameters {
 
 function publicKeyFromPem(pem: string): KeyObject {
   try {
-    return pem.includes('-----BEGIN CERTIFICATE-----')
-      ? new X509Certificate(pem).publicKey
-      : createPublicKey(pem);
+    return pem.includes('-----BEGIN CERTIFICATE-----') ? new X509Certificate(pem).publicKey : createPublicKey(pem);
   } catch (err) {
     throw invalidArgument(`certs: not a PEM certificate or public key (${(err as Error).message})`);
   }
 }
 
-const isJwks = (certs: object): certs is JSONWebKeySet =>
-  Array.isArray((certs as { keys?: unknown }).keys);
+const isJwks = (certs: object): certs is JSONWebKeySet => Array.isArray((certs as { keys?: unknown }).keys);
 
 /** The keys the token may be signed with, by the google-auth rules for `certs`. */
 function candidateKeys(certs: Certs, kid: string | undefined): KeyObject[] {
@@ -112,7 +109,10 @@ export async function decode(token: string, options: DecodeOptions = {}): Promis
   if (options.verify === false) return unverified;
   const algorithms = checkAlgorithms(options.algorithms);
   if (typeof header.alg !== 'string' || !(algorithms as string[]).includes(header.alg)) {
-    throw new TpmJwtError('ERR_JOSE_ALG_NOT_ALLOWED', `alg ${String(header.alg)} is not allowed; expected ${algorithms.join(', ')}`);
+    throw new TpmJwtError(
+      'ERR_JOSE_ALG_NOT_ALLOWED',
+      `alg ${String(header.alg)} is not allowed; expected ${algorithms.join(', ')}`,
+    );
   }
   if (options.certs === undefined) throw invalidArgument('certs are required to verify a token');
   const skew = options.clockSkewSeconds ?? 0;

@@ -3,8 +3,4 @@ export { encode, type EncodeOptions } from './encode.js';
 export { decode, decodeHeader, type Certs, type DecodeOptions } from './decode.js';
 export { Credentials, type CredentialsOptions } from './credentials.js';
 export { REFRESH_THRESHOLD_SECONDS, type HeaderBag } from './mint.js';
-export {
-  OnDemandCredentials,
-  audienceForUrl,
-  type OnDemandCredentialsOptions,
-} from './on-demand-credentials.js';
+export { OnDemandCredentials, audienceForUrl, type OnDemandCredentialsOptions } from './on-demand-credentials.js';

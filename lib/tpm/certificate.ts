@@ -120,6 +120,8 @@ export async function selfSignedCertificate(key: CertificateKey, options: Certif
     signatureAlgorithm,
     signatureValue: x509.derSignature ? ecdsaDer(signature) : new Uint8Array(signature).buffer,
   });
-  const body = Buffer.from(AsnConvert.serialize(certificate)).toString('base64').replace(/(.{64})/g, '$1\n');
+  const body = Buffer.from(AsnConvert.serialize(certificate))
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n');
   return `-----BEGIN CERTIFICATE-----\n${body.replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
 }

@@ -35,10 +35,23 @@ const u32 = (value: number) => {
 const label = (text: string) => Buffer.from(`${text}\0`, 'latin1');
 
 /** KDFa (SP 800-108 counter mode with HMAC), Part 1 11.4.10.2. */
-export function kdfa(hash: string, key: Uint8Array, use: string, contextU: Uint8Array, contextV: Uint8Array, bits: number): Buffer {
+export function kdfa(
+  hash: string,
+  key: Uint8Array,
+  use: string,
+  contextU: Uint8Array,
+  contextV: Uint8Array,
+  bits: number,
+): Buffer {
   const blocks: Buffer[] = [];
   for (let counter = 1, have = 0; have * 8 < bits; counter++) {
-    const block = createHmac(hash, key).update(u32(counter)).update(label(use)).update(contextU).update(contextV).update(u32(bits)).digest();
+    const block = createHmac(hash, key)
+      .update(u32(counter))
+      .update(label(use))
+      .update(contextU)
+      .update(contextV)
+      .update(u32(bits))
+      .digest();
     blocks.push(block);
     have += block.length;
   }
@@ -46,10 +59,23 @@ export function kdfa(hash: string, key: Uint8Array, use: string, contextU: Uint8
 }
 
 /** KDFe (SP 800-56A concatenation KDF), Part 1 11.4.10.3. */
-export function kdfe(hash: string, z: Uint8Array, use: string, partyU: Uint8Array, partyV: Uint8Array, bits: number): Buffer {
+export function kdfe(
+  hash: string,
+  z: Uint8Array,
+  use: string,
+  partyU: Uint8Array,
+  partyV: Uint8Array,
+  bits: number,
+): Buffer {
   const blocks: Buffer[] = [];
   for (let counter = 1, have = 0; have * 8 < bits; counter++) {
-    const block = createHash(hash).update(u32(counter)).update(z).update(label(use)).update(partyU).update(partyV).digest();
+    const block = createHash(hash)
+      .update(u32(counter))
+      .update(z)
+      .update(label(use))
+      .update(partyU)
+      .update(partyV)
+      .digest();
     blocks.push(block);
     have += block.length;
   }
@@ -58,8 +84,7 @@ export function kdfe(hash: string, z: Uint8Array, use: string, partyU: Uint8Arra
 
 /** The parent's public key, as the wrapper needs it. */
 export type WrappingParent =
-  | { type: 'ecc'; curve: CurveInfo; x: Uint8Array; y: Uint8Array }
-  | { type: 'rsa'; publicKey: KeyObject };
+  { type: 'ecc'; curve: CurveInfo; x: Uint8Array; y: Uint8Array } | { type: 'rsa'; publicKey: KeyObject };
 
 export interface Duplicate {
   /** TPM2B_PRIVATE: the integrity HMAC and the encrypted sensitive area. */
@@ -73,7 +98,12 @@ function makeSeed(parent: WrappingParent): { seed: Buffer; inSymSeed: Buffer } {
   if (parent.type === 'rsa') {
     const seed = randomBytes(32);
     const inSymSeed = publicEncrypt(
-      { key: parent.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label('DUPLICATE') },
+      {
+        key: parent.publicKey,
+        padding: constants.RSA_PKCS1_OAEP_PADDING,
+        oaepHash: 'sha256',
+        oaepLabel: label('DUPLICATE'),
+      },
       seed,
     );
     return { seed, inSymSeed };

@@ -16,12 +16,7 @@ export function parsePersistentHandle(value: unknown, what = 'handle'): number {
     const match = HEX.exec(value.trim());
     if (match) handle = Number.parseInt(match[1]!, 16);
   }
-  if (
-    handle === undefined ||
-    !Number.isInteger(handle) ||
-    handle < PERSISTENT_FIRST ||
-    handle > PERSISTENT_LAST
-  ) {
+  if (handle === undefined || !Number.isInteger(handle) || handle < PERSISTENT_FIRST || handle > PERSISTENT_LAST) {
     throw invalidArgument(
       `${what} must be a persistent handle between 0x81000000 and 0x81ffffff, got ${String(value)}`,
     );

@@ -32,7 +32,8 @@ export interface ImportedBlob {
 
 function privateKeyOf(source: ImportSource): KeyObject {
   const pem = typeof source === 'string' ? source : source?.private_key;
-  if (typeof pem !== 'string') throw invalidArgument('expected a PEM private key or a service account with private_key');
+  if (typeof pem !== 'string')
+    throw invalidArgument('expected a PEM private key or a service account with private_key');
   try {
     return createPrivateKey(pem);
   } catch (err) {

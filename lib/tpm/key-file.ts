@@ -68,7 +68,9 @@ export function encodeKeyFile(key: KeyFile): string {
       new asn1js.OctetString({ valueHex: key.private }),
     ],
   });
-  const body = Buffer.from(sequence.toBER()).toString('base64').replace(/(.{64})/g, '$1\n');
+  const body = Buffer.from(sequence.toBER())
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n');
   return `-----BEGIN ${LABEL}-----\n${body.replace(/\n$/, '')}\n-----END ${LABEL}-----\n`;
 }
 

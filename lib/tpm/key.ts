@@ -46,12 +46,7 @@ export class TpmKey {
     makeTpmKey = (context, ref, info, preferred) => new TpmKey(context, ref, info, preferred);
   }
 
-  private constructor(
-    context: NativeContext,
-    ref: NativeKeyRef,
-    info: NativePublicInfo,
-    preferred?: JwsAlgorithm,
-  ) {
+  private constructor(context: NativeContext, ref: NativeKeyRef, info: NativePublicInfo, preferred?: JwsAlgorithm) {
     const { publicKey, algorithms } = describeKey(info);
     this.#context = context;
     this.#ref = ref;
@@ -99,9 +94,7 @@ export class TpmKey {
     const alg = options.alg ?? this.algorithm;
     const info = algorithmInfo(alg);
     if (!info || !this.algorithms.includes(info.alg)) {
-      throw invalidArgument(
-        `this key signs ${this.algorithms.join(', ')}; ${String(alg)} is not one of them`,
-      );
+      throw invalidArgument(`this key signs ${this.algorithms.join(', ')}; ${String(alg)} is not one of them`);
     }
     if (!this.attributes.userWithAuth && !this.pcrs) {
       throw new TpmJwtError(

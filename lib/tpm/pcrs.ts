@@ -78,7 +78,12 @@ export function fromPolicyCommands(commands: { code: number; policy: Uint8Array 
     if (code === TPM2_CC_POLICY_PCR && bytes.length >= 2) {
       const digestSize = bytes.readUInt16BE(0);
       const selection = bytes.subarray(2 + digestSize);
-      if (selection.length !== 10 || selection.readUInt32BE(0) !== 1 || selection.readUInt16BE(4) !== TPM2_ALG.SHA256 || selection[6] !== 3) {
+      if (
+        selection.length !== 10 ||
+        selection.readUInt32BE(0) !== 1 ||
+        selection.readUInt16BE(4) !== TPM2_ALG.SHA256 ||
+        selection[6] !== 3
+      ) {
         return unsupported();
       }
       const indexes: number[] = [];

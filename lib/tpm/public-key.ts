@@ -1,7 +1,14 @@
 /** A TPM public area as what the rest of the library needs: a KeyObject and flags. */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 
-import { algorithmInfo, ALGORITHMS, algorithmsForKey, curveByTpmId, TPM2_ALG, type JwsAlgorithm } from '../algorithms.js';
+import {
+  algorithmInfo,
+  ALGORITHMS,
+  algorithmsForKey,
+  curveByTpmId,
+  TPM2_ALG,
+  type JwsAlgorithm,
+} from '../algorithms.js';
 import { TpmJwtError } from '../errors.js';
 import type { NativePublicInfo } from '../native.js';
 
@@ -68,7 +75,8 @@ function signingAlgorithms(info: NativePublicInfo, candidates: JwsAlgorithm[]): 
   });
   if (fixed.length === 0) {
     throw unsupported(
-      `the key's fixed signing scheme (0x${info.scheme.toString(16)}, hash 0x${info.schemeHash.toString(16)}) is none of ${candidates.join(', ')}`,
+      `the key's fixed signing scheme (0x${info.scheme.toString(16)}, ` +
+        `hash 0x${info.schemeHash.toString(16)}) is none of ${candidates.join(', ')}`,
     );
   }
   return fixed;
@@ -101,6 +109,7 @@ export function describeKey(info: NativePublicInfo): {
   const publicKey = publicKeyOf(info);
   if (publicKey) return { publicKey, algorithms: signingAlgorithms(info, algorithmsForKey(publicKey)) };
   throw unsupported(
-    `the key is neither RSA nor ECC NIST P-256 (TPM type 0x${info.type.toString(16)}); tpm-jwt signs ${ALGORITHMS.join(', ')}`,
+    `the key is neither RSA nor ECC NIST P-256 (TPM type 0x${info.type.toString(16)}); ` +
+      `tpm-jwt signs ${ALGORITHMS.join(', ')}`,
   );
 }

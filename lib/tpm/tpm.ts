@@ -11,13 +11,7 @@ import {
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { native, type NativeContext, type NativeKeyRef } from '../native.js';
 import { authBytes } from './auth.js';
-import {
-  formatHandle,
-  OWNER_HIERARCHY,
-  parsePersistentHandle,
-  PERSISTENT_FIRST,
-  PERSISTENT_LAST,
-} from './handle.js';
+import { formatHandle, OWNER_HIERARCHY, parsePersistentHandle, PERSISTENT_FIRST, PERSISTENT_LAST } from './handle.js';
 import { importUnder, type ImportSource } from './import.js';
 import { decodeKeyFile, isKeyFilePem } from './key-file.js';
 import { checkPcrs, fromPolicyCommands, nativePolicy, type PcrSelection } from './pcrs.js';
@@ -149,13 +143,18 @@ export class Tpm {
     }
     const auth = authBytes(options.auth);
     const policy = options.pcrs === undefined ? undefined : nativePolicy(checkPcrs(options.pcrs), !!auth?.length);
-    const persist =
-      options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
+    const persist = options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
     // Refuse an occupied handle before the keygen, which takes seconds on real TPMs.
     if (persist !== undefined && !options.force) await this.#assertFree(persist);
 
     const blob = await this.#context.createKey(OWNER_HIERARCHY, tpmKeySpec(info, bits), auth, policy);
-    return this.#keep(blob, { ...(auth && { auth }), ...(policy && { policy }) }, info.alg, persist, options.force === true);
+    return this.#keep(
+      blob,
+      { ...(auth && { auth }), ...(policy && { policy }) },
+      info.alg,
+      persist,
+      options.force === true,
+    );
   }
 
   /**
@@ -166,8 +165,7 @@ export class Tpm {
    */
   async importKey(source: ImportSource, options: ImportKeyOptions = {}): Promise<TpmKey> {
     const auth = authBytes(options.auth);
-    const persist =
-      options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
+    const persist = options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
     if (persist !== undefined && !options.force) await this.#assertFree(persist);
     const imported = await importUnder(this.#context, OWNER_HIERARCHY, source, auth);
     return this.#keep(imported, auth ? { auth } : {}, imported.alg, persist, options.force === true);

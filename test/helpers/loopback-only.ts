@@ -13,8 +13,10 @@ export function loopbackOnly(): { attempts: string[] } {
   before(() => {
     Socket.prototype.connect = function (this: Socket, ...args: unknown[]) {
       const first = args[0] as { host?: string; path?: string } | number | string;
-      const host = typeof first === 'object' && first !== null ? first.host : typeof args[1] === 'string' ? args[1] : undefined;
-      const path = typeof first === 'object' && first !== null ? first.path : typeof first === 'string' ? first : undefined;
+      const host =
+        typeof first === 'object' && first !== null ? first.host : typeof args[1] === 'string' ? args[1] : undefined;
+      const path =
+        typeof first === 'object' && first !== null ? first.path : typeof first === 'string' ? first : undefined;
       if (path === undefined && host !== undefined && !LOOPBACK.test(host)) {
         attempts.push(host);
         throw new Error(`the tests may not connect to ${host}`);

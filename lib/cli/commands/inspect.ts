@@ -37,7 +37,9 @@ export const inspect: Command = {
       io.out(json(report));
       return;
     }
-    const set = Object.entries(report.attributes).filter(([, on]) => on).map(([name]) => name);
+    const set = Object.entries(report.attributes)
+      .filter(([, on]) => on)
+      .map(([name]) => name);
     io.out(
       [
         `handle:     ${report.handle ?? '(not persistent)'}`,

@@ -18,7 +18,8 @@ const exists = (file: string) =>
 export const keygen: Command = {
   name: 'keygen',
   summary: 'create a signing key inside the TPM',
-  usage: `tpm-jwt keygen --alg ${ALGORITHMS.join('|')} [--bits ${RSA_KEY_SIZES.join('|')}] (--persist HANDLE | --out key.pem) [--auth-env VAR] [--pcrs sha256:0,7] [--force]
+  usage: `tpm-jwt keygen --alg ${ALGORITHMS.join('|')} [--bits ${RSA_KEY_SIZES.join('|')}]
+         (--persist HANDLE | --out key.pem) [--auth-env VAR] [--pcrs sha256:0,7] [--force]
 
 Creates the key under the TPM's storage primary, then makes it persistent at HANDLE
 or writes it as a TSS2 PRIVATE KEY file (mode 0600; only this TPM can use it).

@@ -6,7 +6,8 @@ import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
 export const printAccessToken: Command = {
   name: 'print-access-token',
   summary: 'print {access_token, expires_in, token_type}, as a credential helper does',
-  usage: `tpm-jwt print-access-token (--key KEYREF --email EMAIL | --credentials F) [--mode jwt-access|oauth2] [--scope S ...] [--audience URL] [--token-url URL]
+  usage: `tpm-jwt print-access-token (--key KEYREF --email EMAIL | --credentials F)
+         [--mode jwt-access|oauth2] [--scope S ...] [--audience URL] [--token-url URL]
 
 For tools that run a command to get a token. jwt-access (default) prints a
 self-signed JWT with a scope claim (or --audience); oauth2 exchanges it for an

@@ -25,7 +25,8 @@ function parseClaims(values: Values): Record<string, unknown> {
 export const token: Command = {
   name: 'token',
   summary: 'mint a token: a self-signed JWT, or an OAuth access or ID token',
-  usage: `tpm-jwt token --key KEYREF --email EMAIL (--audience URL | --scope S ...) [--lifetime S] [--kid KID] [--claim k=v ...] [--auth-env VAR] [--pcrs sha256:0,7]
+  usage: `tpm-jwt token --key KEYREF --email EMAIL (--audience URL | --scope S ...)
+         [--lifetime S] [--kid KID] [--claim k=v ...] [--auth-env VAR] [--pcrs sha256:0,7]
 tpm-jwt token --credentials descriptor.json (--audience URL | --scope S ...)
 tpm-jwt token (--key KEYREF --email EMAIL | --credentials F) --mode oauth2 [--scope S ...] [--token-url URL]
 tpm-jwt token (--key KEYREF --email EMAIL | --credentials F) --mode id-token --target-audience AUD [--token-url URL]
@@ -55,7 +56,8 @@ the token endpoint. --json adds the expiry.
       throw new UsageError('give exactly one of --audience or --scope');
     }
     const targetAudience = optional(values, 'target-audience');
-    if (mode === 'id-token' && targetAudience === undefined) throw new UsageError('--mode id-token needs --target-audience');
+    if (mode === 'id-token' && targetAudience === undefined)
+      throw new UsageError('--mode id-token needs --target-audience');
     const lifetimeText = optional(values, 'lifetime');
     const tokenLifetime = lifetimeText === undefined ? undefined : Number(lifetimeText);
     if (tokenLifetime !== undefined && !(Number.isInteger(tokenLifetime) && tokenLifetime > 0)) {

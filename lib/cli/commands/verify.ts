@@ -29,7 +29,8 @@ Reads TOKEN from the argument or standard input. Checks the signature (RS256,
 PS256, ES256 only), iat/exp and, with --audience, aud. Prints the claims as JSON.
 
   tpm-jwt verify --cert cert.pem --audience https://pubsub.googleapis.com/ "$TOKEN"
-  tpm-jwt token --key 0x81008001 --email sa@p.iam.gserviceaccount.com --audience https://x/ | tpm-jwt verify --cert cert.pem`,
+  tpm-jwt token --key 0x81008001 --email sa@p.iam.gserviceaccount.com --audience https://x/ \\
+    | tpm-jwt verify --cert cert.pem`,
   positionals: true,
   options: {
     cert: { type: 'string' },
