@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes, verify } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { jwt, Tpm, type TpmKey } from '../lib/index.js';
 import { cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { writeDescriptor } from './helpers/descriptor.js';
 import { tpm2 } from './helpers/tools.js';
 
 // PCR 16 is the debug PCR: resettable from software, so tests can move it and back.
@@ -97,15 +98,10 @@ describe('36 PCR-bound keys', () => {
     assert.equal(minted.code, 0, minted.stderr);
     assert.equal((await jwt.decode(minted.stdout.trim(), { certs: bound.publicKey, audience: aud })).sub, email);
 
-    const descriptor = path.join(dir, 'sa.json');
-    writeFileSync(
-      descriptor,
-      JSON.stringify({
-        type: 'tpm_service_account',
-        client_email: email,
-        tpm: { tcti: swtpm.tcti, key: 'handle:0x81000080', pcrs: 'sha256:16' },
-      }),
-    );
+    const descriptor = writeDescriptor(path.join(dir, 'sa.json'), {
+      client_email: email,
+      tpm: { tcti: swtpm.tcti, key: 'handle:0x81000080', pcrs: 'sha256:16' },
+    });
     const creds = await jwt.Credentials.fromServiceAccountFile(descriptor, { audience: aud });
     try {
       await creds.refresh();

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { jwt, TpmAuthClient } from '../lib/index.js';
 import { checkTctiFromFile } from '../lib/tpm/tcti-trust.js';
 import { assertFails, cli } from './helpers/cli.js';
+import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
@@ -44,12 +45,8 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
   });
   afterEach(() => rmSync(ran, { force: true }));
 
-  const descriptor = (tcti: string, key = 'handle:0x81000020'): string => {
-    const file = path.join(dir, 'sa.json');
-    const info = { type: 'tpm_service_account', client_email: EMAIL, tpm: { key, tcti } };
-    writeFileSync(file, JSON.stringify(info));
-    return file;
-  };
+  const descriptor = (tcti: string, key = 'handle:0x81000020'): string =>
+    writeDescriptor(path.join(dir, 'sa.json'), { client_email: EMAIL, tpm: { key, tcti } });
 
   // Every reader of descriptors, as a user reaches it.
   const entryPoints: [string, (file: string) => Promise<unknown>][] = [

@@ -95,44 +95,11 @@ describe('48 importing a service-account key', () => {
     tpm2(swtpm.tcti, 'startauthsession', '--policy-session', '-S', session);
     try {
       tpm2(swtpm.tcti, 'policycommandcode', '-S', session, 'TPM2_CC_Duplicate');
-      assert.throws(
-        () =>
-          tpm2(
-            swtpm.tcti,
-            'duplicate',
-            '-C',
-            newParent,
-            '-c',
-            '0x81000070',
-            '-G',
-            'null',
-            '-p',
-            `session:${session}`,
-            '-r',
-            file('dup.priv'),
-            '-s',
-            file('dup.seed'),
-          ),
-        /0x0*99d|policy/i,
-      );
-      assert.throws(
-        () =>
-          tpm2(
-            swtpm.tcti,
-            'duplicate',
-            '-C',
-            newParent,
-            '-c',
-            '0x81000070',
-            '-G',
-            'null',
-            '-r',
-            file('dup.priv'),
-            '-s',
-            file('dup.seed'),
-          ),
-        /Esys_Duplicate/,
-      );
+      // With or without the policy session, the TPM will not duplicate the key out.
+      const key = ['-C', newParent, '-c', '0x81000070', '-G', 'null'];
+      const out = ['-r', file('dup.priv'), '-s', file('dup.seed')];
+      assert.throws(() => tpm2(swtpm.tcti, 'duplicate', ...key, '-p', `session:${session}`, ...out), /0x0*99d|policy/i);
+      assert.throws(() => tpm2(swtpm.tcti, 'duplicate', ...key, ...out), /Esys_Duplicate/);
     } finally {
       tpm2(swtpm.tcti, 'flushcontext', session);
       tpm2(swtpm.tcti, 'flushcontext', '-t');

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { JWTAccess } from 'google-auth-library';
 
 import { jwt, SoftwareSigner, Tpm } from '../lib/index.js';
 import { countingSigner as counting } from './helpers/counting-signer.js';
+import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
@@ -34,17 +34,12 @@ describe('60 jwt.Credentials', () => {
       await cleanup.close();
     });
     await tpm.close();
-    const descriptor = path.join(dir, 'tpm-sa.json');
-    writeFileSync(
-      descriptor,
-      JSON.stringify({
-        type: 'tpm_service_account',
-        client_email: EMAIL,
-        private_key_id: 'kid-1',
-        project_id: 'p',
-        tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001', auth_env: 'TEST_TPM_KEY_AUTH' },
-      }),
-    );
+    const descriptor = writeDescriptor(path.join(dir, 'tpm-sa.json'), {
+      client_email: EMAIL,
+      private_key_id: 'kid-1',
+      project_id: 'p',
+      tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001', auth_env: 'TEST_TPM_KEY_AUTH' },
+    });
     process.env['TEST_TPM_KEY_AUTH'] = 'pin';
     const creds = await jwt.Credentials.fromServiceAccountFile(descriptor, { audience: AUD });
     try {

@@ -7,6 +7,7 @@ import { jwtVerify } from 'jose';
 
 import { jwt, type TpmKey } from '../lib/index.js';
 import { assertFails, cli, spawnCli } from './helpers/cli.js';
+import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
@@ -63,16 +64,11 @@ describe('80 CLI token / verify', () => {
   });
 
   it('mints a scope token (no aud) from a tpm_service_account descriptor', async () => {
-    const descriptor = path.join(dir, 'sa.json');
-    writeFileSync(
-      descriptor,
-      JSON.stringify({
-        type: 'tpm_service_account',
-        client_email: EMAIL,
-        private_key_id: 'desc-kid',
-        tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
-      }),
-    );
+    const descriptor = writeDescriptor(path.join(dir, 'sa.json'), {
+      client_email: EMAIL,
+      private_key_id: 'desc-kid',
+      tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
+    });
     const result = await cli(['token', '--credentials', descriptor, '--scope', SCOPE, '--json']);
     assert.equal(result.code, 0, result.stderr);
     const out = JSON.parse(result.stdout);

@@ -15,6 +15,7 @@ import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
 import { loopbackOnly } from './helpers/loopback-only.js';
+import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const EMAIL = 'sa@p1.iam.gserviceaccount.com';
@@ -38,6 +39,14 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
   beforeEach(() => {
     google.requests.length = 0;
   });
+  /** The descriptor of the suite's key, for the fromServiceAccountFile tests. */
+  const descriptorFile = () =>
+    writeDescriptor(path.join(dir, 'sa.json'), {
+      client_email: EMAIL,
+      private_key_id: 'desc-kid',
+      project_id: 'p1',
+      tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
+    });
   after(() => assert.deepEqual(network.attempts, [], 'nothing outside loopback was contacted'));
 
   const client = (options: Partial<ConstructorParameters<typeof TpmAuthClient>[0]> = {}) =>
@@ -212,18 +221,7 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
     } finally {
       await byRef.close();
     }
-    const descriptor = path.join(dir, 'sa.json');
-    writeFileSync(
-      descriptor,
-      JSON.stringify({
-        type: 'tpm_service_account',
-        client_email: EMAIL,
-        private_key_id: 'desc-kid',
-        project_id: 'p1',
-        tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
-      }),
-    );
-    const fromFile = await TpmAuthClient.fromServiceAccountFile(descriptor);
+    const fromFile = await TpmAuthClient.fromServiceAccountFile(descriptorFile());
     try {
       assert.equal(fromFile.projectId, 'p1');
       const storage = new Storage8({
@@ -400,18 +398,7 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
 
     it('a fromServiceAccountFile client closes the signer it opened and rejects every later call', () =>
       watchingOpens(async (opened) => {
-        const descriptor = path.join(dir, 'close-sa.json');
-        writeFileSync(
-          descriptor,
-          JSON.stringify({
-            type: 'tpm_service_account',
-            client_email: EMAIL,
-            private_key_id: 'close-kid',
-            project_id: 'p1',
-            tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001' },
-          }),
-        );
-        const fromFile = await TpmAuthClient.fromServiceAccountFile(descriptor);
+        const fromFile = await TpmAuthClient.fromServiceAccountFile(descriptorFile());
         await fromFile.getRequestHeaders(url());
         await fromFile.close();
         assert.equal(opened.length, 1);
