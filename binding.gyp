@@ -31,7 +31,10 @@
       "defines": [
         "NAPI_VERSION=<(napi_build_version)",
         "NAPI_CPP_EXCEPTIONS",
-        "NODE_ADDON_API_DISABLE_DEPRECATED"
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        # A terminating worker cannot take a thrown JS error; without this,
+        # node-addon-api rethrows in C++ and std::terminate ends the process.
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
