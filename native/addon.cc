@@ -2,7 +2,6 @@
 // tpm2-tss's marshaling code.
 #include <napi.h>
 
-#include <algorithm>
 #include <cstdlib>
 
 #include "addon_data.h"
@@ -49,14 +48,12 @@ Napi::Value MarshalImportable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   tss::ImportableKey key = ToImportableKey(info[0]);
   std::vector<uint8_t> pub;
-  std::vector<uint8_t> sensitive;
+  tss::SecretBytes sensitive;
   tss::Status status = tss::MarshalImportable(key, &pub, &sensitive);
-  std::fill(key.secret.begin(), key.secret.end(), 0);
   if (!status.ok()) throw Napi::Error(env, ToJsError(env, status));
   Napi::Object out = Napi::Object::New(env);
   out.Set("public", ToBuffer(env, pub));
   out.Set("sensitive", ToBuffer(env, sensitive));
-  std::fill(sensitive.begin(), sensitive.end(), 0);
   return out;
 }
 

@@ -44,20 +44,20 @@ ContextWrap::~ContextWrap() {
   // Nothing is pending (a pending call holds a reference to this object), so the
   // executor thread is idle and stops at once.
   executor_->Stop();
-  context_.Close();
+  context_.Release();
 }
 
 void ContextWrap::Teardown(ContextWrap* self) {
   // The environment is going away (worker exit, process exit): let a running call
   // finish, then release the TPM connection.
   self->executor_->Stop(true);
-  self->context_.Close();
+  self->context_.Release();
   self->cleanup_hook_ = {};
 }
 
 Napi::Value ContextWrap::Open(const Napi::CallbackInfo& info) {
   std::string tcti = ToOptionalString(info[0], "tcti");
-  std::vector<uint8_t> owner_auth = ToOptionalBytes(info[1], "ownerAuth");
+  tss::SecretBytes owner_auth = ToOptionalSecret(info[1], "ownerAuth");
   tss::SessionOptions session = ToSessionOptions(info[2]);
   // Copied on the executor thread: the context's own copy changes if a later call
   // has to start a new session.
@@ -78,7 +78,7 @@ Napi::Value ContextWrap::Open(const Napi::CallbackInfo& info) {
 Napi::Value ContextWrap::CreateKey(const Napi::CallbackInfo& info) {
   const uint32_t parent = ToUint32(info[0], "parent");
   const tss::KeySpec spec = ToKeySpec(info[1]);
-  std::vector<uint8_t> auth = ToOptionalBytes(info[2], "auth");
+  tss::SecretBytes auth = ToOptionalSecret(info[2], "auth");
   tss::PcrPolicy policy = ToPcrPolicy(info[3]);
   auto blob = std::make_shared<tss::KeyBlob>();
   return Submit(
@@ -199,7 +199,7 @@ Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
   auto call = std::make_unique<TpmCall>(
       env,
       [](tss::Context& ctx) {
-        ctx.Close();
+        ctx.Release();
         return tss::Status();
       },
       nullptr);

@@ -19,17 +19,35 @@ constexpr napi_type_tag kPreparedKeyTag = {0x4d8b26f350cfb02bULL, 0x2bbcbbf7fecc
 
 }  // namespace
 
-std::vector<uint8_t> ToBytes(const Napi::Value& value, const char* name) {
+namespace {
+
+Napi::Uint8Array ToUint8Array(const Napi::Value& value, const char* name) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     Fail(value.Env(), std::string(name) + " must be a Uint8Array");
   }
-  auto array = value.As<Napi::Uint8Array>();
+  return value.As<Napi::Uint8Array>();
+}
+
+}  // namespace
+
+std::vector<uint8_t> ToBytes(const Napi::Value& value, const char* name) {
+  Napi::Uint8Array array = ToUint8Array(value, name);
   return std::vector<uint8_t>(array.Data(), array.Data() + array.ByteLength());
 }
 
 std::vector<uint8_t> ToOptionalBytes(const Napi::Value& value, const char* name) {
   if (value.IsUndefined() || value.IsNull()) return {};
   return ToBytes(value, name);
+}
+
+tss::SecretBytes ToSecret(const Napi::Value& value, const char* name) {
+  Napi::Uint8Array array = ToUint8Array(value, name);
+  return tss::SecretBytes(array.Data(), array.Data() + array.ByteLength());
+}
+
+tss::SecretBytes ToOptionalSecret(const Napi::Value& value, const char* name) {
+  if (value.IsUndefined() || value.IsNull()) return {};
+  return ToSecret(value, name);
 }
 
 uint32_t ToUint32(const Napi::Value& value, const char* name) {
@@ -67,7 +85,7 @@ tss::PcrPolicy ToPcrPolicy(const Napi::Value& value) {
 tss::KeyRef ToKeyRef(const Napi::Value& value) {
   Napi::Object object = ToObject(value, "key");
   tss::KeyRef key;
-  key.auth = ToOptionalBytes(object.Get("auth"), "key.auth");
+  key.auth = ToOptionalSecret(object.Get("auth"), "key.auth");
   key.policy = ToPcrPolicy(object.Get("policy"));
   Napi::Value handle = object.Get("handle");
   if (!handle.IsUndefined()) {
@@ -125,8 +143,8 @@ tss::ImportableKey ToImportableKey(const Napi::Value& value) {
   Napi::Object object = ToObject(value, "key");
   tss::ImportableKey key;
   key.spec = ToKeySpec(object.Get("spec"));
-  key.secret = ToBytes(object.Get("secret"), "key.secret");
-  key.auth = ToOptionalBytes(object.Get("auth"), "key.auth");
+  key.secret = ToSecret(object.Get("secret"), "key.secret");
+  key.auth = ToOptionalSecret(object.Get("auth"), "key.auth");
   if (key.spec.type == TPM2_ALG_RSA) {
     key.rsa_modulus = ToBytes(object.Get("modulus"), "key.modulus");
     key.rsa_exponent = ToUint32(object.Get("exponent"), "key.exponent");
@@ -150,10 +168,6 @@ tss::SessionOptions ToSessionOptions(const Napi::Value& value) {
   options.salt_with_ek = salt == "ek";
   options.salt_key_name = ToOptionalBytes(object.Get("saltKeyName"), "session.saltKeyName");
   return options;
-}
-
-Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t>& bytes) {
-  return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size());
 }
 
 Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info) {

@@ -12,6 +12,7 @@
 #include "tss/import.h"
 #include "tss/key_ref.h"
 #include "tss/public_info.h"
+#include "tss/secret.h"
 #include "tss/session.h"
 #include "tss/sign.h"
 #include "tss/templates.h"
@@ -19,6 +20,9 @@
 std::vector<uint8_t> ToBytes(const Napi::Value& value, const char* name);
 // undefined or null reads as empty.
 std::vector<uint8_t> ToOptionalBytes(const Napi::Value& value, const char* name);
+// The same for secrets (auth values, key material): every copy is wiped when freed.
+tss::SecretBytes ToSecret(const Napi::Value& value, const char* name);
+tss::SecretBytes ToOptionalSecret(const Napi::Value& value, const char* name);
 uint32_t ToUint32(const Napi::Value& value, const char* name);
 std::string ToOptionalString(const Napi::Value& value, const char* name);
 tss::KeyRef ToKeyRef(const Napi::Value& value);
@@ -37,5 +41,8 @@ tss::ImportableKey ToImportableKey(const Napi::Value& value);
 // reads as the defaults.
 tss::SessionOptions ToSessionOptions(const Napi::Value& value);
 
-Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t>& bytes);
+template <typename Allocator>
+Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t, Allocator>& bytes) {
+  return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size());
+}
 Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info);

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, verify } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 
 import { Tpm } from '../lib/index.js';
+import { withAuth } from '../lib/tpm/auth.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { startRelay } from './helpers/relay.js';
 import { useSwtpm } from './helpers/swtpm.js';
@@ -78,6 +81,33 @@ describe('35 TPM security: auth values, lockout, encrypted sessions', () => {
     assert.equal(inspected.code, 0, inspected.stderr);
     assert.ok(!inspected.stdout.includes(right));
     assert.equal(created.handle, 0x81000031);
+  });
+
+  for (const mode of ['encrypt', 'plain']) {
+    it(`leaves no copy of an auth value in process memory once the key is gone (${mode} sessions)`, () => {
+      // A process of its own, to search all of its memory after a full GC.
+      const fixture = fileURLToPath(new URL('./fixtures/auth-residue.ts', import.meta.url));
+      const copies = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', fixture, mode], {
+        env: { ...process.env, TPM2TOOLS_TCTI: swtpm.tcti },
+        encoding: 'utf8',
+      });
+      assert.equal(copies.trim(), '0', 'copies of the auth value left in memory');
+    });
+  }
+
+  it('copies the auth value it is given, and zeroes only its own copy', async () => {
+    const given = Buffer.from('caller-owned');
+    let seen: Uint8Array | undefined;
+    await withAuth(given, async (bytes) => {
+      seen = bytes;
+      assert.deepEqual(Buffer.from(bytes!), given);
+    });
+    assert.notEqual(seen, given);
+    assert.ok(
+      seen!.every((b) => b === 0),
+      'the copy is zeroed',
+    );
+    assert.equal(given.toString(), 'caller-owned');
   });
 
   describe('on the wire (a recording relay between the TCTI and swtpm)', () => {

@@ -10,7 +10,7 @@ import {
 } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { native, type NativeContext, type NativeKeyRef } from '../native.js';
-import { authBytes } from './auth.js';
+import { withAuth } from './auth.js';
 import { formatHandle, OWNER_HIERARCHY, parsePersistentHandle, PERSISTENT_FIRST, PERSISTENT_LAST } from './handle.js';
 import { importUnder, type ImportSource } from './import.js';
 import { decodeKeyFile, isKeyFilePem } from './key-file.js';
@@ -115,24 +115,33 @@ export class Tpm {
       throw invalidArgument('tcti must be a string');
     }
     const tcti = resolveTcti(options.tcti);
-    const ownerAuth = authBytes(options.ownerAuth, 'ownerAuth');
     const session = sessionOptions(options);
-    const context = new (native().Context)();
-    try {
-      const { saltKeyName } = await context.open(tcti, ownerAuth, session);
-      return new Tpm(context, tcti, saltKeyName.toString('hex'));
-    } catch (err) {
-      // The open failure is what the caller needs to see, not a failed cleanup.
-      await context.close().catch(() => undefined);
-      throw err;
-    }
+    return withAuth(
+      options.ownerAuth,
+      async (ownerAuth) => {
+        const context = new (native().Context)();
+        try {
+          const { saltKeyName } = await context.open(tcti, ownerAuth, session);
+          return new Tpm(context, tcti, saltKeyName.toString('hex'));
+        } catch (err) {
+          // The open failure is what the caller needs to see, not a failed cleanup.
+          await context.close().catch(() => undefined);
+          throw err;
+        }
+      },
+      'ownerAuth',
+    );
   }
 
   /**
    * Creates a signing key under the storage primary. With `persist` it is stored at
    * that handle (ERR_TPM_HANDLE_IN_USE if occupied, unless `force`).
    */
-  async createKey(options: CreateKeyOptions): Promise<TpmKey> {
+  createKey(options: CreateKeyOptions): Promise<TpmKey> {
+    return withAuth(options?.auth, (auth) => this.#createKey(options, auth));
+  }
+
+  async #createKey(options: CreateKeyOptions, auth: Uint8Array | undefined): Promise<TpmKey> {
     const info = algorithmInfo(options?.alg);
     if (!info) throw invalidArgument(`alg must be one of ${ALGORITHMS.join(', ')}`);
     const bits = options.bits ?? RSA_KEY_SIZES[0];
@@ -141,7 +150,6 @@ export class Tpm {
         info.keyType === 'RSA' ? `bits must be ${RSA_KEY_SIZES.join(' or ')}` : `bits does not apply to ${info.alg}`,
       );
     }
-    const auth = authBytes(options.auth);
     const policy = options.pcrs === undefined ? undefined : nativePolicy(checkPcrs(options.pcrs), !!auth?.length);
     const persist = options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
     // Refuse an occupied handle before the keygen, which takes seconds on real TPMs.
@@ -163,8 +171,11 @@ export class Tpm {
    * `persist` it is stored at that handle; otherwise `toPem()` gives its key file.
    * Throws ERR_TPM_UNSUPPORTED for other key types, ERR_KEY_FILE_INVALID for bad PEM.
    */
-  async importKey(source: ImportSource, options: ImportKeyOptions = {}): Promise<TpmKey> {
-    const auth = authBytes(options.auth);
+  importKey(source: ImportSource, options: ImportKeyOptions = {}): Promise<TpmKey> {
+    return withAuth(options.auth, (auth) => this.#importKey(source, options, auth));
+  }
+
+  async #importKey(source: ImportSource, options: ImportKeyOptions, auth: Uint8Array | undefined): Promise<TpmKey> {
     const persist = options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
     if (persist !== undefined && !options.force) await this.#assertFree(persist);
     const imported = await importUnder(this.#context, OWNER_HIERARCHY, source, auth);
@@ -177,8 +188,11 @@ export class Tpm {
    * ERR_TPM_KEY_NOT_FOUND for an empty handle, ERR_KEY_FILE_INVALID for a bad file or
    * one wrapped by another TPM or parent.
    */
-  async loadKey(key: number | string, options: LoadKeyOptions = {}): Promise<TpmKey> {
-    const auth = authBytes(options.auth);
+  loadKey(key: number | string, options: LoadKeyOptions = {}): Promise<TpmKey> {
+    return withAuth(options.auth, (auth) => this.#loadKey(key, options, auth));
+  }
+
+  async #loadKey(key: number | string, options: LoadKeyOptions, auth: Uint8Array | undefined): Promise<TpmKey> {
     if (typeof key === 'string' && isKeyFilePem(key)) {
       const file = decodeKeyFile(key);
       const ownerOrPersistent =

@@ -8,7 +8,7 @@ namespace tss {
 
 Context::~Context() { Close(); }
 
-Status Context::Open(const std::string& tcti_conf, const std::vector<uint8_t>& owner_auth,
+Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth,
                      const SessionOptions& session) {
   Close();
   tcti_conf_ = tcti_conf;
@@ -48,7 +48,7 @@ Status Context::Open(const std::string& tcti_conf, const std::vector<uint8_t>& o
 Status Context::Reopen() {
   // Copies: Open starts by clearing the context, settings included.
   const std::string tcti = tcti_conf_;
-  const std::vector<uint8_t> owner_auth = owner_auth_;
+  const SecretBytes owner_auth = owner_auth_;
   const SessionOptions session = session_options_;
   Status s = Open(tcti, owner_auth, session);
   broken_ = !s.ok();
@@ -93,10 +93,17 @@ void Context::Close() {
   salt_key_name_.clear();
   for (auto& entry : handles_) Esys_TR_Close(esys_, &entry.second);
   handles_.clear();
+  if (esys_ != nullptr) ClearAuth(esys_, ESYS_TR_RH_OWNER);
   if (esys_ != nullptr) Esys_Finalize(&esys_);
   if (tcti_ != nullptr) Tss2_TctiLdr_Finalize(&tcti_);
   esys_ = nullptr;
   tcti_ = nullptr;
+}
+
+void Context::Release() {
+  Close();
+  // Assigning a new buffer frees the old one, which the allocator wipes.
+  owner_auth_ = SecretBytes();
 }
 
 Status Context::OpenHandle(TPM2_HANDLE handle, ESYS_TR* out) {

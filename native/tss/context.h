@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "secret.h"
 #include "session.h"
 #include "status.h"
 
@@ -26,9 +27,12 @@ class Context {
   // Connects through tctildr. An empty conf lets tpm2-tss search its defaults.
   // Sends TPM2_Startup(CLEAR), accepting a TPM that has already been started, and
   // starts the salted session unless `session.encrypt` is off.
-  Status Open(const std::string& tcti_conf, const std::vector<uint8_t>& owner_auth,
+  Status Open(const std::string& tcti_conf, const SecretBytes& owner_auth,
               const SessionOptions& session);
+  // Releases the TPM connection; keeps what Reopen needs.
   void Close();
+  // Closes for good: also forgets the owner auth a reconnect would have used.
+  void Release();
 
   // After a call lost the connection (swtpm or the resource manager restarted, the
   // device went away) the context is marked broken; the next call reopens it with
@@ -62,7 +66,7 @@ class Context {
   ESYS_CONTEXT* esys_ = nullptr;
   std::map<TPM2_HANDLE, ESYS_TR> handles_;
   std::string tcti_conf_;
-  std::vector<uint8_t> owner_auth_;
+  SecretBytes owner_auth_;
   bool broken_ = false;
   SessionOptions session_options_;
   ESYS_TR session_ = ESYS_TR_NONE;

@@ -13,8 +13,8 @@ namespace tss {
 
 namespace {
 
-template <typename TPM2B>
-Status Fill(TPM2B* out, const std::vector<uint8_t>& bytes, const char* what) {
+template <typename TPM2B, typename Bytes>
+Status Fill(TPM2B* out, const Bytes& bytes, const char* what) {
   if (bytes.size() > sizeof out->buffer) {
     return Status::Fail(ErrorCode::kInvalidArgument,
                         std::string(what) + " is too long for the TPM");
@@ -30,13 +30,14 @@ constexpr TPMA_OBJECT kNotForImport =
 }  // namespace
 
 Status MarshalImportable(const ImportableKey& key, std::vector<uint8_t>* pub,
-                         std::vector<uint8_t>* sensitive) {
+                         SecretBytes* sensitive) {
   TPM2B_PUBLIC public_area = SigningKeyTemplate(key.spec);
   TPMT_PUBLIC& area = public_area.publicArea;
   area.objectAttributes &= ~kNotForImport;
 
-  TPM2B_SENSITIVE sensitive_area = {};
-  TPMT_SENSITIVE& secret = sensitive_area.sensitiveArea;
+  // The plaintext key: zeroed when this returns, whichever way.
+  Wiped<TPM2B_SENSITIVE> sensitive_area;
+  TPMT_SENSITIVE& secret = sensitive_area->sensitiveArea;
   secret.sensitiveType = key.spec.type;
   TSS_RETURN_IF_ERROR(Fill(&secret.authValue, key.auth, "auth value"));
   if (key.spec.type == TPM2_ALG_RSA) {
@@ -52,11 +53,8 @@ Status MarshalImportable(const ImportableKey& key, std::vector<uint8_t>* pub,
 
   sensitive->assign(sizeof(TPM2B_SENSITIVE), 0);
   size_t offset = 0;
-  TSS2_RC rc = Tss2_MU_TPM2B_SENSITIVE_Marshal(&sensitive_area, sensitive->data(),
+  TSS2_RC rc = Tss2_MU_TPM2B_SENSITIVE_Marshal(sensitive_area.get(), sensitive->data(),
                                                sensitive->size(), &offset);
-  // The plaintext key is in sensitive_area and in the buffer; clear the copy on the
-  // stack before returning either way.
-  memset(&sensitive_area, 0, sizeof sensitive_area);
   if (rc != TSS2_RC_SUCCESS) return Status::Tss(rc, "Tss2_MU_TPM2B_SENSITIVE_Marshal");
   sensitive->resize(offset);
   return Status();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "context.h"
+#include "secret.h"
 #include "templates.h"
 
 namespace tss {
@@ -17,15 +18,15 @@ struct ImportableKey {
   std::vector<uint8_t> rsa_modulus;
   uint32_t rsa_exponent = 0;  // 0: the default 65537
   std::vector<uint8_t> ecc_x, ecc_y;
-  std::vector<uint8_t> secret;  // RSA: the prime p; ECC: the scalar d
-  std::vector<uint8_t> auth;
+  SecretBytes secret;  // RSA: the prime p; ECC: the scalar d
+  SecretBytes auth;
 };
 
 // The public area (TPM2B_PUBLIC) an imported signing key gets: the signing template
 // less fixedTPM, fixedParent and sensitiveDataOrigin, which the TPM refuses for
 // an object it did not make; and the plaintext TPM2B_SENSITIVE to be wrapped.
 Status MarshalImportable(const ImportableKey& key, std::vector<uint8_t>* pub,
-                         std::vector<uint8_t>* sensitive);
+                         SecretBytes* sensitive);
 
 // The public area of the parent keys are created and imported under.
 Status ReadParentPublic(Context& ctx, TPM2_HANDLE parent, std::vector<uint8_t>* out);

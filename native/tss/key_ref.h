@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "policy.h"
+#include "secret.h"
 
 namespace tss {
 
@@ -22,8 +23,8 @@ struct KeyRef {
   TPM2_HANDLE handle = 0;              // persistent handle, or 0 when blob is used
   TPM2_HANDLE parent = TPM2_RH_OWNER;  // owner: the storage primary, made on demand
   KeyBlob blob;
-  std::vector<uint8_t> auth;  // the key's authValue (empty: none)
-  PcrPolicy policy;           // how the key is authorised when it has a policy
+  SecretBytes auth;  // the key's authValue (empty: none)
+  PcrPolicy policy;  // how the key is authorised when it has a policy
 };
 
 }  // namespace tss

@@ -20,14 +20,15 @@ std::string Hex(TPM2_HANDLE handle) {
 
 }  // namespace
 
-Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
-                 const std::vector<uint8_t>& auth, const PcrPolicy& policy, KeyBlob* out) {
-  TPM2B_SENSITIVE_CREATE sensitive = {};
-  if (auth.size() > sizeof sensitive.sensitive.userAuth.buffer) {
+Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec, const SecretBytes& auth,
+                 const PcrPolicy& policy, KeyBlob* out) {
+  Wiped<TPM2B_SENSITIVE_CREATE> sensitive;
+  TPM2B_AUTH& user_auth = sensitive->sensitive.userAuth;
+  if (auth.size() > sizeof user_auth.buffer) {
     return Status::Fail(ErrorCode::kInvalidArgument, "auth value longer than 64 bytes");
   }
-  sensitive.sensitive.userAuth.size = static_cast<UINT16>(auth.size());
-  if (!auth.empty()) memcpy(sensitive.sensitive.userAuth.buffer, auth.data(), auth.size());
+  user_auth.size = static_cast<UINT16>(auth.size());
+  if (!auth.empty()) memcpy(user_auth.buffer, auth.data(), auth.size());
   TPM2B_PUBLIC tmpl = SigningKeyTemplate(spec);
   if (policy.enabled()) {
     TSS_RETURN_IF_ERROR(PolicyDigest(ctx.esys(), policy, &tmpl.publicArea.authPolicy));
@@ -43,8 +44,8 @@ Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
   TPM2B_PRIVATE* priv_raw = nullptr;
   TPM2B_PUBLIC* pub_raw = nullptr;
   TSS_CALL(Esys_Create, ctx.esys(), parent_obj.get(), session, ESYS_TR_NONE, ESYS_TR_NONE,
-           &sensitive, &tmpl, &outside_info, &creation_pcr, &priv_raw, &pub_raw, nullptr, nullptr,
-           nullptr);
+           sensitive.get(), &tmpl, &outside_info, &creation_pcr, &priv_raw, &pub_raw, nullptr,
+           nullptr, nullptr);
   EsysPtr<TPM2B_PRIVATE> priv(priv_raw);
   EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
   out->pub = MarshalPublic(*pub);

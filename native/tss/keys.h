@@ -15,8 +15,8 @@ namespace tss {
 // Creates a signing key under `parent` (see LoadParent) and returns its blobs. With
 // a PCR policy, the key's authPolicy is that policy over the PCRs' current values and
 // userWithAuth is clear, so the auth value alone can never authorise it.
-Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec,
-                 const std::vector<uint8_t>& auth, const PcrPolicy& policy, KeyBlob* out);
+Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec, const SecretBytes& auth,
+                 const PcrPolicy& policy, KeyBlob* out);
 
 // The public area of the object at a persistent handle.
 Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out);

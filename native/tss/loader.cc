@@ -1,6 +1,5 @@
 #include "loader.h"
 
-#include "auth.h"
 #include "marshal.h"
 #include "primary.h"
 
@@ -41,7 +40,7 @@ Status LoadKey(Context& ctx, const KeyRef& key, Transient* out) {
     out->Own(tr);
     // The parent is flushed here, as soon as the key is in: it holds a slot otherwise.
   }
-  return SetAuth(ctx.esys(), out->get(), key.auth);
+  return Status();
 }
 
 }  // namespace tss

@@ -13,8 +13,9 @@ namespace tss {
 // flushed when `out` goes; a persistent handle is borrowed as is.
 Status LoadParent(Context& ctx, TPM2_HANDLE parent, Transient* out);
 
-// The key with its authValue set: borrowed when persistent, loaded under its parent
-// (and flushed when `out` goes) when given as blobs.
+// The key: borrowed when persistent, loaded under its parent (and flushed when `out`
+// goes) when given as blobs. Its authValue is the caller's to set (ScopedAuth), only
+// around the command that needs it.
 Status LoadKey(Context& ctx, const KeyRef& key, Transient* out);
 
 }  // namespace tss

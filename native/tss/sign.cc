@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "auth.h"
 #include "esys_ptr.h"
 #include "loader.h"
 #include "policy.h"
@@ -28,6 +29,9 @@ Status SignWithTicket(Context& ctx, const KeyRef& key, const TPM2B_DIGEST& diges
 
   Transient loaded(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
+  // Before `loaded` is flushed, tpm2-tss's copy of the auth value is cleared.
+  ScopedAuth key_auth(ctx.esys(), loaded.get());
+  TSS_RETURN_IF_ERROR(key_auth.Set(key.auth));
 
   // The digest (the first parameter) goes encrypted; the signature is public anyway.
   // A key with a PCR policy is authorised by a policy session, and the salted session
