@@ -62,6 +62,7 @@ export interface NativeContext {
     tcti: string,
     ownerAuth: Uint8Array | undefined,
     session: { encrypt: boolean; saltKey?: 'primary' | 'ek'; saltKeyName?: Uint8Array },
+    retryTimeoutMs?: number,
   ): Promise<{ saltKeyName: Buffer }>;
   createKey(parent: number, spec: NativeKeySpec, auth?: Uint8Array, policy?: NativePcrPolicy): Promise<NativeKeyBlob>;
   /** Marshaled TPM2B_PUBLIC of a persistent object. */

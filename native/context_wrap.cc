@@ -59,11 +59,14 @@ Napi::Value ContextWrap::Open(const Napi::CallbackInfo& info) {
   std::string tcti = ToOptionalString(info[0], "tcti");
   tss::SecretBytes owner_auth = ToOptionalSecret(info[1], "ownerAuth");
   tss::SessionOptions session = ToSessionOptions(info[2]);
+  const std::chrono::milliseconds retry_timeout(
+      info[3].IsUndefined() ? 5000 : ToUint32(info[3], "retryTimeoutMs"));
   // Copied on the executor thread: the context's own copy changes if a later call
   // has to start a new session.
   auto salt_key_name = std::make_shared<std::vector<uint8_t>>();
   return Submit(
-      [tcti, owner_auth, session, salt_key_name](tss::Context& ctx) {
+      [tcti, owner_auth, session, retry_timeout, salt_key_name](tss::Context& ctx) {
+        ctx.set_retry_timeout(retry_timeout);
         tss::Status status = ctx.Open(tcti, owner_auth, session);
         *salt_key_name = ctx.salt_key_name();
         return status;
@@ -98,7 +101,8 @@ Napi::Value ContextWrap::ReadPublic(const Napi::CallbackInfo& info) {
   auto pub = std::make_shared<TPM2B_PUBLIC>();
   return Submit(
       [handle, pub](tss::Context& ctx) { return tss::ReadPublic(ctx, handle, pub.get()); },
-      [pub](Napi::Env env) -> Napi::Value { return ToBuffer(env, tss::MarshalPublic(*pub)); });
+      [pub](Napi::Env env) -> Napi::Value { return ToBuffer(env, tss::MarshalPublic(*pub)); },
+      Effect::kNone);
 }
 
 Napi::Value ContextWrap::Persist(const Napi::CallbackInfo& info) {
@@ -134,7 +138,8 @@ Napi::Value ContextWrap::SubmitSign(const Napi::CallbackInfo& info, SignFunction
   auto signature = std::make_shared<std::vector<uint8_t>>();
   return Submit([sign, key = std::move(key), input = std::move(input), scheme, signature](
                     tss::Context& ctx) { return sign(ctx, *key, input, scheme, signature.get()); },
-                [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); });
+                [signature](Napi::Env env) -> Napi::Value { return ToBuffer(env, *signature); },
+                Effect::kNone);
 }
 
 Napi::Value ContextWrap::Probe(const Napi::CallbackInfo& info) {
@@ -144,7 +149,7 @@ Napi::Value ContextWrap::Probe(const Napi::CallbackInfo& info) {
         tss::Transient loaded(ctx.esys());
         return tss::LoadKey(ctx, key, &loaded);
       },
-      nullptr);
+      nullptr, Effect::kNone);
 }
 
 Napi::Value ContextWrap::ParentPublic(const Napi::CallbackInfo& info) {
@@ -152,7 +157,7 @@ Napi::Value ContextWrap::ParentPublic(const Napi::CallbackInfo& info) {
   auto pub = std::make_shared<std::vector<uint8_t>>();
   return Submit(
       [parent, pub](tss::Context& ctx) { return tss::ReadParentPublic(ctx, parent, pub.get()); },
-      [pub](Napi::Env env) -> Napi::Value { return ToBuffer(env, *pub); });
+      [pub](Napi::Env env) -> Napi::Value { return ToBuffer(env, *pub); }, Effect::kNone);
 }
 
 Napi::Value ContextWrap::Import(const Napi::CallbackInfo& info) {
@@ -181,7 +186,8 @@ Napi::Value ContextWrap::Handles(const Napi::CallbackInfo& info) {
                     out.Set(i, Napi::Number::New(env, (*handles)[i]));
                   }
                   return out;
-                });
+                },
+                Effect::kNone);
 }
 
 Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
@@ -210,9 +216,10 @@ Napi::Value ContextWrap::Close(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-Napi::Value ContextWrap::Submit(TpmCall::Work work, TpmCall::Result result) {
+Napi::Value ContextWrap::Submit(TpmCall::Work work, TpmCall::Result result, Effect effect) {
   Napi::Env env = Env();
   auto call = std::make_unique<TpmCall>(env, std::move(work), std::move(result));
+  if (effect == Effect::kNone) call->set_idempotent();
   Napi::Promise promise = call->promise();
   if (closed_) {
     call->Reject(env, tss::Status::Fail(tss::ErrorCode::kTpmClosed, "the TPM context is closed"));

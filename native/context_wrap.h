@@ -38,8 +38,11 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
                                        std::vector<uint8_t>*);
   Napi::Value SubmitSign(const Napi::CallbackInfo& info, SignFunction sign);
 
+  // Whether a call changes the TPM's state: one that does not is retried on a new
+  // connection when the old one broke under it.
+  enum class Effect { kChanges, kNone };
   // Queues a call, or rejects it with ERR_TPM_CLOSED once close() has been called.
-  Napi::Value Submit(TpmCall::Work work, TpmCall::Result result);
+  Napi::Value Submit(TpmCall::Work work, TpmCall::Result result, Effect effect = Effect::kChanges);
   static void Teardown(ContextWrap* self);
 
   tss::Context context_;

@@ -76,6 +76,16 @@ void Executor::Run() {
       waiting_.pop_front();
     }
     call->Execute(*context_);
+    bool drained = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      drained = waiting_.empty();
+    }
+    // Calls queued back to back keep the session and objects loaded; once the queue
+    // drains, the TPM's slots go back to other processes, before the last call
+    // settles: when a caller's await resolves with nothing else queued, the context
+    // holds nothing.
+    if (drained) context_->Idle();
     bool first = false;
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -1,6 +1,9 @@
 #include "tpm_call.h"
 
+#include <algorithm>
 #include <chrono>
+#include <random>
+#include <string>
 #include <thread>
 
 #include "js_error.h"
@@ -15,6 +18,16 @@ namespace {
 // How many times a "not now" answer is tried again, and how long to wait first.
 constexpr int kTransientRetries = 4;
 constexpr auto kTransientBackoff = std::chrono::milliseconds(10);
+// Waiting for a free slot: from the first to the longest pause, each with jitter so
+// that processes that collided do not retry in step.
+constexpr auto kSlotBackoffFirst = std::chrono::milliseconds(2);
+constexpr auto kSlotBackoffMost = std::chrono::milliseconds(200);
+
+std::chrono::microseconds Jittered(std::chrono::microseconds pause) {
+  thread_local std::minstd_rand random(std::random_device{}());
+  std::uniform_int_distribution<int64_t> factor(50, 150);  // percent
+  return pause * factor(random) / 100;
+}
 
 }  // namespace
 
@@ -33,10 +46,41 @@ void TpmCall::Execute(tss::Context& ctx) {
       ctx.DropSession();
       status_ = work_(ctx);
     }
-    // This call fails; the next one reconnects.
-    if (tss::IsConnectionLost(status_)) ctx.MarkBroken();
+    if (tss::IsObjectLost(status_)) {
+      ctx.ForgetLoadedObjects();
+      status_ = work_(ctx);
+    }
+    WaitForSlots(ctx);
+    if (tss::IsConnectionLost(status_)) {
+      ctx.MarkBroken();
+      // A call that changes nothing in the TPM is worth one more try on a new
+      // connection (swtpm or the resource manager restarted); the others fail here,
+      // and the next call reconnects.
+      if (idempotent_ && reconnect_ && ctx.Reopen().ok()) status_ = work_(ctx);
+      if (tss::IsConnectionLost(status_)) ctx.MarkBroken();
+    }
   } catch (const std::exception& e) {
     status_ = tss::Status::Fail(tss::ErrorCode::kTpm, e.what());
+  }
+}
+
+void TpmCall::WaitForSlots(tss::Context& ctx) {
+  if (!tss::IsSlotShortage(status_)) return;
+  // Other processes hold the TPM's slots for a moment (no resource manager shares
+  // them): give back this context's own, wait, and try again, for a bounded time.
+  const auto deadline = std::chrono::steady_clock::now() + ctx.retry_timeout();
+  std::chrono::microseconds pause = kSlotBackoffFirst;
+  while (tss::IsSlotShortage(status_) && std::chrono::steady_clock::now() < deadline) {
+    ctx.Idle();
+    std::this_thread::sleep_for(Jittered(pause));
+    pause = std::min<std::chrono::microseconds>(pause * 2, kSlotBackoffMost);
+    status_ = work_(ctx);
+  }
+  if (tss::IsSlotShortage(status_)) {
+    status_.Detail("the TPM stayed out of object or session slots for " +
+                   std::to_string(ctx.retry_timeout().count()) +
+                   " ms: other processes hold them. A resource manager shares them: use "
+                   "/dev/tpmrm0 or tabrmd, or raise retryTimeoutMs");
   }
 }
 

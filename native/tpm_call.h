@@ -22,11 +22,15 @@ class TpmCall {
   // The close call runs on a broken context as it is: reconnecting only to close
   // would fail, or wait, when the TPM is still gone.
   void skip_reconnect() { reconnect_ = false; }
+  // The call changes nothing in the TPM (a signature, a read): after a lost
+  // connection it is tried once more on a new one.
+  void set_idempotent() { idempotent_ = true; }
 
   // Executor thread. Every failure ends in the status. A broken context is reopened
-  // first; TPM_RC_RETRY and the like are tried again a few times; a session the TPM
-  // dropped is replaced and the work run once more (no call did anything lasting
-  // before those failures); a lost connection marks the context broken.
+  // first; TPM_RC_RETRY and the like are tried again a few times; a session or
+  // objects the TPM dropped are replaced and the work run once more (no call did
+  // anything lasting before those failures); full slots are waited for; a lost
+  // connection marks the context broken (and an idempotent call is tried once more).
   void Execute(tss::Context& ctx);
   // JS thread: resolves or rejects. Safe in an environment that is shutting down.
   void Settle(Napi::Env env);
@@ -34,9 +38,13 @@ class TpmCall {
   void Reject(Napi::Env env, const tss::Status& status);
 
  private:
+  // Executor thread: retries a call that found the TPM's slots full, with backoff.
+  void WaitForSlots(tss::Context& ctx);
+
   Work work_;
   Result result_;
   tss::Status status_;
   bool reconnect_ = true;
+  bool idempotent_ = false;
   Napi::Promise::Deferred deferred_;
 };

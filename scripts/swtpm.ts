@@ -13,17 +13,6 @@ export const INSTALL_HINT =
   'swtpm is required for the TPM tests: apt-get install swtpm swtpm-tools tpm2-tools ' +
   '(or set TPM_JWT_TEST_TCTI to an existing TPM)';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
@@ -32,11 +21,16 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-/** swtpm takes the server port and the control port right above it. */
+/**
+ * swtpm takes the server port and the control port right above it. They are picked
+ * below Linux's ephemeral range (32768 and up): the swtpm TCTI opens a connection per
+ * command, so a busy test run leaves thousands of connections in TIME-WAIT on
+ * ephemeral ports, and a pair picked there is often half taken.
+ */
 export async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await freePort();
-    if (port < 65535 && (await portIsFree(port + 1))) return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10000 + 2 * Math.floor(Math.random() * 11000);
+    if ((await portIsFree(port)) && (await portIsFree(port + 1))) return port;
   }
   throw new Error('no free pair of consecutive TCP ports on 127.0.0.1');
 }

@@ -33,6 +33,12 @@ export interface TpmOpenOptions {
   saltKey?: 'primary' | 'ek';
   /** Pins the salt key's Name (hex or bytes): another TPM fails with ERR_TPM_CONNECTION. */
   saltKeyName?: string | Uint8Array;
+  /**
+   * How long a call waits, ms, when the TPM's object or session slots are all taken
+   * (default 5000). Without a resource manager (swtpm, /dev/tpm0) other processes hold
+   * them for a moment; the call then fails with ERR_TPM_OBJECT_MEMORY.
+   */
+  retryTimeoutMs?: number;
 }
 
 export interface CreateKeyOptions {
@@ -116,12 +122,16 @@ export class Tpm {
     }
     const tcti = resolveTcti(options.tcti);
     const session = sessionOptions(options);
+    const retryTimeoutMs = options.retryTimeoutMs ?? 5000;
+    if (!Number.isInteger(retryTimeoutMs) || retryTimeoutMs < 0 || retryTimeoutMs > 600_000) {
+      throw invalidArgument('retryTimeoutMs must be an integer from 0 to 600000');
+    }
     return withAuth(
       options.ownerAuth,
       async (ownerAuth) => {
         const context = new (native().Context)();
         try {
-          const { saltKeyName } = await context.open(tcti, ownerAuth, session);
+          const { saltKeyName } = await context.open(tcti, ownerAuth, session, retryTimeoutMs);
           return new Tpm(context, tcti, saltKeyName.toString('hex'));
         } catch (err) {
           // The open failure is what the caller needs to see, not a failed cleanup.

@@ -6,6 +6,17 @@
 
 namespace tss {
 
+namespace {
+
+// The kernel's /dev/tpmrmN and tabrmd virtualise slots per connection: what a client
+// keeps loaded costs other clients nothing. Anything else (swtpm, mssim, /dev/tpmN,
+// the default search, which may pick any of them) is shared as it is.
+bool HasResourceManager(const std::string& tcti_conf) {
+  return tcti_conf.rfind("tabrmd", 0) == 0 || tcti_conf.rfind("device:/dev/tpmrm", 0) == 0;
+}
+
+}  // namespace
+
 Context::~Context() { Close(); }
 
 Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth,
@@ -14,6 +25,7 @@ Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth
   tcti_conf_ = tcti_conf;
   owner_auth_ = owner_auth;
   session_options_ = session;
+  resource_manager_ = HasResourceManager(tcti_conf);
   TSS2_RC rc = Tss2_TctiLdr_Initialize(tcti_conf.empty() ? nullptr : tcti_conf.c_str(), &tcti_);
   if (rc != TSS2_RC_SUCCESS) {
     tcti_ = nullptr;
@@ -60,6 +72,13 @@ Status Context::Auth(TPMA_SESSION crypt, ESYS_TR* out) {
     *out = ESYS_TR_PASSWORD;
     return Status();
   }
+  if (session_ == ESYS_TR_NONE && !saved_session_.empty()) {
+    Status loaded = saved_session_.Load(esys_, true, &session_);
+    if (IsConnectionLost(loaded) || IsSlotShortage(loaded)) return loaded;
+    // Anything else: the TPM no longer has it (restarted, or flushed by another
+    // process); a new session serves as well.
+    if (!loaded.ok()) DropSession();
+  }
   if (session_ == ESYS_TR_NONE) {
     TSS_RETURN_IF_ERROR(StartSaltedSession(esys_, session_options_, &session_, &salt_key_name_));
   }
@@ -79,6 +98,7 @@ Status Context::CryptSession(TPMA_SESSION crypt, ESYS_TR* out) {
 }
 
 void Context::DropSession() {
+  saved_session_.Reset();
   if (session_ == ESYS_TR_NONE) return;
   // The TPM has lost it already; flushing is only to free ESYS's record of it.
   Esys_FlushContext(esys_, session_);
@@ -86,10 +106,40 @@ void Context::DropSession() {
   session_ = ESYS_TR_NONE;
 }
 
+void Context::Idle() {
+  if (esys_ == nullptr || broken_ || resource_manager_) return;
+  if (session_ != ESYS_TR_NONE) {
+    // Saving closes the session's ESYS_TR; if it fails, the session is simply dropped
+    // and the next call starts a new one.
+    if (saved_session_.Save(esys_, session_).ok()) {
+      session_ = ESYS_TR_NONE;
+    } else {
+      DropSession();
+    }
+  }
+  objects_.UnloadAll(esys_);
+}
+
+Status Context::CachedObject(const std::string& id, const ObjectCache::Make& make, ESYS_TR* out) {
+  return objects_.Get(esys_, id, make, out);
+}
+
+void Context::UnloadObject(const std::string& id) {
+  if (!resource_manager_) objects_.Unload(esys_, id);
+}
+
+void Context::ForgetLoadedObjects() { objects_.ForgetLoaded(esys_); }
+
 void Context::Close() {
-  // Sessions take TPM slots like objects do: flush it, or the next user runs out.
+  // Sessions take TPM slots like objects do: flush it, or the next user runs out. A
+  // saved session still holds one of the TPM's session handles: load it to flush it.
+  if (session_ == ESYS_TR_NONE && !saved_session_.empty() && esys_ != nullptr) {
+    if (!saved_session_.Load(esys_, true, &session_).ok()) session_ = ESYS_TR_NONE;
+  }
+  saved_session_.Reset();
   if (session_ != ESYS_TR_NONE && esys_ != nullptr) Esys_FlushContext(esys_, session_);
   session_ = ESYS_TR_NONE;
+  objects_.Clear(esys_);
   salt_key_name_.clear();
   for (auto& entry : handles_) Esys_TR_Close(esys_, &entry.second);
   handles_.clear();

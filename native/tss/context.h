@@ -6,11 +6,14 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "object_cache.h"
+#include "saved_context.h"
 #include "secret.h"
 #include "session.h"
 #include "status.h"
@@ -58,6 +61,23 @@ class Context {
   Status CryptSession(TPMA_SESSION crypt, ESYS_TR* out);
   // Forgets a session the TPM no longer has; the next Auth starts a new one.
   void DropSession();
+
+  // Called when no call is queued. Without a resource manager the context then holds
+  // no TPM slot: the session's context is saved and every cached object unloaded, to
+  // be loaded again by the next call. With one, everything stays loaded.
+  void Idle();
+  // A transient object reused across calls (the storage primary, a key file's key):
+  // see ObjectCache::Get. The ESYS_TR stays the context's: do not flush it.
+  Status CachedObject(const std::string& id, const ObjectCache::Make& make, ESYS_TR* out);
+  // Frees a cached object's slot at once when the TPM is shared (a parent, once the
+  // key under it is loaded).
+  void UnloadObject(const std::string& id);
+  // After another process flushed objects this context had loaded.
+  void ForgetLoadedObjects();
+
+  // How long a call waits for the TPM's slots to free up before it fails.
+  std::chrono::milliseconds retry_timeout() const { return retry_timeout_; }
+  void set_retry_timeout(std::chrono::milliseconds timeout) { retry_timeout_ = timeout; }
   // The Name of the key the session was salted with (empty when not encrypting).
   const std::vector<uint8_t>& salt_key_name() const { return salt_key_name_; }
 
@@ -70,7 +90,12 @@ class Context {
   bool broken_ = false;
   SessionOptions session_options_;
   ESYS_TR session_ = ESYS_TR_NONE;
+  // The session while idle on a shared TPM.
+  SavedContext saved_session_;
   std::vector<uint8_t> salt_key_name_;
+  ObjectCache objects_;
+  bool resource_manager_ = false;
+  std::chrono::milliseconds retry_timeout_{5000};
 };
 
 }  // namespace tss

@@ -9,13 +9,14 @@
 namespace tss {
 
 // The parent of created and imported keys. TPM2_RH_OWNER means the storage primary
-// of templates.h, created now (ECC P-256, or RSA-2048 on a TPM without ECC) and
-// flushed when `out` goes; a persistent handle is borrowed as is.
+// of templates.h (ECC P-256, or RSA-2048 on a TPM without ECC), created once and then
+// reused through the context's object cache; a persistent handle is used as is.
+// `out` only borrows it: the context decides when it is flushed.
 Status LoadParent(Context& ctx, TPM2_HANDLE parent, Transient* out);
 
-// The key: borrowed when persistent, loaded under its parent (and flushed when `out`
-// goes) when given as blobs. Its authValue is the caller's to set (ScopedAuth), only
-// around the command that needs it.
+// The key: a persistent one as it is; one given as blobs loaded under its parent once,
+// then reused through the context's object cache. `out` only borrows it. Its
+// authValue is the caller's to set (ScopedAuth), only around the command that needs it.
 Status LoadKey(Context& ctx, const KeyRef& key, Transient* out);
 
 }  // namespace tss

@@ -108,6 +108,39 @@ bool IsSessionLost(const Status& status) {
          (rc & (TPM2_RC_FMT1 | 0x3F)) == TPM2_RC_HANDLE;
 }
 
+bool IsObjectLost(const Status& status) {
+  const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
+  if (status.rc() == 0 || (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)) {
+    return false;
+  }
+  const TSS2_RC rc = status.rc() & 0xFFFF;
+  // TPM_RC_REFERENCE_H0..H6: "the handle references a transient object not loaded".
+  if (rc >= TPM2_RC_REFERENCE_H0 && rc <= TPM2_RC_REFERENCE_H6) return true;
+  // TPM_RC_HANDLE reported against a handle (format 1, neither parameter nor session).
+  constexpr TSS2_RC kParameterBit = 0x040;
+  constexpr TSS2_RC kSessionBit = 0x800;
+  return (rc & TPM2_RC_FMT1) && !(rc & kParameterBit) && !(rc & kSessionBit) &&
+         (rc & (TPM2_RC_FMT1 | 0x3F)) == TPM2_RC_HANDLE;
+}
+
+bool IsSlotShortage(const Status& status) {
+  const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
+  if (status.rc() == 0 || (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)) {
+    return false;
+  }
+  if (status.rc() & TPM2_RC_FMT1) return false;
+  switch (status.rc() & 0xFFF) {
+    case TPM2_RC_OBJECT_MEMORY:
+    case TPM2_RC_SESSION_MEMORY:
+    case TPM2_RC_MEMORY:
+    case TPM2_RC_OBJECT_HANDLES:
+    case TPM2_RC_SESSION_HANDLES:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool IsConnectionLost(const Status& status) {
   return !status.ok() && status.code() == ErrorCode::kTpmConnection;
 }

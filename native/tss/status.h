@@ -47,6 +47,14 @@ ErrorCode CodeForRc(TSS2_RC rc);
 // the TPM restarted under a resource manager): worth one retry with a new session.
 bool IsSessionLost(const Status& status);
 
+// True when a transient object this context loaded is gone from the TPM (another
+// process flushed it): worth one retry after forgetting the handles.
+bool IsObjectLost(const Status& status);
+
+// True when the TPM has no free object or session slot: without a resource manager,
+// other processes may hold them for a moment.
+bool IsSlotShortage(const Status& status);
+
 // True when the TPM could not be reached or the link broke mid-command.
 bool IsConnectionLost(const Status& status);
 

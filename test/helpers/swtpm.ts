@@ -9,7 +9,7 @@ import * as path from 'node:path';
 
 import { startSwtpm, type Swtpm } from '../../scripts/swtpm.js';
 import { Tpm, type TpmOpenOptions } from '../../lib/index.js';
-import { tpm2 } from './tools.js';
+import { leftovers } from './tools.js';
 
 export interface SwtpmFixture {
   /** The tctildr string for this suite's TPM. */
@@ -64,10 +64,8 @@ export function useSwtpm(): SwtpmFixture {
     try {
       while (steps.length > 0) await steps.pop()!();
       if (swtpm || external) {
-        for (const kind of ['transient', 'loaded-session']) {
-          const left = tpm2(fixture.tcti, 'getcap', `handles-${kind}`).trim();
-          if (left !== '') throw new Error(`the suite left ${kind} handles in the TPM:\n${left}`);
-        }
+        const left = await leftovers(fixture.tcti, ['transient', 'loaded-session', 'saved-session']);
+        if (left !== '') throw new Error(`the suite left handles in the TPM:\n${left}`);
       }
     } finally {
       await swtpm?.stop();

@@ -14,3 +14,22 @@ export function tpm2(tcti: string, command: string, ...args: string[]): string {
     throw new Error(`tpm2_${command} ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
   }
 }
+
+/**
+ * The transient objects or sessions (`kinds`: 'transient', 'loaded-session', ...) left
+ * in the TPM, '' when none. A handle must stay for a few checks to count: on a TPM
+ * shared with another client (docker-compose runs one beside the tests) that
+ * client's objects come and go within milliseconds, while a leak stays.
+ */
+export async function leftovers(tcti: string, kinds: readonly string[]): Promise<string> {
+  let left = '';
+  for (let check = 0; check < 5; check++) {
+    left = kinds
+      .map((kind) => tpm2(tcti, 'getcap', `handles-${kind}`).trim())
+      .filter((handles) => handles !== '')
+      .join('\n');
+    if (left === '') return '';
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return left;
+}

@@ -1,0 +1,82 @@
+#include "object_cache.h"
+
+namespace tss {
+
+namespace {
+
+// Enough for every key file a process signs with in turn; each entry is a few
+// hundred bytes of saved context, and at most one is loaded when idle.
+constexpr size_t kMaxEntries = 32;
+
+}  // namespace
+
+Status ObjectCache::Get(ESYS_CONTEXT* esys, const std::string& id, const Make& make, ESYS_TR* out) {
+  auto found = entries_.find(id);
+  if (found == entries_.end()) {
+    if (entries_.size() >= kMaxEntries) Evict(esys);
+    found = entries_.emplace(id, Entry()).first;
+  }
+  Entry& entry = found->second;
+  entry.used = ++clock_;
+  if (entry.loaded == ESYS_TR_NONE && !entry.saved.empty()) {
+    Status loaded = entry.saved.Load(esys, false, &entry.loaded);
+    if (!loaded.ok()) {
+      // A lost connection or full slots are the caller's to handle; anything else the
+      // TPM says means the context is no good here (a restart, another epoch): make
+      // the object anew.
+      if (IsConnectionLost(loaded) || IsSlotShortage(loaded)) return loaded;
+      entry.saved.Reset();
+      entry.loaded = ESYS_TR_NONE;
+    }
+  }
+  if (entry.loaded == ESYS_TR_NONE) {
+    Status made = make(&entry.loaded);
+    if (!made.ok()) {
+      entry.loaded = ESYS_TR_NONE;
+      return made;
+    }
+  }
+  *out = entry.loaded;
+  return Status();
+}
+
+void ObjectCache::Unload(ESYS_CONTEXT* esys, const std::string& id) {
+  auto found = entries_.find(id);
+  if (found == entries_.end() || found->second.loaded == ESYS_TR_NONE) return;
+  Entry& entry = found->second;
+  // Without a saved context the object is simply made again next time.
+  if (entry.saved.empty() && !entry.saved.Save(esys, entry.loaded).ok()) entry.saved.Reset();
+  Esys_FlushContext(esys, entry.loaded);
+  entry.loaded = ESYS_TR_NONE;
+}
+
+void ObjectCache::UnloadAll(ESYS_CONTEXT* esys) {
+  for (auto& entry : entries_) Unload(esys, entry.first);
+}
+
+void ObjectCache::ForgetLoaded(ESYS_CONTEXT* esys) {
+  for (auto& entry : entries_) {
+    if (entry.second.loaded != ESYS_TR_NONE) Esys_TR_Close(esys, &entry.second.loaded);
+    entry.second.loaded = ESYS_TR_NONE;
+  }
+}
+
+void ObjectCache::Clear(ESYS_CONTEXT* esys) {
+  for (auto& entry : entries_) {
+    if (entry.second.loaded != ESYS_TR_NONE && esys != nullptr) {
+      Esys_FlushContext(esys, entry.second.loaded);
+    }
+  }
+  entries_.clear();
+}
+
+void ObjectCache::Evict(ESYS_CONTEXT* esys) {
+  auto oldest = entries_.begin();
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->second.used < oldest->second.used) oldest = it;
+  }
+  if (oldest->second.loaded != ESYS_TR_NONE) Esys_FlushContext(esys, oldest->second.loaded);
+  entries_.erase(oldest);
+}
+
+}  // namespace tss

@@ -1,0 +1,25 @@
+#include "saved_context.h"
+
+#include "secret.h"
+
+namespace tss {
+
+void SavedContext::WipeAndFree::operator()(TPMS_CONTEXT* context) const {
+  Wipe(context, sizeof *context);
+  Esys_Free(context);
+}
+
+Status SavedContext::Save(ESYS_CONTEXT* esys, ESYS_TR object) {
+  TPMS_CONTEXT* saved = nullptr;
+  TSS_CALL(Esys_ContextSave, esys, object, &saved);
+  blob_.reset(saved);
+  return Status();
+}
+
+Status SavedContext::Load(ESYS_CONTEXT* esys, bool is_session, ESYS_TR* out) {
+  TSS_CALL(Esys_ContextLoad, esys, blob_.get(), out);
+  if (is_session) blob_.reset();
+  return Status();
+}
+
+}  // namespace tss
