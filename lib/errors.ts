@@ -43,8 +43,17 @@ export interface TpmJwtErrorOptions {
   command?: string;
 }
 
+// Marks every TpmJwtError, whichever copy of this module made it: one application can
+// hold two (the package loaded through require() and through import, or two installs).
+const BRAND = Symbol.for('tpm-jwt.TpmJwtError');
+
 /** The one error class of tpm-jwt: branch on `code`, never on the message. */
 export class TpmJwtError extends Error {
+  /** `instanceof TpmJwtError` holds for one made by any copy of tpm-jwt. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [BRAND]?: boolean })[BRAND] === true;
+  }
+
   readonly code: TpmJwtErrorCode;
   readonly tpmRc?: number;
   readonly tpmRcText?: string;
@@ -52,6 +61,7 @@ export class TpmJwtError extends Error {
 
   constructor(code: TpmJwtErrorCode, message: string, options: TpmJwtErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    Object.defineProperty(this, BRAND, { value: true });
     this.name = new.target.name;
     this.code = code;
     if (options.tpmRc !== undefined) this.tpmRc = options.tpmRc;

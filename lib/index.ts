@@ -1,3 +1,7 @@
+/**
+ * tpm-jwt: TPM keys, signers and JWTs. Loads neither the native addon (until a TPM is
+ * opened) nor google-auth-library (see tpm-jwt/google).
+ */
 export { TpmJwtError, type TpmJwtErrorCode, type TpmJwtErrorOptions } from './errors.js';
 export { ALGORITHMS, type JwsAlgorithm } from './algorithms.js';
 export {
@@ -17,9 +21,3 @@ export { SoftwareSigner, type ServiceAccountKeyInfo } from './crypt/software-sig
 export { TpmSigner, type TpmSignerOptions } from './crypt/tpm-signer.js';
 export * as jwt from './jwt/index.js';
 export { jwkThumbprint, publicJwk, type PublicJwk } from './jwk.js';
-export {
-  TpmAuthClient,
-  CLOUD_PLATFORM_SCOPE,
-  type TpmAuthClientOptions,
-  type TpmAuthMode,
-} from './google/tpm-auth-client.js';

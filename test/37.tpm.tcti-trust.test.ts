@@ -10,7 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { jwt, TpmAuthClient } from '../lib/index.js';
+import { TpmAuthClient } from '../lib/google/index.js';
+import { jwt } from '../lib/index.js';
 import { checkTctiFromFile } from '../lib/tpm/tcti-trust.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { writeDescriptor } from './helpers/descriptor.js';

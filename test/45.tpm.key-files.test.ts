@@ -6,7 +6,8 @@ import * as path from 'node:path';
 
 import { startSwtpm } from '../scripts/swtpm.js';
 import { Tpm, TpmSigner } from '../lib/index.js';
-import { decodeKeyFile } from '../lib/tpm/key-file.js';
+import { decodeKeyFile } from '../lib/tpm/key-file-reader.js';
+import { encodeKeyFile, type KeyFile } from '../lib/tpm/key-file.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
@@ -109,11 +110,33 @@ describe('45 TSS2 key files', () => {
     assert.ok((await tpm.loadKey(key.toPem())).publicKey.equals(key.publicKey), 'toPem keeps the parent');
 
     // The same blobs claimed to be under the owner's storage primary: not its key.
-    const { decodeKeyFile, encodeKeyFile } = await import('../lib/tpm/key-file.js');
     const moved = encodeKeyFile({ ...decodeKeyFile(text), parent: 0x40000001 });
     await assert.rejects(tpm.loadKey(moved), { code: 'ERR_KEY_FILE_INVALID' });
     const orphan = encodeKeyFile({ ...decodeKeyFile(text), parent: 0x81000099 });
     await assert.rejects(tpm.loadKey(orphan), { code: 'ERR_TPM_KEY_NOT_FOUND' });
+  });
+
+  it('writes DER that reads back the same: short and long lengths, parents with the top bit set', () => {
+    // Blobs the reader accepts: TPM2Bs, a 16-bit size then that many bytes.
+    const tpm2b = (size: number, fill: number) =>
+      Buffer.concat([Buffer.from([size >> 8, size & 0xff]), Buffer.alloc(size, fill)]);
+    for (const parent of [0x40000001, 0x81000001, 0x81ffffff, 0]) {
+      for (const size of [0, 1, 125, 126, 253, 254, 300, 1000]) {
+        const key: KeyFile = {
+          parent,
+          public: tpm2b(size, 1),
+          private: tpm2b(size + 1, 2),
+          emptyAuth: size % 2 === 0,
+          policy: size > 200 ? [{ code: 0x17f, policy: new Uint8Array(size).fill(3) }] : [],
+        };
+        const back = decodeKeyFile(encodeKeyFile(key));
+        assert.deepEqual(
+          { ...back, public: Buffer.from(back.public), private: Buffer.from(back.private) },
+          key,
+          `parent ${parent}, size ${size}`,
+        );
+      }
+    }
   });
 
   for (const alg of ['ES256', 'RS256'] as const) {

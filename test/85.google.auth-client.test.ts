@@ -10,7 +10,8 @@ import { PubSub } from 'pubsub5';
 import { Storage as Storage7 } from 'storage7';
 import { Storage as Storage8 } from 'storage8';
 
-import { CLOUD_PLATFORM_SCOPE, TpmAuthClient, TpmSigner, type TpmKey } from '../lib/index.js';
+import { TpmSigner, type TpmKey } from '../lib/index.js';
+import { CLOUD_PLATFORM_SCOPE, TpmAuthClient } from '../lib/google/index.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';

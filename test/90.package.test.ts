@@ -25,6 +25,35 @@ describe('90 package', () => {
     }
   });
 
+  it('loads neither google-auth-library nor the addon for JWT-only use of the root entry', () => {
+    // Both are CommonJS (the addon through require), so the CommonJS cache shows them.
+    const script = `
+      import { createRequire } from 'node:module';
+      import { generateKeyPairSync } from 'node:crypto';
+      import { jwt, SoftwareSigner } from 'tpm-jwt';
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const signer = SoftwareSigner.fromPem(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+      const token = await jwt.encode(signer, { iss: 'a' });
+      const loaded = Object.keys(createRequire(import.meta.url)('node:module')._cache);
+      console.log(JSON.stringify({
+        alg: jwt.decodeHeader(token).alg,
+        google: loaded.filter((file) => file.includes('google-auth-library')).length,
+        addon: loaded.filter((file) => file.endsWith('.node')).length,
+      }));`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(result.stdout), { alg: 'ES256', google: 0, addon: 0 }, result.stderr);
+    const google = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import { TpmAuthClient } from 'tpm-jwt/google'; console.log(typeof TpmAuthClient)",
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(google.stdout.trim(), 'function', google.stderr);
+  });
+
   it('loads with require() as well as import', () => {
     const result = spawnSync(
       process.execPath,

@@ -11,7 +11,8 @@ import { isDeepStrictEqual } from 'node:util';
 
 import { jwt, SoftwareSigner, Tpm, TpmJwtError } from '../lib/index.js';
 import { signerFromServiceAccountInfo } from '../lib/crypt/service-account.js';
-import { decodeKeyFile, type KeyFile } from '../lib/tpm/key-file.js';
+import type { KeyFile } from '../lib/tpm/key-file.js';
+import { decodeKeyFile } from '../lib/tpm/key-file-reader.js';
 import { prng } from './helpers/prng.js';
 import { useSwtpm } from './helpers/swtpm.js';
 

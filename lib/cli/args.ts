@@ -9,6 +9,11 @@ export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 /** A mistake in how the command was called: exit code 2, with the usage. */
 export class UsageError extends Error {
   override name = 'UsageError';
+
+  /** By name: a command module may come from another copy of this one (see TpmJwtError). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof Error && value.name === 'UsageError';
+  }
 }
 
 /** Options every command takes. */

@@ -10,9 +10,8 @@ export interface Io {
   readStdin(): Promise<string>;
 }
 
+/** A command's usage, options and work; its name and summary are in commands/index.ts. */
 export interface Command {
-  readonly name: string;
-  readonly summary: string;
   /** Usage lines and examples, shown by --help and after a usage error. */
   readonly usage: string;
   readonly options: OptionSpec;

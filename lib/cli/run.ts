@@ -3,28 +3,8 @@ import { createRequire } from 'node:module';
 
 import { TpmJwtError } from '../errors.js';
 import { parse, UsageError } from './args.js';
-import type { Command, Io } from './command.js';
-import { cert } from './commands/cert.js';
-import { evict } from './commands/evict.js';
-import { importCommand } from './commands/import.js';
-import { inspect } from './commands/inspect.js';
-import { keygen } from './commands/keygen.js';
-import { printAccessToken } from './commands/print-access-token.js';
-import { pubkey } from './commands/pubkey.js';
-import { token } from './commands/token.js';
-import { verify } from './commands/verify.js';
-
-const COMMANDS: readonly Command[] = [
-  keygen,
-  importCommand,
-  pubkey,
-  cert,
-  inspect,
-  token,
-  printAccessToken,
-  verify,
-  evict,
-];
+import type { Io } from './command.js';
+import { COMMANDS } from './commands/index.js';
 
 function version(): string {
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -55,11 +35,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
     io.out(overview());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
     io.err(`error [USAGE]: unknown command '${name}'\n${overview()}`);
     return 2;
   }
+  const command = await entry.load();
   try {
     const { values, positionals } = parse(rest, command.options, command.positionals);
     if (values['help']) {

@@ -12,14 +12,12 @@ import { openServiceAccountFile } from '../crypt/service-account.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import type { ExpiringToken } from './cached-token.js';
 import { CompatHeaders, exposeHeaders } from './headers.js';
-import { idTokenSource } from './id-token-source.js';
-import { jwtAccessSource } from './jwt-access-source.js';
-import { oauth2Source } from './oauth2-source.js';
-import type { TokenSource, TokenSourceFactory } from './token-source.js';
+import type { TokenSource } from './token-source.js';
+import { defaultTokenUrl, makeTokenSource, MODES, type TpmAuthMode } from './token-sources.js';
 
 export { CLOUD_PLATFORM_SCOPE } from './scopes.js';
 
-export type TpmAuthMode = 'jwt-access' | 'oauth2' | 'id-token';
+export type { TpmAuthMode } from './token-sources.js';
 
 export interface TpmAuthClientOptions {
   /** Signs the tokens; or give `keyRef` (and TPM options) to open a TpmSigner on first use. */
@@ -48,13 +46,6 @@ export interface TpmAuthClientOptions {
   /** How long to wait for the token endpoint, ms (default 30000). */
   tokenTimeoutMs?: number;
 }
-
-/** Each mode's token source; the client consults it once, when it is made. */
-const SOURCES: Readonly<Record<TpmAuthMode, TokenSourceFactory>> = {
-  'jwt-access': jwtAccessSource,
-  oauth2: oauth2Source,
-  'id-token': idTokenSource,
-};
 
 // gaxios's own types, taken through AuthClient so they are the very ones
 // google-auth-library uses (importing gaxios here could give its ESM twin).
@@ -106,7 +97,7 @@ export class TpmAuthClient extends AuthClient {
     if (typeof options?.email !== 'string' || options.email === '') throw invalidArgument('email is required');
     if (!options.signer === !options.keyRef) throw invalidArgument('give exactly one of signer or keyRef');
     const mode = options.mode ?? 'jwt-access';
-    if (!Object.hasOwn(SOURCES, mode)) throw invalidArgument(`mode must be one of ${Object.keys(SOURCES).join(', ')}`);
+    if (!MODES.includes(mode)) throw invalidArgument(`mode must be one of ${MODES.join(', ')}`);
     if (options.scopes !== undefined && options.audience !== undefined) {
       throw invalidArgument('a self-signed JWT has an audience or scopes, not both');
     }
@@ -115,18 +106,19 @@ export class TpmAuthClient extends AuthClient {
     this.mode = mode;
     this.scopes = options.scopes === undefined ? undefined : [options.scopes].flat();
     this.audience = options.audience;
-    this.tokenUrl = options.tokenUrl ?? `https://oauth2.${this.universeDomain}/token`;
+    this.tokenUrl = options.tokenUrl ?? defaultTokenUrl(this.universeDomain);
     this.targetAudience = options.targetAudience;
     if (options.signer) this.#signer = Promise.resolve(options.signer);
     this.#ownsSigner = options.keyRef !== undefined;
-    this.#source = SOURCES[mode]({
+    this.#source = makeTokenSource({
+      mode,
       email: this.email,
-      scopes: this.scopes,
-      audience: this.audience,
-      targetAudience: this.targetAudience,
+      ...(this.scopes !== undefined && { scopes: this.scopes }),
+      ...(this.audience !== undefined && { audience: this.audience }),
+      ...(this.targetAudience !== undefined && { targetAudience: this.targetAudience }),
       tokenUrl: this.tokenUrl,
-      tokenTimeoutMs: options.tokenTimeoutMs ?? 30_000,
-      tokenLifetime: options.tokenLifetime,
+      ...(options.tokenTimeoutMs !== undefined && { tokenTimeoutMs: options.tokenTimeoutMs }),
+      ...(options.tokenLifetime !== undefined && { tokenLifetime: options.tokenLifetime }),
       universeDomain: this.universeDomain,
       signer: () => this.#getSigner(),
       servicePath: () => this.defaultServicePath,

@@ -1,19 +1,11 @@
 /**
  * Reading and verifying JWTs (google.auth.jwt.decode / decode_header), with jose
- * doing the signature and claim checks.
+ * doing the signature and claim checks. jose is loaded by the first decode(), not by
+ * importing tpm-jwt: signing-only users never pay for it.
  */
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 
-import {
-  createLocalJWKSet,
-  decodeJwt,
-  decodeProtectedHeader,
-  errors as joseErrors,
-  jwtVerify,
-  type JSONWebKeySet,
-  type JWTPayload,
-  type ProtectedHeaderParameters,
-} from 'jose';
+import type { JSONWebKeySet, JWTPayload, ProtectedHeaderParameters } from 'jose';
 
 import { ALGORITHMS, isAlgorithm, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument, JOSE_ERROR_CODES, TpmJwtError } from '../errors.js';
@@ -37,10 +29,12 @@ export const MAX_TOKEN_LENGTH = 64 * 1024;
 const JOSE_CODES: ReadonlySet<string> = new Set(JOSE_ERROR_CODES);
 const isJoseCode = (code: string): code is (typeof JOSE_ERROR_CODES)[number] => JOSE_CODES.has(code);
 
+type Jose = typeof import('jose');
+
 /** jose's error as ours, same code where the contract has it, else ERR_JWS_INVALID. */
-function fromJose(err: unknown): TpmJwtError {
+function fromJose(err: unknown, jose: Jose): TpmJwtError {
   if (err instanceof TpmJwtError) return err;
-  if (err instanceof joseErrors.JOSEError) {
+  if (err instanceof jose.errors.JOSEError) {
     const code = isJoseCode(err.code) ? err.code : 'ERR_JWS_INVALID';
     return new TpmJwtError(code, err.message, { cause: err });
   }
@@ -53,11 +47,19 @@ export function decodeHeader(token: string): ProtectedHeaderParameters {
   if (token.length > MAX_TOKEN_LENGTH) {
     throw new TpmJwtError('ERR_JWS_INVALID', `the token is longer than ${MAX_TOKEN_LENGTH} characters`);
   }
+  // As jose's decodeProtectedHeader does: the first segment, base64url JSON, an object.
+  const segment = token.split('.', 1)[0]!;
+  let header: unknown;
   try {
-    return decodeProtectedHeader(token);
+    if (!/^[A-Za-z0-9_-]+$/.test(segment)) throw new Error('not base64url');
+    header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
   } catch (err) {
-    throw fromJose(err);
+    throw new TpmJwtError('ERR_JWS_INVALID', 'the protected header is not base64url JSON', { cause: err });
   }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw new TpmJwtError('ERR_JWS_INVALID', 'the protected header is not a JSON object');
+  }
+  return header as ProtectedHeaderParameters;
 }
 
 function publicKeyFromPem(pem: string): KeyObject {
@@ -98,13 +100,14 @@ function checkAlgorithms(algorithms: readonly JwsAlgorithm[] | undefined): JwsAl
  */
 export async function decode(token: string, options: DecodeOptions = {}): Promise<JWTPayload> {
   const header = decodeHeader(token);
+  const jose = await import('jose');
   // A malformed payload is ERR_JWS_INVALID whatever the signature (google-auth parses
   // every segment before it verifies).
   let unverified: JWTPayload;
   try {
-    unverified = decodeJwt(token);
+    unverified = jose.decodeJwt(token);
   } catch (err) {
-    throw fromJose(err);
+    throw fromJose(err, jose);
   }
   if (options.verify === false) return unverified;
   const algorithms = checkAlgorithms(options.algorithms);
@@ -127,16 +130,16 @@ export async function decode(token: string, options: DecodeOptions = {}): Promis
   let payload: JWTPayload | undefined;
   try {
     if (typeof options.certs === 'object' && isJwks(options.certs)) {
-      ({ payload } = await jwtVerify(token, createLocalJWKSet(options.certs), verifyOptions));
+      ({ payload } = await jose.jwtVerify(token, jose.createLocalJWKSet(options.certs), verifyOptions));
     } else {
       // Like google-auth, any of several candidate keys may have signed it.
       let last: unknown;
       for (const key of candidateKeys(options.certs, header.kid)) {
         try {
-          ({ payload } = await jwtVerify(token, key, verifyOptions));
+          ({ payload } = await jose.jwtVerify(token, key, verifyOptions));
           break;
         } catch (err) {
-          if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) throw err;
+          if (!(err instanceof jose.errors.JWSSignatureVerificationFailed)) throw err;
           last = err;
         }
       }
@@ -145,7 +148,7 @@ export async function decode(token: string, options: DecodeOptions = {}): Promis
       }
     }
   } catch (err) {
-    throw fromJose(err);
+    throw fromJose(err, jose);
   }
   // jose checks iat is a number; google-auth also refuses one in the future.
   const now = Math.floor(Date.now() / 1000);

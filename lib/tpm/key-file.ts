@@ -9,14 +9,12 @@
  *     parent     INTEGER,                      -- 0x40000001: the owner storage primary
  *     pubkey     OCTET STRING,                 -- marshaled TPM2B_PUBLIC
  *     privkey    OCTET STRING }                -- marshaled TPM2B_PRIVATE
+ *
+ * Writing it takes a few DER rules, written out here; reading it, which must survive
+ * any input, is key-file-reader.ts's, on asn1js (loaded only by those who read one).
  */
-import * as asn1js from 'asn1js';
-
-import { TpmJwtError } from '../errors.js';
-
-const LOADABLE_KEY_OID = '2.23.133.10.1.3';
-const LABEL = 'TSS2 PRIVATE KEY';
-const PEM = /-----BEGIN TSS2 PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END TSS2 PRIVATE KEY-----/;
+export const LOADABLE_KEY_OID = '2.23.133.10.1.3';
+export const LABEL = 'TSS2 PRIVATE KEY';
 
 export interface KeyFile {
   parent: number;
@@ -28,132 +26,64 @@ export interface KeyFile {
   policy: { code: number; policy: Uint8Array }[];
 }
 
-const explicit = (tagNumber: number, value: asn1js.AsnType) =>
-  new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value: [value] });
-
-function invalid(message: string): TpmJwtError {
-  return new TpmJwtError('ERR_KEY_FILE_INVALID', `not a usable TSS2 PRIVATE KEY: ${message}`);
-}
-
 export function isKeyFilePem(text: string): boolean {
   return text.includes(`-----BEGIN ${LABEL}-----`);
 }
 
+/** A DER tag-length-value. */
+function tlv(tag: number, value: Uint8Array): Buffer {
+  const n = value.length;
+  const length =
+    n < 0x80
+      ? [n]
+      : n < 0x100
+        ? [0x81, n]
+        : n < 0x10000
+          ? [0x82, n >> 8, n & 0xff]
+          : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...length]), value]);
+}
+
+const sequence = (...items: Uint8Array[]) => tlv(0x30, Buffer.concat(items));
+/** A context-specific, constructed, EXPLICIT tag. */
+const explicit = (tagNumber: number, value: Uint8Array) => tlv(0xa0 | tagNumber, value);
+
+/** An unsigned INTEGER: big-endian, minimal, with a 0x00 first when the top bit is set. */
+function integer(value: number): Buffer {
+  const bytes: number[] = [];
+  let rest = value;
+  do {
+    bytes.unshift(rest & 0xff);
+    rest = Math.floor(rest / 256);
+  } while (rest > 0);
+  if (bytes[0]! & 0x80) bytes.unshift(0);
+  return tlv(0x02, Uint8Array.from(bytes));
+}
+
+function objectIdentifier(dotted: string): Buffer {
+  const [first, second, ...rest] = dotted.split('.').map(Number);
+  const bytes = [first! * 40 + second!];
+  for (const arc of rest) {
+    const base128 = [arc & 0x7f];
+    for (let high = arc >>> 7; high > 0; high >>>= 7) base128.unshift((high & 0x7f) | 0x80);
+    bytes.push(...base128);
+  }
+  return tlv(0x06, Uint8Array.from(bytes));
+}
+
 /** The PEM text for a key. */
 export function encodeKeyFile(key: KeyFile): string {
-  const sequence = new asn1js.Sequence({
-    value: [
-      new asn1js.ObjectIdentifier({ value: LOADABLE_KEY_OID }),
-      explicit(0, new asn1js.Boolean({ value: key.emptyAuth })),
-      ...(key.policy.length === 0
-        ? []
-        : [
-            explicit(
-              1,
-              new asn1js.Sequence({
-                value: key.policy.map(
-                  ({ code, policy }) =>
-                    new asn1js.Sequence({
-                      value: [
-                        explicit(0, asn1js.Integer.fromBigInt(BigInt(code))),
-                        explicit(1, new asn1js.OctetString({ valueHex: policy })),
-                      ],
-                    }),
-                ),
-              }),
-            ),
-          ]),
-      asn1js.Integer.fromBigInt(BigInt(key.parent)),
-      new asn1js.OctetString({ valueHex: key.public }),
-      new asn1js.OctetString({ valueHex: key.private }),
-    ],
-  });
-  const body = Buffer.from(sequence.toBER())
-    .toString('base64')
-    .replace(/(.{64})/g, '$1\n');
+  const policy = key.policy.map(({ code, policy: parameters }) =>
+    sequence(explicit(0, integer(code)), explicit(1, tlv(0x04, parameters))),
+  );
+  const der = sequence(
+    objectIdentifier(LOADABLE_KEY_OID),
+    explicit(0, tlv(0x01, Uint8Array.of(key.emptyAuth ? 0xff : 0x00))),
+    ...(policy.length === 0 ? [] : [explicit(1, sequence(...policy))]),
+    integer(key.parent),
+    tlv(0x04, key.public),
+    tlv(0x04, key.private),
+  );
+  const body = der.toString('base64').replace(/(.{64})/g, '$1\n');
   return `-----BEGIN ${LABEL}-----\n${body.replace(/\n$/, '')}\n-----END ${LABEL}-----\n`;
-}
-
-/**
- * A marshaled TPM2B held in an OCTET STRING. Its size prefix must cover the rest
- * exactly: tpm2-tss reads the structure inside and ignores a size that disagrees,
- * so two different files would otherwise load as the same key.
- */
-function tpm2bOctets(block: asn1js.AsnType | undefined, what: string): Uint8Array {
-  if (!(block instanceof asn1js.OctetString)) throw invalid(`${what} is not an OCTET STRING`);
-  const bytes = new Uint8Array(block.valueBlock.valueHexView);
-  if (bytes.length < 2 || ((bytes[0]! << 8) | bytes[1]!) !== bytes.length - 2) {
-    throw invalid(`${what} is not one TPM2B (its size does not match its length)`);
-  }
-  return bytes;
-}
-
-function decodePolicy(block: asn1js.AsnType | undefined): KeyFile['policy'] {
-  if (!(block instanceof asn1js.Sequence)) throw invalid('policy is not a SEQUENCE');
-  return block.valueBlock.value.map((entry) => {
-    const fields = entry instanceof asn1js.Sequence ? entry.valueBlock.value : [];
-    const code = (fields[0] as asn1js.Constructed | undefined)?.valueBlock.value?.[0];
-    const parameters = (fields[1] as asn1js.Constructed | undefined)?.valueBlock.value?.[0];
-    if (!(code instanceof asn1js.Integer) || !(parameters instanceof asn1js.OctetString)) {
-      throw invalid('a policy entry is not { [0] INTEGER, [1] OCTET STRING }');
-    }
-    return { code: Number(code.toBigInt()), policy: new Uint8Array(parameters.valueBlock.valueHexView) };
-  });
-}
-
-/** Parses the PEM text. Throws ERR_KEY_FILE_INVALID for anything else. */
-export function decodeKeyFile(text: string): KeyFile {
-  try {
-    return parseKeyFile(text);
-  } catch (err) {
-    if (err instanceof TpmJwtError) throw err;
-    // asn1js throws plain Errors on some malformed encodings (a fuzz test found one).
-    throw new TpmJwtError('ERR_KEY_FILE_INVALID', `not a usable TSS2 PRIVATE KEY: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-}
-
-function parseKeyFile(text: string): KeyFile {
-  const match = typeof text === 'string' ? PEM.exec(text) : null;
-  if (!match) throw invalid('no -----BEGIN TSS2 PRIVATE KEY----- block');
-  const der = Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64');
-  const parsed = asn1js.fromBER(der);
-  if (parsed.offset === -1 || parsed.offset !== der.length) throw invalid('malformed DER');
-  const root = parsed.result;
-  if (!(root instanceof asn1js.Sequence)) throw invalid('not a SEQUENCE');
-  const items = [...root.valueBlock.value];
-
-  const type = items.shift();
-  if (!(type instanceof asn1js.ObjectIdentifier) || type.valueBlock.toString() !== LOADABLE_KEY_OID) {
-    throw invalid(`type is not ${LOADABLE_KEY_OID} (a loadable key)`);
-  }
-  let emptyAuth = false;
-  let policy: KeyFile['policy'] = [];
-  // The optional context-tagged fields: [0] emptyAuth, [1] policy, [2] secret, ...
-  while (items[0] && items[0].idBlock.tagClass === 3) {
-    const tagged = items.shift()!;
-    const inner = (tagged as asn1js.Constructed).valueBlock.value?.[0];
-    if (tagged.idBlock.tagNumber === 0) {
-      if (!(inner instanceof asn1js.Boolean)) throw invalid('emptyAuth is not a BOOLEAN');
-      emptyAuth = inner.getValue();
-    } else if (tagged.idBlock.tagNumber === 1) {
-      policy = decodePolicy(inner);
-    } else if (tagged.idBlock.tagNumber === 2) {
-      throw new TpmJwtError('ERR_TPM_UNSUPPORTED', 'TSS2 keys with an imported secret are not supported');
-    }
-  }
-  const parent = items.shift();
-  if (!(parent instanceof asn1js.Integer)) throw invalid('parent is not an INTEGER');
-  const parentHandle = parent.toBigInt();
-  if (parentHandle < 0n || parentHandle > 0xffffffffn) throw invalid('parent is not a TPM handle');
-  const key: KeyFile = {
-    parent: Number(parentHandle),
-    public: tpm2bOctets(items.shift(), 'pubkey'),
-    private: tpm2bOctets(items.shift(), 'privkey'),
-    emptyAuth,
-    policy,
-  };
-  if (items.length > 0) throw invalid('unexpected fields after privkey');
-  return key;
 }

@@ -4,7 +4,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import type { NativeContext, NativeKeyRef, NativePreparedKey, NativePublicInfo } from '../native.js';
-import { selfSignedCertificate, type CertificateOptions } from './certificate.js';
+import type { CertificateOptions } from './certificate.js';
 import { encodeKeyFile } from './key-file.js';
 import { policyCommands, type PcrSelection } from './pcrs.js';
 import { decodeAttributes, describeKey, type KeyAttributes } from './public-key.js';
@@ -80,7 +80,9 @@ export class TpmKey {
   }
 
   /** A self-signed X.509 PEM certificate for this key, signed inside the TPM. */
-  certificate(options: CertificateOptions): Promise<string> {
+  async certificate(options: CertificateOptions): Promise<string> {
+    // The X.509 structures are a large module tree: loaded only by those who make one.
+    const { selfSignedCertificate } = await import('./certificate.js');
     return selfSignedCertificate(this, options);
   }
 

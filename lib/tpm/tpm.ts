@@ -12,8 +12,8 @@ import { invalidArgument, TpmJwtError } from '../errors.js';
 import { native, type NativeContext, type NativeKeyRef } from '../native.js';
 import { withAuth } from './auth.js';
 import { formatHandle, OWNER_HIERARCHY, parsePersistentHandle, PERSISTENT_FIRST, PERSISTENT_LAST } from './handle.js';
-import { importUnder, type ImportSource } from './import.js';
-import { decodeKeyFile, isKeyFilePem } from './key-file.js';
+import type { ImportSource } from './import.js';
+import { isKeyFilePem } from './key-file.js';
 import { checkPcrs, fromPolicyCommands, nativePolicy, type PcrSelection } from './pcrs.js';
 import { makeTpmKey, type TpmKey } from './key.js';
 import { resolveTcti } from './tcti.js';
@@ -188,6 +188,8 @@ export class Tpm {
   async #importKey(source: ImportSource, options: ImportKeyOptions, auth: Uint8Array | undefined): Promise<TpmKey> {
     const persist = options.persist === undefined ? undefined : parsePersistentHandle(options.persist, 'persist');
     if (persist !== undefined && !options.force) await this.#assertFree(persist);
+    // Loaded here: the wrapping code is needed only by the few who import keys.
+    const { importUnder } = await import('./import.js');
     const imported = await importUnder(this.#context, OWNER_HIERARCHY, source, auth);
     return this.#keep(imported, auth ? { auth } : {}, imported.alg, persist, options.force === true);
   }
@@ -204,6 +206,8 @@ export class Tpm {
 
   async #loadKey(key: number | string, options: LoadKeyOptions, auth: Uint8Array | undefined): Promise<TpmKey> {
     if (typeof key === 'string' && isKeyFilePem(key)) {
+      // The reader's ASN.1 library loads only for those who read key files.
+      const { decodeKeyFile } = await import('./key-file-reader.js');
       const file = decodeKeyFile(key);
       const ownerOrPersistent =
         file.parent === OWNER_HIERARCHY || (file.parent >= PERSISTENT_FIRST && file.parent <= PERSISTENT_LAST);

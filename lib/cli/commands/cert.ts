@@ -4,8 +4,6 @@ import { authFromEnv, flagValue, optional, required, UsageError } from '../args.
 import { withTpm, type Command } from '../command.js';
 
 export const cert: Command = {
-  name: 'cert',
-  summary: 'print a self-signed X.509 certificate for a TPM key, signed in the TPM',
   usage: `tpm-jwt cert --key KEYREF --subject CN [--days N] [--auth-env VAR] [--pcrs sha256:0,7]
 
 The certificate to register the key with a service account:

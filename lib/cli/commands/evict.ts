@@ -3,8 +3,6 @@ import { flagValue, required } from '../args.js';
 import { withTpm, type Command } from '../command.js';
 
 export const evict: Command = {
-  name: 'evict',
-  summary: 'remove a persistent key from the TPM',
   usage: `tpm-jwt evict --handle HANDLE
 
   tpm-jwt evict --handle 0x81000010`,

@@ -26,8 +26,6 @@ function parseSource(text: string, file: string): { source: ImportSource; accoun
 }
 
 export const importCommand: Command = {
-  name: 'import',
-  summary: 'import a service-account key (or PEM private key) into the TPM',
   usage: `tpm-jwt import --in sa.json|key.pem (--persist HANDLE | --out key.pem) [--auth-env VAR] [--force]
 
 Wraps the private key for the TPM's storage primary and has the TPM import it:

@@ -6,8 +6,6 @@ import { loadKeyRef } from '../../tpm/key-ref.js';
 import { json, withTpm, type Command } from '../command.js';
 
 export const inspect: Command = {
-  name: 'inspect',
-  summary: 'show what a TPM key is: algorithm, attributes, public key',
   usage: `tpm-jwt inspect --key KEYREF [--json]
 
   tpm-jwt inspect --key 0x81000010`,

@@ -16,8 +16,6 @@ const exists = (file: string) =>
   );
 
 export const keygen: Command = {
-  name: 'keygen',
-  summary: 'create a signing key inside the TPM',
   usage: `tpm-jwt keygen --alg ${ALGORITHMS.join('|')} [--bits ${RSA_KEY_SIZES.join('|')}]
          (--persist HANDLE | --out key.pem) [--auth-env VAR] [--pcrs sha256:0,7] [--force]
 

@@ -1,11 +1,9 @@
-import { TpmAuthClient, type TpmAuthMode } from '../../google/tpm-auth-client.js';
+import { makeTokenSource, type TpmAuthMode } from '../../google/token-sources.js';
 import { optional, UsageError } from '../args.js';
 import { json, type Command } from '../command.js';
 import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
 
 export const printAccessToken: Command = {
-  name: 'print-access-token',
-  summary: 'print {access_token, expires_in, token_type}, as a credential helper does',
   usage: `tpm-jwt print-access-token (--key KEYREF --email EMAIL | --credentials F)
          [--mode jwt-access|oauth2] [--scope S ...] [--audience URL] [--token-url URL]
 
@@ -30,15 +28,15 @@ OAuth access token at the token endpoint.
     const tokenUrl = optional(values, 'token-url');
     const { signer, email } = await openSigner(values, io);
     try {
-      const client = new TpmAuthClient({
-        signer,
+      const source = makeTokenSource({
+        signer: async () => signer,
         email,
         mode,
         ...(scopes.length > 0 && { scopes }),
         ...(audience !== undefined && { audience }),
         ...(tokenUrl !== undefined && { tokenUrl }),
       });
-      const { token, expiry } = await client.getToken(audience);
+      const { token, expiry } = await source.token(audience);
       io.out(
         json({
           access_token: token,

@@ -25,8 +25,6 @@ async function keySource(values: Values): Promise<{ ref: string; tcti?: string; 
 const FORMATS = ['pem', 'jwk', 'jwks'];
 
 export const pubkey: Command = {
-  name: 'pubkey',
-  summary: "print a TPM key's public key",
   usage: `tpm-jwt pubkey (--key KEYREF | --credentials descriptor.json) [--format pem|jwk|jwks] [--kid KID] [--alg ALG]
 
 PEM is SubjectPublicKeyInfo. JWK and JWKS carry alg (the key's default, or --alg),

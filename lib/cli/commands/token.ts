@@ -1,10 +1,8 @@
-import { TpmAuthClient, type TpmAuthMode } from '../../google/tpm-auth-client.js';
+import { MODES, type TpmAuthMode } from '../../google/modes.js';
 import { Credentials } from '../../jwt/credentials.js';
 import { optional, UsageError, type Values } from '../args.js';
 import { json, type Command } from '../command.js';
 import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
-
-const MODES = ['jwt-access', 'oauth2', 'id-token'];
 
 /** --claim k=v: the value as JSON when it parses (numbers, booleans, objects), else text. */
 function parseClaims(values: Values): Record<string, unknown> {
@@ -23,8 +21,6 @@ function parseClaims(values: Values): Record<string, unknown> {
 }
 
 export const token: Command = {
-  name: 'token',
-  summary: 'mint a token: a self-signed JWT, or an OAuth access or ID token',
   usage: `tpm-jwt token --key KEYREF --email EMAIL (--audience URL | --scope S ...)
          [--lifetime S] [--kid KID] [--claim k=v ...] [--auth-env VAR] [--pcrs sha256:0,7]
 tpm-jwt token --credentials descriptor.json (--audience URL | --scope S ...)
@@ -49,7 +45,7 @@ the token endpoint. --json adds the expiry.
   },
   async run(values, io) {
     const mode = (optional(values, 'mode') ?? 'jwt-access') as TpmAuthMode;
-    if (!MODES.includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}`);
+    if (!(MODES as readonly string[]).includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}`);
     const audience = optional(values, 'audience');
     const scopes = (values['scope'] as string[] | undefined) ?? [];
     if (mode === 'jwt-access' && (audience === undefined) === (scopes.length === 0)) {
@@ -80,15 +76,17 @@ the token endpoint. --json adds the expiry.
         result = { token: credentials.token!, expiry: credentials.expiry! };
       } else {
         const tokenUrl = optional(values, 'token-url');
-        const client = new TpmAuthClient({
-          signer,
+        // The exchange modes' code (and jose) loads only for them.
+        const { makeTokenSource } = await import('../../google/token-sources.js');
+        const source = makeTokenSource({
+          signer: async () => signer,
           email,
           mode,
           ...(scopes.length > 0 && { scopes }),
           ...(tokenUrl !== undefined && { tokenUrl }),
           ...(targetAudience !== undefined && { targetAudience }),
         });
-        result = await client.getToken();
+        result = await source.token(undefined);
       }
     } finally {
       await signer.close?.();

@@ -21,8 +21,6 @@ async function readCerts(path: string, asJson: boolean): Promise<Certs> {
 }
 
 export const verify: Command = {
-  name: 'verify',
-  summary: "verify a JWT's signature and claims, print its claims",
   usage: `tpm-jwt verify (--cert F | --pubkey F | --jwks F) [--audience A] [TOKEN]
 
 Reads TOKEN from the argument or standard input. Checks the signature (RS256,

@@ -1,0 +1,56 @@
+/**
+ * Every command by name, with the one line `tpm-jwt --help` shows; the rest of a
+ * command (and what it imports: google-auth-library, certificates, ...) is loaded
+ * only when that command runs.
+ */
+import type { Command } from '../command.js';
+
+export interface CommandEntry {
+  readonly name: string;
+  readonly summary: string;
+  load(): Promise<Command>;
+}
+
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'keygen',
+    summary: 'create a signing key inside the TPM',
+    load: async () => (await import('./keygen.js')).keygen,
+  },
+  {
+    name: 'import',
+    summary: 'import a service-account key (or PEM private key) into the TPM',
+    load: async () => (await import('./import.js')).importCommand,
+  },
+  { name: 'pubkey', summary: "print a TPM key's public key", load: async () => (await import('./pubkey.js')).pubkey },
+  {
+    name: 'cert',
+    summary: 'print a self-signed X.509 certificate for a TPM key, signed in the TPM',
+    load: async () => (await import('./cert.js')).cert,
+  },
+  {
+    name: 'inspect',
+    summary: 'show what a TPM key is: algorithm, attributes, public key',
+    load: async () => (await import('./inspect.js')).inspect,
+  },
+  {
+    name: 'token',
+    summary: 'mint a token: a self-signed JWT, or an OAuth access or ID token',
+    load: async () => (await import('./token.js')).token,
+  },
+  {
+    name: 'print-access-token',
+    summary: 'print {access_token, expires_in, token_type}, as a credential helper does',
+    load: async () => (await import('./print-access-token.js')).printAccessToken,
+  },
+  {
+    name: 'verify',
+    summary: "verify a JWT's signature and claims, print its claims",
+    load: async () => (await import('./verify.js')).verify,
+  },
+  {
+    name: 'evict',
+    summary: 'remove a persistent key from the TPM',
+    load: async () => (await import('./evict.js')).evict,
+  },
+];
