@@ -44,7 +44,6 @@
         "-std=c++17",
         "-Wall",
         "-Wextra",
-        "-Werror",
         "<!@(pkg-config --cflags tss2-esys tss2-tctildr tss2-mu tss2-rc)"
       ],
       "libraries": [

@@ -109,16 +109,24 @@ export interface NativeAddon {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Where the addon may be, best first. TPM_JWT_ADDON names a build to use instead. */
-function candidates(): string[] {
+/**
+ * Where the addon may be, best first: a build from source (npm rebuild, or an install
+ * where no prebuild fitted), the prebuild for this platform, arch and libc that ships
+ * in the package (prebuilds/, found the way node-gyp-build finds it), then the
+ * cmake-js builds. TPM_JWT_ADDON names a build to use instead.
+ */
+function candidates(require: NodeJS.Require, failures: string[]): string[] {
   const override = process.env['TPM_JWT_ADDON'];
   if (override) return [path.resolve(override)];
-  return [
-    path.join(ROOT, 'build', 'Release', 'tpm_jwt.node'),
-    path.join(ROOT, 'build', 'Debug', 'tpm_jwt.node'),
-    path.join(ROOT, 'build-cmake', 'Release', 'tpm_jwt.node'),
-    path.join(ROOT, 'build-cmake', 'Debug', 'tpm_jwt.node'),
-  ];
+  const found: string[] = [];
+  try {
+    found.push((require('node-gyp-build') as { path(dir: string): string }).path(ROOT));
+  } catch (err) {
+    failures.push(`no build in ${path.join(ROOT, 'build')} and no prebuild: ${(err as Error).message.split('\n')[0]}`);
+  }
+  found.push(path.join(ROOT, 'build-cmake', 'Release', 'tpm_jwt.node'));
+  found.push(path.join(ROOT, 'build-cmake', 'Debug', 'tpm_jwt.node'));
+  return found;
 }
 
 function loadError(failures: string[]): TpmJwtError {
@@ -128,12 +136,12 @@ function loadError(failures: string[]): TpmJwtError {
       'tpm-jwt could not load its native addon (tpm_jwt.node).',
       ...failures.map((f) => `  - ${f}`),
       'Possible causes and fixes:',
-      '  - tpm2-tss is not installed: apt-get install libtss2-esys-3.0.2-0 libtss2-tctildr0 libtss2-mu0 libtss2-rc0',
-      '    (and libtss2-dev pkg-config g++ make python3 to build), then rebuild.',
-      '  - The addon was never built: npm 11 blocks install scripts of dependencies;',
-      '    install with `npm install tpm-jwt --allow-scripts=tpm-jwt` or approve it,',
-      '    or run `npm rebuild tpm-jwt`.',
-      '  - It was built for another Node.js or platform: run `npm rebuild tpm-jwt`.',
+      '  - The tpm2-tss runtime libraries are missing (a prebuild or build fails to load):',
+      '    Debian/Ubuntu: apt-get install libtss2-esys-3.0.2-0 libtss2-tctildr0 libtss2-mu0 libtss2-rc0',
+      '    Fedora/RHEL: dnf install tpm2-tss',
+      '  - No prebuild fits this platform (prebuilds: linux-x64 and linux-arm64, glibc): build',
+      '    from source with `npm rebuild tpm-jwt` (needs libtss2-dev pkg-config g++ make python3).',
+      '  - A build from source for another Node.js or platform: run `npm rebuild tpm-jwt`.',
     ].join('\n'),
   );
 }
@@ -151,7 +159,7 @@ export function native(): NativeAddon {
   if (loaded) return loaded;
   const require = createRequire(import.meta.url);
   const failures: string[] = [];
-  for (const file of candidates()) {
+  for (const file of candidates(require, failures)) {
     try {
       const addon = require(file) as NativeAddon;
       addon.setErrorClass(TpmJwtError);

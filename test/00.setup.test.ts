@@ -24,7 +24,8 @@ describe('00 setup', () => {
     assert.equal(error.code, 'ERR_NATIVE_ADDON');
     assert.match(error.message, /\/nonexistent\/tpm_jwt\.node: not built/);
     assert.match(error.message, /apt-get install libtss2/);
-    assert.match(error.message, /--allow-scripts=tpm-jwt/);
+    assert.match(error.message, /dnf install tpm2-tss/);
+    assert.match(error.message, /prebuilds: linux-x64 and linux-arm64/);
     assert.match(error.message, /npm rebuild tpm-jwt/);
   });
 

@@ -1,6 +1,8 @@
 /**
  * The package as a user gets it: `npm pack`, installed into a fresh project as a
- * dependency (npm builds the addon), then its CLI and require('tpm-jwt') used there.
+ * dependency, built from source (the fallback when no prebuild fits, forced here with
+ * --build-from-source; test/release covers the prebuilds), then its CLI and
+ * require('tpm-jwt') used there.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -40,7 +42,10 @@ describe('98 the packed tarball, installed as a dependency', function () {
       path.join(project, 'package.json'),
       JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }),
     );
-    execFileSync('npm', ['install', tarball, '--no-audit', '--no-fund'], { cwd: project, stdio: 'ignore' });
+    execFileSync('npm', ['install', tarball, '--no-audit', '--no-fund', '--build-from-source'], {
+      cwd: project,
+      stdio: 'ignore',
+    });
   });
 
   const run = (command: string, args: string[]) =>
