@@ -1,5 +1,5 @@
 /** The signer and service-account email a token command uses: --key/--email or --credentials. */
-import { openServiceAccountFile } from '../crypt/service-account.js';
+import { openServiceAccountFile, type ServiceAccountInfo } from '../crypt/service-account.js';
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { parsePcrs } from '../tpm/pcrs.js';
@@ -15,15 +15,16 @@ export const SIGNER_OPTIONS = {
   pcrs: { type: 'string' },
 } as const satisfies OptionSpec;
 
-/** Opens the signer; the caller closes it (signer.close). */
-export async function openSigner(values: Values, io: Io): Promise<{ signer: Signer; email: string }> {
+/**
+ * Opens the signer --credentials or --key (with --tcti, --auth-env, --pcrs, --kid)
+ * names, and the descriptor's info when there is one; the caller closes the signer.
+ */
+export async function openKeySigner(values: Values, io: Io): Promise<{ signer: Signer; info?: ServiceAccountInfo }> {
   const descriptor = optional(values, 'credentials');
   if (descriptor !== undefined) {
     if (values['key'] !== undefined) throw new UsageError('give --key or --credentials, not both');
-    const { info, signer } = await openServiceAccountFile(descriptor);
-    return { signer, email: optional(values, 'email') ?? info.client_email! };
+    return openServiceAccountFile(descriptor);
   }
-  const email = required(values, 'email');
   const auth = authFromEnv(values, io.env);
   const kid = optional(values, 'kid');
   const pcrs = optional(values, 'pcrs');
@@ -34,5 +35,13 @@ export async function openSigner(values: Values, io: Io): Promise<{ signer: Sign
     ...(auth !== undefined && { auth }),
     ...(kid !== undefined && { keyId: kid }),
   });
-  return { signer, email };
+  return { signer };
+}
+
+/** The signer and the service account's email (--email, or the descriptor's client_email). */
+export async function openSigner(values: Values, io: Io): Promise<{ signer: Signer; email: string }> {
+  // Checked first: a missing --email is a usage error, not a reason to open the TPM.
+  const email = values['credentials'] === undefined ? required(values, 'email') : optional(values, 'email');
+  const { signer, info } = await openKeySigner(values, io);
+  return { signer, email: email ?? info!.client_email! };
 }

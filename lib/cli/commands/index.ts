@@ -44,6 +44,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./print-access-token.js')).printAccessToken,
   },
   {
+    name: 'wif-token',
+    summary: 'print a Workload Identity Federation subject token, as an executable-sourced credential',
+    load: async () => (await import('./wif-token.js')).wifToken,
+  },
+  {
     name: 'verify',
     summary: "verify a JWT's signature and claims, print its claims",
     load: async () => (await import('./verify.js')).verify,

@@ -1,0 +1,133 @@
+/**
+ * Keyless Workload Identity Federation: google-auth-library's own ExternalAccountClient
+ * runs `tpm-jwt wif-token` as the executable of a credential configuration, and a
+ * stand-in STS verifies the TPM-signed subject token against the provider's JWKS.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ExternalAccountClient } from 'google-auth-library';
+
+import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
+import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, type TpmKey } from '../lib/index.js';
+import { cli } from './helpers/cli.js';
+import { startFakeSts, type FakeSts } from './helpers/fake-sts.js';
+import { useSwtpm } from './helpers/swtpm.js';
+
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const AUDIENCE = '//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/devices/providers/tpm';
+const ISSUER = 'https://devices.example.com';
+
+describe('86 Workload Identity Federation with the TPM key', () => {
+  const swtpm = useSwtpm();
+  let key: TpmKey;
+  let sts: FakeSts;
+  let dir: string;
+  let saved: string | undefined;
+
+  before(async () => {
+    const tpm = await swtpm.openTpm();
+    key = await tpm.createKey({ alg: 'ES256', persist: 0x81008601 });
+    swtpm.cleanup(() => tpm.evict(0x81008601));
+    sts = await startFakeSts({
+      audience: AUDIENCE,
+      issuer: ISSUER,
+      jwks: { keys: [publicJwk(key.publicKey, 'ES256')] },
+    });
+    swtpm.cleanup(() => sts.close());
+    dir = swtpm.tempDir('wif');
+    saved = process.env['GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES'];
+    process.env['GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES'] = '1';
+  });
+  after(() => {
+    if (saved === undefined) delete process.env['GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES'];
+    else process.env['GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES'] = saved;
+  });
+
+  /** A credential configuration as gcloud create-cred-config writes it, run by the libraries. */
+  function credentialConfig(name: string, tcti: string) {
+    const outputFile = path.join(dir, `${name}.json`);
+    const command = [process.execPath, CLI, 'wif-token', '--key', '0x81008601', '--issuer', ISSUER, '--tcti', tcti];
+    return {
+      outputFile,
+      config: {
+        type: 'external_account',
+        audience: AUDIENCE,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        token_url: sts.tokenUrl,
+        credential_source: {
+          executable: { command: command.join(' '), timeout_millis: 30_000, output_file: outputFile },
+        },
+      },
+    };
+  }
+
+  it('google-auth-library runs wif-token and exchanges its TPM-signed token at STS', async () => {
+    const { config, outputFile } = credentialConfig('ok', swtpm.tcti);
+    const client = ExternalAccountClient.fromJSON(config as never)!;
+    const { token } = await client.getAccessToken();
+    assert.ok(token && sts.issued.has(token), 'an access token from STS');
+    const claims = sts.exchanged.at(-1)!;
+    assert.equal(claims.sub, jwkThumbprint(key.publicKey.export({ format: 'jwk' })), 'sub: the key thumbprint');
+    assert.equal(claims.exp! - claims.iat!, 3600);
+    assert.equal(statSync(outputFile).mode & 0o777, 0o600);
+
+    // A second client reads the fresh output file: no new subprocess, the same token.
+    const again = ExternalAccountClient.fromJSON(config as never)!;
+    await again.getAccessToken();
+    assert.equal(sts.exchanged.at(-1)!.jti, claims.jti, 'the output file served the second exchange');
+  });
+
+  it('prints the executable response, and writes nothing to the output file on failure', async () => {
+    const env = {
+      GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE: AUDIENCE,
+      GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE: path.join(dir, 'out.json'),
+    };
+    const ok = await cli(['wif-token', '--key', '0x81008601', '--issuer', ISSUER, '--tcti', swtpm.tcti], env);
+    assert.equal(ok.code, 0, ok.stderr);
+    const response = JSON.parse(ok.stdout);
+    assert.equal(response.success, true);
+    assert.equal(response.token_type, 'urn:ietf:params:oauth:token-type:id_token');
+    assert.deepEqual(JSON.parse(readFileSync(env.GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE, 'utf8')), response);
+
+    const failed = path.join(dir, 'failed.json');
+    for (const [args, code] of [
+      [['--key', '0x81008601', '--tcti', 'swtpm:host=127.0.0.1,port=1'], 'ERR_TPM_CONNECTION'],
+      [['--key', '0x81008699', '--tcti', swtpm.tcti], 'ERR_TPM_KEY_NOT_FOUND'],
+    ] as const) {
+      const result = await cli(['wif-token', ...args, '--issuer', ISSUER], {
+        ...env,
+        GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE: failed,
+      });
+      assert.equal(result.code, 1);
+      assert.deepEqual(JSON.parse(result.stdout), {
+        version: 1,
+        success: false,
+        code,
+        message: JSON.parse(result.stdout).message,
+      });
+      assert.ok(!existsSync(failed), 'nothing written on failure');
+    }
+  });
+
+  it('the library gets our failure (TPM down), with its code, and no hang', async () => {
+    const { config } = credentialConfig('down', 'swtpm:host=127.0.0.1,port=1');
+    const client = ExternalAccountClient.fromJSON(config as never)!;
+    await assert.rejects(client.getAccessToken(), /ERR_TPM_CONNECTION/);
+  });
+
+  it('refuses a PS256 signer: STS verifies RS256 and ES256 subject tokens only', async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const options = { issuer: ISSUER, audience: `https:${AUDIENCE}`, subject: 'device-1' };
+    await assert.rejects(mintSubjectToken(SoftwareSigner.fromPem(pem, 'k', 'PS256'), options), {
+      code: 'ERR_INVALID_ARGUMENT',
+      message: /RS256 and ES256/,
+    });
+    const rs = await mintSubjectToken(SoftwareSigner.fromPem(pem, 'k', 'RS256'), options);
+    assert.equal(jwt.decodeHeader(rs.token).alg, 'RS256');
+  });
+});

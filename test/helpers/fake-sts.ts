@@ -1,0 +1,85 @@
+/**
+ * A loopback stand-in for Google's Security Token Service (POST /v1/token, RFC 8693
+ * token exchange), written for the federation tests: it checks the grant as STS does
+ * and verifies the subject token against the JWKS a provider was given (jose).
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+
+export interface FakeSts {
+  readonly tokenUrl: string;
+  /** The verified subject tokens' claims, in order. */
+  readonly exchanged: JWTPayload[];
+  /** Access tokens this STS issued. */
+  readonly issued: Set<string>;
+  close(): Promise<void>;
+}
+
+const read = (req: IncomingMessage) =>
+  new Promise<string>((resolve) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => resolve(body));
+  });
+
+const send = (res: ServerResponse, status: number, body: unknown) => {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+};
+
+/** An STS for one provider: its audience, the issuer and JWKS it trusts. */
+export async function startFakeSts(provider: {
+  audience: string;
+  issuer: string;
+  jwks: JSONWebKeySet;
+}): Promise<FakeSts> {
+  const keys = createLocalJWKSet(provider.jwks);
+  const exchanged: JWTPayload[] = [];
+  const issued = new Set<string>();
+  const server = createServer(async (req, res) => {
+    const form = new URLSearchParams(await read(req));
+    const expect: Record<string, string> = {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      requested_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      audience: provider.audience,
+    };
+    for (const [field, value] of Object.entries(expect)) {
+      if (form.get(field) !== value) return send(res, 400, { error: 'invalid_request', error_description: field });
+    }
+    if (!/^urn:ietf:params:oauth:token-type:(jwt|id_token)$/.test(form.get('subject_token_type') ?? '')) {
+      return send(res, 400, { error: 'invalid_request', error_description: 'subject_token_type' });
+    }
+    if (!form.get('scope')) return send(res, 400, { error: 'invalid_scope' });
+    try {
+      // As STS does: RS256 or ES256, the provider's issuer, its default allowed audience.
+      const { payload } = await jwtVerify(form.get('subject_token') ?? '', keys, {
+        algorithms: ['RS256', 'ES256'],
+        issuer: provider.issuer,
+        audience: `https:${provider.audience}`,
+        requiredClaims: ['iat', 'exp', 'sub'],
+      });
+      exchanged.push(payload);
+    } catch (err) {
+      return send(res, 400, { error: 'invalid_grant', error_description: (err as Error).message });
+    }
+    const token = `sts.${randomBytes(16).toString('hex')}`;
+    issued.add(token);
+    send(res, 200, {
+      access_token: token,
+      issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      token_type: 'Bearer',
+      expires_in: 3600,
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    tokenUrl: `http://127.0.0.1:${port}/v1/token`,
+    exchanged,
+    issued,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
