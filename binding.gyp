@@ -44,10 +44,10 @@
         "-std=c++17",
         "-Wall",
         "-Wextra",
-        "<!@(pkg-config --cflags tss2-esys tss2-tctildr tss2-mu tss2-rc)"
+        "<!@(pkg-config --cflags tss2-esys tss2-sys tss2-tctildr tss2-mu tss2-rc)"
       ],
       "libraries": [
-        "<!@(pkg-config --libs tss2-esys tss2-tctildr tss2-mu tss2-rc)"
+        "<!@(pkg-config --libs tss2-esys tss2-sys tss2-tctildr tss2-mu tss2-rc)"
       ]
     }
   ]

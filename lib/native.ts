@@ -137,7 +137,7 @@ function loadError(failures: string[]): TpmJwtError {
       ...failures.map((f) => `  - ${f}`),
       'Possible causes and fixes:',
       '  - The tpm2-tss runtime libraries are missing (a prebuild or build fails to load):',
-      '    Debian/Ubuntu: apt-get install libtss2-esys-3.0.2-0 libtss2-tctildr0 libtss2-mu0 libtss2-rc0',
+      '    Debian/Ubuntu: apt-get install libtss2-esys-3.0.2-0 libtss2-sys1 libtss2-tctildr0 libtss2-mu0 libtss2-rc0',
       '    Fedora/RHEL: dnf install tpm2-tss',
       '  - No prebuild fits this platform (prebuilds: linux-x64 and linux-arm64, glibc): build',
       '    from source with `npm rebuild tpm-jwt` (needs libtss2-dev pkg-config g++ make python3).',

@@ -47,6 +47,8 @@ void Executor::StopWhenIdle(Napi::Env env) {
 void Executor::Stop(bool abandon) {
   if (stopped_) return;
   stopped_ = true;
+  // A call waiting for TPM slots would otherwise hold up the join for seconds.
+  context_->RequestStop();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;

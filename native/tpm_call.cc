@@ -72,7 +72,13 @@ void TpmCall::WaitForSlots(tss::Context& ctx) {
   std::chrono::microseconds pause = kSlotBackoffFirst;
   while (tss::IsSlotShortage(status_) && std::chrono::steady_clock::now() < deadline) {
     ctx.Idle();
-    std::this_thread::sleep_for(Jittered(pause));
+    // In short steps, so that stopping the context (close, process or worker exit)
+    // does not wait out the whole pause.
+    const auto until = std::chrono::steady_clock::now() + Jittered(pause);
+    while (std::chrono::steady_clock::now() < until && !ctx.stop_requested()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (ctx.stop_requested()) break;
     pause = std::min<std::chrono::microseconds>(pause * 2, kSlotBackoffMost);
     status_ = work_(ctx);
   }

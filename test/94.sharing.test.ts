@@ -100,7 +100,7 @@ describe('94 sharing one TPM between processes, without a resource manager', fun
       }
     });
 
-    it('signs with a key file whose saved context the TPM no longer accepts', async () => {
+    it('keeps signing with a key file after another process flushes everything, and after a restart', async () => {
       const tpm = await Tpm.open({ tcti: own.tcti });
       try {
         const key = await tpm.loadKey(readFileSync(ownKeyFile, 'utf8'));

@@ -61,7 +61,7 @@ function checkTabrmd(conf: string, what: string): void {
  * file, a FIFO, shared memory or another device (a terminal, the kernel log) would
  * receive them.
  */
-function checkDevice(conf: string, what: string): void {
+function checkDevice(conf: string, what: string): string {
   const device = conf === '' ? DEFAULT_DEVICE : conf;
   if (!path.isAbsolute(device)) throw invalidArgument(`${what}: the device must be an absolute path`);
   let real: string;
@@ -74,9 +74,14 @@ function checkDevice(conf: string, what: string): void {
   if (!/^\/dev\/tpm(rm)?[0-9]+$/.test(real) || !statSync(real).isCharacterDevice()) {
     throw invalidArgument(`${what}: ${device} is not a TPM character device`);
   }
+  // The checked path itself: a link could be pointed elsewhere after the check.
+  return `device:${real}`;
 }
 
-const CHECKS: Readonly<Record<string, (conf: string, what: string) => void>> = {
+/** Each kind's check; one that rewrites the TCTI (device: its resolved path) returns it. */
+type Check = (conf: string, what: string) => string | void;
+
+const CHECKS: Readonly<Record<string, Check>> = {
   device: checkDevice,
   swtpm: checkSocket,
   mssim: checkSocket,
@@ -84,10 +89,11 @@ const CHECKS: Readonly<Record<string, (conf: string, what: string) => void>> = {
 };
 
 /**
- * `tcti` as read from `source` (a file name, for messages): returned unchanged when it
- * names device, swtpm, mssim or tabrmd with a valid configuration, or when the user set
- * TPM_JWT_ALLOW_ANY_TCTI=1. Throws ERR_INVALID_ARGUMENT otherwise, before tpm2-tss sees
- * it, and ERR_TPM_CONNECTION for a device path where nothing exists.
+ * `tcti` as read from `source` (a file name, for messages): returned when it names
+ * device (as the resolved device path), swtpm, mssim or tabrmd with a valid
+ * configuration, or unchanged when the user set TPM_JWT_ALLOW_ANY_TCTI=1. Throws
+ * ERR_INVALID_ARGUMENT otherwise, before tpm2-tss sees it, and ERR_TPM_CONNECTION for
+ * a device path where nothing exists.
  */
 export function checkTctiFromFile(tcti: unknown, source: string, env: NodeJS.ProcessEnv = process.env): string {
   if (typeof tcti !== 'string') throw invalidArgument(`${source}: tcti must be a string`);
@@ -104,6 +110,5 @@ export function checkTctiFromFile(tcti: unknown, source: string, env: NodeJS.Pro
         `(set ${ALLOW_ANY_TCTI_ENV}=1 to allow any TCTI from files you trust)`,
     );
   }
-  check(conf, what);
-  return tcti;
+  return check(conf, what) ?? tcti;
 }

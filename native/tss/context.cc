@@ -132,10 +132,8 @@ void Context::ForgetLoadedObjects() { objects_.ForgetLoaded(esys_); }
 
 void Context::Close() {
   // Sessions take TPM slots like objects do: flush it, or the next user runs out. A
-  // saved session still holds one of the TPM's session handles: load it to flush it.
-  if (session_ == ESYS_TR_NONE && !saved_session_.empty() && esys_ != nullptr) {
-    if (!saved_session_.Load(esys_, true, &session_).ok()) session_ = ESYS_TR_NONE;
-  }
+  // saved session still holds one of the TPM's session handles.
+  if (!saved_session_.empty() && esys_ != nullptr) saved_session_.FlushSession(esys_);
   saved_session_.Reset();
   if (session_ != ESYS_TR_NONE && esys_ != nullptr) Esys_FlushContext(esys_, session_);
   session_ = ESYS_TR_NONE;

@@ -6,6 +6,7 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -75,6 +76,10 @@ class Context {
   // After another process flushed objects this context had loaded.
   void ForgetLoadedObjects();
 
+  // Any thread: the context is being stopped; a call waiting for slots gives up.
+  void RequestStop() { stop_requested_ = true; }
+  bool stop_requested() const { return stop_requested_; }
+
   // How long a call waits for the TPM's slots to free up before it fails.
   std::chrono::milliseconds retry_timeout() const { return retry_timeout_; }
   void set_retry_timeout(std::chrono::milliseconds timeout) { retry_timeout_ = timeout; }
@@ -96,6 +101,7 @@ class Context {
   ObjectCache objects_;
   bool resource_manager_ = false;
   std::chrono::milliseconds retry_timeout_{5000};
+  std::atomic<bool> stop_requested_{false};
 };
 
 }  // namespace tss

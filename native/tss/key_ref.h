@@ -1,5 +1,5 @@
 // How a call names a key: a persistent handle, or the blobs of a key that lives outside
-// the TPM (wrapped by its parent) and is loaded only for the length of one call.
+// the TPM (wrapped by its parent), loaded when used (see ObjectCache).
 #pragma once
 
 #include <tss2/tss2_tpm2_types.h>

@@ -5,8 +5,12 @@ namespace tss {
 namespace {
 
 // Enough for every key file a process signs with in turn; each entry is a few
-// hundred bytes of saved context, and at most one is loaded when idle.
+// hundred bytes of saved context.
 constexpr size_t kMaxEntries = 32;
+// Loaded at once: a key and its parent. A TPM may have only 3 object slots, and the
+// kernel's resource manager gives each connection 3 as well; a hash sequence or a
+// salt key may need the third.
+constexpr size_t kMaxLoaded = 2;
 
 }  // namespace
 
@@ -18,6 +22,7 @@ Status ObjectCache::Get(ESYS_CONTEXT* esys, const std::string& id, const Make& m
   }
   Entry& entry = found->second;
   entry.used = ++clock_;
+  if (entry.loaded == ESYS_TR_NONE) MakeRoom(esys, id);
   if (entry.loaded == ESYS_TR_NONE && !entry.saved.empty()) {
     Status loaded = entry.saved.Load(esys, false, &entry.loaded);
     if (!loaded.ok()) {
@@ -56,8 +61,12 @@ void ObjectCache::UnloadAll(ESYS_CONTEXT* esys) {
 
 void ObjectCache::ForgetLoaded(ESYS_CONTEXT* esys) {
   for (auto& entry : entries_) {
-    if (entry.second.loaded != ESYS_TR_NONE) Esys_TR_Close(esys, &entry.second.loaded);
-    entry.second.loaded = ESYS_TR_NONE;
+    ESYS_TR& loaded = entry.second.loaded;
+    if (loaded == ESYS_TR_NONE) continue;
+    // Flushed if the TPM still has it (not every one need be gone); else only the
+    // ESYS record is dropped.
+    if (Esys_FlushContext(esys, loaded) != TSS2_RC_SUCCESS) Esys_TR_Close(esys, &loaded);
+    loaded = ESYS_TR_NONE;
   }
 }
 
@@ -68,6 +77,20 @@ void ObjectCache::Clear(ESYS_CONTEXT* esys) {
     }
   }
   entries_.clear();
+}
+
+void ObjectCache::MakeRoom(ESYS_CONTEXT* esys, const std::string& id) {
+  for (;;) {
+    size_t loaded = 0;
+    auto oldest = entries_.end();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->first == id || it->second.loaded == ESYS_TR_NONE) continue;
+      ++loaded;
+      if (oldest == entries_.end() || it->second.used < oldest->second.used) oldest = it;
+    }
+    if (loaded < kMaxLoaded) return;
+    Unload(esys, oldest->first);
+  }
 }
 
 void ObjectCache::Evict(ESYS_CONTEXT* esys) {

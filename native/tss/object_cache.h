@@ -43,6 +43,8 @@ class ObjectCache {
   };
   // The least recently used entry goes first when the cache is full.
   void Evict(ESYS_CONTEXT* esys);
+  // Unloads the least recently used objects until another (not `id`) fits.
+  void MakeRoom(ESYS_CONTEXT* esys, const std::string& id);
 
   std::map<std::string, Entry> entries_;
   uint64_t clock_ = 0;

@@ -16,6 +16,14 @@ Status SavedContext::Save(ESYS_CONTEXT* esys, ESYS_TR object) {
   return Status();
 }
 
+void SavedContext::FlushSession(ESYS_CONTEXT* esys) {
+  TSS2_SYS_CONTEXT* sys = nullptr;
+  if (blob_ && Esys_GetSysContext(esys, &sys) == TSS2_RC_SUCCESS) {
+    Tss2_Sys_FlushContext(sys, blob_->savedHandle);
+  }
+  blob_.reset();
+}
+
 Status SavedContext::Load(ESYS_CONTEXT* esys, bool is_session, ESYS_TR* out) {
   TSS_CALL(Esys_ContextLoad, esys, blob_.get(), out);
   if (is_session) blob_.reset();

@@ -24,6 +24,10 @@ class SavedContext {
   // TPM2_ContextLoad of the blob. A session's blob is used up by loading it (the TPM
   // accepts each one once), so it is released; an object's may be loaded again.
   Status Load(ESYS_CONTEXT* esys, bool is_session, ESYS_TR* out);
+  // For a saved session: TPM2_FlushContext of its handle, which a saved session keeps
+  // in the TPM, then releases the blob. It needs no free slot, unlike loading it to
+  // flush it (ESYS has no handle for a saved session: this goes through SAPI).
+  void FlushSession(ESYS_CONTEXT* esys);
 
  private:
   struct WipeAndFree {

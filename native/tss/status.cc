@@ -113,14 +113,10 @@ bool IsObjectLost(const Status& status) {
   if (status.rc() == 0 || (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)) {
     return false;
   }
-  const TSS2_RC rc = status.rc() & 0xFFFF;
   // TPM_RC_REFERENCE_H0..H6: "the handle references a transient object not loaded".
-  if (rc >= TPM2_RC_REFERENCE_H0 && rc <= TPM2_RC_REFERENCE_H6) return true;
-  // TPM_RC_HANDLE reported against a handle (format 1, neither parameter nor session).
-  constexpr TSS2_RC kParameterBit = 0x040;
-  constexpr TSS2_RC kSessionBit = 0x800;
-  return (rc & TPM2_RC_FMT1) && !(rc & kParameterBit) && !(rc & kSessionBit) &&
-         (rc & (TPM2_RC_FMT1 | 0x3F)) == TPM2_RC_HANDLE;
+  // Not TPM_RC_HANDLE: that is also a persistent handle with nothing at it.
+  const TSS2_RC rc = status.rc() & 0xFFFF;
+  return rc >= TPM2_RC_REFERENCE_H0 && rc <= TPM2_RC_REFERENCE_H6;
 }
 
 bool IsSlotShortage(const Status& status) {
@@ -142,7 +138,9 @@ bool IsSlotShortage(const Status& status) {
 }
 
 bool IsConnectionLost(const Status& status) {
-  return !status.ok() && status.code() == ErrorCode::kTpmConnection;
+  // By the return code, not the error code: a salt key with the wrong Name is also
+  // ERR_TPM_CONNECTION, and must not be taken for a dropped link and retried.
+  return status.rc() != 0 && CodeForRc(status.rc()) == ErrorCode::kTpmConnection;
 }
 
 bool IsTransient(const Status& status) {
