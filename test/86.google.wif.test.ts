@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,12 +13,13 @@ import { ExternalAccountClient } from 'google-auth-library';
 
 import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
 import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, type TpmKey } from '../lib/index.js';
-import { cli } from './helpers/cli.js';
+import { assertFails, cli } from './helpers/cli.js';
 import { startFakeSts, type FakeSts } from './helpers/fake-sts.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-const AUDIENCE = '//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/devices/providers/tpm';
+const AUDIENCE =
+  '//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/devices/providers/tpm-keys';
 const ISSUER = 'https://devices.example.com';
 
 describe('86 Workload Identity Federation with the TPM key', () => {
@@ -129,5 +130,88 @@ describe('86 Workload Identity Federation with the TPM key', () => {
     });
     const rs = await mintSubjectToken(SoftwareSigner.fromPem(pem, 'k', 'RS256'), options);
     assert.equal(jwt.decodeHeader(rs.token).alg, 'RS256');
+  });
+
+  describe('wif-config', () => {
+    const base = ['--key', '0x81008601', '--project-number', '123456', '--pool', 'devices', '--provider', 'tpm-keys'];
+    // What npm installs as the tpm-jwt command: an executable that runs the CLI.
+    let executable: string;
+    before(() => {
+      executable = path.join(dir, 'tpm-jwt');
+      writeFileSync(executable, `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`, { mode: 0o755 });
+    });
+    const args = (out: string) => [
+      'wif-config',
+      ...base,
+      '--issuer',
+      ISSUER,
+      '--out-dir',
+      out,
+      '--token-url',
+      sts.tokenUrl,
+      '--executable',
+      executable,
+      '--tcti',
+      swtpm.tcti,
+    ];
+
+    it('writes the JWKS and a credential configuration that google-auth-library uses as is', async () => {
+      const out = path.join(dir, 'config');
+      mkdirSync(out);
+      const result = await cli(args(out));
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(
+        result.stdout,
+        /gcloud iam workload-identity-pools providers create-oidc tpm-keys .*--jwk-json-path=/,
+      );
+      assert.match(result.stdout, /--attribute-mapping=google\.subject=assertion\.sub/);
+      const jwks = JSON.parse(readFileSync(path.join(out, 'jwks.json'), 'utf8'));
+      assert.deepEqual(jwks, { keys: [publicJwk(key.publicKey, 'ES256')] }, 'the JWKS STS was given');
+      const config = JSON.parse(readFileSync(path.join(out, 'credential-configuration.json'), 'utf8'));
+      assert.equal(config.audience, AUDIENCE);
+      assert.equal(config.subject_token_type, 'urn:ietf:params:oauth:token-type:jwt');
+      const client = ExternalAccountClient.fromJSON(config)!;
+      const { token } = await client.getAccessToken();
+      assert.ok(token && sts.issued.has(token));
+      // Existing files are kept unless --force.
+      assertFails(await cli(args(out)), 1, 'ERR_INVALID_ARGUMENT');
+      assert.equal((await cli([...args(out), '--force'])).code, 0);
+    });
+
+    it('with --service-account, the libraries impersonate it with the federated token', async () => {
+      const out = path.join(dir, 'impersonate');
+      mkdirSync(out);
+      const email = 'runner@p.iam.gserviceaccount.com';
+      assert.equal((await cli([...args(out), '--service-account', email])).code, 0);
+      const config = JSON.parse(readFileSync(path.join(out, 'credential-configuration.json'), 'utf8'));
+      assert.equal(
+        config.service_account_impersonation_url,
+        `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${email}:generateAccessToken`,
+      );
+      // Pointed at the stand-in, the rest of the file as written.
+      config.service_account_impersonation_url = config.service_account_impersonation_url.replace(
+        'https://iamcredentials.googleapis.com',
+        sts.iamUrl,
+      );
+      const { token } = await ExternalAccountClient.fromJSON(config)!.getAccessToken();
+      assert.ok(token?.startsWith('sa.') && sts.issued.has(token));
+      assert.deepEqual(sts.impersonated.slice(-1), [email]);
+    });
+
+    it('refuses IDs Google would refuse, and paths the libraries would split', async () => {
+      const out = path.join(dir, 'refused');
+      for (const [flag, value] of [
+        ['--pool', 'abc'],
+        ['--pool', 'gcp-devices'],
+        ['--provider', 'Upper-Case'],
+        ['--provider', 'x'.repeat(33)],
+        ['--project-number', 'my-project'],
+        ['--issuer', 'http://devices.example.com'],
+        ['--out-dir', path.join(dir, 'with space')],
+      ] as const) {
+        const result = await cli([...args(out), flag, value]);
+        assertFails(result, 1, 'ERR_INVALID_ARGUMENT');
+      }
+    });
   });
 });

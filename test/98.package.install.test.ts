@@ -9,11 +9,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
+import { pack } from './helpers/pack.js';
 import { useSwtpm } from './helpers/swtpm.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 describe('98 the packed tarball, installed as a dependency', function () {
   this.timeout(300_000);
@@ -24,14 +22,8 @@ describe('98 the packed tarball, installed as a dependency', function () {
   before(() => {
     project = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-consumer-'));
     swtpm.cleanup(() => rmSync(project, { recursive: true, force: true }));
-    const packed = execFileSync('npm', ['pack', '--pack-destination', project, '--json'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    const [info] = JSON.parse(packed) as [{ filename: string; files: { path: string }[] }];
-    tarball = path.join(project, info.filename);
-    const files = info.files.map((f) => f.path);
+    let files: string[];
+    ({ tarball, files } = pack(project));
     assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts') && files.includes('binding.gyp'));
     assert.deepEqual(
       files.filter((f) => /^(test|bench|scripts|build|lib|node_modules)\//.test(f) || f.endsWith('.map')),

@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 
 import { jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 
+import { readBody, send } from './http.js';
+
 export interface SeenRequest {
   method: string;
   path: string;
@@ -36,19 +38,6 @@ export interface FakeGoogle {
   /** Bearer tokens the API accepts without being JWTs (issued by the token endpoint). */
   readonly acceptedTokens: Set<string>;
   close(): Promise<void>;
-}
-
-const readBody = (req: IncomingMessage) =>
-  new Promise<string>((resolve) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => resolve(body));
-  });
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
-  res.end(text);
 }
 
 export async function startFakeGoogle(publicKey: KeyObject): Promise<FakeGoogle> {

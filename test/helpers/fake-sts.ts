@@ -1,34 +1,30 @@
 /**
  * A loopback stand-in for Google's Security Token Service (POST /v1/token, RFC 8693
  * token exchange), written for the federation tests: it checks the grant as STS does
- * and verifies the subject token against the JWKS a provider was given (jose).
+ * and verifies the subject token against the JWKS a provider was given (jose). It also
+ * stands in for IAM Credentials' generateAccessToken (impersonation), which accepts
+ * only tokens this STS issued.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 
+import { readBody, send } from './http.js';
+
 export interface FakeSts {
   readonly tokenUrl: string;
+  /** The base of generateAccessToken URLs (…/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken). */
+  readonly iamUrl: string;
+  /** Service accounts impersonated, in order. */
+  readonly impersonated: string[];
   /** The verified subject tokens' claims, in order. */
   readonly exchanged: JWTPayload[];
   /** Access tokens this STS issued. */
   readonly issued: Set<string>;
   close(): Promise<void>;
 }
-
-const read = (req: IncomingMessage) =>
-  new Promise<string>((resolve) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => resolve(body));
-  });
-
-const send = (res: ServerResponse, status: number, body: unknown) => {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-};
 
 /** An STS for one provider: its audience, the issuer and JWKS it trusts. */
 export async function startFakeSts(provider: {
@@ -39,8 +35,19 @@ export async function startFakeSts(provider: {
   const keys = createLocalJWKSet(provider.jwks);
   const exchanged: JWTPayload[] = [];
   const issued = new Set<string>();
+  const impersonated: string[] = [];
   const server = createServer(async (req, res) => {
-    const form = new URLSearchParams(await read(req));
+    const generate = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):generateAccessToken$/.exec(req.url ?? '');
+    if (generate) {
+      await readBody(req);
+      const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      if (!bearer || !issued.has(bearer)) return send(res, 401, { error: { message: 'not an STS token' } });
+      impersonated.push(decodeURIComponent(generate[1]!));
+      const token = `sa.${randomBytes(16).toString('hex')}`;
+      issued.add(token);
+      return send(res, 200, { accessToken: token, expireTime: new Date(Date.now() + 3_600_000).toISOString() });
+    }
+    const form = new URLSearchParams(await readBody(req));
     const expect: Record<string, string> = {
       grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
       requested_token_type: 'urn:ietf:params:oauth:token-type:access_token',
@@ -78,6 +85,8 @@ export async function startFakeSts(provider: {
   const { port } = server.address() as AddressInfo;
   return {
     tokenUrl: `http://127.0.0.1:${port}/v1/token`,
+    iamUrl: `http://127.0.0.1:${port}`,
+    impersonated,
     exchanged,
     issued,
     close: () => new Promise((resolve) => server.close(() => resolve())),

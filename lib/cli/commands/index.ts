@@ -49,6 +49,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./wif-token.js')).wifToken,
   },
   {
+    name: 'wif-config',
+    summary: 'write the JWKS, credential configuration and gcloud commands for keyless federation',
+    load: async () => (await import('./wif-config.js')).wifConfig,
+  },
+  {
     name: 'verify',
     summary: "verify a JWT's signature and claims, print its claims",
     load: async () => (await import('./verify.js')).verify,

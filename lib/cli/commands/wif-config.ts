@@ -1,0 +1,108 @@
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { writeFileAtomic } from '../../atomic-file.js';
+import { TpmJwtError } from '../../errors.js';
+import { checkProvider, credentialConfiguration, gcloudCommands, stsAudience } from '../../google/wif-config.js';
+import { STS_ALGORITHMS } from '../../google/wif-subject-token.js';
+import { jwkThumbprint, publicJwk } from '../../jwk.js';
+import { parseKeyRef } from '../../tpm/handle.js';
+import { loadKeyRef } from '../../tpm/key-ref.js';
+import { optional, required } from '../args.js';
+import { json, withTpm, type Command } from '../command.js';
+
+/** This CLI as the libraries will run it: node, then the package's own main.js. */
+function thisCli(): string[] {
+  return [process.execPath, fileURLToPath(new URL('../main.js', import.meta.url))];
+}
+
+export const wifConfig: Command = {
+  usage: `tpm-jwt wif-config --key KEYREF --project-number N --pool P --provider V --issuer URI
+         [--service-account EMAIL] [--subject S] [--out-dir D] [--force]
+
+Writes, for keyless Workload Identity Federation with the key, to --out-dir (default .):
+  jwks.json                      the key's JWKS, for create-oidc --jwk-json-path
+  credential-configuration.json  for GOOGLE_APPLICATION_CREDENTIALS: an executable
+                                 source that runs tpm-jwt wif-token (with --service-account,
+                                 through service-account impersonation)
+and prints the gcloud commands that create the pool, the provider and the grant.
+The subject is the key's RFC 7638 thumbprint unless --subject. Existing files are
+kept unless --force.
+
+  tpm-jwt wif-config --key 0x81008001 --project-number 123456789 --pool devices \\
+    --provider tpm-keys --issuer https://devices.example.com --out-dir /etc/tpm-jwt`,
+  options: {
+    key: { type: 'string' },
+    'project-number': { type: 'string' },
+    pool: { type: 'string' },
+    provider: { type: 'string' },
+    issuer: { type: 'string' },
+    'service-account': { type: 'string' },
+    subject: { type: 'string' },
+    'out-dir': { type: 'string' },
+    'token-url': { type: 'string' },
+    executable: { type: 'string' },
+    force: { type: 'boolean' },
+  },
+  async run(values, io) {
+    const provider = {
+      projectNumber: required(values, 'project-number'),
+      pool: required(values, 'pool'),
+      provider: required(values, 'provider'),
+      issuer: required(values, 'issuer'),
+    };
+    checkProvider(provider);
+    const serviceAccount = optional(values, 'service-account');
+    const outDir = path.resolve(optional(values, 'out-dir') ?? '.');
+    const ref = required(values, 'key');
+    // The libraries run the command from anywhere: a key file is named absolutely.
+    const keyRef = 'path' in parseKeyRef(ref) ? path.resolve(ref) : ref;
+    const key = await withTpm(values, (tpm) => loadKeyRef(tpm, keyRef));
+    const alg = key.algorithms.find((a) => STS_ALGORITHMS.includes(a));
+    if (alg === undefined) {
+      throw new TpmJwtError(
+        'ERR_TPM_UNSUPPORTED',
+        `STS accepts ${STS_ALGORITHMS.join(' and ')}; this key signs ${key.algorithms.join(', ')}`,
+      );
+    }
+    const jwk = publicJwk(key.publicKey, alg);
+    const subject = optional(values, 'subject') ?? jwkThumbprint(key.publicKey.export({ format: 'jwk' }));
+    const tcti = optional(values, 'tcti');
+    const executable = optional(values, 'executable');
+    const command = [
+      ...(executable === undefined ? thisCli() : [path.resolve(executable)]),
+      'wif-token',
+      '--key',
+      keyRef,
+      '--issuer',
+      provider.issuer,
+      ...(optional(values, 'subject') !== undefined ? ['--subject', subject] : []),
+      ...(tcti !== undefined ? ['--tcti', tcti] : []),
+    ];
+    const tokenUrl = optional(values, 'token-url');
+    const config = credentialConfiguration(provider, {
+      command,
+      // One file per key and audience: a shared one would hand one key's token to another.
+      outputFile: path.join(outDir, `wif-token-${jwk.kid}-${provider.pool}-${provider.provider}.json`),
+      ...(serviceAccount !== undefined && { serviceAccount }),
+      ...(tokenUrl !== undefined && { tokenUrl }),
+    });
+    const force = values['force'] === true;
+    const jwksPath = path.join(outDir, 'jwks.json');
+    const configPath = path.join(outDir, 'credential-configuration.json');
+    for (const file of [jwksPath, configPath]) {
+      if (!force && existsSync(file))
+        throw new TpmJwtError('ERR_INVALID_ARGUMENT', `${file} exists; pass --force to replace it`);
+    }
+    await writeFileAtomic(jwksPath, json({ keys: [jwk] }), { force });
+    await writeFileAtomic(configPath, json(config), { force });
+    io.err(`wrote ${jwksPath} and ${configPath} (audience ${stsAudience(provider)}, subject ${subject})\n`);
+    const commands = gcloudCommands(provider, {
+      jwksPath,
+      subject,
+      ...(serviceAccount !== undefined && { serviceAccount }),
+    });
+    io.out(`${commands.join('\n')}\n`);
+  },
+};

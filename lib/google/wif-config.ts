@@ -1,0 +1,106 @@
+/**
+ * Everything Workload Identity Federation needs for one TPM key: the names Google
+ * gives the provider, the credential configuration the auth libraries read (as
+ * `gcloud iam workload-identity-pools create-cred-config --executable-command` writes
+ * it), and the gcloud commands that create the pool, the provider and the grant.
+ */
+import { invalidArgument } from '../errors.js';
+import { TOKEN_TYPE_JWT } from './wif-subject-token.js';
+
+export const STS_TOKEN_URL = 'https://sts.googleapis.com/v1/token';
+
+export interface WifProvider {
+  projectNumber: string;
+  pool: string;
+  provider: string;
+  /** The issuer URI of the subject tokens. */
+  issuer: string;
+}
+
+/** Pool and provider IDs: 4 to 32 lowercase letters, digits and hyphens; not gcp-. */
+const ID = /^[a-z0-9-]{4,32}$/;
+
+/** Throws ERR_INVALID_ARGUMENT for IDs Google would refuse. */
+export function checkProvider(provider: WifProvider): void {
+  if (!/^[0-9]{1,20}$/.test(provider.projectNumber)) throw invalidArgument('the project number is digits only');
+  for (const [what, id] of [
+    ['pool', provider.pool],
+    ['provider', provider.provider],
+  ] as const) {
+    if (!ID.test(id) || id.startsWith('gcp-')) {
+      throw invalidArgument(`${what} ID ${id}: 4 to 32 lowercase letters, digits and hyphens, not starting with gcp-`);
+    }
+  }
+  if (!/^https:\/\/[^\s]+$/.test(provider.issuer)) throw invalidArgument('the issuer must be an https:// URI');
+}
+
+/** projects/N/locations/global/workloadIdentityPools/P, the pool's resource name. */
+export function poolName(p: WifProvider): string {
+  return `projects/${p.projectNumber}/locations/global/workloadIdentityPools/${p.pool}`;
+}
+
+/** The audience a credential configuration names for the provider. */
+export function stsAudience(p: WifProvider): string {
+  return `//iam.googleapis.com/${poolName(p)}/providers/${p.provider}`;
+}
+
+/** The IAM principal of one subject in the pool. */
+export function principal(p: WifProvider, subject: string): string {
+  return `principal://iam.googleapis.com/${poolName(p)}/subject/${subject}`;
+}
+
+export interface CredentialConfigurationOptions {
+  /** The executable and its arguments; the libraries split on whitespace, so none may hold any. */
+  command: readonly string[];
+  /** Where the libraries cache the response: one file per key and audience. */
+  outputFile: string;
+  serviceAccount?: string;
+  tokenUrl?: string;
+  timeoutMillis?: number;
+}
+
+/** The credential configuration (GOOGLE_APPLICATION_CREDENTIALS) for an executable source. */
+export function credentialConfiguration(p: WifProvider, options: CredentialConfigurationOptions): object {
+  const spaced = [...options.command, options.outputFile].find((part) => /\s/.test(part) || part === '');
+  if (spaced !== undefined) {
+    throw invalidArgument(`'${spaced}' holds whitespace: the auth libraries split the command on it`);
+  }
+  return {
+    type: 'external_account',
+    audience: stsAudience(p),
+    subject_token_type: TOKEN_TYPE_JWT,
+    token_url: options.tokenUrl ?? STS_TOKEN_URL,
+    ...(options.serviceAccount !== undefined && {
+      service_account_impersonation_url:
+        'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/' +
+        `${options.serviceAccount}:generateAccessToken`,
+    }),
+    credential_source: {
+      executable: {
+        command: options.command.join(' '),
+        timeout_millis: options.timeoutMillis ?? 30_000,
+        output_file: options.outputFile,
+      },
+    },
+  };
+}
+
+/** The gcloud commands that set the provider up for `subject`, its JWKS at `jwksPath`. */
+export function gcloudCommands(
+  p: WifProvider,
+  setup: { jwksPath: string; subject: string; serviceAccount?: string },
+): string[] {
+  const location = `--project=${p.projectNumber} --location=global`;
+  const member = principal(p, setup.subject);
+  return [
+    `gcloud iam workload-identity-pools create ${p.pool} ${location} --display-name="TPM devices"`,
+    `gcloud iam workload-identity-pools providers create-oidc ${p.provider} ${location}` +
+      ` --workload-identity-pool=${p.pool} --issuer-uri=${p.issuer}` +
+      ` --jwk-json-path=${setup.jwksPath} --attribute-mapping=google.subject=assertion.sub`,
+    setup.serviceAccount === undefined
+      ? `# grant ${member} roles on the resources it uses, for example:\n` +
+        `gcloud projects add-iam-policy-binding PROJECT_ID --member=${member} --role=roles/storage.objectViewer`
+      : `gcloud iam service-accounts add-iam-policy-binding ${setup.serviceAccount}` +
+        ` --member=${member} --role=roles/iam.workloadIdentityUser`,
+  ];
+}

@@ -1,0 +1,17 @@
+/** What the loopback stand-ins for Google (fake-google.ts, fake-sts.ts) share. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** The request body, as text. */
+export const readBody = (req: IncomingMessage) =>
+  new Promise<string>((resolve) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => resolve(body));
+  });
+
+/** Answers with `body`: JSON, or text when it is a string. */
+export function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+  res.end(text);
+}
