@@ -10,10 +10,14 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ExternalAccountClient } from 'google-auth-library';
+import { Storage as Storage8 } from 'storage8';
 
+import { TpmIdentityPoolClient, tpmSubjectTokenSupplier } from '../lib/google/index.js';
 import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
-import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, type TpmKey } from '../lib/index.js';
+import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, TpmSigner, type TpmKey } from '../lib/index.js';
 import { assertFails, cli } from './helpers/cli.js';
+import { countingSigner } from './helpers/counting-signer.js';
+import { startFakeGoogle } from './helpers/fake-google.js';
 import { startFakeSts, type FakeSts } from './helpers/fake-sts.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
@@ -120,6 +124,18 @@ describe('86 Workload Identity Federation with the TPM key', () => {
     await assert.rejects(client.getAccessToken(), /ERR_TPM_CONNECTION/);
   });
 
+  it('the in-process supplier signs once per token lifetime, for any number of concurrent callers', async () => {
+    const signer = countingSigner(TpmSigner.fromKey(key));
+    const supplier = tpmSubjectTokenSupplier({ signer, issuer: ISSUER, subject: 'device-1' });
+    const context = { audience: AUDIENCE, subjectTokenType: 'urn:ietf:params:oauth:token-type:jwt' } as never;
+    const tokens = await Promise.all(Array.from({ length: 20 }, () => supplier.getSubjectToken(context)));
+    assert.equal(new Set(tokens).size, 1);
+    assert.equal(signer.count, 1);
+    assert.equal(jwt.decodeHeader(tokens[0]!).alg, 'ES256');
+    const claims = await jwt.decode(tokens[0]!, { certs: key.publicKey, audience: `https:${AUDIENCE}` });
+    assert.equal(claims.sub, 'device-1');
+  });
+
   it('refuses a PS256 signer: STS verifies RS256 and ES256 subject tokens only', async () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -196,6 +212,45 @@ describe('86 Workload Identity Federation with the TPM key', () => {
       const { token } = await ExternalAccountClient.fromJSON(config)!.getAccessToken();
       assert.ok(token?.startsWith('sa.') && sts.issued.has(token));
       assert.deepEqual(sts.impersonated.slice(-1), [email]);
+    });
+
+    it('tpm-jwt/google signs the subject tokens in-process; Storage lists buckets with it', async () => {
+      const out = path.join(dir, 'in-process');
+      mkdirSync(out);
+      // An executable that fails: a subprocess would make the exchange fail.
+      const refuse = path.join(dir, 'refuse');
+      writeFileSync(refuse, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+      const written = await cli([...args(out), '--executable', refuse]);
+      assert.equal(written.code, 0, written.stderr);
+      const client = await TpmIdentityPoolClient.fromCredentialConfiguration(
+        path.join(out, 'credential-configuration.json'),
+      );
+      try {
+        const google = await startFakeGoogle(key.publicKey);
+        try {
+          const before = sts.exchanged.length;
+          const { token } = await client.getAccessToken();
+          assert.ok(token && sts.issued.has(token));
+          google.acceptedTokens.add(token);
+          const storage = new Storage8({
+            authClient: client as never,
+            apiEndpoint: google.origin,
+            useAuthWithCustomEndpoint: true,
+            projectId: 'p1',
+            retryOptions: { autoRetry: false },
+          });
+          const [buckets] = await storage.getBuckets();
+          assert.deepEqual(
+            buckets.map((b) => b.name),
+            ['b1'],
+          );
+          assert.equal(sts.exchanged.length, before + 1, 'one exchange, its token reused');
+        } finally {
+          await google.close();
+        }
+      } finally {
+        await client.close();
+      }
     });
 
     it('refuses IDs Google would refuse, and paths the libraries would split', async () => {

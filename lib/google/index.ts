@@ -3,3 +3,4 @@
  * out of the root entry so that JWT-only users never load it.
  */
 export { TpmAuthClient, CLOUD_PLATFORM_SCOPE, type TpmAuthClientOptions, type TpmAuthMode } from './tpm-auth-client.js';
+export { tpmSubjectTokenSupplier, TpmIdentityPoolClient, type TpmSubjectTokenOptions } from './wif-client.js';

@@ -49,6 +49,52 @@ export function principal(p: WifProvider, subject: string): string {
   return `principal://iam.googleapis.com/${poolName(p)}/subject/${subject}`;
 }
 
+/** What `tpm-jwt wif-token` is run with; the command line and tpm-jwt/google both read it. */
+export interface WifTokenArgs {
+  key: string;
+  issuer: string;
+  subject?: string;
+  tcti?: string;
+}
+
+/** `<executable...> wif-token --key K --issuer I [--subject S] [--tcti T]`, as a list. */
+export function wifTokenCommand(executable: readonly string[], args: WifTokenArgs): string[] {
+  return [
+    ...executable,
+    'wif-token',
+    '--key',
+    args.key,
+    '--issuer',
+    args.issuer,
+    ...(args.subject !== undefined ? ['--subject', args.subject] : []),
+    ...(args.tcti !== undefined ? ['--tcti', args.tcti] : []),
+  ];
+}
+
+/**
+ * The wif-token arguments in a credential configuration's command (split on
+ * whitespace, as the auth libraries split it). Throws ERR_INVALID_ARGUMENT when the
+ * command does not run wif-token with --key and --issuer.
+ */
+export function parseWifTokenCommand(command: string): WifTokenArgs {
+  const words = command.trim().split(/\s+/);
+  const at = words.indexOf('wif-token');
+  if (at === -1) throw invalidArgument('the credential configuration does not run tpm-jwt wif-token');
+  const flags = new Map<string, string>();
+  for (let i = at + 1; i < words.length; i += 2) {
+    if (!words[i]!.startsWith('--') || words[i + 1] === undefined) {
+      throw invalidArgument(`cannot read the wif-token arguments at '${words[i]}'`);
+    }
+    flags.set(words[i]!.slice(2), words[i + 1]!);
+  }
+  const key = flags.get('key');
+  const issuer = flags.get('issuer');
+  if (key === undefined || issuer === undefined) throw invalidArgument('wif-token needs --key and --issuer');
+  const subject = flags.get('subject');
+  const tcti = flags.get('tcti');
+  return { key, issuer, ...(subject !== undefined && { subject }), ...(tcti !== undefined && { tcti }) };
+}
+
 export interface CredentialConfigurationOptions {
   /** The executable and its arguments; the libraries split on whitespace, so none may hold any. */
   command: readonly string[];

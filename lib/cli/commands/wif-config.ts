@@ -4,7 +4,13 @@ import { fileURLToPath } from 'node:url';
 
 import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
-import { checkProvider, credentialConfiguration, gcloudCommands, stsAudience } from '../../google/wif-config.js';
+import {
+  checkProvider,
+  credentialConfiguration,
+  gcloudCommands,
+  stsAudience,
+  wifTokenCommand,
+} from '../../google/wif-config.js';
 import { STS_ALGORITHMS } from '../../google/wif-subject-token.js';
 import { jwkThumbprint, publicJwk } from '../../jwk.js';
 import { parseKeyRef } from '../../tpm/handle.js';
@@ -70,16 +76,12 @@ kept unless --force.
     const subject = optional(values, 'subject') ?? jwkThumbprint(key.publicKey.export({ format: 'jwk' }));
     const tcti = optional(values, 'tcti');
     const executable = optional(values, 'executable');
-    const command = [
-      ...(executable === undefined ? thisCli() : [path.resolve(executable)]),
-      'wif-token',
-      '--key',
-      keyRef,
-      '--issuer',
-      provider.issuer,
-      ...(optional(values, 'subject') !== undefined ? ['--subject', subject] : []),
-      ...(tcti !== undefined ? ['--tcti', tcti] : []),
-    ];
+    const command = wifTokenCommand(executable === undefined ? thisCli() : [path.resolve(executable)], {
+      key: keyRef,
+      issuer: provider.issuer,
+      ...(optional(values, 'subject') !== undefined && { subject }),
+      ...(tcti !== undefined && { tcti }),
+    });
     const tokenUrl = optional(values, 'token-url');
     const config = credentialConfiguration(provider, {
       command,
