@@ -5,11 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ExternalAccountClient } from 'google-auth-library';
+import { Storage as Storage7 } from 'storage7';
 import { Storage as Storage8 } from 'storage8';
 
 import { TpmIdentityPoolClient, tpmSubjectTokenSupplier } from '../lib/google/index.js';
@@ -22,6 +24,10 @@ import { startFakeSts, type FakeSts } from './helpers/fake-sts.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+// google-auth-library 9, as @google-cloud/storage 7 bundles it.
+const { ExternalAccountClient: ExternalAccountClient9 } = createRequire(
+  createRequire(import.meta.url).resolve('storage7'),
+)('google-auth-library') as typeof import('google-auth-library');
 const AUDIENCE =
   '//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/devices/providers/tpm-keys';
 const ISSUER = 'https://devices.example.com';
@@ -84,6 +90,34 @@ describe('86 Workload Identity Federation with the TPM key', () => {
     const again = ExternalAccountClient.fromJSON(config as never)!;
     await again.getAccessToken();
     assert.equal(sts.exchanged.at(-1)!.jti, claims.jti, 'the output file served the second exchange');
+
+    // Storage 7 and 8 list buckets with the federated token, each through the
+    // google-auth-library major it bundles (9 and 10), as an application would.
+    const google = await startFakeGoogle(key.publicKey);
+    try {
+      for (const [Storage, Client] of [
+        [Storage7, ExternalAccountClient9],
+        [Storage8, ExternalAccountClient],
+      ] as const) {
+        const client = Client.fromJSON(config as never)!;
+        google.acceptedTokens.add((await client.getAccessToken()).token!);
+        const storage = new Storage({
+          authClient: client as never,
+          apiEndpoint: google.origin,
+          useAuthWithCustomEndpoint: true,
+          projectId: 'p1',
+          retryOptions: { autoRetry: false },
+        });
+        const [buckets] = await storage.getBuckets();
+        assert.deepEqual(
+          buckets.map((b) => b.name),
+          ['b1'],
+        );
+      }
+    } finally {
+      await google.close();
+    }
+    assert.equal(sts.exchanged.at(-1)!.jti, claims.jti, 'still the one subject token, from the output file');
   });
 
   it('prints the executable response, and writes nothing to the output file on failure', async () => {
@@ -99,12 +133,13 @@ describe('86 Workload Identity Federation with the TPM key', () => {
     assert.deepEqual(JSON.parse(readFileSync(env.GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE, 'utf8')), response);
 
     const failed = path.join(dir, 'failed.json');
-    for (const [args, code] of [
-      [['--key', '0x81008601', '--tcti', 'swtpm:host=127.0.0.1,port=1'], 'ERR_TPM_CONNECTION'],
-      [['--key', '0x81008699', '--tcti', swtpm.tcti], 'ERR_TPM_KEY_NOT_FOUND'],
+    for (const [args, code, audience] of [
+      [['--key', '0x81008601', '--tcti', 'swtpm:host=127.0.0.1,port=1'], 'ERR_TPM_CONNECTION', AUDIENCE],
+      [['--key', '0x81008699', '--tcti', swtpm.tcti], 'ERR_TPM_KEY_NOT_FOUND', AUDIENCE],
+      [['--key', '0x81008601', '--tcti', swtpm.tcti], 'ERR_INVALID_ARGUMENT', 'not-a-provider'],
     ] as const) {
       const result = await cli(['wif-token', ...args, '--issuer', ISSUER], {
-        ...env,
+        GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE: audience,
         GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE: failed,
       });
       assert.equal(result.code, 1);
