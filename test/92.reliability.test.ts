@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { verify } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -30,7 +31,7 @@ describe('92 reliability: a TPM that goes away, answers "retry", or is left open
     await swtpm?.stop();
   });
 
-  it('rejects in-flight calls with ERR_TPM_CONNECTION when swtpm dies, then carries on by itself', async () => {
+  it('finishes in-flight signs on a new connection, or rejects them, when swtpm dies; then carries on', async () => {
     const tpm = await Tpm.open({ tcti: swtpm.tcti });
     try {
       const persistent = await tpm.createKey({ alg: 'ES256', persist: 0x81000010 });
@@ -41,12 +42,16 @@ describe('92 reliability: a TPM that goes away, answers "retry", or is left open
       const inFlight = Array.from({ length: 300 }, () => persistent.sign(data));
       await Promise.race(inFlight);
       await swtpm.restart();
+      // A sign changes nothing in the TPM: one that lost its connection is tried once
+      // more on a new one, and fails only if the TPM is not back yet.
       const results = await Promise.allSettled(inFlight);
-      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      assert.ok(failed.length > 0, 'some calls were in flight when swtpm died');
-      for (const { reason } of failed) {
-        assert.ok(reason instanceof TpmJwtError, String(reason));
-        assert.equal(reason.code, 'ERR_TPM_CONNECTION');
+      for (const result of results) {
+        if (result.status === 'fulfilled') {
+          assert.ok(verify('sha256', data, { key: persistent.publicKey, dsaEncoding: 'ieee-p1363' }, result.value));
+        } else {
+          assert.ok(result.reason instanceof TpmJwtError, String(result.reason));
+          assert.equal(result.reason.code, 'ERR_TPM_CONNECTION');
+        }
       }
 
       // The same Tpm and keys work again: the context reopened itself, with a new
@@ -133,12 +138,16 @@ describe('92 reliability: a TPM that goes away, answers "retry", or is left open
     assert.ok(Date.now() - start < 20_000);
   });
 
-  it('soaks: 10,000 signs in bursts of 1,000 on one context, flat RSS, nothing left in the TPM', async () => {
+  it('soaks: 20,000 signs in bursts of 1,000 on one context, flat RSS, nothing left in the TPM', async () => {
     const tpm = await Tpm.open({ tcti: swtpm.tcti, encrypt: false });
     try {
       const key = await tpm.createKey({ alg: 'ES256', persist: 0x81000012 });
       const data = Buffer.from('soak');
-      await Promise.all(Array.from({ length: 1000 }, () => key.sign(data)));
+      // The allocator's arenas settle over the first ten thousand signs (measured:
+      // about 9 MB, then flat); a leak keeps growing after that.
+      for (let burst = 0; burst < 10; burst++) {
+        await Promise.all(Array.from({ length: 1000 }, () => key.sign(data)));
+      }
       (globalThis as { gc?: () => void }).gc?.();
       const before = process.memoryUsage().rss;
       for (let burst = 0; burst < 10; burst++) {
@@ -147,7 +156,7 @@ describe('92 reliability: a TPM that goes away, answers "retry", or is left open
       }
       (globalThis as { gc?: () => void }).gc?.();
       const growth = (process.memoryUsage().rss - before) / 2 ** 20;
-      assert.ok(growth < 10, `RSS grew ${growth.toFixed(1)} MB`);
+      assert.ok(growth < 5, `RSS grew ${growth.toFixed(1)} MB over the second 10,000 signs`);
       await tpm.evict(0x81000012);
     } finally {
       await tpm.close();
