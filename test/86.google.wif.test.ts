@@ -82,7 +82,9 @@ describe('86 Workload Identity Federation with the TPM key', () => {
     const { token } = await client.getAccessToken();
     assert.ok(token && sts.issued.has(token), 'an access token from STS');
     const claims = sts.exchanged.at(-1)!;
-    assert.equal(claims.sub, jwkThumbprint(key.publicKey.export({ format: 'jwk' })), 'sub: the key thumbprint');
+    const thumbprint = jwkThumbprint(key.publicKey.export({ format: 'jwk' }));
+    assert.equal(claims.sub, thumbprint, 'sub: the key thumbprint');
+    assert.equal(jwt.decodeHeader(sts.subjectTokens.at(-1)!).kid, publicJwk(key.publicKey, 'ES256').kid);
     assert.equal(claims.exp! - claims.iat!, 3600);
     assert.equal(statSync(outputFile).mode & 0o777, 0o600);
 

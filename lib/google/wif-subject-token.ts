@@ -4,11 +4,12 @@
  * federated access token, after checking it against the JWKS the workload identity
  * provider was given. No service-account key exists anywhere.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type KeyObject } from 'node:crypto';
 
 import type { JwsAlgorithm } from '../algorithms.js';
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
+import { jwkThumbprint } from '../jwk.js';
 import { mintToken } from '../jwt/mint.js';
 
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
@@ -28,6 +29,8 @@ export interface SubjectTokenOptions {
   subject: string;
   /** Seconds; default 3600 (STS refuses tokens that live longer than a day). */
   lifetime?: number;
+  /** The `kid` header; default the signer's, else the RFC 7638 thumbprint of its key, as in the JWKS. */
+  keyId?: string;
 }
 
 /**
@@ -62,11 +65,18 @@ export async function mintSubjectToken(
   if (!Number.isInteger(lifetime) || lifetime < 60 || lifetime > 86_400) {
     throw invalidArgument('the subject token lifetime must be 60 to 86400 seconds');
   }
-  return mintToken(signer, {
-    issuer: options.issuer,
-    subject: options.subject,
-    audience: options.audience,
-    additionalClaims: { jti: randomUUID() },
-    tokenLifetime: lifetime,
-  });
+  const publicKey = (signer as { publicKey?: KeyObject }).publicKey;
+  // STS picks the JWKS key by kid: the header names the key as publicJwk() does.
+  const keyId = options.keyId ?? signer.keyId ?? (publicKey && jwkThumbprint(publicKey.export({ format: 'jwk' })));
+  return mintToken(
+    signer,
+    {
+      issuer: options.issuer,
+      subject: options.subject,
+      audience: options.audience,
+      additionalClaims: { jti: randomUUID() },
+      tokenLifetime: lifetime,
+    },
+    keyId,
+  );
 }

@@ -15,8 +15,12 @@ export interface MintClaims {
   tokenLifetime: number;
 }
 
-/** Signs `{ iss, sub, iat, exp, aud?, ...additionalClaims }` now. */
-export async function mintToken(signer: Signer, claims: MintClaims): Promise<{ token: string; expiry: Date }> {
+/** Signs `{ iss, sub, iat, exp, aud?, ...additionalClaims }` now; `keyId` overrides the signer's kid. */
+export async function mintToken(
+  signer: Signer,
+  claims: MintClaims,
+  keyId?: string,
+): Promise<{ token: string; expiry: Date }> {
   const iat = Math.floor(Date.now() / 1000);
   const exp = iat + claims.tokenLifetime;
   const payload: JWTPayload = {
@@ -27,7 +31,8 @@ export async function mintToken(signer: Signer, claims: MintClaims): Promise<{ t
     ...(claims.audience !== undefined && { aud: claims.audience }),
     ...claims.additionalClaims,
   };
-  return { token: await encode(signer, payload), expiry: new Date(exp * 1000) };
+  const token = await encode(signer, payload, keyId === undefined ? {} : { keyId });
+  return { token, expiry: new Date(exp * 1000) };
 }
 
 /** True from REFRESH_THRESHOLD_SECONDS before `expiry` on. */

@@ -21,6 +21,8 @@ export interface FakeSts {
   readonly impersonated: string[];
   /** The verified subject tokens' claims, in order. */
   readonly exchanged: JWTPayload[];
+  /** The verified subject tokens themselves, in order. */
+  readonly subjectTokens: string[];
   /** Access tokens this STS issued. */
   readonly issued: Set<string>;
   close(): Promise<void>;
@@ -34,6 +36,7 @@ export async function startFakeSts(provider: {
 }): Promise<FakeSts> {
   const keys = createLocalJWKSet(provider.jwks);
   const exchanged: JWTPayload[] = [];
+  const subjectTokens: string[] = [];
   const issued = new Set<string>();
   const impersonated: string[] = [];
   const server = createServer(async (req, res) => {
@@ -69,6 +72,7 @@ export async function startFakeSts(provider: {
         requiredClaims: ['iat', 'exp', 'sub'],
       });
       exchanged.push(payload);
+      subjectTokens.push(form.get('subject_token')!);
     } catch (err) {
       return send(res, 400, { error: 'invalid_grant', error_description: (err as Error).message });
     }
@@ -88,6 +92,7 @@ export async function startFakeSts(provider: {
     iamUrl: `http://127.0.0.1:${port}`,
     impersonated,
     exchanged,
+    subjectTokens,
     issued,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
