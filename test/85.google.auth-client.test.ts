@@ -14,7 +14,7 @@ import { TpmSigner, type TpmKey } from '../lib/index.js';
 import { CLOUD_PLATFORM_SCOPE, TpmAuthClient } from '../lib/google/index.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
-import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
+import { startFakeGoogle, storageOptions, type FakeGoogle } from './helpers/fake-google.js';
 import { loopbackOnly } from './helpers/loopback-only.js';
 import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
@@ -60,13 +60,7 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
   const lastApiCall = () => google.requests.filter((r) => r.path !== '/token').at(-1)!;
 
   it('Storage 7 (google-auth-library 9) lists buckets with a TPM-signed JWT for the endpoint', async () => {
-    const storage = new Storage7({
-      authClient: client({ quotaProjectId: 'billing-1' }) as never,
-      apiEndpoint: google.origin,
-      useAuthWithCustomEndpoint: true,
-      projectId: 'p1',
-      retryOptions: { autoRetry: false },
-    });
+    const storage = new Storage7(storageOptions(google, client({ quotaProjectId: 'billing-1' })));
     const [buckets] = await storage.getBuckets();
     assert.deepEqual(
       buckets.map((b) => b.name),
@@ -82,13 +76,7 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
   });
 
   it('Storage 8 (google-auth-library 11), which passes no URL, gets a scope token', async () => {
-    const storage = new Storage8({
-      authClient: client() as never,
-      apiEndpoint: google.origin,
-      useAuthWithCustomEndpoint: true,
-      projectId: 'p1',
-      retryOptions: { autoRetry: false },
-    });
+    const storage = new Storage8(storageOptions(google, client()));
     const [buckets] = await storage.getBuckets();
     assert.equal(buckets.length, 1);
     const call = lastApiCall();

@@ -19,7 +19,7 @@ import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
 import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, TpmSigner, type TpmKey } from '../lib/index.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
-import { startFakeGoogle } from './helpers/fake-google.js';
+import { startFakeGoogle, storageOptions } from './helpers/fake-google.js';
 import { startFakeSts, type FakeSts } from './helpers/fake-sts.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
@@ -103,13 +103,7 @@ describe('86 Workload Identity Federation with the TPM key', () => {
       ] as const) {
         const client = Client.fromJSON(config as never)!;
         google.acceptedTokens.add((await client.getAccessToken()).token!);
-        const storage = new Storage({
-          authClient: client as never,
-          apiEndpoint: google.origin,
-          useAuthWithCustomEndpoint: true,
-          projectId: 'p1',
-          retryOptions: { autoRetry: false },
-        });
+        const storage = new Storage(storageOptions(google, client));
         const [buckets] = await storage.getBuckets();
         assert.deepEqual(
           buckets.map((b) => b.name),
@@ -269,13 +263,7 @@ describe('86 Workload Identity Federation with the TPM key', () => {
           const { token } = await client.getAccessToken();
           assert.ok(token && sts.issued.has(token));
           google.acceptedTokens.add(token);
-          const storage = new Storage8({
-            authClient: client as never,
-            apiEndpoint: google.origin,
-            useAuthWithCustomEndpoint: true,
-            projectId: 'p1',
-            retryOptions: { autoRetry: false },
-          });
+          const storage = new Storage8(storageOptions(google, client));
           const [buckets] = await storage.getBuckets();
           assert.deepEqual(
             buckets.map((b) => b.name),

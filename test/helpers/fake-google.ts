@@ -40,6 +40,17 @@ export interface FakeGoogle {
   close(): Promise<void>;
 }
 
+/** Options for a Storage client (7 or 8) that sends every call, with `authClient`, to `google`. */
+export function storageOptions(google: FakeGoogle, authClient: unknown) {
+  return {
+    authClient: authClient as never,
+    apiEndpoint: google.origin,
+    useAuthWithCustomEndpoint: true,
+    projectId: 'p1',
+    retryOptions: { autoRetry: false },
+  };
+}
+
 export async function startFakeGoogle(publicKey: KeyObject): Promise<FakeGoogle> {
   const hanging = new Set<ServerResponse>();
   const fake: FakeGoogle = {
