@@ -23,6 +23,11 @@ export function jwkThumbprint(jwk: JsonWebKey): string {
   return createHash('sha256').update(canonical).digest('base64url');
 }
 
+/** The RFC 7638 thumbprint of a public key: the default kid, and a stable name for it. */
+export function keyThumbprint(key: KeyObject): string {
+  return jwkThumbprint(key.export({ format: 'jwk' }));
+}
+
 /** The public key as a JWK for `alg`; kid defaults to the thumbprint. */
 export function publicJwk(key: KeyObject, alg: JwsAlgorithm, kid?: string): PublicJwk {
   const jwk = key.export({ format: 'jwk' });

@@ -95,6 +95,7 @@ tss::KeyRef ToKeyRef(const Napi::Value& value) {
   key.parent = ToUint32(object.Get("parent"), "key.parent");
   key.blob.pub = ToBytes(object.Get("public"), "key.public");
   key.blob.priv = ToBytes(object.Get("private"), "key.private");
+  tss::SetCacheId(&key);
   return key;
 }
 

@@ -13,7 +13,7 @@ import { invalidArgument, TpmJwtError } from '../errors.js';
 import type { ExpiringToken } from './cached-token.js';
 import { CompatHeaders, exposeHeaders } from './headers.js';
 import type { TokenSource } from './token-source.js';
-import { defaultTokenUrl, makeTokenSource, MODES, type TpmAuthMode } from './token-sources.js';
+import { defaultTokenUrl, makeTokenSource, type TpmAuthMode } from './token-sources.js';
 
 export { CLOUD_PLATFORM_SCOPE } from './scopes.js';
 
@@ -97,7 +97,6 @@ export class TpmAuthClient extends AuthClient {
     if (typeof options?.email !== 'string' || options.email === '') throw invalidArgument('email is required');
     if (!options.signer === !options.keyRef) throw invalidArgument('give exactly one of signer or keyRef');
     const mode = options.mode ?? 'jwt-access';
-    if (!MODES.includes(mode)) throw invalidArgument(`mode must be one of ${MODES.join(', ')}`);
     if (options.scopes !== undefined && options.audience !== undefined) {
       throw invalidArgument('a self-signed JWT has an audience or scopes, not both');
     }

@@ -3,14 +3,12 @@
  * IdentityPoolClient with a subject-token supplier that signs in the TPM.
  */
 import { readFile } from 'node:fs/promises';
-import type { KeyObject } from 'node:crypto';
 
 import { IdentityPoolClient, type SubjectTokenSupplier } from 'google-auth-library';
 
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
-import { jwkThumbprint } from '../jwk.js';
 import { CachedToken } from './cached-token.js';
 import { parseWifTokenCommand } from './wif-config.js';
 import { mintSubjectToken, providerAudience } from './wif-subject-token.js';
@@ -30,9 +28,6 @@ export interface TpmSubjectTokenOptions {
  * this does: one signing per token lifetime and audience, shared by concurrent calls.
  */
 export function tpmSubjectTokenSupplier(options: TpmSubjectTokenOptions): SubjectTokenSupplier {
-  const publicKey = (options.signer as { publicKey?: KeyObject }).publicKey;
-  const subject = options.subject ?? (publicKey && jwkThumbprint(publicKey.export({ format: 'jwk' })));
-  if (subject === undefined) throw invalidArgument('subject is required for a signer without a publicKey');
   const tokens = new Map<string, CachedToken>();
   return {
     async getSubjectToken({ audience }) {
@@ -41,7 +36,7 @@ export function tpmSubjectTokenSupplier(options: TpmSubjectTokenOptions): Subjec
         cached = new CachedToken(() =>
           mintSubjectToken(options.signer, {
             issuer: options.issuer,
-            subject,
+            ...(options.subject !== undefined && { subject: options.subject }),
             audience: providerAudience(audience),
             ...(options.lifetime !== undefined && { lifetime: options.lifetime }),
           }),

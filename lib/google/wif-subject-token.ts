@@ -9,7 +9,7 @@ import { randomUUID, type KeyObject } from 'node:crypto';
 import type { JwsAlgorithm } from '../algorithms.js';
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
-import { jwkThumbprint } from '../jwk.js';
+import { keyThumbprint } from '../jwk.js';
 import { mintToken } from '../jwt/mint.js';
 
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
@@ -25,8 +25,11 @@ export interface SubjectTokenOptions {
   issuer: string;
   /** The `aud` claim: one the provider allows (see providerAudience). */
   audience: string;
-  /** The workload's identity, `google.subject` after the provider's attribute mapping. */
-  subject: string;
+  /**
+   * The workload's identity, `google.subject` after the provider's attribute mapping;
+   * default the RFC 7638 thumbprint of the signer's public key.
+   */
+  subject?: string;
   /** Seconds; default 3600 (STS refuses tokens that live longer than a day). */
   lifetime?: number;
   /** The `kid` header; default the signer's, else the RFC 7638 thumbprint of its key, as in the JWKS. */
@@ -58,21 +61,27 @@ export async function mintSubjectToken(
       `Google's STS accepts ${STS_ALGORITHMS.join(' and ')} subject tokens; this key signs ${signer.algorithm}`,
     );
   }
-  for (const name of ['issuer', 'audience', 'subject'] as const) {
-    if (typeof options[name] !== 'string' || options[name] === '') throw invalidArgument(`${name} is required`);
+  // Both defaults name the key as the JWKS does (publicJwk): STS picks its key by kid.
+  const publicKey = (signer as { publicKey?: KeyObject }).publicKey;
+  const thumbprint = publicKey && keyThumbprint(publicKey);
+  const subject = options.subject ?? thumbprint;
+  for (const [name, value] of [
+    ['issuer', options.issuer],
+    ['audience', options.audience],
+    ['subject', subject],
+  ] as const) {
+    if (typeof value !== 'string' || value === '') throw invalidArgument(`${name} is required`);
   }
   const lifetime = options.lifetime ?? DEFAULT_SUBJECT_TOKEN_LIFETIME;
   if (!Number.isInteger(lifetime) || lifetime < 60 || lifetime > 86_400) {
     throw invalidArgument('the subject token lifetime must be 60 to 86400 seconds');
   }
-  const publicKey = (signer as { publicKey?: KeyObject }).publicKey;
-  // STS picks the JWKS key by kid: the header names the key as publicJwk() does.
-  const keyId = options.keyId ?? signer.keyId ?? (publicKey && jwkThumbprint(publicKey.export({ format: 'jwk' })));
+  const keyId = options.keyId ?? signer.keyId ?? thumbprint;
   return mintToken(
     signer,
     {
       issuer: options.issuer,
-      subject: options.subject,
+      subject: subject!,
       audience: options.audience,
       additionalClaims: { jti: randomUUID() },
       tokenLifetime: lifetime,

@@ -49,10 +49,11 @@ Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth
     Close();
     return Status::Tss(rc, "Esys_Startup");
   }
-  TSS_RETURN_IF_ERROR(SetAuth(esys_, ESYS_TR_RH_OWNER, owner_auth));
-  if (!session_options_.encrypt) return Status();
-  ESYS_TR unused = ESYS_TR_NONE;
-  Status s = Auth(0, &unused);
+  Status s = SetAuth(esys_, ESYS_TR_RH_OWNER, owner_auth);
+  if (s.ok() && session_options_.encrypt) {
+    ESYS_TR unused = ESYS_TR_NONE;
+    s = Auth(0, &unused);
+  }
   if (!s.ok()) Close();
   return s;
 }

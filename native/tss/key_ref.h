@@ -5,6 +5,7 @@
 #include <tss2/tss2_tpm2_types.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "policy.h"
@@ -25,6 +26,18 @@ struct KeyRef {
   KeyBlob blob;
   SecretBytes auth;  // the key's authValue (empty: none)
   PcrPolicy policy;  // how the key is authorised when it has a policy
+  // A blob key's name in the context's object cache (see SetCacheId): set once when
+  // the key is read, not on every signature.
+  std::string cache_id;
 };
+
+// Names a blob key by everything the TPM checks when loading it (parent, public and
+// private blob): a file that differs in any of them is loaded, and so checked, apart.
+inline void SetCacheId(KeyRef* key) {
+  key->cache_id.assign("key:");
+  key->cache_id.append(reinterpret_cast<const char*>(&key->parent), sizeof key->parent);
+  key->cache_id.append(key->blob.pub.begin(), key->blob.pub.end());
+  key->cache_id.append(key->blob.priv.begin(), key->blob.priv.end());
+}
 
 }  // namespace tss

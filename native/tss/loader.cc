@@ -1,7 +1,5 @@
 #include "loader.h"
 
-#include <string>
-
 #include "marshal.h"
 #include "primary.h"
 
@@ -9,18 +7,8 @@ namespace tss {
 
 namespace {
 
-// Cache ids: the storage primary, and a key file's key by everything the TPM would
-// check when loading it (parent, public and private blob): a file that differs in any
-// of them is loaded, and so checked, on its own.
+// The storage primary's cache id; a key file's key has its own (KeyRef::cache_id).
 const char kStoragePrimary[] = "storage-primary";
-
-std::string KeyId(const KeyRef& key) {
-  std::string id = "key:";
-  id.append(reinterpret_cast<const char*>(&key.parent), sizeof key.parent);
-  id.append(key.blob.pub.begin(), key.blob.pub.end());
-  id.append(key.blob.priv.begin(), key.blob.priv.end());
-  return id;
-}
 
 }  // namespace
 
@@ -50,7 +38,7 @@ Status LoadKey(Context& ctx, const KeyRef& key, Transient* out) {
     return Status();
   }
   TSS_RETURN_IF_ERROR(ctx.CachedObject(
-      KeyId(key),
+      key.cache_id,
       [&ctx, &key](ESYS_TR* made) {
         TPM2B_PUBLIC pub;
         TPM2B_PRIVATE priv;

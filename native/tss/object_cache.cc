@@ -49,8 +49,9 @@ void ObjectCache::Unload(ESYS_CONTEXT* esys, const std::string& id) {
   auto found = entries_.find(id);
   if (found == entries_.end() || found->second.loaded == ESYS_TR_NONE) return;
   Entry& entry = found->second;
-  // Without a saved context the object is simply made again next time.
-  if (entry.saved.empty() && !entry.saved.Save(esys, entry.loaded).ok()) entry.saved.Reset();
+  // Saved once (an object's context can be loaded again and again); if saving fails,
+  // the object is simply made again next time.
+  if (entry.saved.empty()) (void)entry.saved.Save(esys, entry.loaded);
   Esys_FlushContext(esys, entry.loaded);
   entry.loaded = ESYS_TR_NONE;
 }

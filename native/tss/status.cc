@@ -91,14 +91,18 @@ ErrorCode CodeForTpmRc(TPM2_RC rc) {
   }
 }
 
+// The TPM's own response code (or the resource manager's on its behalf), without the
+// layer; 0 for success and for failures from any other layer.
+TSS2_RC TpmRc(const Status& status) {
+  const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
+  if (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER) return 0;
+  return status.rc() & 0xFFFF;
+}
+
 }  // namespace
 
 bool IsSessionLost(const Status& status) {
-  const TSS2_RC rc = status.rc() & 0xFFFF;
-  const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
-  if (status.rc() == 0 || (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)) {
-    return false;
-  }
+  const TSS2_RC rc = TpmRc(status);
   // TPM_RC_REFERENCE_S0..S6: "the session handle references a session not loaded".
   if (rc >= TPM2_RC_REFERENCE_S0 && rc <= TPM2_RC_REFERENCE_S6) return true;
   // TPM_RC_HANDLE reported against a session (format 1 with the S bit): the session
@@ -109,23 +113,16 @@ bool IsSessionLost(const Status& status) {
 }
 
 bool IsObjectLost(const Status& status) {
-  const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
-  if (status.rc() == 0 || (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)) {
-    return false;
-  }
   // TPM_RC_REFERENCE_H0..H6: "the handle references a transient object not loaded".
   // Not TPM_RC_HANDLE: that is also a persistent handle with nothing at it.
-  const TSS2_RC rc = status.rc() & 0xFFFF;
+  const TSS2_RC rc = TpmRc(status);
   return rc >= TPM2_RC_REFERENCE_H0 && rc <= TPM2_RC_REFERENCE_H6;
 }
 
 bool IsSlotShortage(const Status& status) {
-  const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
-  if (status.rc() == 0 || (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)) {
-    return false;
-  }
-  if (status.rc() & TPM2_RC_FMT1) return false;
-  switch (status.rc() & 0xFFF) {
+  const TSS2_RC rc = TpmRc(status);
+  if (rc & TPM2_RC_FMT1) return false;
+  switch (rc & 0xFFF) {
     case TPM2_RC_OBJECT_MEMORY:
     case TPM2_RC_SESSION_MEMORY:
     case TPM2_RC_MEMORY:
@@ -144,11 +141,9 @@ bool IsConnectionLost(const Status& status) {
 }
 
 bool IsTransient(const Status& status) {
-  const TSS2_RC layer = status.rc() & TSS2_RC_LAYER_MASK;
-  if (status.rc() == 0 || (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)) {
-    return false;
-  }
-  switch (status.rc() & 0xFFF) {
+  const TSS2_RC rc = TpmRc(status);
+  if (rc & TPM2_RC_FMT1) return false;
+  switch (rc & 0xFFF) {
     case TPM2_RC_RETRY:
     case TPM2_RC_YIELDED:
     case TPM2_RC_TESTING:

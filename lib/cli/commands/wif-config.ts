@@ -12,7 +12,7 @@ import {
   wifTokenCommand,
 } from '../../google/wif-config.js';
 import { STS_ALGORITHMS } from '../../google/wif-subject-token.js';
-import { jwkThumbprint, publicJwk } from '../../jwk.js';
+import { keyThumbprint, publicJwk } from '../../jwk.js';
 import { parseKeyRef } from '../../tpm/handle.js';
 import { loadKeyRef } from '../../tpm/key-ref.js';
 import { optional, required } from '../args.js';
@@ -73,7 +73,7 @@ kept unless --force.
       );
     }
     const jwk = publicJwk(key.publicKey, alg);
-    const subject = optional(values, 'subject') ?? jwkThumbprint(key.publicKey.export({ format: 'jwk' }));
+    const subject = optional(values, 'subject') ?? keyThumbprint(key.publicKey);
     const tcti = optional(values, 'tcti');
     const executable = optional(values, 'executable');
     const command = wifTokenCommand(executable === undefined ? thisCli() : [path.resolve(executable)], {

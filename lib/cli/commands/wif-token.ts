@@ -1,5 +1,3 @@
-import type { KeyObject } from 'node:crypto';
-
 import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
 import {
@@ -8,7 +6,6 @@ import {
   SUBJECT_TOKEN_TYPES,
   TOKEN_TYPE_ID_TOKEN,
 } from '../../google/wif-subject-token.js';
-import { jwkThumbprint } from '../../jwk.js';
 import { optional, required, UsageError } from '../args.js';
 import { json, type Command } from '../command.js';
 import { openKeySigner, SIGNER_OPTIONS } from '../signer-source.js';
@@ -55,12 +52,11 @@ thumbprint), aud --audience (default https: + the provider audience), 1 h (--lif
       const { signer } = await openKeySigner(values, io);
       let minted: { token: string; expiry: Date };
       try {
-        const publicKey = (signer as { publicKey?: KeyObject }).publicKey!;
-        const subject = optional(values, 'subject') ?? jwkThumbprint(publicKey.export({ format: 'jwk' }));
+        const subject = optional(values, 'subject');
         minted = await mintSubjectToken(signer, {
           issuer,
           audience,
-          subject,
+          ...(subject !== undefined && { subject }),
           ...(lifetime !== undefined && { lifetime }),
         });
       } finally {
