@@ -9,9 +9,19 @@ import { TpmJwtError } from './errors.js';
  * Writes `text` to `file` with mode 0600 through a temporary file in the same
  * directory, so a reader sees the old content or the new, never a torn write. Without
  * `force` an existing file is kept and ERR_INVALID_ARGUMENT is thrown; the check and
- * the write are one atomic link(2).
+ * the write are one atomic link(2). A path that cannot be written is ERR_INVALID_ARGUMENT too.
  */
 export async function writeFileAtomic(file: string, text: string, options: { force?: boolean } = {}): Promise<void> {
+  try {
+    await write(file, text, options.force === true);
+  } catch (err) {
+    if (err instanceof TpmJwtError) throw err;
+    // A directory that is missing or not writable: the caller's path, so its code.
+    throw new TpmJwtError('ERR_INVALID_ARGUMENT', `cannot write ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+async function write(file: string, text: string, force: boolean): Promise<void> {
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await open(temp, 'wx', 0o600);
   try {
@@ -21,7 +31,7 @@ export async function writeFileAtomic(file: string, text: string, options: { for
     } finally {
       await handle.close();
     }
-    if (options.force) {
+    if (force) {
       await rename(temp, file);
       return;
     }

@@ -147,6 +147,13 @@ describe('86 Workload Identity Federation with the TPM key', () => {
       });
       assert.ok(!existsSync(failed), 'nothing written on failure');
     }
+    // An output file that cannot be written is a failure with a code too.
+    const unwritable = await cli(['wif-token', '--key', '0x81008601', '--issuer', ISSUER, '--tcti', swtpm.tcti], {
+      GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE: AUDIENCE,
+      GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE: path.join(dir, 'no-such-dir', 'out.json'),
+    });
+    assert.equal(unwritable.code, 1);
+    assert.equal(JSON.parse(unwritable.stdout).code, 'ERR_INVALID_ARGUMENT');
   });
 
   it('the library gets our failure (TPM down), with its code, and no hang', async () => {

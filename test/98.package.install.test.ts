@@ -6,8 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { pack } from './helpers/pack.js';
@@ -20,8 +19,7 @@ describe('98 the packed tarball, installed as a dependency', function () {
   let tarball: string;
 
   before(() => {
-    project = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-consumer-'));
-    swtpm.cleanup(() => rmSync(project, { recursive: true, force: true }));
+    project = swtpm.tempDir('consumer');
     let files: string[];
     ({ tarball, files } = pack(project));
     assert.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts') && files.includes('binding.gyp'));
