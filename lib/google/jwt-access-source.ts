@@ -3,8 +3,6 @@
  * service's root URL, or a `scope` claim when scopes are set or no audience can be
  * known. No token server is involved.
  */
-import { decodeJwt } from 'jose';
-
 import { Credentials } from '../jwt/credentials.js';
 import { OnDemandCredentials } from '../jwt/on-demand-credentials.js';
 import { rememberLast } from '../remember-last.js';
@@ -39,8 +37,7 @@ class JwtAccessSource implements TokenSource {
         const signer = await this.#context.signer();
         this.#perAudience ??= new OnDemandCredentials(signer, this.#identity());
       }
-      const token = await this.#perAudience.tokenForAudience(audience);
-      return { token, expiry: new Date(((decodeJwt(token).exp as number) ?? 0) * 1000) };
+      return this.#perAudience.expiringTokenForAudience(audience);
     }
     if (!this.#scoped) {
       const signer = await this.#context.signer();

@@ -30,7 +30,7 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
   readonly maxCacheSize: number;
   // Map iteration order is insertion order: re-inserting on use makes it an LRU.
   readonly #cache = new Map<string, { token: string; expiry: Date }>();
-  readonly #minting = new Map<string, Promise<string>>();
+  readonly #minting = new Map<string, Promise<{ token: string; expiry: Date }>>();
   readonly #audienceFor = rememberLast(audienceForUrl);
 
   constructor(signer: Signer, options: OnDemandCredentialsOptions) {
@@ -57,16 +57,21 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
    * The token for `audience`: cached until close to expiry; concurrent callers share
    * one signing, and a failed signing leaves nothing behind.
    */
-  tokenForAudience(audience: string): Promise<string> {
-    const cached = this.cachedToken(audience);
-    if (cached !== undefined) return Promise.resolve(cached);
+  async tokenForAudience(audience: string): Promise<string> {
+    return (await this.expiringTokenForAudience(audience)).token;
+  }
+
+  /** tokenForAudience with the token's expiry. */
+  expiringTokenForAudience(audience: string): Promise<{ token: string; expiry: Date }> {
+    const cached = this.#fresh(audience);
+    if (cached) return Promise.resolve(cached);
     let minting = this.#minting.get(audience);
     if (!minting) {
       const { issuer, subject, additionalClaims, tokenLifetime } = this;
       minting = mintToken(this.signer, { issuer, subject, additionalClaims, tokenLifetime, audience })
-        .then(({ token, expiry }) => {
-          this.#remember(audience, token, expiry);
-          return token;
+        .then((minted) => {
+          this.#remember(audience, minted.token, minted.expiry);
+          return minted;
         })
         .finally(() => this.#minting.delete(audience));
       this.#minting.set(audience, minting);
@@ -76,11 +81,7 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
 
   /** The cached token for `audience` if it is not close to expiry; no signing. */
   cachedToken(audience: string): string | undefined {
-    const cached = this.#cache.get(audience);
-    if (!cached || nearExpiry(cached.expiry)) return undefined;
-    this.#cache.delete(audience);
-    this.#cache.set(audience, cached);
-    return cached.token;
+    return this.#fresh(audience)?.token;
   }
 
   /** Applies the token for the URL's audience (scheme://host/path). */
@@ -88,6 +89,15 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
     const audience = this.#audienceFor(url);
     const token = this.cachedToken(audience) ?? (await this.tokenForAudience(audience));
     applyBearer(headers, token, this.quotaProjectId);
+  }
+
+  /** The cached entry for `audience` if not close to expiry, marked as just used. */
+  #fresh(audience: string): { token: string; expiry: Date } | undefined {
+    const cached = this.#cache.get(audience);
+    if (!cached || nearExpiry(cached.expiry)) return undefined;
+    this.#cache.delete(audience);
+    this.#cache.set(audience, cached);
+    return cached;
   }
 
   #remember(audience: string, token: string, expiry: Date): void {
