@@ -54,6 +54,8 @@ export interface Swtpm {
    * ports: persistent objects survive, sessions and transient objects do not.
    */
   restart(): Promise<void>;
+  /** Kills swtpm as restart() does, and starts it again only when the returned function is called. */
+  crash(): Promise<() => Promise<void>>;
   stop(): Promise<void>;
 }
 
@@ -112,13 +114,21 @@ export async function startSwtpm(): Promise<Swtpm> {
     rmSync(stateDir, { recursive: true, force: true });
     throw err;
   }
+  const crash = async () => {
+    await kill(running, 'SIGKILL');
+    return async () => {
+      running = await spawnSwtpm(stateDir, port);
+    };
+  };
   return {
     tcti: `swtpm:host=127.0.0.1,port=${port}`,
     stateDir,
     async restart() {
-      await kill(running, 'SIGKILL');
-      running = await spawnSwtpm(stateDir, port);
+      await (
+        await crash()
+      )();
     },
+    crash,
     async stop() {
       await kill(running, 'SIGTERM');
       rmSync(stateDir, { recursive: true, force: true });

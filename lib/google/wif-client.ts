@@ -10,7 +10,8 @@ import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { CachedToken } from './cached-token.js';
-import { parseWifTokenCommand } from './wif-config.js';
+import { checkTctiFromFile } from '../tpm/tcti-trust.js';
+import { parseWifTokenCommand, type WifTokenArgs } from './wif-config.js';
 import { mintSubjectToken, providerAudience } from './wif-subject-token.js';
 
 export interface TpmSubjectTokenOptions {
@@ -48,11 +49,87 @@ export function tpmSubjectTokenSupplier(options: TpmSubjectTokenOptions): Subjec
   };
 }
 
+/** What a credential configuration that runs `tpm-jwt wif-token` says, checked. */
+export interface WifConfiguration {
+  /** IdentityPoolClient options, all but the subject-token supplier. */
+  readonly options: {
+    type: 'external_account';
+    audience: string;
+    subject_token_type: string;
+    token_url?: string;
+    service_account_impersonation_url?: string;
+  };
+  /** The wif-token command's arguments: the key, its TCTI, the issuer and subject. */
+  readonly command: WifTokenArgs;
+  /** The service account it impersonates, if any. */
+  readonly serviceAccount: string | undefined;
+}
+
+type IdentityPoolClientOptions = ConstructorParameters<typeof IdentityPoolClient>[0];
+
+/**
+ * Reads a credential configuration that runs `tpm-jwt wif-token` (what wif-config
+ * writes). Its TCTI is held to the kinds a file may name (tcti-trust.ts). Throws
+ * ERR_KEY_FILE_INVALID for a file that is not JSON, ERR_INVALID_ARGUMENT for another
+ * kind of configuration.
+ */
+export async function readWifConfiguration(file: string): Promise<WifConfiguration> {
+  let config: {
+    type?: string;
+    audience?: string;
+    subject_token_type?: string;
+    token_url?: string;
+    service_account_impersonation_url?: string;
+    credential_source?: { executable?: { command?: string } };
+  };
+  try {
+    config = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new TpmJwtError('ERR_KEY_FILE_INVALID', `cannot read ${file} as JSON`, { cause: err });
+  }
+  const command = config.credential_source?.executable?.command;
+  if (config.type !== 'external_account' || typeof command !== 'string' || typeof config.audience !== 'string') {
+    throw invalidArgument(`${file} is not an external_account configuration with an executable source`);
+  }
+  const args = parseWifTokenCommand(command);
+  const tcti = args.tcti === undefined ? undefined : checkTctiFromFile(args.tcti, file);
+  const impersonation = config.service_account_impersonation_url;
+  return {
+    options: {
+      type: 'external_account',
+      audience: config.audience,
+      subject_token_type: config.subject_token_type ?? 'urn:ietf:params:oauth:token-type:jwt',
+      ...(config.token_url !== undefined && { token_url: config.token_url }),
+      ...(impersonation !== undefined && { service_account_impersonation_url: impersonation }),
+    },
+    command: { ...args, ...(tcti !== undefined && { tcti }) },
+    serviceAccount: impersonatedAccount(impersonation),
+  };
+}
+
+/** The email in an impersonation URL (…/serviceAccounts/EMAIL:generateAccessToken). */
+function impersonatedAccount(url: string | undefined): string | undefined {
+  const match = url === undefined ? null : /\/serviceAccounts\/([^/:]+):generateAccessToken$/.exec(url);
+  return match ? decodeURIComponent(match[1]!) : undefined;
+}
+
+/** Opens the signer a configuration's command names; the caller closes it. */
+export function openWifSigner(configuration: WifConfiguration): Promise<TpmSigner> {
+  const { key, tcti } = configuration.command;
+  return TpmSigner.open({ key, ...(tcti !== undefined && { tcti }) });
+}
+
+/** The supplier for a configuration's subject tokens, signed by `signer`. */
+export function wifSubjectTokenSupplier(configuration: WifConfiguration, signer: Signer): SubjectTokenSupplier {
+  const { issuer, subject } = configuration.command;
+  return tpmSubjectTokenSupplier({ signer, issuer, ...(subject !== undefined && { subject }) });
+}
+
 /** An IdentityPoolClient that signs its subject tokens in the TPM; close() releases the TPM. */
 export class TpmIdentityPoolClient extends IdentityPoolClient {
   readonly #signer: Signer;
 
-  private constructor(options: ConstructorParameters<typeof IdentityPoolClient>[0], signer: Signer) {
+  private constructor(options: IdentityPoolClientOptions, signer: Signer) {
     super(options);
     this.#signer = signer;
   }
@@ -61,44 +138,14 @@ export class TpmIdentityPoolClient extends IdentityPoolClient {
    * The client for a credential configuration that runs `tpm-jwt wif-token` (what
    * wif-config writes): the same audience, token URL and impersonation, the key and
    * issuer from its command, and the subject tokens signed here instead of by a
-   * subprocess. Throws ERR_INVALID_ARGUMENT for another kind of configuration.
+   * subprocess. Throws as readWifConfiguration does.
    */
   static async fromCredentialConfiguration(file: string): Promise<TpmIdentityPoolClient> {
-    let config: {
-      type?: string;
-      audience?: string;
-      subject_token_type?: string;
-      token_url?: string;
-      service_account_impersonation_url?: string;
-      credential_source?: { executable?: { command?: string } };
-    };
-    try {
-      config = JSON.parse(await readFile(file, 'utf8'));
-    } catch (err) {
-      throw new TpmJwtError('ERR_KEY_FILE_INVALID', `cannot read ${file} as JSON`, { cause: err });
-    }
-    const command = config.credential_source?.executable?.command;
-    if (config.type !== 'external_account' || typeof command !== 'string' || typeof config.audience !== 'string') {
-      throw invalidArgument(`${file} is not an external_account configuration with an executable source`);
-    }
-    const args = parseWifTokenCommand(command);
-    const signer = await TpmSigner.open({ key: args.key, ...(args.tcti !== undefined && { tcti: args.tcti }) });
+    const configuration = await readWifConfiguration(file);
+    const signer = await openWifSigner(configuration);
     try {
       return new TpmIdentityPoolClient(
-        {
-          type: 'external_account',
-          audience: config.audience,
-          subject_token_type: config.subject_token_type ?? 'urn:ietf:params:oauth:token-type:jwt',
-          ...(config.token_url !== undefined && { token_url: config.token_url }),
-          ...(config.service_account_impersonation_url !== undefined && {
-            service_account_impersonation_url: config.service_account_impersonation_url,
-          }),
-          subject_token_supplier: tpmSubjectTokenSupplier({
-            signer,
-            issuer: args.issuer,
-            ...(args.subject !== undefined && { subject: args.subject }),
-          }),
-        },
+        { ...configuration.options, subject_token_supplier: wifSubjectTokenSupplier(configuration, signer) },
         signer,
       );
     } catch (err) {

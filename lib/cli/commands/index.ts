@@ -54,6 +54,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./wif-config.js')).wifConfig,
   },
   {
+    name: 'serve-metadata',
+    summary: 'serve a GCE-compatible metadata server that mints from the TPM key, for every language',
+    load: async () => (await import('./serve-metadata.js')).serveMetadata,
+  },
+  {
     name: 'verify',
     summary: "verify a JWT's signature and claims, print its claims",
     load: async () => (await import('./verify.js')).verify,

@@ -1,0 +1,140 @@
+import { closeSync, writeSync } from 'node:fs';
+
+import { startMetadataServer, type MetadataServerOptions } from '../../metadata/server.js';
+import { flagValue, optional, required, UsageError, type Values } from '../args.js';
+import type { Command } from '../command.js';
+import { openKeySigner, SIGNER_OPTIONS } from '../signer-source.js';
+
+const MODES = ['oauth2', 'jwt-access', 'wif'] as const;
+
+export const serveMetadata: Command = {
+  usage: `tpm-jwt serve-metadata (--credentials F | --key KEYREF --email EMAIL)
+         [--listen 127.0.0.1:8080 | --socket PATH [--socket-mode 0600]]
+         [--mode oauth2|jwt-access|wif] [--token-url URL] [--scope S ...]
+         [--project-id P] [--numeric-project-id N] [--instance-id N] [--zone Z]
+         [--ready-fd N]
+
+A GCE-compatible metadata server that mints from the TPM key, for every process
+and language on the device: point Application Default Credentials at it with
+GCE_METADATA_HOST=127.0.0.1:8080 (Node, Go, Java) or GCE_METADATA_IP and
+GCE_METADATA_ROOT (Python). oauth2 (default) exchanges a TPM-signed assertion for
+an access token; jwt-access serves a self-signed JWT with a scope claim; wif takes
+--credentials as the credential configuration wif-config wrote (no service-account
+key at all). One JSON line per request on stderr; SIGTERM or SIGINT drains and exits 0.
+
+  tpm-jwt serve-metadata --credentials sa-tpm.json
+  tpm-jwt serve-metadata --mode wif --credentials wif/credential-configuration.json`,
+  options: {
+    ...SIGNER_OPTIONS,
+    mode: { type: 'string' },
+    'token-url': { type: 'string' },
+    listen: { type: 'string' },
+    socket: { type: 'string' },
+    'socket-mode': { type: 'string' },
+    scope: { type: 'string', multiple: true },
+    'project-id': { type: 'string' },
+    'numeric-project-id': { type: 'string' },
+    'instance-id': { type: 'string' },
+    zone: { type: 'string' },
+    'ready-fd': { type: 'string' },
+  },
+  async run(values, io) {
+    const mode = (optional(values, 'mode') ?? 'oauth2') as (typeof MODES)[number];
+    if (!MODES.includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}`);
+    const place = listenPlace(values);
+    const readyFd = optional(values, 'ready-fd');
+    const fd = readyFd === undefined ? undefined : flagValue('ready-fd', readyFd, parseFd);
+    const scopes = values['scope'] as string[] | undefined;
+    const common = {
+      ...place,
+      ...(scopes !== undefined && { scopes }),
+      ...optionalStrings(values, {
+        'numeric-project-id': 'numericProjectId',
+        'instance-id': 'instanceId',
+        zone: 'zone',
+      }),
+      log: (line: string) => io.err(`${line}\n`),
+    };
+    const projectId = optional(values, 'project-id');
+
+    let options: MetadataServerOptions;
+    let release = async () => {};
+    if (mode === 'wif') {
+      const email = optional(values, 'email');
+      options = {
+        ...common,
+        mode,
+        credentialConfiguration: required(values, 'credentials'),
+        ...(email !== undefined && { email }),
+        ...(projectId !== undefined && { projectId }),
+      };
+    } else {
+      const email = values['credentials'] === undefined ? required(values, 'email') : optional(values, 'email');
+      const { signer, info } = await openKeySigner(values, io);
+      release = async () => await signer.close?.();
+      const tokenUrl = optional(values, 'token-url');
+      const project = projectId ?? info?.project_id;
+      options = {
+        ...common,
+        mode,
+        signer,
+        email: email ?? info!.client_email!,
+        ...(tokenUrl !== undefined && { tokenUrl }),
+        ...(project !== undefined && { projectId: project }),
+      };
+    }
+
+    try {
+      const server = await startMetadataServer(options);
+      if (fd !== undefined) {
+        writeSync(fd, `${server.url}\n`);
+        closeSync(fd);
+      }
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          resolve();
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+      await server.close();
+    } finally {
+      await release();
+    }
+  },
+};
+
+/** --listen HOST:PORT or --socket PATH (with --socket-mode), at most one of them. */
+function listenPlace(values: Values): Pick<MetadataServerOptions, 'host' | 'port' | 'socket' | 'socketMode'> {
+  const socket = optional(values, 'socket');
+  const listen = optional(values, 'listen');
+  const mode = optional(values, 'socket-mode');
+  if (socket !== undefined) {
+    if (listen !== undefined) throw new UsageError('give --listen or --socket, not both');
+    if (mode !== undefined && !/^0?[0-7]{3}$/.test(mode)) throw new UsageError('--socket-mode must be octal, as 0660');
+    return { socket, ...(mode !== undefined && { socketMode: parseInt(mode, 8) }) };
+  }
+  if (mode !== undefined) throw new UsageError('--socket-mode goes with --socket');
+  if (listen === undefined) return { host: '127.0.0.1', port: 8080 };
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(listen);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new UsageError(`--listen ${listen}: expected HOST:PORT, as 127.0.0.1:8080`);
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+function parseFd(text: string): number {
+  if (!/^[0-9]+$/.test(text) || Number(text) < 3) throw new UsageError('--ready-fd must be a descriptor number >= 3');
+  return Number(text);
+}
+
+/** The string flags given, renamed to their option names. */
+function optionalStrings<K extends string>(values: Values, names: Record<string, K>) {
+  const out: Partial<Record<K, string>> = {};
+  for (const [flag, key] of Object.entries(names)) {
+    const value = optional(values, flag);
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}

@@ -1,0 +1,74 @@
+/**
+ * Token sources over google-auth-library's external-account clients (federation):
+ * the client's own access token (federated, or the impersonated service account's),
+ * and ID tokens from IAM Credentials' generateIdToken, asked with a federated token.
+ * Each caches its token until shortly before it expires, one fetch in flight.
+ */
+import type { BaseExternalAccountClient } from 'google-auth-library';
+import { decodeJwt } from 'jose';
+
+import { TpmJwtError } from '../errors.js';
+import { CachedToken, type ExpiringToken } from './cached-token.js';
+import type { TokenSource } from './token-source.js';
+
+/** ERR_TOKEN_EXCHANGE for what the client threw, unless it is already ours (a TPM failure keeps its code). */
+function exchangeError(what: string, err: unknown): TpmJwtError {
+  if (err instanceof TpmJwtError) return err;
+  const status = (err as { response?: { status?: number } }).response?.status;
+  const detail = status === undefined ? (err as Error).message : `HTTP ${status}`;
+  return new TpmJwtError('ERR_TOKEN_EXCHANGE', `${what}: ${detail}`, { cause: err });
+}
+
+function cachedSource(fetch: () => Promise<ExpiringToken>): TokenSource {
+  const cache = new CachedToken(fetch);
+  return { cached: () => cache.current()?.token, token: () => cache.get() };
+}
+
+/** The access tokens `client` obtains (STS, then impersonation when it is configured). */
+export function externalAccountSource(client: BaseExternalAccountClient): TokenSource {
+  return cachedSource(async () => {
+    let token: string | null | undefined;
+    try {
+      ({ token } = await client.getAccessToken());
+    } catch (err) {
+      throw exchangeError('federated token exchange', err);
+    }
+    const expiry = client.credentials.expiry_date;
+    if (!token || typeof expiry !== 'number') {
+      throw new TpmJwtError('ERR_TOKEN_EXCHANGE', 'federated token exchange: no token with an expiry');
+    }
+    return { token, expiry: new Date(expiry) };
+  });
+}
+
+/**
+ * ID tokens for `audience` from generateIdToken at `url` (…/serviceAccounts/EMAIL:generateIdToken),
+ * called by `client`, whose principal needs roles/iam.workloadIdentityUser on the account.
+ */
+export function generateIdTokenSource(client: BaseExternalAccountClient, url: string, audience: string): TokenSource {
+  return cachedSource(async () => {
+    let token: unknown;
+    try {
+      ({ token } = (
+        await client.request<{ token?: unknown }>({
+          url,
+          method: 'POST',
+          data: { audience, includeEmail: true },
+          responseType: 'json',
+        })
+      ).data);
+    } catch (err) {
+      throw exchangeError(`generateIdToken ${url}`, err);
+    }
+    let exp: unknown;
+    try {
+      exp = typeof token === 'string' ? decodeJwt(token).exp : undefined;
+    } catch {
+      exp = undefined;
+    }
+    if (typeof token !== 'string' || typeof exp !== 'number') {
+      throw new TpmJwtError('ERR_TOKEN_EXCHANGE', `generateIdToken ${url}: the answer has no ID token`);
+    }
+    return { token, expiry: new Date(exp * 1000) };
+  });
+}

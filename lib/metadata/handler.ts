@@ -1,0 +1,146 @@
+/**
+ * One metadata request, from admission to answer: refuse what guard.ts refuses, find
+ * the path in the tree, render it as GCE does, mint for token and identity. Whatever a
+ * request holds, the answer is a status and a body: a bad request never throws out of
+ * here, and no answer but a 200 for a minted leaf carries a token.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import { TpmJwtError } from '../errors.js';
+import { refusal } from './guard.js';
+import { lookup, render, type Directory, type MintedLeaf } from './tree.js';
+import type { MetadataTokens } from './tokens.js';
+
+export interface HandlerContext {
+  readonly tree: Directory;
+  readonly tokens: MetadataTokens;
+  readonly hosts: ReadonlySet<string>;
+  /** The scopes of a token request that names none. */
+  readonly scopes: readonly string[];
+  /** Runs before any token is served; throws when the key may no longer sign. */
+  readonly beforeMint?: (() => Promise<void>) | undefined;
+  readonly log: (entry: RequestLog) => void;
+}
+
+/** What is logged of a request: never a token, never a header value. */
+export interface RequestLog {
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  code?: string;
+}
+
+interface Answer {
+  status: number;
+  type: 'text' | 'json';
+  body: string;
+  code?: string;
+}
+
+const BASE = '/computeMetadata/v1';
+const MAX_PARAMETER = 2048;
+
+/** Answers `req` on `res`; settles when the answer is written. */
+export async function handle(context: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now();
+  const url = req.url ?? '/';
+  const path = url.split('?', 1)[0]!;
+  let answer: Answer;
+  try {
+    answer = await answerFor(context, req, url);
+  } catch (err) {
+    answer = failure(err);
+  }
+  res.writeHead(answer.status, {
+    'metadata-flavor': 'Google',
+    'content-type': answer.type === 'json' ? 'application/json' : 'application/text',
+    'content-length': Buffer.byteLength(answer.body),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(answer.body);
+  context.log({
+    method: req.method ?? '',
+    path: path.slice(0, 256),
+    status: answer.status,
+    ms: Math.round((performance.now() - started) * 10) / 10,
+    ...(answer.code !== undefined && { code: answer.code }),
+  });
+}
+
+const text = (status: number, body: string): Answer => ({ status, type: 'text', body });
+
+async function answerFor(context: HandlerContext, req: IncomingMessage, url: string): Promise<Answer> {
+  const refused = refusal(req.method, req.headers, context.hosts);
+  if (refused) return text(refused.status, `${refused.message}\n`);
+  const at = url.indexOf('?');
+  const path = at === -1 ? url : url.slice(0, at);
+  const query = new URLSearchParams(at === -1 ? '' : url.slice(at + 1));
+  if (path === '/') return text(200, 'computeMetadata/\n');
+  if (path === '/computeMetadata' || path === '/computeMetadata/') return text(200, 'v1/\n');
+  if (path !== BASE && !path.startsWith(`${BASE}/`)) return notFound();
+  const segments = path.slice(BASE.length + 1).split('/');
+  // A directory is the same with or without its trailing slash.
+  if (segments.at(-1) === '') segments.pop();
+  let names: string[];
+  try {
+    names = segments.map(decodeURIComponent);
+  } catch {
+    return text(400, 'Malformed path.\n');
+  }
+  const node = lookup(context.tree, names);
+  if (node === undefined) return notFound();
+  const rendered = render(node, {
+    recursive: query.get('recursive')?.toLowerCase() === 'true',
+    json: query.get('alt') === 'json',
+  });
+  if (rendered.type !== 'minted') return { status: 200, ...rendered };
+  return mint(context, rendered.leaf, query);
+}
+
+async function mint(context: HandlerContext, leaf: MintedLeaf, query: URLSearchParams): Promise<Answer> {
+  if (leaf.kind === 'token') {
+    const scopes = parseScopes(query.get('scopes')) ?? context.scopes;
+    if (scopes.length === 0) return text(400, 'Invalid scopes parameter.\n');
+    await context.beforeMint?.();
+    const { token, expiry } = await context.tokens.accessToken(scopes);
+    const body = JSON.stringify({
+      access_token: token,
+      expires_in: Math.max(0, Math.floor((expiry.getTime() - Date.now()) / 1000)),
+      token_type: 'Bearer',
+    });
+    return { status: 200, type: 'json', body };
+  }
+  const audience = query.get('audience');
+  if (!audience || audience.length > MAX_PARAMETER) return text(400, 'non-empty audience parameter required\n');
+  const format = query.get('format');
+  if (format !== null && format !== 'standard' && format !== 'full') return text(400, 'Invalid format parameter.\n');
+  await context.beforeMint?.();
+  return text(200, (await context.tokens.idToken(audience)).token);
+}
+
+/** `a,b` as GCE takes it; undefined when absent, [] when unusable. */
+function parseScopes(value: string | null): string[] | undefined {
+  if (value === null) return undefined;
+  if (value.length > MAX_PARAMETER) return [];
+  const scopes = value.split(',').map((scope) => scope.trim());
+  return scopes.every((scope) => /^[\x21-\x7e]+$/.test(scope)) ? [...new Set(scopes)].sort() : [];
+}
+
+const notFound = () => text(404, 'Not found.\n');
+
+/** The answer for a failed mint: 503 while the TPM cannot sign, 502 when Google would not exchange. */
+function failure(err: unknown): Answer {
+  const code = err instanceof TpmJwtError ? err.code : 'ERR_INTERNAL';
+  const status =
+    code === 'ERR_TOKEN_EXCHANGE'
+      ? 502
+      : code === 'ERR_INVALID_ARGUMENT'
+        ? 404
+        : code.startsWith('ERR_TPM') || code === 'ERR_KEY_FILE_INVALID'
+          ? 503
+          : 500;
+  const message = err instanceof TpmJwtError ? err.message : 'internal error';
+  return { status, type: 'json', body: JSON.stringify({ error: code, error_description: message }), code };
+}

@@ -1,0 +1,207 @@
+/**
+ * A GCE-compatible metadata server whose tokens come from a TPM key, so every process
+ * and language on the device gets hardware-bound credentials through Application
+ * Default Credentials (GCE_METADATA_HOST, GCE_METADATA_IP, GCE_METADATA_ROOT). It
+ * listens on loopback or a unix socket, answers as handler.ts says, and on close stops
+ * accepting, lets requests in flight finish, then releases what it opened.
+ */
+import { createServer, type Server } from 'node:http';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { connect, type AddressInfo } from 'node:net';
+
+import type { Signer } from '../crypt/signer.js';
+import { invalidArgument } from '../errors.js';
+import { DEFAULT_UNIVERSE_DOMAIN } from '../google/token-sources.js';
+import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
+import { allowedHosts } from './guard.js';
+import { handle, type RequestLog } from './handler.js';
+import { signerTokens, type MetadataTokens } from './tokens.js';
+import { metadataTree } from './tree.js';
+
+/** Where tokens come from: a service account's key (oauth2, jwt-access), or federation (wif). */
+export type MetadataTokenOptions =
+  | {
+      mode?: 'oauth2' | 'jwt-access';
+      signer: Signer;
+      /** The service account the key belongs to. */
+      email: string;
+      /** oauth2's token endpoint; default Google's. */
+      tokenUrl?: string;
+    }
+  | {
+      mode: 'wif';
+      /** A credential configuration that runs `tpm-jwt wif-token` (what wif-config writes). */
+      credentialConfiguration: string;
+      /** The email to report; default the impersonated service account. */
+      email?: string;
+    };
+
+export type MetadataServerOptions = MetadataTokenOptions & {
+  /** The scopes reported, and those of a token request that names none; default cloud-platform. */
+  scopes?: readonly string[];
+  projectId?: string;
+  numericProjectId?: string;
+  instanceId?: string;
+  zone?: string;
+  universeDomain?: string;
+  /** Default 127.0.0.1; anything but loopback exposes tokens to the network. */
+  host?: string;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** A unix socket path instead of TCP; an existing file is never replaced, a stale socket is. */
+  socket?: string;
+  /** The socket's file mode; default 0o600. */
+  socketMode?: number;
+  /** Receives one JSON line per request and per event; default none. */
+  log?: (line: string) => void;
+  /** Runs before any token is served and throws when the key may no longer sign. */
+  beforeMint?: () => Promise<void>;
+  /** How long close() waits for requests in flight, ms; default 10,000. */
+  drainTimeoutMs?: number;
+};
+
+export interface MetadataServer {
+  /** `http://127.0.0.1:8080`, or `unix:/run/tpm-jwt/metadata.sock`. */
+  readonly url: string;
+  /** What GCE_METADATA_HOST and GCE_METADATA_IP take: `127.0.0.1:8080` (TCP only). */
+  readonly host: string | undefined;
+  /** Stops accepting, waits for requests in flight, releases what the server opened. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a metadata server. Throws ERR_INVALID_ARGUMENT for options it cannot serve
+ * with or an address it cannot listen on; for wif, what opening the configuration throws.
+ */
+export async function startMetadataServer(options: MetadataServerOptions): Promise<MetadataServer> {
+  const { tokens, email } = await openTokens(options);
+  try {
+    return await listen(options, tokens, email);
+  } catch (err) {
+    await tokens.close();
+    throw err;
+  }
+}
+
+async function openTokens(options: MetadataServerOptions): Promise<{ tokens: MetadataTokens; email: string }> {
+  if (options.mode === 'wif') {
+    const { wifTokens } = await import('./wif-tokens.js');
+    const tokens = await wifTokens(options.credentialConfiguration);
+    const email = options.email ?? tokens.serviceAccount;
+    if (email === undefined) {
+      await tokens.close();
+      throw invalidArgument('the configuration impersonates no service account: give the email to report');
+    }
+    return { tokens, email };
+  }
+  const { signer, email, tokenUrl, mode = 'oauth2' } = options;
+  if (mode !== 'oauth2' && mode !== 'jwt-access') throw invalidArgument('mode must be oauth2, jwt-access or wif');
+  return { tokens: signerTokens({ signer, email, mode, ...(tokenUrl !== undefined && { tokenUrl }) }), email };
+}
+
+async function listen(options: MetadataServerOptions, tokens: MetadataTokens, email: string): Promise<MetadataServer> {
+  const log = options.log ?? (() => {});
+  const event = (fields: object) => log(JSON.stringify({ time: new Date().toISOString(), ...fields }));
+  const scopes = options.scopes ?? [CLOUD_PLATFORM_SCOPE];
+  const host = options.socket === undefined ? (options.host ?? '127.0.0.1') : undefined;
+  const context = {
+    tree: metadataTree({
+      email,
+      scopes,
+      universeDomain: options.universeDomain ?? DEFAULT_UNIVERSE_DOMAIN,
+      ...(options.projectId !== undefined && { projectId: options.projectId }),
+      ...(options.numericProjectId !== undefined && { numericProjectId: options.numericProjectId }),
+      ...(options.instanceId !== undefined && { instanceId: options.instanceId }),
+      ...(options.zone !== undefined && { zone: options.zone }),
+    }),
+    tokens,
+    hosts: allowedHosts(host),
+    scopes,
+    beforeMint: options.beforeMint,
+    log: (entry: RequestLog) => event(entry),
+  };
+  const inFlight = new Set<Promise<void>>();
+  const server = createServer((req, res) => {
+    req.on('error', () => {});
+    res.on('error', () => {});
+    const done = handle(context, req, res).finally(() => inFlight.delete(done));
+    inFlight.add(done);
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.on('clientError', (_err, socket) => socket.destroy());
+
+  let url: string;
+  let hostPort: string | undefined;
+  if (options.socket !== undefined) {
+    await clearStaleSocket(options.socket);
+    await listening(server, () => {
+      // The socket is created with the umask's mode: keep it private until chmod.
+      const umask = process.umask(0o177);
+      try {
+        server.listen(options.socket);
+      } finally {
+        process.umask(umask);
+      }
+    });
+    await chmod(options.socket, options.socketMode ?? 0o600);
+    url = `unix:${options.socket}`;
+  } else {
+    await listening(server, () => server.listen(options.port ?? 8080, host));
+    const { port } = server.address() as AddressInfo;
+    hostPort = `${host!.includes(':') ? `[${host}]` : host}:${port}`;
+    url = `http://${hostPort}`;
+  }
+  event({ event: 'listening', url, email });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    host: hostPort,
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timeout = options.drainTimeoutMs ?? 10_000;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.allSettled([...inFlight]),
+          new Promise((resolve) => (timer = setTimeout(resolve, timeout).unref())),
+        ]);
+        clearTimeout(timer);
+        server.closeAllConnections();
+        await stopped;
+        await tokens.close();
+        event({ event: 'closed' });
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Resolves once `server` listens; ERR_INVALID_ARGUMENT when it cannot. */
+function listening(server: Server, start: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err) => reject(invalidArgument(`cannot listen: ${err.message}`)));
+    server.once('listening', () => resolve());
+    start();
+  });
+}
+
+/** Removes a socket file no server answers on; refuses anything else at `path`. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let stats;
+  try {
+    stats = await lstat(path);
+  } catch {
+    return;
+  }
+  if (!stats.isSocket()) throw invalidArgument(`${path} exists and is not a socket: not replaced`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => (probe.destroy(), resolve(true)));
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw invalidArgument(`${path}: another server is listening on it`);
+  await unlink(path);
+}

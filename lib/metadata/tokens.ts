@@ -1,0 +1,54 @@
+/**
+ * Where a metadata server's tokens come from: access tokens per scope set and ID
+ * tokens per audience, each kind from the token sources of lib/google, so caching,
+ * refresh ahead of expiry and one signing for concurrent requests are theirs.
+ */
+import type { Signer } from '../crypt/signer.js';
+import type { ExpiringToken } from '../google/cached-token.js';
+import { makeTokenSource } from '../google/token-sources.js';
+import { SourcesByKey } from './sources-by-key.js';
+
+export interface MetadataTokens {
+  /** An access token for `scopes`. */
+  accessToken(scopes: readonly string[]): Promise<ExpiringToken>;
+  /** A Google-signed ID token whose aud is `audience`. */
+  idToken(audience: string): Promise<ExpiringToken>;
+  /** Releases what the tokens were made with, when it was opened for them. */
+  close(): Promise<void>;
+}
+
+/** How many scope sets and audiences keep a source each. */
+export const KEPT_SOURCES = 32;
+
+export interface SignerTokensOptions {
+  signer: Signer;
+  email: string;
+  /** oauth2: the JWT-bearer exchange; jwt-access: a self-signed JWT with a scope claim. */
+  mode: 'oauth2' | 'jwt-access';
+  tokenUrl?: string;
+  universeDomain?: string;
+}
+
+/**
+ * Tokens signed by a service account's key: access tokens as `mode` says; ID tokens
+ * always from the JWT-bearer exchange (only Google's signature makes one a service accepts).
+ */
+export function signerTokens(options: SignerTokensOptions): MetadataTokens {
+  const { signer, email, mode, tokenUrl, universeDomain } = options;
+  const common = {
+    signer: async () => signer,
+    email,
+    ...(tokenUrl !== undefined && { tokenUrl }),
+    ...(universeDomain !== undefined && { universeDomain }),
+  };
+  const access = new SourcesByKey((key) => makeTokenSource({ ...common, mode, scopes: key.split(' ') }), KEPT_SOURCES);
+  const identity = new SourcesByKey(
+    (audience) => makeTokenSource({ ...common, mode: 'id-token', targetAudience: audience }),
+    KEPT_SOURCES,
+  );
+  return {
+    accessToken: (scopes) => access.get(scopes.join(' ')).token(undefined),
+    idToken: (audience) => identity.get(audience).token(undefined),
+    close: async () => {},
+  };
+}

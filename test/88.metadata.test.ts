@@ -1,0 +1,616 @@
+/**
+ * serve-metadata: a GCE-compatible metadata server minting from the TPM key, proven
+ * with the clients that use one: google-auth-library's ADC (with a Storage client) and
+ * Debian's python3-google-auth, each pointed at it as their users would; then its
+ * caching, its refusals, a fuzz, TPM loss, draining, and federation (wif mode).
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { writeFileSync, statSync, readFileSync } from 'node:fs';
+import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { decodeJwt } from 'jose';
+
+import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
+import { publicJwk, Tpm, TpmSigner, type Signer, type TpmKey } from '../lib/index.js';
+import { CLOUD_PLATFORM_SCOPE } from '../lib/google/index.js';
+import { startMetadataServer, type MetadataServer, type MetadataServerOptions } from '../lib/metadata/index.js';
+import { countingSigner } from './helpers/counting-signer.js';
+import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
+import { startFakeSts } from './helpers/fake-sts.js';
+import { prng } from './helpers/prng.js';
+import { useSwtpm } from './helpers/swtpm.js';
+
+const run = promisify(execFile);
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const MAIN = path.join(HERE, '..', 'lib', 'cli', 'main.ts');
+const EMAIL = 'device@p1.iam.gserviceaccount.com';
+const HANDLE = 0x81008801;
+const FLAVOR = { 'metadata-flavor': 'Google' };
+const V1 = '/computeMetadata/v1';
+// Debian's python3-google-auth, not a pyenv or venv python earlier on PATH.
+const PYTHON = '/usr/bin/python3';
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A GET as any client sends it, with the headers given (Host too: fetch cannot set it). */
+function get(
+  server: MetadataServer | { socketPath: string },
+  urlPath: string,
+  headers: Record<string, string> = FLAVOR,
+  agent?: Agent,
+): Promise<Answer> {
+  const where = 'socketPath' in server ? { socketPath: server.socketPath } : { host: '127.0.0.1', port: port(server) };
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ ...where, path: urlPath, headers, ...(agent && { agent }) }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const port = (server: MetadataServer) => Number(new URL(server.url).port);
+
+/** A fake Google whose token endpoint issues opaque access tokens and ID tokens, counted. */
+function issueTokens(google: FakeGoogle) {
+  const issued = { access: 0, id: 0 };
+  google.onToken = (assertion) => {
+    if (typeof assertion['target_audience'] === 'string') {
+      issued.id++;
+      const claims = { aud: assertion['target_audience'], exp: Math.floor(Date.now() / 1000) + 3600, n: issued.id };
+      return { body: { id_token: `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig` } };
+    }
+    const token = `ya29.${++issued.access}.${String(assertion['scope']).replace(/\s/g, '+')}`;
+    google.acceptedTokens.add(token);
+    return { body: { access_token: token, expires_in: 3000, token_type: 'Bearer' } };
+  };
+  return issued;
+}
+
+describe('88 metadata server backed by the TPM', function () {
+  this.timeout(120_000);
+  const swtpm = useSwtpm();
+  let key: TpmKey;
+  let tpmSigner: Signer;
+  let signer: Signer & { count: number };
+  let google: FakeGoogle;
+  let issued: { access: number; id: number };
+  let server: MetadataServer;
+  const logs: string[] = [];
+
+  async function start(options: Partial<MetadataServerOptions> = {}): Promise<MetadataServer> {
+    const started = await startMetadataServer({
+      signer,
+      email: EMAIL,
+      tokenUrl: google.tokenUrl,
+      port: 0,
+      log: (line) => logs.push(line),
+      ...options,
+    } as MetadataServerOptions);
+    swtpm.cleanup(() => started.close());
+    return started;
+  }
+
+  before(async () => {
+    const tpm = await swtpm.openTpm();
+    key = await tpm.createKey({ alg: 'RS256', persist: HANDLE });
+    swtpm.cleanup(() => tpm.evict(HANDLE));
+    tpmSigner = await TpmSigner.open({ key: `handle:0x${HANDLE.toString(16)}`, tcti: swtpm.tcti });
+    swtpm.cleanup(() => tpmSigner.close?.());
+    signer = countingSigner(tpmSigner);
+    google = await startFakeGoogle(key.publicKey);
+    swtpm.cleanup(() => google.close());
+    issued = issueTokens(google);
+    server = await start({
+      projectId: 'p1',
+      numericProjectId: '123456789012',
+      instanceId: '4567890123456789012',
+      zone: 'europe-west1-b',
+    });
+  });
+
+  it("answers GCE's paths in GCE's formats, Metadata-Flavor on every answer", async () => {
+    const json = 'application/json';
+    const text = 'application/text';
+    const cases: [string, number, string, string | RegExp][] = [
+      ['/', 200, text, 'computeMetadata/\n'],
+      [`${V1}/instance`, 200, text, /^attributes\/\nid\nservice-accounts\/\nzone\n$/],
+      [`${V1}/instance/service-accounts/`, 200, text, `default/\n${EMAIL}/\n`],
+      [`${V1}/instance/service-accounts/default/`, 200, text, 'aliases\nemail\nidentity\nscopes\ntoken\n'],
+      [
+        `${V1}/instance/service-accounts/default/?recursive=true`,
+        200,
+        json,
+        JSON.stringify({ aliases: ['default'], email: EMAIL, scopes: [CLOUD_PLATFORM_SCOPE] }),
+      ],
+      [`${V1}/instance/service-accounts/${EMAIL}/email`, 200, text, EMAIL],
+      [`${V1}/instance/service-accounts/default/scopes`, 200, text, `${CLOUD_PLATFORM_SCOPE}\n`],
+      [`${V1}/instance/service-accounts/default/aliases`, 200, text, 'default\n'],
+      [`${V1}/project/project-id`, 200, text, 'p1'],
+      [`${V1}/project/project-id?alt=json`, 200, json, '"p1"'],
+      [`${V1}/project/numeric-project-id`, 200, text, '123456789012'],
+      [`${V1}/instance/id`, 200, text, '4567890123456789012'],
+      // Ids past 2^53 stay bare numbers with every digit, as GCE writes them.
+      [`${V1}/instance/?recursive=true`, 200, json, /"id":4567890123456789012,/],
+      [
+        `${V1}/project/?recursive=true`,
+        200,
+        json,
+        '{"attributes":{},"projectId":"p1","numericProjectId":123456789012}',
+      ],
+      [`${V1}/instance/zone`, 200, text, 'projects/123456789012/zones/europe-west1-b'],
+      [`${V1}/universe/universe-domain`, 200, text, 'googleapis.com'],
+      [`${V1}/instance/hostname`, 404, text, /Not found/],
+      [`${V1}/instance/service-accounts/other@p1.iam.gserviceaccount.com/token`, 404, text, /Not found/],
+      ['/computeMetadata/v2/', 404, text, /Not found/],
+    ];
+    for (const [urlPath, status, type, body] of cases) {
+      const answer = await get(server, urlPath);
+      assert.equal(answer.status, status, urlPath);
+      assert.equal(answer.headers['metadata-flavor'], 'Google', urlPath);
+      assert.equal(answer.headers['content-type'], type, urlPath);
+      if (typeof body === 'string') assert.equal(answer.body, body, urlPath);
+      else assert.match(answer.body, body, urlPath);
+    }
+  });
+
+  it('token: one exchange of a TPM-signed assertion, cached, ?scopes honoured, expires_in what is left', async () => {
+    const before = { access: issued.access, signs: signer.count };
+    const first = JSON.parse((await get(server, `${V1}/instance/service-accounts/default/token`)).body);
+    assert.deepEqual(Object.keys(first), ['access_token', 'expires_in', 'token_type']);
+    assert.equal(first.token_type, 'Bearer');
+    assert.ok(first.expires_in <= 3000 && first.expires_in >= 2990, String(first.expires_in));
+    const again = JSON.parse((await get(server, `${V1}/instance/service-accounts/${EMAIL}/token`)).body);
+    assert.equal(again.access_token, first.access_token);
+    assert.equal(issued.access - before.access, 1);
+    assert.equal(signer.count - before.signs, 1);
+    const assertion = google.requests.filter((r) => r.path === '/token').at(-1)!.claims!;
+    assert.equal(assertion['scope'], CLOUD_PLATFORM_SCOPE);
+    assert.equal(assertion.iss, EMAIL);
+
+    const scoped = JSON.parse(
+      (await get(server, `${V1}/instance/service-accounts/default/token?scopes=scope-b,scope-a`)).body,
+    );
+    assert.notEqual(scoped.access_token, first.access_token);
+    assert.equal(google.requests.filter((r) => r.path === '/token').at(-1)!.claims!['scope'], 'scope-a scope-b');
+    assert.equal((await get(server, `${V1}/instance/service-accounts/default/token?scopes=`)).status, 400);
+  });
+
+  it('identity?audience=A: an ID token per audience from the exchange; format=full taken; no audience is a 400', async () => {
+    const first = await get(server, `${V1}/instance/service-accounts/default/identity?audience=https://a.run.app`);
+    assert.equal(first.status, 200);
+    assert.equal(first.headers['content-type'], 'application/text');
+    assert.equal(decodeJwt(first.body).aud, 'https://a.run.app');
+    const full = await get(
+      server,
+      `${V1}/instance/service-accounts/default/identity?audience=https://a.run.app&format=full&licenses=FALSE`,
+    );
+    assert.equal(full.body, first.body, 'cached per audience');
+    const other = await get(server, `${V1}/instance/service-accounts/default/identity?audience=https://b.run.app`);
+    assert.equal(decodeJwt(other.body).aud, 'https://b.run.app');
+    assert.equal(issued.id, 2);
+    assert.equal((await get(server, `${V1}/instance/service-accounts/default/identity`)).status, 400);
+    assert.equal(
+      (await get(server, `${V1}/instance/service-accounts/default/identity?audience=a&format=x`)).status,
+      400,
+    );
+  });
+
+  it("google-auth-library's ADC finds it with GCE_METADATA_HOST, and a Storage client lists buckets", async () => {
+    const home = swtpm.tempDir('adc-home');
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(HERE, 'fixtures', 'adc-node.ts')], {
+      env: {
+        ...process.env,
+        HOME: home,
+        GOOGLE_APPLICATION_CREDENTIALS: '',
+        GCE_METADATA_HOST: server.host!,
+        FAKE_GOOGLE_ORIGIN: google.origin,
+      },
+      cwd: path.join(HERE, '..'),
+    });
+    const found = JSON.parse(stdout);
+    assert.equal(found.client, 'Compute');
+    assert.equal(found.projectId, 'p1');
+    assert.equal(found.email, EMAIL);
+    assert.deepEqual(found.buckets, ['b1']);
+    assert.ok(google.acceptedTokens.has(found.token), 'the token came from the exchange');
+    const list = google.requests.filter((r) => r.path === '/storage/v1/b').at(-1)!;
+    assert.ok(list.bearer!.startsWith('ya29.'), 'Storage sent the metadata token');
+  });
+
+  it("Debian's python3-google-auth: google.auth.default() with GCE_METADATA_ROOT/IP, then an authorized request", async () => {
+    const home = swtpm.tempDir('py-home');
+    const { stdout } = await run(PYTHON, [path.join(HERE, 'fixtures', 'adc_python.py')], {
+      env: {
+        PATH: process.env['PATH']!,
+        HOME: home,
+        GCE_METADATA_ROOT: server.host!,
+        GCE_METADATA_IP: server.host!,
+        FAKE_GOOGLE_ORIGIN: google.origin,
+      },
+    });
+    const found = JSON.parse(stdout);
+    assert.equal(found.credentials, 'google.auth.compute_engine.credentials.Credentials');
+    assert.equal(found.project, 'p1');
+    assert.equal(found.email, EMAIL);
+    assert.equal(found.status, 200);
+    assert.deepEqual(found.buckets, ['b1']);
+    assert.ok(google.acceptedTokens.has(found.token));
+  });
+
+  it('1,000 concurrent token requests: all 200, one TPM signing', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1000 });
+    try {
+      const before = signer.count;
+      const answers = await Promise.all(
+        Array.from({ length: 1000 }, () =>
+          get(server, `${V1}/instance/service-accounts/default/token?scopes=concurrent`, FLAVOR, agent),
+        ),
+      );
+      assert.deepEqual(new Set(answers.map((a) => a.status)), new Set([200]));
+      assert.equal(new Set(answers.map((a) => JSON.parse(a.body).access_token)).size, 1);
+      assert.equal(signer.count - before, 1);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('tpm-jwt/metadata loads without google-auth-library for the oauth2 and jwt-access modes', () => {
+    const script = `
+      import { createRequire } from 'node:module';
+      import { startMetadataServer } from 'tpm-jwt/metadata';
+      const loaded = Object.keys(createRequire(import.meta.url)('node:module')._cache);
+      console.log(typeof startMetadataServer, loaded.filter((f) => f.includes('google-auth-library')).length);`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(result.stdout.trim(), 'function 0', result.stderr);
+  });
+
+  describe('refusals', () => {
+    const token = `${V1}/instance/service-accounts/default/token`;
+    const host = () => `127.0.0.1:${port(server)}`;
+
+    it('refuses a request without Metadata-Flavor: Google, through a proxy, for another Host, or not a GET', async () => {
+      const refused: [string, Record<string, string>, number][] = [
+        ['no Metadata-Flavor', {}, 403],
+        ['Metadata-Flavor: google', { 'metadata-flavor': 'google' }, 403],
+        ['X-Forwarded-For', { ...FLAVOR, 'x-forwarded-for': '10.0.0.1' }, 403],
+        ['X-Forwarded-For, empty', { ...FLAVOR, 'x-forwarded-for': '' }, 403],
+        ['a rebinding Host', { ...FLAVOR, host: 'attacker.example' }, 403],
+        ['a Host that ends like ours', { ...FLAVOR, host: 'evil.metadata.google.internal' }, 403],
+      ];
+      for (const [what, headers, status] of refused) {
+        const answer = await get(server, token, { host: host(), ...headers });
+        assert.equal(answer.status, status, what);
+        assert.equal(answer.headers['metadata-flavor'], 'Google', what);
+        assert.doesNotMatch(answer.body, /access_token|ya29/, what);
+      }
+      for (const name of ['metadata.google.internal', 'METADATA.google.internal', '169.254.169.254:80', 'localhost']) {
+        assert.equal((await get(server, `${V1}/project/project-id`, { ...FLAVOR, host: name })).status, 200, name);
+      }
+      const post = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest({
+          host: '127.0.0.1',
+          port: port(server),
+          path: token,
+          method: 'POST',
+          headers: FLAVOR,
+        });
+        req.on('response', (res) => (res.resume(), resolve(res.statusCode!)));
+        req.on('error', reject);
+        req.end('{}');
+      });
+      assert.equal(post, 405);
+    });
+
+    it('binds loopback unless told otherwise', async () => {
+      const own = await start({ port: 0 });
+      assert.match(own.host!, /^127\.0\.0\.1:[0-9]+$/);
+      await own.close();
+    });
+
+    it('serves on a unix socket with the mode given; never replaces a file; replaces a stale socket', async () => {
+      const dir = swtpm.tempDir('socket');
+      const socketPath = path.join(dir, 'metadata.sock');
+      const own = await start({ socket: socketPath, socketMode: 0o660 });
+      assert.equal(own.url, `unix:${socketPath}`);
+      assert.equal(statSync(socketPath).mode & 0o777, 0o660);
+      assert.equal((await get({ socketPath }, `${V1}/instance/service-accounts/default/email`)).body, EMAIL);
+      await assert.rejects(start({ socket: socketPath }), { code: 'ERR_INVALID_ARGUMENT', message: /listening/ });
+      await own.close();
+
+      const file = path.join(dir, 'not-a-socket');
+      writeFileSync(file, 'keep me');
+      await assert.rejects(start({ socket: file }), { code: 'ERR_INVALID_ARGUMENT', message: /not a socket/ });
+      assert.equal(readFileSync(file, 'utf8'), 'keep me');
+
+      // A socket left by a server that died: nobody answers on it, so it is replaced.
+      const stale = path.join(dir, 'stale.sock');
+      const dead = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)})`]);
+      while (!(await exists(stale))) await new Promise((r) => setTimeout(r, 20));
+      dead.kill('SIGKILL');
+      await new Promise((r) => dead.once('exit', r));
+      const revived = await start({ socket: stale });
+      assert.equal(statSync(stale).mode & 0o777, 0o600);
+      await revived.close();
+    });
+
+    it('survives a fuzz of paths, headers and queries, and raw garbage; no token but where one was asked', async () => {
+      const real = JSON.parse((await get(server, token)).body).access_token as string;
+      const random = prng(8801);
+      const pieces = [
+        'computeMetadata',
+        'v1',
+        'instance',
+        'service-accounts',
+        'default',
+        EMAIL,
+        'token',
+        'identity',
+        'project',
+        'project-id',
+        '..',
+        '.',
+        '%2e%2e',
+        '%00',
+        '%ZZ',
+        '',
+        '%2F',
+        '__proto__',
+        'constructor',
+        'a'.repeat(300),
+      ];
+      const queries = [
+        'recursive=true',
+        'alt=json',
+        'alt=text',
+        'scopes=x,y',
+        'scopes=',
+        'audience=a',
+        'format=full',
+        '%',
+        '&&',
+        'scopes=%0a',
+      ];
+      const hosts = [host(), 'metadata.google.internal', 'attacker.example', '', '[::1]:1', 'a:b:c', '127.0.0.1:99999'];
+      const agent = new Agent({ keepAlive: true, maxSockets: 50 });
+      try {
+        for (let batch = 0; batch < 60; batch++) {
+          const sent = Array.from({ length: 50 }, () => {
+            const segments = Array.from({ length: 1 + random.int(7) }, () => random.pick(pieces));
+            const query = Array.from({ length: random.int(3) }, () => random.pick(queries)).join('&');
+            const urlPath = `/${segments.join('/')}${query ? `?${query}` : ''}`;
+            const headers: Record<string, string> = { host: random.pick(hosts) };
+            if (random.next() < 0.8) headers['metadata-flavor'] = random.pick(['Google', 'Google', 'google', 'x']);
+            if (random.next() < 0.1) headers['x-forwarded-for'] = '1.2.3.4';
+            return get(server, urlPath, headers, agent).then((answer) => ({ urlPath, answer }));
+          });
+          for (const { urlPath, answer } of await Promise.all(sent)) {
+            assert.ok([200, 400, 403, 404].includes(answer.status), `${urlPath}: ${answer.status}`);
+            assert.equal(answer.headers['metadata-flavor'], 'Google', urlPath);
+            if (answer.body.includes(real)) {
+              assert.equal(answer.status, 200, urlPath);
+              assert.match(urlPath, /\/token(\?|$)/, urlPath);
+            }
+          }
+        }
+      } finally {
+        agent.destroy();
+      }
+      for (let i = 0; i < 50; i++) {
+        const garbage =
+          i % 2
+            ? Buffer.from(Array.from({ length: 1 + random.int(2000) }, () => random.int(256)))
+            : Buffer.from(`GET /${'x'.repeat(random.int(20000))} HTTP/1.1\r\nHost: \u0000\r\n\r\n`);
+        await new Promise<void>((resolve) => {
+          const socket = connect(port(server), '127.0.0.1', () => socket.end(garbage));
+          socket.on('data', () => {});
+          socket.on('error', () => resolve());
+          socket.on('close', () => resolve());
+        });
+      }
+      assert.equal((await get(server, token)).status, 200, 'still serving');
+    });
+  });
+
+  describe('operations', () => {
+    it('writes one JSON line per request and no token in any of them', () => {
+      const requests = logs.map((line) => JSON.parse(line)).filter((entry) => entry.path !== undefined);
+      assert.ok(requests.length > 3000, String(requests.length));
+      for (const entry of requests)
+        assert.deepEqual(Object.keys(entry).slice(0, 5), ['time', 'method', 'path', 'status', 'ms']);
+      const all = logs.join('\n');
+      for (const token of google.acceptedTokens) assert.ok(!all.includes(token), 'a token in the log');
+      assert.ok(!/eyJ/.test(all), 'a JWT in the log');
+    });
+
+    it('close() lets a request in flight finish, then stops', async () => {
+      const slow: Signer = {
+        algorithm: signer.algorithm,
+        async sign(message) {
+          await new Promise((r) => setTimeout(r, 300));
+          return signer.sign(message);
+        },
+      };
+      const own = await start({ signer: slow, mode: 'jwt-access' });
+      const inFlight = get(own, `${V1}/instance/service-accounts/default/token`);
+      await new Promise((r) => setTimeout(r, 50));
+      await own.close();
+      const answer = await inFlight;
+      assert.equal(answer.status, 200);
+      assert.equal(decodeJwt(JSON.parse(answer.body).access_token).scope, CLOUD_PLATFORM_SCOPE);
+      // A new connection: the one the answer came on is gone with the server.
+      await assert.rejects(get(own, `${V1}/project/project-id`, FLAVOR, new Agent()), { code: 'ECONNREFUSED' });
+    });
+
+    it('serve-metadata: ready on --ready-fd, one log line per request, exits 0 on SIGTERM', async () => {
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          MAIN,
+          'serve-metadata',
+          '--key',
+          `0x${HANDLE.toString(16)}`,
+          '--email',
+          EMAIL,
+          '--tcti',
+          swtpm.tcti,
+          '--mode',
+          'jwt-access',
+          '--listen',
+          '127.0.0.1:0',
+          '--ready-fd',
+          '3',
+          '--project-id',
+          'p9',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      try {
+        let ready = '';
+        for await (const chunk of child.stdio[3] as NodeJS.ReadableStream) ready += String(chunk);
+        const url = new URL(ready.trim());
+        const cli = { url: url.href, host: url.host, close: async () => {} } as MetadataServer;
+        assert.equal((await get(cli, `${V1}/project/project-id`)).body, 'p9');
+        const { access_token: jwt } = JSON.parse(
+          (await get(cli, `${V1}/instance/service-accounts/default/token`)).body,
+        );
+        assert.equal(decodeJwt(jwt).iss, EMAIL);
+        child.kill('SIGTERM');
+        assert.equal(await exited, 0, stderr);
+        const lines = stderr
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line));
+        assert.deepEqual(
+          lines.map((l) => l.event ?? l.path),
+          ['listening', `${V1}/project/project-id`, `${V1}/instance/service-accounts/default/token`, 'closed'],
+        );
+        assert.ok(!stderr.includes(jwt));
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+  });
+
+  describe('wif mode: no service-account key anywhere', () => {
+    it('serves federated, impersonated access tokens per scope set and ID tokens from generateIdToken', async () => {
+      const audience = '//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/d/providers/tpm';
+      const issuer = 'https://devices.example.com';
+      const sts = await startFakeSts({ audience, issuer, jwks: { keys: [publicJwk(key.publicKey, 'RS256')] } });
+      swtpm.cleanup(() => sts.close());
+      const dir = swtpm.tempDir('wif-metadata');
+      const configuration = path.join(dir, 'credential-configuration.json');
+      writeFileSync(
+        configuration,
+        JSON.stringify({
+          type: 'external_account',
+          audience,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+          token_url: sts.tokenUrl,
+          service_account_impersonation_url: `${sts.iamUrl}/v1/projects/-/serviceAccounts/${EMAIL}:generateAccessToken`,
+          credential_source: {
+            executable: {
+              command: `tpm-jwt wif-token --key 0x${HANDLE.toString(16)} --issuer ${issuer} --tcti ${swtpm.tcti}`,
+            },
+          },
+        }),
+      );
+      const wif = await start({ mode: 'wif', credentialConfiguration: configuration, email: undefined } as never);
+      assert.equal((await get(wif, `${V1}/instance/service-accounts/default/email`)).body, EMAIL);
+      const tokenPath = `${V1}/instance/service-accounts/default/token`;
+      const [a, b] = await Promise.all([get(wif, tokenPath), get(wif, tokenPath)]);
+      assert.equal(JSON.parse(a.body).access_token, JSON.parse(b.body).access_token);
+      assert.ok(sts.issued.has(JSON.parse(a.body).access_token));
+      assert.deepEqual(sts.impersonated, [EMAIL]);
+      const scoped = JSON.parse((await get(wif, `${tokenPath}?scopes=s1,s2`)).body);
+      assert.ok(sts.issued.has(scoped.access_token));
+      assert.equal(sts.scopes.at(-1), 's1 s2');
+      const id = await get(wif, `${V1}/instance/service-accounts/default/identity?audience=https://svc.run.app`);
+      assert.equal(id.status, 200);
+      assert.equal(decodeJwt(id.body).aud, 'https://svc.run.app');
+      assert.deepEqual(sts.idTokens, [{ account: EMAIL, audience: 'https://svc.run.app' }]);
+      // One subject token, signed once, served every exchange.
+      assert.equal(new Set(sts.subjectTokens).size, 1);
+      assert.equal(sts.exchanged[0]!.iss, issuer);
+    });
+
+    it('refuses a configuration whose TCTI could run a command, before the TPM is touched', async () => {
+      const dir = swtpm.tempDir('wif-bad');
+      const configuration = path.join(dir, 'credential-configuration.json');
+      writeFileSync(
+        configuration,
+        JSON.stringify({
+          type: 'external_account',
+          audience: '//iam.googleapis.com/x',
+          credential_source: {
+            executable: { command: 'tpm-jwt wif-token --key 0x81000001 --issuer https://i --tcti cmd:touch' },
+          },
+        }),
+      );
+      await assert.rejects(start({ mode: 'wif', credentialConfiguration: configuration, email: EMAIL } as never), {
+        code: 'ERR_INVALID_ARGUMENT',
+        message: /TPM_JWT_ALLOW_ANY_TCTI/,
+      });
+    });
+  });
+});
+
+describe('88 metadata server when the TPM goes away', function () {
+  this.timeout(60_000);
+  let swtpm: Swtpm;
+  before(async () => {
+    swtpm = await startSwtpm();
+  });
+  after(async () => {
+    await swtpm?.stop();
+  });
+
+  it('answers 503 with the code while the TPM is down, and recovers by itself', async () => {
+    const tpm = await Tpm.open({ tcti: swtpm.tcti });
+    await tpm.createKey({ alg: 'ES256', persist: 0x81008802 });
+    await tpm.close();
+    const signer = await TpmSigner.open({ key: 'handle:0x81008802', tcti: swtpm.tcti });
+    const server = await startMetadataServer({ mode: 'jwt-access', signer, email: EMAIL, port: 0 });
+    try {
+      const tokenPath = `${V1}/instance/service-accounts/default/token`;
+      assert.equal((await get(server, tokenPath)).status, 200);
+      const resume = await swtpm.crash();
+      const down = await get(server, `${tokenPath}?scopes=needs-a-signature`);
+      assert.equal(down.status, 503);
+      assert.equal(JSON.parse(down.body).error, 'ERR_TPM_CONNECTION');
+      assert.equal((await get(server, tokenPath)).status, 200, 'a cached token is still served');
+      await resume();
+      const back = await get(server, `${tokenPath}?scopes=needs-a-signature`);
+      assert.equal(back.status, 200);
+      assert.equal(decodeJwt(JSON.parse(back.body).access_token).scope, 'needs-a-signature');
+    } finally {
+      await server.close();
+      await signer.close?.();
+    }
+  });
+});
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    statSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
