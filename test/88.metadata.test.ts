@@ -187,7 +187,7 @@ describe('88 metadata server backed by the TPM', function () {
     assert.equal((await get(server, `${V1}/instance/service-accounts/default/token?scopes=`)).status, 400);
   });
 
-  it('identity?audience=A: an ID token per audience from the exchange; format=full taken; no audience is a 400', async () => {
+  it('identity?audience=A: an ID token per audience; format=full taken; no audience is a 400', async () => {
     const first = await get(server, `${V1}/instance/service-accounts/default/identity?audience=https://a.run.app`);
     assert.equal(first.status, 200);
     assert.equal(first.headers['content-type'], 'application/text');
@@ -229,7 +229,7 @@ describe('88 metadata server backed by the TPM', function () {
     assert.ok(list.bearer!.startsWith('ya29.'), 'Storage sent the metadata token');
   });
 
-  it("Debian's python3-google-auth: google.auth.default() with GCE_METADATA_ROOT/IP, then an authorized request", async () => {
+  it("Debian's python3-google-auth: google.auth.default() with GCE_METADATA_ROOT/IP, then a request", async () => {
     const home = swtpm.tempDir('py-home');
     const { stdout } = await run(PYTHON, [path.join(HERE, 'fixtures', 'adc_python.py')], {
       env: {
@@ -280,7 +280,7 @@ describe('88 metadata server backed by the TPM', function () {
     const token = `${V1}/instance/service-accounts/default/token`;
     const host = () => `127.0.0.1:${port(server)}`;
 
-    it('refuses a request without Metadata-Flavor: Google, through a proxy, for another Host, or not a GET', async () => {
+    it('refuses requests without Metadata-Flavor: Google, via a proxy, for another Host, or not a GET', async () => {
       const refused: [string, Record<string, string>, number][] = [
         ['no Metadata-Flavor', {}, 403],
         ['Metadata-Flavor: google', { 'metadata-flavor': 'google' }, 403],
