@@ -4,3 +4,4 @@
  */
 export { TpmAuthClient, CLOUD_PLATFORM_SCOPE, type TpmAuthClientOptions, type TpmAuthMode } from './tpm-auth-client.js';
 export { tpmSubjectTokenSupplier, TpmIdentityPoolClient, type TpmSubjectTokenOptions } from './wif-client.js';
+export { tpmStorageOptions, type TpmStorageOptions } from './storage-options.js';

@@ -12,6 +12,7 @@ import { openServiceAccountFile } from '../crypt/service-account.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import type { ExpiringToken } from './cached-token.js';
 import { CompatHeaders, exposeHeaders } from './headers.js';
+import { signBlob, signBlobPayload } from './sign-blob.js';
 import type { TokenSource } from './token-source.js';
 import { defaultTokenUrl, makeTokenSource, type TpmAuthMode } from './token-sources.js';
 
@@ -67,7 +68,10 @@ function closedError(): TpmJwtError {
  * - 'id-token': the same grant with `target_audience` returns an ID token for Cloud Run,
  *   IAP and other services that verify Google-signed ID tokens.
  *
- * After close(), every call (getRequestHeaders, getAccessToken, getToken, request)
+ * It also signs blobs in the TPM (sign(), and IAM signBlob calls for its own account made
+ * through request(): how GoogleAuth.sign, and so Storage's signed URLs, reach it).
+ *
+ * After close(), every call (getRequestHeaders, getAccessToken, getToken, request, sign)
  * rejects with ERR_TPM_CLOSED, even one a cached token could answer: a closed client
  * never serves a token, whoever owns the signer.
  */
@@ -172,14 +176,43 @@ export class TpmAuthClient extends AuthClient {
     return this.#source.token(url);
   }
 
-  /** An authorised request through the client's transporter; ERR_TPM_CLOSED after close(). */
+  /**
+   * The base64 RSASSA-PKCS1-v1_5 SHA-256 signature of `blob` (a string as UTF-8), made in
+   * the TPM: what IAM signBlob returns. ERR_JOSE_ALG_NOT_ALLOWED unless the key signs
+   * RS256; ERR_TPM_CLOSED after close().
+   */
+  async sign(blob: string | Uint8Array): Promise<string> {
+    return signBlob(await this.#getSigner(), blob);
+  }
+
+  /**
+   * An authorised request through the client's transporter, except IAM signBlob for this
+   * client's own account, which is answered here by sign() and never sent (sign-blob.ts).
+   * ERR_TPM_CLOSED after close().
+   */
   async request<T>(options: RequestOptions): ReturnType<typeof this.transporter.request<T>> {
+    const payload = signBlobPayload(options, this.email);
+    if (payload) return this.#answerSignBlob(options, payload) as ReturnType<typeof this.transporter.request<T>>;
     const headers = new Headers(options.headers as ConstructorParameters<typeof Headers>[0]);
     (await this.getRequestHeaders(options.url)).forEach((value, name) => headers.set(name, value));
     const response = await this.transporter.request<T>({ ...options, headers });
     // Storage 7's resumable uploads read response headers as plain properties.
     exposeHeaders(response.headers as unknown as Headers);
     return response;
+  }
+
+  /** IAM's signBlob response, as much of a gaxios response as GoogleAuth.signBlob reads and more. */
+  async #answerSignBlob(options: RequestOptions, payload: Uint8Array): Promise<unknown> {
+    const signer = await this.#getSigner();
+    const signedBlob = await signBlob(signer, payload);
+    return {
+      config: options,
+      data: { keyId: signer.keyId ?? '', signedBlob },
+      status: 200,
+      statusText: 'OK',
+      headers: new CompatHeaders({ 'content-type': 'application/json' }),
+      request: { responseURL: String(options.url) },
+    };
   }
 
   /**

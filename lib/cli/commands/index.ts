@@ -68,4 +68,14 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: 'remove a persistent key from the TPM',
     load: async () => (await import('./evict.js')).evict,
   },
+  {
+    name: 'sign-blob',
+    summary: 'print the base64 RSA-SHA256 signature of a blob, as IAM signBlob does',
+    load: async () => (await import('./sign-blob.js')).signBlobCommand,
+  },
+  {
+    name: 'signed-url',
+    summary: 'print a Cloud Storage V4 signed URL for an object, signed in the TPM',
+    load: async () => (await import('./signed-url.js')).signedUrl,
+  },
 ];

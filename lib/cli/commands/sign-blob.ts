@@ -1,0 +1,38 @@
+import { readFile } from 'node:fs/promises';
+
+import { TpmJwtError } from '../../errors.js';
+import { signBlob } from '../../google/sign-blob.js';
+import { optional } from '../args.js';
+import type { Command } from '../command.js';
+import { openKeySigner, SIGNER_OPTIONS } from '../signer-source.js';
+
+/** The bytes of --in FILE, or standard input as text. */
+async function readBlob(file: string | undefined, readStdin: () => Promise<string>): Promise<string | Uint8Array> {
+  if (file === undefined) return readStdin();
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new TpmJwtError('ERR_INVALID_ARGUMENT', `cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+export const signBlobCommand: Command = {
+  usage: `tpm-jwt sign-blob (--key KEYREF | --credentials descriptor.json) [--in FILE] [--auth-env VAR]
+
+Prints the base64 RSASSA-PKCS1-v1_5 SHA-256 signature of FILE (or of standard
+input, as UTF-8 text), made in the TPM: what IAM signBlob returns, without IAM.
+The key must be RSA (RS256); use --in for binary data.
+
+  tpm-jwt sign-blob --key 0x81008001 --in string-to-sign.txt
+  printf '%s' "$POLICY_BASE64" | tpm-jwt sign-blob --credentials sa-tpm.json`,
+  options: { ...SIGNER_OPTIONS, in: { type: 'string' } },
+  async run(values, io) {
+    const blob = await readBlob(optional(values, 'in'), () => io.readStdin());
+    const { signer } = await openKeySigner(values, io);
+    try {
+      io.out(`${await signBlob(signer, blob)}\n`);
+    } finally {
+      await signer.close?.();
+    }
+  },
+};
