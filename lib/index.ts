@@ -21,3 +21,21 @@ export { SoftwareSigner, type ServiceAccountKeyInfo } from './crypt/software-sig
 export { TpmSigner, type TpmSignerOptions } from './crypt/tpm-signer.js';
 export * as jwt from './jwt/index.js';
 export { jwkThumbprint, publicJwk, type PublicJwk } from './jwk.js';
+export {
+  activateCredential,
+  attestKey,
+  createActivationChallenge,
+  verifyAttestation,
+  type ActivateCredentialOptions,
+  type ActivationChallenge,
+  type ActivationResponse,
+  type AttestationCheck,
+  type AttestationDocument,
+  type AttestationKeyOptions,
+  type AttestationReason,
+  type AttestationTpmOptions,
+  type AttestationVerdict,
+  type AttestKeyOptions,
+  type ChallengeOptions,
+  type VerifyAttestationOptions,
+} from './attest/index.js';

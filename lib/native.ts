@@ -51,6 +51,38 @@ export interface NativePublicInfo {
   ecc?: { curve: number; x: Buffer; y: Buffer };
 }
 
+/** The attestation key: a primary in the endorsement hierarchy (see native/tss/attestation_key.h). */
+export interface NativeAkSpec {
+  /** TPM2_ALG_RSA or TPM2_ALG_ECC: the standard AK template of that type. */
+  type: number;
+  /** A marshaled TPMT_PUBLIC to use instead (a platform's AK template from NV). */
+  template?: Uint8Array;
+  /** Persistent handle to keep the AK at and reuse it from. */
+  handle?: number;
+  /** Replace the object at `handle`. */
+  force?: boolean;
+}
+
+/** The endorsement key: persistent, or the primary from the TCG default template of `type`. */
+export interface NativeEkSpec {
+  type: number;
+  handle?: number;
+  /** The public key it must have: RSA modulus, or ECC x || y. */
+  unique?: Uint8Array;
+}
+
+/** What TPM2_Certify returns, with the public areas a verifier needs. */
+export interface NativeCertification {
+  /** TPMS_ATTEST: the bytes the signature covers. */
+  attest: Buffer;
+  /** TPMT_SIGNATURE. */
+  signature: Buffer;
+  /** TPM2B_PUBLIC of the AK. */
+  akPublic: Buffer;
+  /** TPM2B_PUBLIC of the certified key. */
+  keyPublic: Buffer;
+}
+
 declare const prepared: unique symbol;
 /** A key parsed once by the addon (prepareKey), for the calls that sign with it. */
 export type NativePreparedKey = { readonly [prepared]: true };
@@ -81,6 +113,21 @@ export interface NativeContext {
   /** Loads the key and flushes it again: proves it belongs to this TPM and parent. */
   probe(key: NativeKeyRef): Promise<void>;
   handles(first: number, max: number): Promise<number[]>;
+  /** TPM2_Certify of the key by the AK, with `qualifyingData` (at most 64 bytes). */
+  certify(key: NativeKeyRef, ak: NativeAkSpec, qualifyingData: Uint8Array): Promise<NativeCertification>;
+  /**
+   * TPM2_ActivateCredential: the secret of a credential made for the EK and the AK named
+   * `akName` (TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET, with their sizes). The caller wipes it.
+   */
+  activateCredential(
+    ak: NativeAkSpec,
+    akName: Uint8Array | undefined,
+    ek: NativeEkSpec,
+    credentialBlob: Uint8Array,
+    encryptedSecret: Uint8Array,
+  ): Promise<Buffer>;
+  /** The content of an NV index; ERR_TPM_KEY_NOT_FOUND when it is not defined. */
+  nvRead(index: number): Promise<Buffer>;
   /** Rejects calls not yet started with ERR_TPM_CLOSED, then releases the TPM. */
   close(): Promise<void>;
 }

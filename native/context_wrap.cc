@@ -6,10 +6,13 @@
 #include "convert.h"
 #include "js_error.h"
 #include "tpm_call.h"
+#include "tss/certify.h"
+#include "tss/credential.h"
 #include "tss/import.h"
 #include "tss/keys.h"
 #include "tss/loader.h"
 #include "tss/marshal.h"
+#include "tss/nv.h"
 #include "tss/sign.h"
 
 Napi::Function ContextWrap::Define(Napi::Env env) {
@@ -27,6 +30,9 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
                          InstanceMethod<&ContextWrap::ParentPublic>("parentPublic"),
                          InstanceMethod<&ContextWrap::Import>("importKey"),
                          InstanceMethod<&ContextWrap::Handles>("handles"),
+                         InstanceMethod<&ContextWrap::Certify>("certify"),
+                         InstanceMethod<&ContextWrap::ActivateCredential>("activateCredential"),
+                         InstanceMethod<&ContextWrap::NvRead>("nvRead"),
                          InstanceMethod<&ContextWrap::Close>("close"),
                      });
 }
@@ -187,6 +193,48 @@ Napi::Value ContextWrap::Handles(const Napi::CallbackInfo& info) {
                   }
                   return out;
                 },
+                Effect::kNone);
+}
+
+Napi::Value ContextWrap::Certify(const Napi::CallbackInfo& info) {
+  tss::KeyRef key = ToKeyRef(info[0]);
+  tss::AkSpec ak = ToAkSpec(info[1]);
+  std::vector<uint8_t> qualifying_data = ToBytes(info[2], "qualifyingData");
+  auto out = std::make_shared<tss::Certification>();
+  // Changes the TPM only when it persists a new AK; run again, it finds that AK and uses it.
+  return Submit(
+      [key = std::move(key), ak = std::move(ak), qualifying_data = std::move(qualifying_data),
+       out](tss::Context& ctx) { return tss::Certify(ctx, key, ak, qualifying_data, out.get()); },
+      [out](Napi::Env env) -> Napi::Value {
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("attest", ToBuffer(env, out->attest));
+        result.Set("signature", ToBuffer(env, out->signature));
+        result.Set("akPublic", ToBuffer(env, out->ak_public));
+        result.Set("keyPublic", ToBuffer(env, out->key_public));
+        return result;
+      });
+}
+
+Napi::Value ContextWrap::ActivateCredential(const Napi::CallbackInfo& info) {
+  tss::AkSpec ak = ToAkSpec(info[0]);
+  std::vector<uint8_t> ak_name = ToOptionalBytes(info[1], "akName");
+  tss::EkSpec ek = ToEkSpec(info[2]);
+  std::vector<uint8_t> blob = ToBytes(info[3], "credentialBlob");
+  std::vector<uint8_t> encrypted = ToBytes(info[4], "encryptedSecret");
+  auto secret = std::make_shared<tss::SecretBytes>();
+  return Submit(
+      [ak = std::move(ak), ak_name = std::move(ak_name), ek = std::move(ek), blob = std::move(blob),
+       encrypted = std::move(encrypted), secret](tss::Context& ctx) {
+        return tss::ActivateCredential(ctx, ak, ak_name, ek, blob, encrypted, secret.get());
+      },
+      [secret](Napi::Env env) -> Napi::Value { return ToBuffer(env, *secret); });
+}
+
+Napi::Value ContextWrap::NvRead(const Napi::CallbackInfo& info) {
+  const uint32_t index = ToUint32(info[0], "index");
+  auto data = std::make_shared<std::vector<uint8_t>>();
+  return Submit([index, data](tss::Context& ctx) { return tss::ReadNv(ctx, index, data.get()); },
+                [data](Napi::Env env) -> Napi::Value { return ToBuffer(env, *data); },
                 Effect::kNone);
 }
 

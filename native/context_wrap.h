@@ -30,6 +30,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value ParentPublic(const Napi::CallbackInfo& info);
   Napi::Value Import(const Napi::CallbackInfo& info);
   Napi::Value Handles(const Napi::CallbackInfo& info);
+  Napi::Value Certify(const Napi::CallbackInfo& info);
+  Napi::Value ActivateCredential(const Napi::CallbackInfo& info);
+  Napi::Value NvRead(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   // sign and signMessage differ only in what the TPM is given: a digest or the message.

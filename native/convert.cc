@@ -156,6 +156,33 @@ tss::ImportableKey ToImportableKey(const Napi::Value& value) {
   return key;
 }
 
+tss::AkSpec ToAkSpec(const Napi::Value& value) {
+  Napi::Object object = ToObject(value, "ak");
+  tss::AkSpec ak;
+  ak.type = static_cast<TPMI_ALG_PUBLIC>(ToUint32(object.Get("type"), "ak.type"));
+  if (ak.type != TPM2_ALG_RSA && ak.type != TPM2_ALG_ECC) {
+    Fail(value.Env(), "ak.type must be RSA or ECC");
+  }
+  ak.tmpl = ToOptionalBytes(object.Get("template"), "ak.template");
+  Napi::Value handle = object.Get("handle");
+  if (!handle.IsUndefined()) ak.handle = ToUint32(handle, "ak.handle");
+  ak.force = object.Get("force").ToBoolean();
+  return ak;
+}
+
+tss::EkSpec ToEkSpec(const Napi::Value& value) {
+  Napi::Object object = ToObject(value, "ek");
+  tss::EkSpec ek;
+  ek.type = static_cast<TPMI_ALG_PUBLIC>(ToUint32(object.Get("type"), "ek.type"));
+  if (ek.type != TPM2_ALG_RSA && ek.type != TPM2_ALG_ECC) {
+    Fail(value.Env(), "ek.type must be RSA or ECC");
+  }
+  Napi::Value handle = object.Get("handle");
+  if (!handle.IsUndefined()) ek.handle = ToUint32(handle, "ek.handle");
+  ek.unique = ToOptionalBytes(object.Get("unique"), "ek.unique");
+  return ek;
+}
+
 tss::SessionOptions ToSessionOptions(const Napi::Value& value) {
   tss::SessionOptions options;
   if (value.IsUndefined() || value.IsNull()) return options;

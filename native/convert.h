@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tss/attestation_key.h"
+#include "tss/endorsement.h"
 #include "tss/import.h"
 #include "tss/key_ref.h"
 #include "tss/public_info.h"
@@ -37,6 +39,10 @@ tss::PcrPolicy ToPcrPolicy(const Napi::Value& value);
 tss::KeySpec ToKeySpec(const Napi::Value& value);
 tss::SignScheme ToSignScheme(const Napi::Value& value);
 tss::ImportableKey ToImportableKey(const Napi::Value& value);
+// { type: TPMI_ALG_PUBLIC, template?: Uint8Array, handle?: number, force?: boolean }.
+tss::AkSpec ToAkSpec(const Napi::Value& value);
+// { type: TPMI_ALG_PUBLIC, handle?: number, unique?: Uint8Array }.
+tss::EkSpec ToEkSpec(const Napi::Value& value);
 // { encrypt = true, saltKey: 'primary' | 'ek', saltKeyName?: Uint8Array }; undefined
 // reads as the defaults.
 tss::SessionOptions ToSessionOptions(const Napi::Value& value);

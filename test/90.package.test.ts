@@ -17,7 +17,18 @@ describe('90 package', () => {
     const signer: Signer = pkg.SoftwareSigner.fromPem(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
     assert.equal(signer.algorithm, alg);
     assert.equal(new pkg.TpmJwtError(code, 'x').code, code);
-    for (const name of ['Tpm', 'TpmKey', 'TpmSigner', 'SoftwareSigner', 'TpmJwtError', 'ALGORITHMS']) {
+    for (const name of [
+      'Tpm',
+      'TpmKey',
+      'TpmSigner',
+      'SoftwareSigner',
+      'TpmJwtError',
+      'ALGORITHMS',
+      'attestKey',
+      'activateCredential',
+      'verifyAttestation',
+      'createActivationChallenge',
+    ]) {
       assert.ok(name in pkg, name);
     }
     for (const name of ['encode', 'decode', 'decodeHeader', 'Credentials', 'OnDemandCredentials']) {

@@ -3,12 +3,13 @@
  * TPM_JWT_TEST_TCTI points every suite at an external TPM instead (docker-compose's
  * swtpm service).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
 import { startSwtpm, type Swtpm } from '../../scripts/swtpm.js';
 import { Tpm, type TpmOpenOptions } from '../../lib/index.js';
+import { ekCa, manufacture, type EkCa } from './ek-ca.js';
 import { leftovers } from './tools.js';
 
 export interface SwtpmFixture {
@@ -23,15 +24,27 @@ export interface SwtpmFixture {
   openTpm(options?: Omit<TpmOpenOptions, 'tcti'>): Promise<Tpm>;
   /** A fresh temporary directory, removed by the suite's teardown. */
   tempDir(prefix: string): string;
+  /** With `ekCertificates`: the local CA that issued this TPM's EK certificates. */
+  readonly ekCa: EkCa;
+}
+
+export interface SwtpmOptions {
+  /**
+   * Manufacture the TPM as a vendor would (swtpm_setup --create-ek-cert: RSA and ECC EKs
+   * with certificates in NV from a local CA in a temporary directory). Such a suite always
+   * runs its own swtpm, TPM_JWT_TEST_TCTI or not: a shared TPM has no EK certificates.
+   */
+  ekCertificates?: boolean;
 }
 
 /**
  * Registers before/after hooks on the current suite: a private swtpm for it, and at
  * the end the check that the suite left no transient object in the TPM.
  */
-export function useSwtpm(): SwtpmFixture {
-  const external = process.env['TPM_JWT_TEST_TCTI'];
+export function useSwtpm(options: SwtpmOptions = {}): SwtpmFixture {
+  const external = options.ekCertificates ? undefined : process.env['TPM_JWT_TEST_TCTI'];
   let swtpm: Swtpm | undefined;
+  let ca: EkCa | undefined;
   const steps: (() => unknown)[] = [];
   const fixture: SwtpmFixture = {
     get tcti(): string {
@@ -52,10 +65,24 @@ export function useSwtpm(): SwtpmFixture {
       steps.push(() => rmSync(dir, { recursive: true, force: true }));
       return dir;
     },
+    get ekCa(): EkCa {
+      if (!ca) throw new Error('this suite did not ask for ekCertificates');
+      return ca;
+    },
   };
   before(async function () {
     this.timeout(20_000);
     if (!external) swtpm = await startSwtpm();
+    if (options.ekCertificates) {
+      // swtpm_setup runs a TPM of its own on the state it writes: manufactured beside the
+      // running swtpm, the state is copied in while that one is idle (no command, so no
+      // write of its own) and loaded by a restart.
+      const dir = fixture.tempDir('manufacture');
+      manufacture(path.join(dir, 'state'), path.join(dir, 'ca'));
+      copyFileSync(path.join(dir, 'state', 'tpm2-00.permall'), path.join(swtpm!.stateDir, 'tpm2-00.permall'));
+      await swtpm!.restart();
+      ca = ekCa(path.join(dir, 'ca'));
+    }
   });
   // Mocha runs `after` hooks in the order they were registered, so this one, made
   // first, runs the suite's own teardown steps before it checks and stops the TPM.

@@ -78,4 +78,14 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: 'print a Cloud Storage V4 signed URL for an object, signed in the TPM',
     load: async () => (await import('./signed-url.js')).signedUrl,
   },
+  {
+    name: 'attest',
+    summary: 'certify a TPM key with an attestation key, for a verifier; answer its activation challenge',
+    load: async () => (await import('./attest.js')).attest,
+  },
+  {
+    name: 'verify-attestation',
+    summary: 'verify a key attestation against EK CA roots; print the verdict and the JWK',
+    load: async () => (await import('./verify-attestation.js')).verifyAttestationCommand,
+  },
 ];

@@ -1,0 +1,97 @@
+/**
+ * An attestation document as the verifier reads it: its shape checked, its fields
+ * decoded, and which of its EK certificates chain to the verifier's roots. Binary TPM
+ * structures stay bytes here (verify.ts decides what a malformed one means).
+ */
+import type { KeyObject, X509Certificate } from 'node:crypto';
+
+import { invalidArgument } from '../errors.js';
+import { ATTESTATION_FORMAT, base64Field, readDocument, type AttestationDocument } from '../tpm/attestation-format.js';
+import { chainToRoots, describe, parseCertificates } from './certificates.js';
+
+export interface ReadAttestation {
+  readonly doc: AttestationDocument;
+  readonly keyPublic: Buffer;
+  readonly attest: Buffer;
+  readonly signature: Buffer;
+  readonly akPublic: Buffer;
+  readonly ekCertificates: readonly { index: string; cert: X509Certificate }[];
+  readonly chain: readonly X509Certificate[];
+  readonly akCertificate: X509Certificate | undefined;
+}
+
+function onlyCertificate(pem: unknown, what: string): X509Certificate {
+  if (typeof pem !== 'string') throw invalidArgument(`${what} must be PEM text`);
+  const [cert, ...more] = parseCertificates(pem, what);
+  if (!cert || more.length > 0) throw invalidArgument(`${what} must hold one certificate`);
+  return cert;
+}
+
+/** The document (JSON text or object) decoded; a malformed one is ERR_INVALID_ARGUMENT. */
+export function readAttestation(value: unknown): ReadAttestation {
+  const doc = readDocument<AttestationDocument>(value, ATTESTATION_FORMAT, 'tpm-jwt attestation');
+  if (typeof doc.kid !== 'string') throw invalidArgument('kid must be a string');
+  if (doc.email !== undefined && typeof doc.email !== 'string') throw invalidArgument('email must be a string');
+  if (!Array.isArray(doc.ek?.certificates) || !Array.isArray(doc.ek.chain)) {
+    throw invalidArgument('ek must hold certificates and chain lists');
+  }
+  return {
+    doc,
+    keyPublic: base64Field(doc.key?.public, 'key.public'),
+    attest: base64Field(doc.certify?.attest, 'certify.attest'),
+    signature: base64Field(doc.certify?.signature, 'certify.signature'),
+    akPublic: base64Field(doc.ak?.public, 'ak.public'),
+    ekCertificates: doc.ek.certificates.map((entry, i) => ({
+      index: typeof entry?.index === 'string' ? entry.index : '?',
+      cert: onlyCertificate(entry?.pem, `ek.certificates[${i}]`),
+    })),
+    chain: doc.ek.chain.flatMap((pem, i) => {
+      if (typeof pem !== 'string') throw invalidArgument(`ek.chain[${i}] must be PEM text`);
+      return parseCertificates(pem, `ek.chain[${i}]`);
+    }),
+    akCertificate: doc.ak.certificate === undefined ? undefined : onlyCertificate(doc.ak.certificate, 'ak.certificate'),
+  };
+}
+
+/** An EK certificate of the document that chains to the roots. */
+export interface TrustedEk {
+  readonly index: string;
+  readonly cert: X509Certificate;
+  readonly publicKey: KeyObject;
+  /** 'RSA 2048 EK certificate (NV 0x01c00002) CN=... chains to CN=...'. */
+  readonly summary: string;
+}
+
+/** One line naming an EK certificate's key. */
+export function keyLabel(key: KeyObject): string {
+  return key.asymmetricKeyType === 'rsa'
+    ? `RSA ${key.asymmetricKeyDetails?.modulusLength}`
+    : `ECC ${key.asymmetricKeyDetails?.namedCurve}`;
+}
+
+/** The document's EK certificates that chain to `roots`, and why each other one does not. */
+export function trustedEks(
+  read: ReadAttestation,
+  roots: readonly X509Certificate[],
+  at: Date,
+): { trusted: TrustedEk[]; problems: string[] } {
+  const trusted: TrustedEk[] = [];
+  const problems: string[] = [];
+  for (const { index, cert } of read.ekCertificates) {
+    const result = chainToRoots(cert, read.chain, roots, at);
+    let publicKey: KeyObject;
+    try {
+      publicKey = cert.publicKey;
+    } catch (err) {
+      problems.push(`EK certificate (NV ${index}): its public key does not parse: ${(err as Error).message}`);
+      continue;
+    }
+    if (result.ok) {
+      const what = `${keyLabel(publicKey)} EK certificate (NV ${index}) ${describe(cert)}`;
+      trusted.push({ index, cert, publicKey, summary: `${what} chains to ${describe(result.root)}` });
+    } else {
+      problems.push(`EK certificate (NV ${index}): ${result.why}`);
+    }
+  }
+  return { trusted, problems };
+}

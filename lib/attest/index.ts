@@ -1,0 +1,48 @@
+/**
+ * Key attestation from the package root: the device's attestKey and activateCredential,
+ * the server's verifyAttestation and createActivationChallenge. Each loads its module on
+ * first call, so importing the package costs nothing until attestation is used.
+ */
+import type { ActivateCredentialOptions, AttestKeyOptions } from '../tpm/attest.js';
+import type { ActivationChallenge, ActivationResponse, AttestationDocument } from '../tpm/attestation-format.js';
+import type { ChallengeOptions } from './challenge.js';
+import type { AttestationVerdict, VerifyAttestationOptions } from './verify.js';
+
+export type {
+  ActivateCredentialOptions,
+  AttestationKeyOptions,
+  AttestationTpmOptions,
+  AttestKeyOptions,
+} from '../tpm/attest.js';
+export type { ActivationChallenge, ActivationResponse, AttestationDocument } from '../tpm/attestation-format.js';
+export type { ChallengeOptions } from './challenge.js';
+export type { AttestationCheck, AttestationReason, AttestationVerdict, VerifyAttestationOptions } from './verify.js';
+
+/** Device: certifies a TPM key with an AK; the attestation document for a verifier (see tpm/attest.ts). */
+export async function attestKey(options: AttestKeyOptions): Promise<AttestationDocument> {
+  return (await import('../tpm/attest.js')).attestKey(options);
+}
+
+/** Device: answers a verifier's activation challenge (or a tpm2_makecredential file) with the recovered secret. */
+export async function activateCredential(
+  challenge: ActivationChallenge | string | Uint8Array,
+  options?: ActivateCredentialOptions,
+): Promise<ActivationResponse> {
+  return (await import('../tpm/attest.js')).activateCredential(challenge, options);
+}
+
+/** Server, no TPM needed: the verdict on an attestation, each check with its reason; throws only when malformed. */
+export async function verifyAttestation(
+  attestation: unknown,
+  options: VerifyAttestationOptions,
+): Promise<AttestationVerdict> {
+  return (await import('./verify.js')).verifyAttestation(attestation, options);
+}
+
+/** Server, no TPM needed: a credential-activation challenge for the attested TPM's EK and AK; keep a copy. */
+export async function createActivationChallenge(
+  attestation: unknown,
+  options: ChallengeOptions,
+): Promise<ActivationChallenge> {
+  return (await import('./challenge.js')).createActivationChallenge(attestation, options);
+}

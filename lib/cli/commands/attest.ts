@@ -1,0 +1,109 @@
+import { readFile } from 'node:fs/promises';
+
+import { writeFileAtomic } from '../../atomic-file.js';
+import { TpmJwtError } from '../../errors.js';
+import { activateCredential, attestKey, type AttestationKeyOptions } from '../../tpm/attest.js';
+import { parseNonce } from '../../tpm/attestation-format.js';
+import { parsePersistentHandle } from '../../tpm/handle.js';
+import { authFromEnv, flagValue, optional, required, UsageError, type Values } from '../args.js';
+import { json, tpmOptions, type Command, type Io } from '../command.js';
+
+async function readArgument(file: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new TpmJwtError('ERR_INVALID_ARGUMENT', `cannot read ${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+function akOptions(values: Values): AttestationKeyOptions {
+  const type = optional(values, 'ak-type');
+  if (type !== undefined && type !== 'rsa' && type !== 'ecc') throw new UsageError('--ak-type must be rsa or ecc');
+  const handle = optional(values, 'ak-handle');
+  if (values['force'] !== undefined && handle === undefined) throw new UsageError('--force applies to --ak-handle');
+  return {
+    ...(type !== undefined && { akType: type }),
+    ...(handle !== undefined && { akHandle: flagValue('ak-handle', handle, parsePersistentHandle) }),
+    force: values['force'] === true,
+  };
+}
+
+/** Writes a document to --out (mode 0600: an activation response holds the secret) or stdout. */
+async function emit(values: Values, io: Io, document: unknown): Promise<void> {
+  const out = optional(values, 'out');
+  if (out === undefined) io.out(json(document));
+  else await writeFileAtomic(out, json(document), { force: true });
+}
+
+export const attest: Command = {
+  usage: `tpm-jwt attest --key KEYREF [--nonce HEX] [--kid KID] [--email EMAIL] [--ek-chain chain.pem]
+               [--ak-type rsa|ecc] [--ak-handle HANDLE [--force]] [--auth-env VAR] [--out attestation.json]
+tpm-jwt attest --activate challenge.json|credential.bin [--ak-type rsa|ecc] [--ak-handle HANDLE]
+               [--ek-handle HANDLE] [--out activation.json]
+
+Certifies the key with an attestation key (AK) in the endorsement hierarchy
+(TPM2_Certify) and writes the attestation: the certify info and signature, the AK's and
+the key's public areas, and the EK certificates (RSA and ECC) and their chain from the
+TPM's NV (--ek-chain adds intermediates), and a platform AK certificate where NV has
+one (GCE). The qualifying data is --nonce, or a hash binding the kid (default: the key's
+JWK thumbprint) and --email. The AK is made from the standard template and flushed, or
+kept at --ak-handle and reused (an occupied handle that is not an AK is refused unless
+--force).
+
+--activate answers the verifier's challenge (verify-attestation --challenge-out, or a
+tpm2_makecredential file): the TPM recovers the secret only if it holds the EK and the AK.
+
+  tpm-jwt attest --key 0x81008001 --email sa@p.iam.gserviceaccount.com --out attestation.json
+  tpm-jwt attest --activate challenge.json --out activation.json`,
+  options: {
+    key: { type: 'string' },
+    nonce: { type: 'string' },
+    kid: { type: 'string' },
+    email: { type: 'string' },
+    'ek-chain': { type: 'string' },
+    'ak-type': { type: 'string' },
+    'ak-handle': { type: 'string' },
+    'ek-handle': { type: 'string' },
+    force: { type: 'boolean' },
+    'auth-env': { type: 'string' },
+    activate: { type: 'string' },
+    out: { type: 'string' },
+  },
+  async run(values, io) {
+    const ak = akOptions(values);
+    const activate = optional(values, 'activate');
+    if (activate !== undefined) {
+      for (const flag of ['key', 'nonce', 'kid', 'email', 'ek-chain', 'auth-env', 'force']) {
+        if (values[flag] !== undefined) throw new UsageError(`--${flag} does not apply to --activate`);
+      }
+      const ekHandle = optional(values, 'ek-handle');
+      const options = {
+        ...tpmOptions(values),
+        ...ak,
+        ...(ekHandle !== undefined && { ekHandle: flagValue('ek-handle', ekHandle, parsePersistentHandle) }),
+      };
+      await emit(values, io, await activateCredential(await readArgument(activate, 'challenge'), options));
+      return;
+    }
+    if (values['ek-handle'] !== undefined) throw new UsageError('--ek-handle applies to --activate');
+    const key = required(values, 'key');
+    const nonce = optional(values, 'nonce');
+    const kid = optional(values, 'kid');
+    const email = optional(values, 'email');
+    const nonceBytes = nonce === undefined ? undefined : flagValue('nonce', nonce, parseNonce);
+    const auth = authFromEnv(values, io.env);
+    const chainFile = optional(values, 'ek-chain');
+    const ekChain = chainFile === undefined ? undefined : (await readArgument(chainFile, 'EK chain')).toString('utf8');
+    const document = await attestKey({
+      ...tpmOptions(values),
+      ...ak,
+      key,
+      ...(nonceBytes !== undefined && { nonce: nonceBytes }),
+      ...(kid !== undefined && { kid }),
+      ...(email !== undefined && { email }),
+      ...(ekChain !== undefined && { ekChain }),
+      ...(auth !== undefined && { auth }),
+    });
+    await emit(values, io, document);
+  },
+};

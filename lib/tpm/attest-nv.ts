@@ -1,0 +1,101 @@
+/**
+ * The certificates a TPM keeps in NV for attestation: EK certificates (TCG EK Credential
+ * Profile, 2.2.1.5), their CA chain, and the AK certificate and template a platform
+ * issues (GCE Shielded VM). All DER, in indices that may be larger than what they hold.
+ */
+import { X509Certificate } from 'node:crypto';
+
+import type { NativeContext } from '../native.js';
+import { formatHandle } from './handle.js';
+import type { EkCertificate } from './attestation-format.js';
+
+/** EK certificate indices: low range RSA 2048 and ECC P-256, then the high range. */
+const EK_CERTIFICATE_INDICES = [
+  0x01c00002, 0x01c0000a, 0x01c00012, 0x01c00014, 0x01c00016, 0x01c00018, 0x01c0001a, 0x01c0001c, 0x01c0001e,
+];
+/** Where manufacturers put the EK certificate's CA chain, one or more DER certificates on. */
+const EK_CHAIN_FIRST = 0x01c00100;
+const EK_CHAIN_LAST = 0x01c001ff;
+/** GCE's AK certificate and AK template (a TPMT_PUBLIC), by AK type. */
+export const PLATFORM_AK_INDICES = {
+  rsa: { certificate: 0x01c10000, template: 0x01c10001 },
+  ecc: { certificate: 0x01c10002, template: 0x01c10003 },
+} as const;
+
+/** The DER certificates at the start of `bytes`, stopping at padding (zeros or 0xff). */
+export function derCertificates(bytes: Uint8Array): Buffer[] {
+  const out: Buffer[] = [];
+  let offset = 0;
+  while (offset + 2 <= bytes.length && bytes[offset] === 0x30) {
+    // A SEQUENCE with a short or long (1 to 4 bytes) definite length.
+    const first = bytes[offset + 1]!;
+    let length = first;
+    let header = 2;
+    if (first & 0x80) {
+      const count = first & 0x7f;
+      if (count < 1 || count > 4 || offset + 2 + count > bytes.length) break;
+      length = 0;
+      for (let i = 0; i < count; i++) length = length * 256 + bytes[offset + 2 + i]!;
+      header += count;
+    }
+    const end = offset + header + length;
+    if (end > bytes.length) break;
+    out.push(Buffer.from(bytes.subarray(offset, end)));
+    offset = end;
+  }
+  return out;
+}
+
+export function toPem(der: Uint8Array): string {
+  const body = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
+  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
+}
+
+/** The first certificate in an NV index's content, as PEM; undefined when it holds none. */
+function certificateIn(bytes: Uint8Array): string | undefined {
+  const [der] = derCertificates(bytes);
+  if (!der) return undefined;
+  try {
+    return new X509Certificate(der).toString();
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the TPM's NV holds for attestation. */
+export interface NvCertificates {
+  ek: EkCertificate[];
+  chain: string[];
+  /** The platform's AK certificate (PEM) and template for the AK type asked for. */
+  ak: { certificate?: string; template?: Buffer };
+}
+
+/** Reads the EK certificates, their chain and the platform AK certificate of `akType`. */
+export async function readNvCertificates(context: NativeContext, akType: 'rsa' | 'ecc'): Promise<NvCertificates> {
+  const defined = new Set(await context.handles(0x01c00000, 1024));
+  const out: NvCertificates = { ek: [], chain: [], ak: {} };
+  for (const index of EK_CERTIFICATE_INDICES) {
+    if (!defined.has(index)) continue;
+    const pem = certificateIn(await context.nvRead(index));
+    if (pem) out.ek.push({ index: formatHandle(index), pem });
+  }
+  const chain: Buffer[] = [];
+  for (const index of [...defined].filter((i) => i >= EK_CHAIN_FIRST && i <= EK_CHAIN_LAST).sort((a, b) => a - b)) {
+    chain.push(await context.nvRead(index));
+  }
+  // A certificate may run on from one index into the next (read them as one), or each
+  // index may hold its own, padded: whichever reading finds more.
+  const joined = derCertificates(Buffer.concat(chain));
+  const apart = chain.flatMap((bytes) => derCertificates(bytes));
+  out.chain = (apart.length > joined.length ? apart : joined).map(toPem);
+  const platform = PLATFORM_AK_INDICES[akType];
+  if (defined.has(platform.certificate)) {
+    const certificate = certificateIn(await context.nvRead(platform.certificate));
+    if (certificate) out.ak.certificate = certificate;
+  }
+  if (defined.has(platform.template)) out.ak.template = await context.nvRead(platform.template);
+  return out;
+}

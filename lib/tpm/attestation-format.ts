@@ -1,0 +1,132 @@
+/**
+ * The documents of key attestation, as JSON: what the device sends (the attestation,
+ * the activation response) and what the verifier sends back (the activation
+ * challenge). Binary TPM structures are base64; certificates PEM. Shared by the device
+ * side (attest.ts) and the verifier (lib/attest), which needs no TPM.
+ */
+import { createHash } from 'node:crypto';
+
+import { invalidArgument } from '../errors.js';
+
+export const ATTESTATION_FORMAT = 'tpm-jwt-attestation/1';
+export const CHALLENGE_FORMAT = 'tpm-jwt-activation-challenge/1';
+export const RESPONSE_FORMAT = 'tpm-jwt-activation-response/1';
+
+/** An EK certificate as the TPM keeps it: the NV index it was read from, and the PEM. */
+export interface EkCertificate {
+  /** The NV index, `0x01c00002` style. */
+  index: string;
+  pem: string;
+}
+
+/** What `tpm-jwt attest` writes: a key certified by an AK, and the TPM's EK certificates. */
+export interface AttestationDocument {
+  format: typeof ATTESTATION_FORMAT;
+  /** The key id the qualifying data binds (unless a nonce was used): default the RFC 7638 thumbprint. */
+  kid: string;
+  /** The service account the qualifying data binds, when one was given. */
+  email?: string;
+  key: {
+    /** TPM2B_PUBLIC of the certified key. */
+    public: string;
+  };
+  certify: {
+    /** TPMS_ATTEST (TPM_ST_ATTEST_CERTIFY), the bytes the signature covers. */
+    attest: string;
+    /** TPMT_SIGNATURE by the AK. */
+    signature: string;
+  };
+  ak: {
+    /** TPM2B_PUBLIC of the AK. */
+    public: string;
+    /** Where the AK is persisted, when it is. */
+    handle?: string;
+    /** The AK certificate a platform keeps in NV (GCE Shielded VM), PEM. */
+    certificate?: string;
+  };
+  ek: {
+    /** RSA and ECC EK certificates from the TPM's NV. */
+    certificates: EkCertificate[];
+    /** Intermediate CA certificates: from NV (0x01c00100 on) and given with --ek-chain. */
+    chain: string[];
+  };
+}
+
+/** What the verifier sends the device: a credential only that TPM can open. */
+export interface ActivationChallenge {
+  format: typeof CHALLENGE_FORMAT;
+  ak: {
+    /** The AK's Name, hex: the TPM opens the credential only for it. */
+    name: string;
+    type: 'rsa' | 'ecc';
+    /** Where the attestation said the AK is persisted. */
+    handle?: string;
+  };
+  ek: {
+    /** The NV index of the EK certificate the credential is encrypted to. */
+    index: string;
+    /** That EK's public key, SPKI DER base64. */
+    publicKey: string;
+  };
+  /** TPM2B_ID_OBJECT, with its size. */
+  credentialBlob: string;
+  /** TPM2B_ENCRYPTED_SECRET, with its size. */
+  encryptedSecret: string;
+  /** SHA-256 of the secret, base64: the verifier's copy of the challenge checks the answer. */
+  secretDigest: string;
+}
+
+/** What the device answers: the secret its TPM recovered. */
+export interface ActivationResponse {
+  format: typeof RESPONSE_FORMAT;
+  secret: string;
+}
+
+/**
+ * The qualifying data of an attestation made without a nonce: SHA-256 of a label, the
+ * kid and the email, so the AK's signature vouches that this key is the one with this
+ * kid for this service account.
+ */
+export function keyBinding(kid: string, email: string | undefined): Buffer {
+  return createHash('sha256')
+    .update(`tpm-jwt attestation\0kid\0${kid}\0email\0${email ?? ''}`, 'utf8')
+    .digest();
+}
+
+/** A nonce from hex or bytes: 1 to 64 bytes (a TPM2B_DATA). Throws ERR_INVALID_ARGUMENT. */
+export function parseNonce(nonce: string | Uint8Array): Buffer {
+  let bytes: Buffer | undefined;
+  if (typeof nonce === 'string') {
+    if (/^([0-9a-f]{2})+$/i.test(nonce)) bytes = Buffer.from(nonce, 'hex');
+  } else if (nonce instanceof Uint8Array) {
+    bytes = Buffer.from(nonce);
+  }
+  if (!bytes || bytes.length < 1 || bytes.length > 64) {
+    throw invalidArgument('nonce must be 1 to 64 bytes, given as hex or bytes');
+  }
+  return bytes;
+}
+
+/** Base64 of a document field, decoded; anything else is ERR_INVALID_ARGUMENT naming the field. */
+export function base64Field(value: unknown, field: string): Buffer {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) {
+    throw invalidArgument(`${field} must be base64`);
+  }
+  return Buffer.from(value, 'base64');
+}
+
+/** A document given as JSON text or an object, checked for its format tag. */
+export function readDocument<T extends { format: string }>(value: unknown, format: T['format'], what: string): T {
+  let doc = value;
+  if (typeof value === 'string') {
+    try {
+      doc = JSON.parse(value);
+    } catch {
+      throw invalidArgument(`the ${what} is not JSON`);
+    }
+  }
+  if (typeof doc !== 'object' || doc === null || (doc as { format?: unknown }).format !== format) {
+    throw invalidArgument(`not a ${what} (format "${format}")`);
+  }
+  return doc as T;
+}

@@ -1,0 +1,45 @@
+// The attestation key (AK): a restricted signing key in the endorsement hierarchy. It
+// signs only what the TPM itself produced (TPM2_Certify), so its signature over a
+// key's Name is the TPM's word that the key lives there. A primary: the same template
+// gives the same key on every call and in every process, so it is made, used and
+// flushed, or kept at a persistent handle the caller picks.
+#pragma once
+
+#include <tss2/tss2_esys.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "context.h"
+#include "transient.h"
+
+namespace tss {
+
+struct AkSpec {
+  // The standard template of this type (see AkTemplate) unless `tmpl` is given.
+  TPMI_ALG_PUBLIC type = TPM2_ALG_RSA;
+  // A marshaled TPMT_PUBLIC to use instead: the AK template a platform keeps in NV next
+  // to the AK certificate it issued (GCE Shielded VM).
+  std::vector<uint8_t> tmpl;
+  // Where the AK is persisted and reused; 0: a transient AK, flushed after the call.
+  TPM2_HANDLE handle = 0;
+  // Replace the object at `handle` even when it is an AK already.
+  bool force = false;
+};
+
+// go-tpm-tools' AK templates: RSA 2048 RSASSA-SHA256 or ECC P-256 ECDSA-SHA256,
+// restricted|sign|fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth, nameAlg
+// SHA-256, no symmetric algorithm; unique empty (RSA) or zero x and y (ECC).
+TPM2B_PUBLIC AkTemplate(TPMI_ALG_PUBLIC type);
+
+// Whether a public area is one an attestation can rest on: a restricted signing key
+// (not a decryption key) bound to its TPM (fixedTPM|fixedParent).
+bool IsAttestationKey(const TPMT_PUBLIC& pub);
+
+// The AK of `spec`, loaded. Persistent: an AK already at the handle is reused; any other
+// object there is ERR_TPM_HANDLE_IN_USE unless `force`, which replaces it (as it
+// replaces an AK); an empty handle gets a new AK persisted. `out` owns a transient AK
+// and only borrows a persistent one.
+Status LoadAk(Context& ctx, const AkSpec& spec, Transient* out);
+
+}  // namespace tss

@@ -1,0 +1,66 @@
+#include "certify.h"
+
+#include <cstring>
+
+#include "auth.h"
+#include "esys_ptr.h"
+#include "loader.h"
+#include "marshal.h"
+#include "transient.h"
+#include "wire.h"
+
+namespace tss {
+
+namespace {
+
+Status PublicOf(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out) {
+  TPM2B_PUBLIC* pub_raw = nullptr;
+  TSS_CALL(Esys_ReadPublic, esys, object, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
+           nullptr, nullptr);
+  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
+  *out = MarshalPublic(*pub);
+  return Status();
+}
+
+}  // namespace
+
+Status Certify(Context& ctx, const KeyRef& key, const AkSpec& ak,
+               const std::vector<uint8_t>& qualifying_data, Certification* out) {
+  TPM2B_DATA extra = {};
+  if (qualifying_data.size() > sizeof extra.buffer) {
+    return Status::Fail(ErrorCode::kInvalidArgument, "qualifying data longer than 64 bytes");
+  }
+  extra.size = static_cast<UINT16>(qualifying_data.size());
+  if (!qualifying_data.empty()) memcpy(extra.buffer, qualifying_data.data(), extra.size);
+
+  // The key first: loading a key file's key also loads its parent and frees it again,
+  // so the AK never needs a third slot.
+  Transient loaded(ctx.esys());
+  TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
+  Transient signer(ctx.esys());
+  TSS_RETURN_IF_ERROR(LoadAk(ctx, ak, &signer));
+
+  // TPM2_Certify takes ADMIN role for the key: its authValue, since tpm-jwt's keys
+  // never set adminWithPolicy (a PCR-bound key included). A session may authorise only
+  // one handle of a command: the salted session goes to the key, whose authValue may
+  // be secret, and the AK's empty authValue goes in a password session.
+  ScopedAuth key_auth(ctx.esys(), loaded.get());
+  TSS_RETURN_IF_ERROR(key_auth.Set(key.auth));
+  ESYS_TR auth = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.Auth(0, &auth));
+  TPMT_SIG_SCHEME the_aks_own = {};
+  the_aks_own.scheme = TPM2_ALG_NULL;
+  TPM2B_ATTEST* attest_raw = nullptr;
+  TPMT_SIGNATURE* signature_raw = nullptr;
+  TSS_CALL(Esys_Certify, ctx.esys(), loaded.get(), signer.get(), auth, ESYS_TR_PASSWORD,
+           ESYS_TR_NONE, &extra, &the_aks_own, &attest_raw, &signature_raw);
+  EsysPtr<TPM2B_ATTEST> attest(attest_raw);
+  EsysPtr<TPMT_SIGNATURE> signature(signature_raw);
+
+  out->attest.assign(attest->attestationData, attest->attestationData + attest->size);
+  out->signature = ToWire(*signature, Tss2_MU_TPMT_SIGNATURE_Marshal);
+  TSS_RETURN_IF_ERROR(PublicOf(ctx.esys(), signer.get(), &out->ak_public));
+  return PublicOf(ctx.esys(), loaded.get(), &out->key_public);
+}
+
+}  // namespace tss

@@ -1,0 +1,27 @@
+// TPM2_Certify: the AK signs the Name of a key loaded in the same TPM, with the
+// verifier's qualifying data, in a structure only the TPM makes (TPMS_ATTEST with
+// magic TPM_GENERATED_VALUE, which a restricted key refuses to sign from outside).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "attestation_key.h"
+#include "context.h"
+#include "key_ref.h"
+
+namespace tss {
+
+struct Certification {
+  std::vector<uint8_t> attest;      // TPMS_ATTEST, the bytes the signature covers
+  std::vector<uint8_t> signature;   // TPMT_SIGNATURE
+  std::vector<uint8_t> ak_public;   // TPM2B_PUBLIC of the AK
+  std::vector<uint8_t> key_public;  // TPM2B_PUBLIC of the certified key, as the TPM has it
+};
+
+// Certifies `key` with the AK of `ak`; `qualifying_data` is at most 64 bytes. The AK is
+// flushed afterwards unless persistent.
+Status Certify(Context& ctx, const KeyRef& key, const AkSpec& ak,
+               const std::vector<uint8_t>& qualifying_data, Certification* out);
+
+}  // namespace tss
