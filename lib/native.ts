@@ -47,6 +47,8 @@ export interface NativePublicInfo {
   /** The key's fixed TPMI_ALG_SIG_SCHEME and its hash; TPM2_ALG_NULL (0x10) when open. */
   scheme: number;
   schemeHash: number;
+  /** The digest of the policy that authorises the key; empty when it has none. */
+  authPolicy: Buffer;
   rsa?: { bits: number; exponent: number; modulus: Buffer };
   ecc?: { curve: number; x: Buffer; y: Buffer };
 }
@@ -113,6 +115,8 @@ export interface NativeContext {
   /** Loads the key and flushes it again: proves it belongs to this TPM and parent. */
   probe(key: NativeKeyRef): Promise<void>;
   handles(first: number, max: number): Promise<number[]>;
+  /** The digest `policy` has over the PCRs' current values (a trial session: nothing is authorised). */
+  policyDigest(policy: NativePcrPolicy): Promise<Buffer>;
   /** TPM2_Certify of the key by the AK, with `qualifyingData` (at most 64 bytes). */
   certify(key: NativeKeyRef, ak: NativeAkSpec, qualifyingData: Uint8Array): Promise<NativeCertification>;
   /**

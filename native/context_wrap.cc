@@ -13,6 +13,7 @@
 #include "tss/loader.h"
 #include "tss/marshal.h"
 #include "tss/nv.h"
+#include "tss/policy.h"
 #include "tss/sign.h"
 
 Napi::Function ContextWrap::Define(Napi::Env env) {
@@ -30,6 +31,7 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
                          InstanceMethod<&ContextWrap::ParentPublic>("parentPublic"),
                          InstanceMethod<&ContextWrap::Import>("importKey"),
                          InstanceMethod<&ContextWrap::Handles>("handles"),
+                         InstanceMethod<&ContextWrap::PolicyDigest>("policyDigest"),
                          InstanceMethod<&ContextWrap::Certify>("certify"),
                          InstanceMethod<&ContextWrap::ActivateCredential>("activateCredential"),
                          InstanceMethod<&ContextWrap::NvRead>("nvRead"),
@@ -194,6 +196,21 @@ Napi::Value ContextWrap::Handles(const Napi::CallbackInfo& info) {
                   return out;
                 },
                 Effect::kNone);
+}
+
+Napi::Value ContextWrap::PolicyDigest(const Napi::CallbackInfo& info) {
+  tss::PcrPolicy policy = ToPcrPolicy(info[0]);
+  if (!policy.enabled()) throw Napi::TypeError::New(info.Env(), "policy must select PCRs");
+  auto digest = std::make_shared<TPM2B_DIGEST>();
+  // A trial session: it authorises nothing, and the TPM forgets it when it is flushed.
+  return Submit(
+      [policy, digest](tss::Context& ctx) {
+        return tss::PolicyDigest(ctx.esys(), policy, digest.get());
+      },
+      [digest](Napi::Env env) -> Napi::Value {
+        return Napi::Buffer<uint8_t>::Copy(env, digest->buffer, digest->size);
+      },
+      Effect::kNone);
 }
 
 Napi::Value ContextWrap::Certify(const Napi::CallbackInfo& info) {

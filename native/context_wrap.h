@@ -30,6 +30,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value ParentPublic(const Napi::CallbackInfo& info);
   Napi::Value Import(const Napi::CallbackInfo& info);
   Napi::Value Handles(const Napi::CallbackInfo& info);
+  Napi::Value PolicyDigest(const Napi::CallbackInfo& info);
   Napi::Value Certify(const Napi::CallbackInfo& info);
   Napi::Value ActivateCredential(const Napi::CallbackInfo& info);
   Napi::Value NvRead(const Napi::CallbackInfo& info);

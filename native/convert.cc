@@ -205,6 +205,7 @@ Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info) {
   out.Set("attributes", Napi::Number::New(env, info.attributes));
   out.Set("scheme", Napi::Number::New(env, info.scheme));
   out.Set("schemeHash", Napi::Number::New(env, info.scheme_hash));
+  out.Set("authPolicy", ToBuffer(env, info.auth_policy));
   if (info.type == TPM2_ALG_RSA) {
     Napi::Object rsa = Napi::Object::New(env);
     rsa.Set("bits", Napi::Number::New(env, info.rsa_bits));

@@ -34,10 +34,14 @@ describe('36 PCR-bound keys', () => {
     assert.equal(key.attributes.userWithAuth, false, 'the policy alone authorises');
     assert.deepEqual(key.pcrs, { bank: 'sha256', indexes: [16] });
     assert.ok(await signs(key));
+    assert.equal(await key.policyHolds(), true);
     extend16();
+    assert.equal(await key.policyHolds(), false, 'policyHolds says so without trying to sign');
     await assert.rejects(key.sign(Buffer.from('x')), { code: 'ERR_TPM_POLICY_FAIL' });
     tpm2(swtpm.tcti, 'pcrreset', '16');
+    assert.equal(await key.policyHolds(), true);
     assert.ok(await signs(key));
+    assert.equal(await (await tpm.createKey({ alg: 'ES256' })).policyHolds(), true, 'no policy: always');
   });
 
   it('with an auth value too: needs both the PCRs and the right value', async () => {

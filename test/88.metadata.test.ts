@@ -24,6 +24,7 @@ import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
 import { startFakeSts } from './helpers/fake-sts.js';
 import { prng } from './helpers/prng.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { tpm2 } from './helpers/tools.js';
 
 const run = promisify(execFile);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -603,6 +604,44 @@ describe('88 metadata server when the TPM goes away', function () {
       await server.close();
       await signer.close?.();
     }
+  });
+});
+
+describe('88 metadata server with a key bound to PCRs', function () {
+  this.timeout(60_000);
+  const swtpm = useSwtpm();
+  afterEach(() => tpm2(swtpm.tcti, 'pcrreset', '16'));
+
+  it('serves no token, not even a cached one, once the PCRs move; serves again when they hold', async () => {
+    const tpm = await swtpm.openTpm();
+    const keyFile = path.join(swtpm.tempDir('pcr-key'), 'key.pem');
+    writeFileSync(keyFile, (await tpm.createKey({ alg: 'ES256', pcrs: { bank: 'sha256', indexes: [16] } })).toPem());
+    const tpmSigner = await TpmSigner.open({ key: keyFile, tcti: swtpm.tcti });
+    swtpm.cleanup(() => tpmSigner.close());
+    const server = await startMetadataServer({ mode: 'jwt-access', signer: tpmSigner, email: EMAIL, port: 0 });
+    swtpm.cleanup(() => server.close());
+    const tokenPath = `${V1}/instance/service-accounts/default/token`;
+    const first = await get(server, tokenPath);
+    assert.equal(first.status, 200);
+
+    tpm2(swtpm.tcti, 'pcrextend', `16:sha256=${'ab'.repeat(32)}`);
+    // The last check stands for a second.
+    await new Promise((r) => setTimeout(r, 1100));
+    const refused = await get(server, tokenPath);
+    assert.equal(refused.status, 503);
+    assert.equal(JSON.parse(refused.body).error, 'ERR_TPM_POLICY_FAIL');
+    assert.ok(!refused.body.includes(JSON.parse(first.body).access_token));
+    assert.equal(
+      (await get(server, `${V1}/instance/service-accounts/default/email`)).status,
+      200,
+      'metadata still served',
+    );
+
+    tpm2(swtpm.tcti, 'pcrreset', '16');
+    await new Promise((r) => setTimeout(r, 1100));
+    const again = await get(server, tokenPath);
+    assert.equal(again.status, 200);
+    assert.equal(JSON.parse(again.body).access_token, JSON.parse(first.body).access_token, 'the cached token');
   });
 });
 

@@ -15,6 +15,7 @@ import { DEFAULT_UNIVERSE_DOMAIN } from '../google/token-sources.js';
 import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
 import { allowedHosts } from './guard.js';
 import { handle, type RequestLog } from './handler.js';
+import { policyGate } from './policy-gate.js';
 import { signerTokens, type MetadataTokens } from './tokens.js';
 import { metadataTree } from './tree.js';
 
@@ -54,7 +55,10 @@ export type MetadataServerOptions = MetadataTokenOptions & {
   socketMode?: number;
   /** Receives one JSON line per request and per event; default none. */
   log?: (line: string) => void;
-  /** Runs before any token is served and throws when the key may no longer sign. */
+  /**
+   * Runs before any token is served and throws when the key may no longer sign. Default:
+   * for a TpmSigner whose key is bound to PCRs, the check that its policy still holds.
+   */
   beforeMint?: () => Promise<void>;
   /** How long close() waits for requests in flight, ms; default 10,000. */
   drainTimeoutMs?: number;
@@ -74,16 +78,22 @@ export interface MetadataServer {
  * with or an address it cannot listen on; for wif, what opening the configuration throws.
  */
 export async function startMetadataServer(options: MetadataServerOptions): Promise<MetadataServer> {
-  const { tokens, email } = await openTokens(options);
+  const opened = await openTokens(options);
   try {
-    return await listen(options, tokens, email);
+    return await listen(options, opened);
   } catch (err) {
-    await tokens.close();
+    await opened.tokens.close();
     throw err;
   }
 }
 
-async function openTokens(options: MetadataServerOptions): Promise<{ tokens: MetadataTokens; email: string }> {
+interface Opened {
+  tokens: MetadataTokens;
+  email: string;
+  beforeMint: (() => Promise<void>) | undefined;
+}
+
+async function openTokens(options: MetadataServerOptions): Promise<Opened> {
   if (options.mode === 'wif') {
     const { wifTokens } = await import('./wif-tokens.js');
     const tokens = await wifTokens(options.credentialConfiguration);
@@ -92,14 +102,19 @@ async function openTokens(options: MetadataServerOptions): Promise<{ tokens: Met
       await tokens.close();
       throw invalidArgument('the configuration impersonates no service account: give the email to report');
     }
-    return { tokens, email };
+    return { tokens, email, beforeMint: options.beforeMint };
   }
   const { signer, email, tokenUrl, mode = 'oauth2' } = options;
   if (mode !== 'oauth2' && mode !== 'jwt-access') throw invalidArgument('mode must be oauth2, jwt-access or wif');
-  return { tokens: signerTokens({ signer, email, mode, ...(tokenUrl !== undefined && { tokenUrl }) }), email };
+  return {
+    tokens: signerTokens({ signer, email, mode, ...(tokenUrl !== undefined && { tokenUrl }) }),
+    email,
+    beforeMint: options.beforeMint ?? policyGate(signer),
+  };
 }
 
-async function listen(options: MetadataServerOptions, tokens: MetadataTokens, email: string): Promise<MetadataServer> {
+async function listen(options: MetadataServerOptions, opened: Opened): Promise<MetadataServer> {
+  const { tokens, email, beforeMint } = opened;
   const log = options.log ?? (() => {});
   const event = (fields: object) => log(JSON.stringify({ time: new Date().toISOString(), ...fields }));
   const scopes = options.scopes ?? [CLOUD_PLATFORM_SCOPE];
@@ -117,7 +132,7 @@ async function listen(options: MetadataServerOptions, tokens: MetadataTokens, em
     tokens,
     hosts: allowedHosts(host),
     scopes,
-    beforeMint: options.beforeMint,
+    beforeMint,
     log: (entry: RequestLog) => event(entry),
   };
   const inFlight = new Set<Promise<void>>();

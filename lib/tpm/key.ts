@@ -1,5 +1,5 @@
 /** A signing key that lives in the TPM, as one Tpm context sees it. */
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
@@ -41,6 +41,7 @@ export class TpmKey {
   readonly #context: NativeContext;
   readonly #ref: NativeKeyRef;
   readonly #prepared: NativePreparedKey;
+  readonly #authPolicy: Buffer;
 
   static {
     makeTpmKey = (context, ref, info, preferred) => new TpmKey(context, ref, info, preferred);
@@ -57,6 +58,19 @@ export class TpmKey {
     this.algorithm = preferred && algorithms.includes(preferred) ? preferred : algorithms[0]!;
     this.handle = 'handle' in ref ? ref.handle : undefined;
     this.pcrs = ref.policy && { bank: 'sha256', indexes: [...ref.policy.indexes] };
+    this.#authPolicy = info.authPolicy;
+  }
+
+  /**
+   * Whether the key's PCR policy would authorise it now: the policy over the PCRs'
+   * current values, computed by the TPM in a trial session (no signing, no lockout
+   * count), against the key's authPolicy. True for a key without a PCR policy.
+   */
+  async policyHolds(): Promise<boolean> {
+    const policy = this.#ref.policy;
+    if (!policy) return true;
+    const now = await this.#context.policyDigest(policy);
+    return now.length === this.#authPolicy.length && timingSafeEqual(now, this.#authPolicy);
   }
 
   /**

@@ -7,6 +7,7 @@ PublicInfo DescribePublic(const TPMT_PUBLIC& pub) {
   info.type = pub.type;
   info.name_alg = pub.nameAlg;
   info.attributes = pub.objectAttributes;
+  info.auth_policy.assign(pub.authPolicy.buffer, pub.authPolicy.buffer + pub.authPolicy.size);
   if (pub.type == TPM2_ALG_RSA) {
     const TPM2B_PUBLIC_KEY_RSA& n = pub.unique.rsa;
     info.scheme = pub.parameters.rsaDetail.scheme.scheme;

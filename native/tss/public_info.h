@@ -22,6 +22,8 @@ struct PublicInfo {
   TPMI_ECC_CURVE ecc_curve = TPM2_ECC_NONE;
   std::vector<uint8_t> ecc_x;
   std::vector<uint8_t> ecc_y;
+  // The policy digest that authorises the key (empty: none), for checking it still holds.
+  std::vector<uint8_t> auth_policy;
 };
 
 PublicInfo DescribePublic(const TPMT_PUBLIC& pub);
