@@ -515,23 +515,12 @@ describe('88 metadata server backed by the TPM', function () {
       const issuer = 'https://devices.example.com';
       const sts = await startFakeSts({ audience, issuer, jwks: { keys: [publicJwk(key.publicKey, 'RS256')] } });
       swtpm.cleanup(() => sts.close());
-      const dir = swtpm.tempDir('wif-metadata');
-      const configuration = path.join(dir, 'credential-configuration.json');
-      writeFileSync(
-        configuration,
-        JSON.stringify({
-          type: 'external_account',
-          audience,
-          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-          token_url: sts.tokenUrl,
-          service_account_impersonation_url: `${sts.iamUrl}/v1/projects/-/serviceAccounts/${EMAIL}:generateAccessToken`,
-          credential_source: {
-            executable: {
-              command: `tpm-jwt wif-token --key 0x${HANDLE.toString(16)} --issuer ${issuer} --tcti ${swtpm.tcti}`,
-            },
-          },
-        }),
-      );
+      const configuration = wifConfiguration(swtpm.tempDir('wif-metadata'), {
+        audience,
+        token_url: sts.tokenUrl,
+        service_account_impersonation_url: `${sts.iamUrl}/v1/projects/-/serviceAccounts/${EMAIL}:generateAccessToken`,
+        command: `--key 0x${HANDLE.toString(16)} --issuer ${issuer} --tcti ${swtpm.tcti}`,
+      });
       const wif = await start({ mode: 'wif', credentialConfiguration: configuration, email: undefined } as never);
       assert.equal((await get(wif, `${V1}/instance/service-accounts/default/email`)).body, EMAIL);
       const tokenPath = `${V1}/instance/service-accounts/default/token`;
@@ -552,18 +541,10 @@ describe('88 metadata server backed by the TPM', function () {
     });
 
     it('refuses a configuration whose TCTI could run a command, before the TPM is touched', async () => {
-      const dir = swtpm.tempDir('wif-bad');
-      const configuration = path.join(dir, 'credential-configuration.json');
-      writeFileSync(
-        configuration,
-        JSON.stringify({
-          type: 'external_account',
-          audience: '//iam.googleapis.com/x',
-          credential_source: {
-            executable: { command: 'tpm-jwt wif-token --key 0x81000001 --issuer https://i --tcti cmd:touch' },
-          },
-        }),
-      );
+      const configuration = wifConfiguration(swtpm.tempDir('wif-bad'), {
+        audience: '//iam.googleapis.com/x',
+        command: '--key 0x81000001 --issuer https://i --tcti cmd:touch',
+      });
       await assert.rejects(start({ mode: 'wif', credentialConfiguration: configuration, email: EMAIL } as never), {
         code: 'ERR_INVALID_ARGUMENT',
         message: /TPM_JWT_ALLOW_ANY_TCTI/,
@@ -644,6 +625,23 @@ describe('88 metadata server with a key bound to PCRs', function () {
     assert.equal(JSON.parse(again.body).access_token, JSON.parse(first.body).access_token, 'the cached token');
   });
 });
+
+/** A credential configuration whose executable is `tpm-jwt wif-token` with `command`'s arguments. */
+function wifConfiguration(dir: string, fields: { command: string } & Record<string, string>): string {
+  const { command, ...rest } = fields;
+  const file = path.join(dir, 'credential-configuration.json');
+  const executable = { command: `tpm-jwt wif-token ${command}` };
+  writeFileSync(
+    file,
+    JSON.stringify({
+      type: 'external_account',
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      ...rest,
+      credential_source: { executable },
+    }),
+  );
+  return file;
+}
 
 async function exists(file: string): Promise<boolean> {
   try {
