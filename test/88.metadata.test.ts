@@ -9,6 +9,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync, statSync, readFileSync } from 'node:fs';
 import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -18,6 +19,7 @@ import { decodeJwt } from 'jose';
 import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
 import { publicJwk, Tpm, TpmSigner, type Signer, type TpmKey } from '../lib/index.js';
 import { CLOUD_PLATFORM_SCOPE } from '../lib/google/index.js';
+import { allowedHosts } from '../lib/metadata/guard.js';
 import { startMetadataServer, type MetadataServer, type MetadataServerOptions } from '../lib/metadata/index.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
@@ -88,7 +90,6 @@ describe('88 metadata server backed by the TPM', function () {
   let google: FakeGoogle;
   let issued: { access: number; id: number };
   let server: MetadataServer;
-  const logs: string[] = [];
 
   async function start(options: Partial<MetadataServerOptions> = {}): Promise<MetadataServer> {
     const started = await startMetadataServer({
@@ -96,7 +97,6 @@ describe('88 metadata server backed by the TPM', function () {
       email: EMAIL,
       tokenUrl: google.tokenUrl,
       port: 0,
-      log: (line) => logs.push(line),
       ...options,
     } as MetadataServerOptions);
     swtpm.cleanup(() => started.close());
@@ -176,6 +176,10 @@ describe('88 metadata server backed by the TPM', function () {
     assert.equal(again.access_token, first.access_token);
     assert.equal(issued.access - before.access, 1);
     assert.equal(signer.count - before.signs, 1);
+    await new Promise((r) => setTimeout(r, 1100));
+    const later = JSON.parse((await get(server, `${V1}/instance/service-accounts/default/token`)).body);
+    assert.equal(later.access_token, first.access_token);
+    assert.ok(later.expires_in < first.expires_in, 'expires_in is what is left, not what Google said');
     const assertion = google.requests.filter((r) => r.path === '/token').at(-1)!.claims!;
     assert.equal(assertion['scope'], CLOUD_PLATFORM_SCOPE);
     assert.equal(assertion.iss, EMAIL);
@@ -267,14 +271,24 @@ describe('88 metadata server backed by the TPM', function () {
     }
   });
 
-  it('tpm-jwt/metadata loads without google-auth-library for the oauth2 and jwt-access modes', () => {
+  it('tpm-jwt/metadata serves jwt-access tokens without loading google-auth-library', () => {
     const script = `
       import { createRequire } from 'node:module';
+      import { generateKeyPairSync } from 'node:crypto';
+      import { SoftwareSigner } from 'tpm-jwt';
       import { startMetadataServer } from 'tpm-jwt/metadata';
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const signer = SoftwareSigner.fromPem(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+      const server = await startMetadataServer({ mode: 'jwt-access', signer, email: 'a@b', port: 0 });
+      const answer = await fetch(server.url + '${V1}/instance/service-accounts/default/token', {
+        headers: { 'metadata-flavor': 'Google' },
+      });
+      const { token_type } = await answer.json();
+      await server.close();
       const loaded = Object.keys(createRequire(import.meta.url)('node:module')._cache);
-      console.log(typeof startMetadataServer, loaded.filter((f) => f.includes('google-auth-library')).length);`;
+      console.log(token_type, loaded.filter((f) => f.includes('google-auth-library')).length);`;
     const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
-    assert.equal(result.stdout.trim(), 'function 0', result.stderr);
+    assert.equal(result.stdout.trim(), 'Bearer 0', result.stderr);
   });
 
   describe('refusals', () => {
@@ -296,7 +310,14 @@ describe('88 metadata server backed by the TPM', function () {
         assert.equal(answer.headers['metadata-flavor'], 'Google', what);
         assert.doesNotMatch(answer.body, /access_token|ya29/, what);
       }
-      for (const name of ['metadata.google.internal', 'METADATA.google.internal', '169.254.169.254:80', 'localhost']) {
+      const names = [
+        'metadata.google.internal',
+        'metadata.google.internal.',
+        'METADATA',
+        '169.254.169.254:80',
+        'localhost',
+      ];
+      for (const name of names) {
         assert.equal((await get(server, `${V1}/project/project-id`, { ...FLAVOR, host: name })).status, 200, name);
       }
       const post = await new Promise<number>((resolve, reject) => {
@@ -314,10 +335,21 @@ describe('88 metadata server backed by the TPM', function () {
       assert.equal(post, 405);
     });
 
-    it('binds loopback unless told otherwise', async () => {
+    it('binds loopback unless told otherwise; on a wildcard address answers to its interfaces only', async () => {
       const own = await start({ port: 0 });
       assert.match(own.host!, /^127\.0\.0\.1:[0-9]+$/);
       await own.close();
+      const wildcard = allowedHosts('0.0.0.0');
+      for (const info of Object.values(networkInterfaces()).flat()) {
+        assert.ok(wildcard.has(info!.address.toLowerCase()), info!.address);
+      }
+      assert.ok(!wildcard.has('attacker.example'));
+      assert.ok(!allowedHosts('127.0.0.1').has('0.0.0.0'));
+    });
+
+    it('refuses ids that are not numbers, before it listens', async () => {
+      await assert.rejects(start({ instanceId: 'my-vm' }), { code: 'ERR_INVALID_ARGUMENT', message: /instanceId/ });
+      await assert.rejects(start({ numericProjectId: '12x' }), { code: 'ERR_INVALID_ARGUMENT' });
     });
 
     it('serves on a unix socket with the mode given; never replaces a file; replaces a stale socket', async () => {
@@ -425,13 +457,35 @@ describe('88 metadata server backed by the TPM', function () {
   });
 
   describe('operations', () => {
-    it('writes one JSON line per request and no token in any of them', () => {
-      const requests = logs.map((line) => JSON.parse(line)).filter((entry) => entry.path !== undefined);
-      assert.ok(requests.length > 3000, String(requests.length));
-      for (const entry of requests)
+    it('writes one JSON line per request, and no token in any of them', async () => {
+      const lines: string[] = [];
+      const own = await start({ mode: 'jwt-access', log: (line) => lines.push(line) });
+      const tokenPath = `${V1}/instance/service-accounts/default/token`;
+      const answers = [
+        await get(own, tokenPath),
+        await get(own, `${tokenPath}?scopes=s`),
+        await get(own, `${V1}/instance/service-accounts/default/identity?audience=https://a.run.app`),
+        await get(own, `${V1}/nope`),
+        await get(own, tokenPath, {}),
+      ];
+      await own.close();
+      const entries = lines.map((line) => JSON.parse(line));
+      const requests = entries.filter((entry) => entry.path !== undefined);
+      assert.deepEqual(
+        requests.map((r) => r.status),
+        answers.map((a) => a.status),
+      );
+      for (const entry of requests) {
         assert.deepEqual(Object.keys(entry).slice(0, 5), ['time', 'method', 'path', 'status', 'ms']);
-      const all = logs.join('\n');
-      for (const token of google.acceptedTokens) assert.ok(!all.includes(token), 'a token in the log');
+      }
+      assert.deepEqual(entries.at(0).event, 'listening');
+      assert.deepEqual(entries.at(-1).event, 'closed');
+      const all = lines.join('\n');
+      for (const answer of answers.filter((a) => a.status === 200)) {
+        const token =
+          answer.headers['content-type'] === 'application/json' ? JSON.parse(answer.body).access_token : answer.body;
+        assert.ok(!all.includes(token), 'a token in the log');
+      }
       assert.ok(!/eyJ/.test(all), 'a JWT in the log');
     });
 
@@ -449,60 +503,70 @@ describe('88 metadata server backed by the TPM', function () {
       await own.close();
       const answer = await inFlight;
       assert.equal(answer.status, 200);
+      assert.equal(answer.headers['connection'], 'close', 'an answer given while draining ends its connection');
       assert.equal(decodeJwt(JSON.parse(answer.body).access_token).scope, CLOUD_PLATFORM_SCOPE);
       // A new connection: the one the answer came on is gone with the server.
       await assert.rejects(get(own, `${V1}/project/project-id`, FLAVOR, new Agent()), { code: 'ECONNREFUSED' });
     });
 
-    it('serve-metadata: ready on --ready-fd, one log line per request, exits 0 on SIGTERM', async () => {
+    /** `tpm-jwt serve-metadata ARGS --ready-fd 3` as a process, and what it said on descriptor 3. */
+    async function serveMetadata(args: string[]) {
+      const keyArgs = ['--key', `0x${HANDLE.toString(16)}`, '--email', EMAIL, '--tcti', swtpm.tcti];
       const child = spawn(
         process.execPath,
-        [
-          '--import',
-          'tsx',
-          MAIN,
-          'serve-metadata',
-          '--key',
-          `0x${HANDLE.toString(16)}`,
-          '--email',
-          EMAIL,
-          '--tcti',
-          swtpm.tcti,
-          '--mode',
-          'jwt-access',
-          '--listen',
-          '127.0.0.1:0',
-          '--ready-fd',
-          '3',
-          '--project-id',
-          'p9',
-        ],
+        ['--import', 'tsx', MAIN, 'serve-metadata', ...keyArgs, '--ready-fd', '3', ...args],
         { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] },
       );
-      let stderr = '';
-      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const output = { stderr: '' };
+      child.stderr!.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      let ready = '';
+      for await (const chunk of child.stdio[3] as NodeJS.ReadableStream) ready += String(chunk);
+      return { child, exited, output, ready: ready.trim() };
+    }
+
+    it('serve-metadata: ready on --ready-fd, one log line per request, exits 0 on SIGTERM', async () => {
+      const { child, exited, output, ready } = await serveMetadata([
+        '--mode',
+        'jwt-access',
+        '--listen',
+        '127.0.0.1:0',
+        '--project-id',
+        'p9',
+      ]);
       try {
-        let ready = '';
-        for await (const chunk of child.stdio[3] as NodeJS.ReadableStream) ready += String(chunk);
-        const url = new URL(ready.trim());
+        const url = new URL(ready);
         const cli = { url: url.href, host: url.host, close: async () => {} } as MetadataServer;
         assert.equal((await get(cli, `${V1}/project/project-id`)).body, 'p9');
-        const { access_token: jwt } = JSON.parse(
-          (await get(cli, `${V1}/instance/service-accounts/default/token`)).body,
-        );
+        const tokenPath = `${V1}/instance/service-accounts/default/token`;
+        const { access_token: jwt } = JSON.parse((await get(cli, tokenPath)).body);
         assert.equal(decodeJwt(jwt).iss, EMAIL);
         child.kill('SIGTERM');
-        assert.equal(await exited, 0, stderr);
-        const lines = stderr
+        assert.equal(await exited, 0, output.stderr);
+        const lines = output.stderr
           .trim()
           .split('\n')
           .map((line) => JSON.parse(line));
         assert.deepEqual(
           lines.map((l) => l.event ?? l.path),
-          ['listening', `${V1}/project/project-id`, `${V1}/instance/service-accounts/default/token`, 'closed'],
+          ['listening', `${V1}/project/project-id`, tokenPath, 'closed'],
         );
-        assert.ok(!stderr.includes(jwt));
+        assert.ok(!output.stderr.includes(jwt));
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+
+    it('serve-metadata --socket with --socket-mode; exits 0 on SIGINT and leaves no socket answering', async () => {
+      const socketPath = path.join(swtpm.tempDir('cli-socket'), 'metadata.sock');
+      const { child, exited, output, ready } = await serveMetadata(['--socket', socketPath, '--socket-mode', '0660']);
+      try {
+        assert.equal(ready, `unix:${socketPath}`);
+        assert.equal(statSync(socketPath).mode & 0o777, 0o660);
+        assert.equal((await get({ socketPath }, `${V1}/instance/service-accounts/default/email`)).body, EMAIL);
+        child.kill('SIGINT');
+        assert.equal(await exited, 0, output.stderr);
+        await assert.rejects(get({ socketPath }, `${V1}/instance/service-accounts/default/email`));
       } finally {
         child.kill('SIGKILL');
       }
@@ -538,6 +602,33 @@ describe('88 metadata server backed by the TPM', function () {
       // One subject token, signed once, served every exchange.
       assert.equal(new Set(sts.subjectTokens).size, 1);
       assert.equal(sts.exchanged[0]!.iss, issuer);
+    });
+
+    it('without impersonation: federated tokens, the email given, and no ID tokens (404)', async () => {
+      const audience = '//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/d/providers/tpm';
+      const issuer = 'https://devices.example.com';
+      const sts = await startFakeSts({ audience, issuer, jwks: { keys: [publicJwk(key.publicKey, 'RS256')] } });
+      swtpm.cleanup(() => sts.close());
+      const configuration = wifConfiguration(swtpm.tempDir('wif-direct'), {
+        audience,
+        token_url: sts.tokenUrl,
+        command: `--key 0x${HANDLE.toString(16)} --issuer ${issuer} --tcti ${swtpm.tcti}`,
+      });
+      await assert.rejects(start({ mode: 'wif', credentialConfiguration: configuration, email: undefined } as never), {
+        code: 'ERR_INVALID_ARGUMENT',
+        message: /email/,
+      });
+      const wif = await start({
+        mode: 'wif',
+        credentialConfiguration: configuration,
+        email: 'principal@example',
+      } as never);
+      assert.equal((await get(wif, `${V1}/instance/service-accounts/default/email`)).body, 'principal@example');
+      const token = JSON.parse((await get(wif, `${V1}/instance/service-accounts/default/token`)).body);
+      assert.match(token.access_token, /^sts\./, 'the federated token itself');
+      assert.deepEqual(sts.impersonated, []);
+      const id = await get(wif, `${V1}/instance/service-accounts/default/identity?audience=https://a.run.app`);
+      assert.equal(id.status, 404);
     });
 
     it('refuses a configuration whose TCTI could run a command, before the TPM is touched', async () => {
@@ -595,34 +686,54 @@ describe('88 metadata server with a key bound to PCRs', function () {
 
   it('serves no token, not even a cached one, once the PCRs move; serves again when they hold', async () => {
     const tpm = await swtpm.openTpm();
+    const pcrKey = await tpm.createKey({ alg: 'ES256', pcrs: { bank: 'sha256', indexes: [16] } });
     const keyFile = path.join(swtpm.tempDir('pcr-key'), 'key.pem');
-    writeFileSync(keyFile, (await tpm.createKey({ alg: 'ES256', pcrs: { bank: 'sha256', indexes: [16] } })).toPem());
+    writeFileSync(keyFile, pcrKey.toPem());
     const tpmSigner = await TpmSigner.open({ key: keyFile, tcti: swtpm.tcti });
     swtpm.cleanup(() => tpmSigner.close());
-    const server = await startMetadataServer({ mode: 'jwt-access', signer: tpmSigner, email: EMAIL, port: 0 });
-    swtpm.cleanup(() => server.close());
+    const direct = await startMetadataServer({ mode: 'jwt-access', signer: tpmSigner, email: EMAIL, port: 0 });
+    swtpm.cleanup(() => direct.close());
+    // The same key file as the subject-token key of a federation configuration.
+    const audience = '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/d/providers/p';
+    const issuer = 'https://devices.example.com';
+    const sts = await startFakeSts({ audience, issuer, jwks: { keys: [publicJwk(pcrKey.publicKey, 'ES256')] } });
+    swtpm.cleanup(() => sts.close());
+    const configuration = wifConfiguration(swtpm.tempDir('pcr-wif'), {
+      audience,
+      token_url: sts.tokenUrl,
+      command: `--key ${keyFile} --issuer ${issuer} --tcti ${swtpm.tcti}`,
+    });
+    const federated = await startMetadataServer({
+      mode: 'wif',
+      credentialConfiguration: configuration,
+      email: EMAIL,
+      port: 0,
+    });
+    swtpm.cleanup(() => federated.close());
     const tokenPath = `${V1}/instance/service-accounts/default/token`;
-    const first = await get(server, tokenPath);
-    assert.equal(first.status, 200);
+    const tokens = async () => Promise.all([direct, federated].map((server) => get(server, tokenPath)));
+    const first = await tokens();
+    assert.deepEqual(
+      first.map((a) => a.status),
+      [200, 200],
+    );
 
     tpm2(swtpm.tcti, 'pcrextend', `16:sha256=${'ab'.repeat(32)}`);
     // The last check stands for a second.
     await new Promise((r) => setTimeout(r, 1100));
-    const refused = await get(server, tokenPath);
-    assert.equal(refused.status, 503);
-    assert.equal(JSON.parse(refused.body).error, 'ERR_TPM_POLICY_FAIL');
-    assert.ok(!refused.body.includes(JSON.parse(first.body).access_token));
-    assert.equal(
-      (await get(server, `${V1}/instance/service-accounts/default/email`)).status,
-      200,
-      'metadata still served',
-    );
+    for (const [i, refused] of (await tokens()).entries()) {
+      assert.equal(refused.status, 503, ['jwt-access', 'wif'][i]);
+      assert.equal(JSON.parse(refused.body).error, 'ERR_TPM_POLICY_FAIL');
+      assert.ok(!refused.body.includes(JSON.parse(first[i]!.body).access_token));
+    }
+    assert.equal((await get(direct, `${V1}/instance/service-accounts/default/email`)).status, 200, 'metadata still');
 
     tpm2(swtpm.tcti, 'pcrreset', '16');
     await new Promise((r) => setTimeout(r, 1100));
-    const again = await get(server, tokenPath);
-    assert.equal(again.status, 200);
-    assert.equal(JSON.parse(again.body).access_token, JSON.parse(first.body).access_token, 'the cached token');
+    for (const [i, again] of (await tokens()).entries()) {
+      assert.equal(again.status, 200);
+      assert.equal(JSON.parse(again.body).access_token, JSON.parse(first[i]!.body).access_token, 'the cached token');
+    }
   });
 });
 

@@ -6,8 +6,8 @@ export interface Io {
   out(text: string): void;
   err(text: string): void;
   readonly env: NodeJS.ProcessEnv;
-  /** All of standard input, as text. */
-  readStdin(): Promise<string>;
+  /** All of standard input, as bytes (a signed blob must be exactly what was sent). */
+  readStdin(): Promise<Uint8Array>;
 }
 
 /** A command's usage, options and work; its name and summary are in commands/index.ts. */

@@ -6,8 +6,8 @@ process.exitCode = await run(process.argv.slice(2), {
   err: (text) => process.stderr.write(text),
   env: process.env,
   async readStdin() {
-    let text = '';
-    for await (const chunk of process.stdin) text += String(chunk);
-    return text;
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
   },
 });

@@ -38,10 +38,16 @@ export async function openKeySigner(values: Values, io: Io): Promise<{ signer: S
   return { signer };
 }
 
-/** The signer and the service account's email (--email, or the descriptor's client_email). */
-export async function openSigner(values: Values, io: Io): Promise<{ signer: Signer; email: string }> {
+/**
+ * The signer and the service account's email (--email, or the descriptor's
+ * client_email), and the descriptor's info when there is one.
+ */
+export async function openSigner(
+  values: Values,
+  io: Io,
+): Promise<{ signer: Signer; email: string; info?: ServiceAccountInfo }> {
   // Checked first: a missing --email is a usage error, not a reason to open the TPM.
   const email = values['credentials'] === undefined ? required(values, 'email') : optional(values, 'email');
   const { signer, info } = await openKeySigner(values, io);
-  return { signer, email: email ?? info!.client_email! };
+  return { signer, email: email ?? info!.client_email!, ...(info && { info }) };
 }

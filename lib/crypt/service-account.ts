@@ -24,6 +24,8 @@ export interface ServiceAccountInfo {
   private_key_id?: string;
   private_key?: string;
   project_id?: string;
+  /** The universe the account lives in; googleapis.com when absent. */
+  universe_domain?: string;
   /** pcrs: the PCR selection of a persistent PCR-bound key, e.g. "sha256:0,7". */
   tpm?: { tcti?: string; key?: string; auth_env?: string; pcrs?: string };
 }

@@ -1,9 +1,16 @@
 /** One token at a time from a slow source: reused until near expiry, one fetch in flight. */
 import { nearExpiry } from '../jwt/mint.js';
+import type { TokenSource } from './token-source.js';
 
 export interface ExpiringToken {
   token: string;
   expiry: Date;
+}
+
+/** A TokenSource whose every request, whatever its URL, gets the one token `fetch` makes, cached. */
+export function cachedTokenSource(fetch: () => Promise<ExpiringToken>): TokenSource {
+  const cache = new CachedToken(fetch);
+  return { cached: () => cache.current()?.token, token: () => cache.get() };
 }
 
 export class CachedToken {

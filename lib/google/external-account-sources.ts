@@ -8,25 +8,22 @@ import type { BaseExternalAccountClient } from 'google-auth-library';
 import { decodeJwt } from 'jose';
 
 import { TpmJwtError } from '../errors.js';
-import { CachedToken, type ExpiringToken } from './cached-token.js';
+import { cachedTokenSource } from './cached-token.js';
 import type { TokenSource } from './token-source.js';
 
 /** ERR_TOKEN_EXCHANGE for what the client threw, unless it is already ours (a TPM failure keeps its code). */
 function exchangeError(what: string, err: unknown): TpmJwtError {
   if (err instanceof TpmJwtError) return err;
+  // google-auth-library's message carries the server's own error text (invalid_grant: ...).
   const status = (err as { response?: { status?: number } }).response?.status;
-  const detail = status === undefined ? (err as Error).message : `HTTP ${status}`;
-  return new TpmJwtError('ERR_TOKEN_EXCHANGE', `${what}: ${detail}`, { cause: err });
-}
-
-function cachedSource(fetch: () => Promise<ExpiringToken>): TokenSource {
-  const cache = new CachedToken(fetch);
-  return { cached: () => cache.current()?.token, token: () => cache.get() };
+  const message = err instanceof Error ? err.message : String(err);
+  const detail = status === undefined ? message : `HTTP ${status}: ${message}`;
+  return new TpmJwtError('ERR_TOKEN_EXCHANGE', `${what}: ${detail.slice(0, 500)}`, { cause: err });
 }
 
 /** The access tokens `client` obtains (STS, then impersonation when it is configured). */
 export function externalAccountSource(client: BaseExternalAccountClient): TokenSource {
-  return cachedSource(async () => {
+  return cachedTokenSource(async () => {
     let token: string | null | undefined;
     try {
       ({ token } = await client.getAccessToken());
@@ -46,7 +43,7 @@ export function externalAccountSource(client: BaseExternalAccountClient): TokenS
  * called by `client`, whose principal needs roles/iam.workloadIdentityUser on the account.
  */
 export function generateIdTokenSource(client: BaseExternalAccountClient, url: string, audience: string): TokenSource {
-  return cachedSource(async () => {
+  return cachedTokenSource(async () => {
     let token: unknown;
     try {
       ({ token } = (

@@ -4,7 +4,7 @@
  * shortly before it expires.
  */
 import { mintToken } from '../jwt/mint.js';
-import { CachedToken, type ExpiringToken } from './cached-token.js';
+import { cachedTokenSource, type ExpiringToken } from './cached-token.js';
 import { exchangeAssertion, exchangeFailure } from './token-exchange.js';
 import type { TokenSource, TokenSourceContext } from './token-source.js';
 
@@ -21,7 +21,7 @@ export interface JwtBearerGrant {
 
 /** A source whose tokens come from the JWT-bearer grant at context.tokenUrl; the URL of a request plays no part. */
 export function jwtBearerSource(context: TokenSourceContext, grant: JwtBearerGrant): TokenSource {
-  const cache = new CachedToken(async (): Promise<ExpiringToken> => {
+  return cachedTokenSource(async (): Promise<ExpiringToken> => {
     const { email, tokenUrl, tokenTimeoutMs } = context;
     const { token: assertion } = await mintToken(await context.signer(), {
       issuer: email,
@@ -35,8 +35,4 @@ export function jwtBearerSource(context: TokenSourceContext, grant: JwtBearerGra
     if (typeof token !== 'string' || token === '') throw exchangeFailure(tokenUrl, `the answer has no ${grant.field}`);
     return { token, expiry: grant.expiry(token, answer) };
   });
-  return {
-    cached: () => cache.current()?.token,
-    token: () => cache.get(),
-  };
 }

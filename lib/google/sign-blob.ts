@@ -7,7 +7,7 @@
  * signBlobPayload recognises that call so TpmAuthClient can answer it without IAM.
  */
 import type { Signer } from '../crypt/signer.js';
-import { invalidArgument, TpmJwtError } from '../errors.js';
+import { TpmJwtError } from '../errors.js';
 
 /** The one JWS algorithm whose signature is what signBlob returns. */
 const SIGN_BLOB_ALGORITHM = 'RS256';
@@ -38,25 +38,24 @@ export interface SignBlobRequest {
 const SIGN_BLOB_PATH = /\/serviceAccounts\/([^/]+):signBlob$/;
 
 /**
- * The bytes to sign when `request` is IAM signBlob for `email` (any endpoint: GoogleAuth
- * takes a custom signingEndpoint), else undefined: signBlob for another account is left
- * to IAM. Throws ERR_INVALID_ARGUMENT for such a call without a base64 `payload`.
+ * The bytes to sign when `request` is IAM Credentials' signBlob for `email` with a
+ * base64 `payload`, at any host (Storage passes its `signingEndpoint` option on to
+ * GoogleAuth.sign); else undefined, and the request goes out as it is: signBlob for
+ * another account, or a call of another shape (the legacy `bytesToSign`).
  */
 export function signBlobPayload(request: SignBlobRequest, email: string): Uint8Array | undefined {
   if (request.method?.toUpperCase() !== 'POST' || request.url === undefined) return undefined;
-  let account: string | undefined;
+  let url: URL;
   try {
-    const match = SIGN_BLOB_PATH.exec(new URL(request.url).pathname);
-    account = match ? decodeURIComponent(match[1]!) : undefined;
+    url = new URL(request.url);
   } catch {
-    return undefined; // not a URL, or not one IAM would take: not a signBlob call
+    return undefined; // not a URL: not a signBlob call
   }
-  if (account !== email) return undefined;
+  const match = SIGN_BLOB_PATH.exec(url.pathname);
+  if (!match || decodeURIComponent(match[1]!) !== email) return undefined;
   const body = typeof request.data === 'string' ? parseJson(request.data) : request.data;
   const payload = (body as { payload?: unknown } | undefined)?.payload;
-  if (typeof payload !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) {
-    throw invalidArgument('a signBlob request needs a base64 payload');
-  }
+  if (typeof payload !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) return undefined;
   return Buffer.from(payload, 'base64');
 }
 

@@ -58,6 +58,8 @@ export interface WifConfiguration {
     subject_token_type: string;
     token_url?: string;
     service_account_impersonation_url?: string;
+    service_account_impersonation?: { token_lifetime_seconds?: number };
+    universe_domain?: string;
   };
   /** The wif-token command's arguments: the key, its TCTI, the issuer and subject. */
   readonly command: WifTokenArgs;
@@ -80,12 +82,17 @@ export async function readWifConfiguration(file: string): Promise<WifConfigurati
     subject_token_type?: string;
     token_url?: string;
     service_account_impersonation_url?: string;
+    service_account_impersonation?: { token_lifetime_seconds?: number };
+    universe_domain?: string;
     credential_source?: { executable?: { command?: string } };
-  };
+  } | null;
   try {
     config = JSON.parse(await readFile(file, 'utf8'));
   } catch (err) {
     throw new TpmJwtError('ERR_KEY_FILE_INVALID', `cannot read ${file} as JSON`, { cause: err });
+  }
+  if (config === null || typeof config !== 'object') {
+    throw new TpmJwtError('ERR_KEY_FILE_INVALID', `${file} does not hold a JSON object`);
   }
   const command = config.credential_source?.executable?.command;
   if (config.type !== 'external_account' || typeof command !== 'string' || typeof config.audience !== 'string') {
@@ -101,6 +108,10 @@ export async function readWifConfiguration(file: string): Promise<WifConfigurati
       subject_token_type: config.subject_token_type ?? 'urn:ietf:params:oauth:token-type:jwt',
       ...(config.token_url !== undefined && { token_url: config.token_url }),
       ...(impersonation !== undefined && { service_account_impersonation_url: impersonation }),
+      ...(config.service_account_impersonation !== undefined && {
+        service_account_impersonation: config.service_account_impersonation,
+      }),
+      ...(config.universe_domain !== undefined && { universe_domain: config.universe_domain }),
     },
     command: { ...args, ...(tcti !== undefined && { tcti }) },
     serviceAccount: impersonatedAccount(impersonation),

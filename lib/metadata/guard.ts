@@ -34,7 +34,8 @@ export function allowedHosts(listenHost: string | undefined): ReadonlySet<string
 /** The host part of a Host header: no port, no IPv6 brackets, lower case; undefined if malformed. */
 export function hostName(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
-  const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+))(?::[0-9]{1,5})?$/i.exec(header.trim());
+  const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+?)\.?)(?::[0-9]{1,5})?$/i.exec(header.trim());
+  // A fully qualified name ends in a dot (gcp-metadata asks for metadata.google.internal.).
   return match ? (match[1] ?? match[2])!.toLowerCase() : undefined;
 }
 

@@ -19,6 +19,8 @@ export interface HandlerContext {
   readonly scopes: readonly string[];
   /** Runs before any token is served; throws when the key may no longer sign. */
   readonly beforeMint?: (() => Promise<void>) | undefined;
+  /** True once the server is draining: answers then close their connection. */
+  readonly closing: () => boolean;
   readonly log: (entry: RequestLog) => void;
 }
 
@@ -29,6 +31,8 @@ export interface RequestLog {
   status: number;
   ms: number;
   code?: string;
+  /** Why a request failed on the server's side (5xx): a TPM or token-server message, never a token. */
+  error?: string;
 }
 
 interface Answer {
@@ -36,19 +40,22 @@ interface Answer {
   type: 'text' | 'json';
   body: string;
   code?: string;
+  error?: string;
 }
 
 const BASE = '/computeMetadata/v1';
 const MAX_PARAMETER = 2048;
 
-/** Answers `req` on `res`; settles when the answer is written. */
+/** Answers `req` on `res`; settles when the answer is written, and never rejects. */
 export async function handle(context: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
   const url = req.url ?? '/';
-  const path = url.split('?', 1)[0]!;
+  const at = url.indexOf('?');
+  const path = at === -1 ? url : url.slice(0, at);
+  const query = new URLSearchParams(at === -1 ? '' : url.slice(at + 1));
   let answer: Answer;
   try {
-    answer = await answerFor(context, req, url);
+    answer = await answerFor(context, req, path, query);
   } catch (err) {
     answer = failure(err);
   }
@@ -58,25 +65,33 @@ export async function handle(context: HandlerContext, req: IncomingMessage, res:
     'content-length': Buffer.byteLength(answer.body),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    ...(context.closing() && { connection: 'close' }),
   });
   res.end(answer.body);
-  context.log({
-    method: req.method ?? '',
-    path: path.slice(0, 256),
-    status: answer.status,
-    ms: Math.round((performance.now() - started) * 10) / 10,
-    ...(answer.code !== undefined && { code: answer.code }),
-  });
+  try {
+    context.log({
+      method: req.method ?? '',
+      path: path.slice(0, 256),
+      status: answer.status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+      ...(answer.code !== undefined && { code: answer.code }),
+      ...(answer.error !== undefined && { error: answer.error }),
+    });
+  } catch {
+    // A log sink that fails (stderr closed) must not take requests down with it.
+  }
 }
 
 const text = (status: number, body: string): Answer => ({ status, type: 'text', body });
 
-async function answerFor(context: HandlerContext, req: IncomingMessage, url: string): Promise<Answer> {
+async function answerFor(
+  context: HandlerContext,
+  req: IncomingMessage,
+  path: string,
+  query: URLSearchParams,
+): Promise<Answer> {
   const refused = refusal(req.method, req.headers, context.hosts);
   if (refused) return text(refused.status, `${refused.message}\n`);
-  const at = url.indexOf('?');
-  const path = at === -1 ? url : url.slice(0, at);
-  const query = new URLSearchParams(at === -1 ? '' : url.slice(at + 1));
   if (path === '/') return text(200, 'computeMetadata/\n');
   if (path === '/computeMetadata' || path === '/computeMetadata/') return text(200, 'v1/\n');
   if (path !== BASE && !path.startsWith(`${BASE}/`)) return notFound();
@@ -112,6 +127,8 @@ async function mint(context: HandlerContext, leaf: MintedLeaf, query: URLSearchP
     });
     return { status: 200, type: 'json', body };
   }
+  if (!context.tokens.idTokens)
+    return text(404, 'This server makes no ID tokens: it impersonates no service account.\n');
   const audience = query.get('audience');
   if (!audience || audience.length > MAX_PARAMETER) return text(400, 'non-empty audience parameter required\n');
   const format = query.get('format');
@@ -130,17 +147,26 @@ function parseScopes(value: string | null): string[] | undefined {
 
 const notFound = () => text(404, 'Not found.\n');
 
-/** The answer for a failed mint: 503 while the TPM cannot sign, 502 when Google would not exchange. */
+/**
+ * The status for a failed mint, by code: the TPM cannot sign now (503: the key, its
+ * policy or the connection), Google would not exchange (502), the request asked for
+ * what cannot be (400); anything else is the server's own fault (500).
+ */
+const FAILURE_STATUS: ReadonlyMap<string, number> = new Map([
+  ['ERR_TOKEN_EXCHANGE', 502],
+  ['ERR_INVALID_ARGUMENT', 400],
+  ['ERR_KEY_FILE_INVALID', 503],
+]);
+
 function failure(err: unknown): Answer {
   const code = err instanceof TpmJwtError ? err.code : 'ERR_INTERNAL';
-  const status =
-    code === 'ERR_TOKEN_EXCHANGE'
-      ? 502
-      : code === 'ERR_INVALID_ARGUMENT'
-        ? 404
-        : code.startsWith('ERR_TPM') || code === 'ERR_KEY_FILE_INVALID'
-          ? 503
-          : 500;
+  const status = FAILURE_STATUS.get(code) ?? (code.startsWith('ERR_TPM') ? 503 : 500);
   const message = err instanceof TpmJwtError ? err.message : 'internal error';
-  return { status, type: 'json', body: JSON.stringify({ error: code, error_description: message }), code };
+  return {
+    status,
+    type: 'json',
+    body: JSON.stringify({ error: code, error_description: message }),
+    code,
+    error: err instanceof Error ? err.message.slice(0, 500) : String(err).slice(0, 500),
+  };
 }

@@ -6,15 +6,23 @@
  * next signs. Concurrent requests share one check, whose answer stands for a second.
  */
 import type { Signer } from '../crypt/signer.js';
-import { TpmSigner } from '../crypt/tpm-signer.js';
 import { TpmJwtError } from '../errors.js';
+import type { TpmKey } from '../tpm/key.js';
 
 const FRESH_MS = 1000;
 
+/** The TPM key of a TpmSigner when a PCR policy binds it. */
+function pcrBoundKey(signer: Signer): TpmKey | undefined {
+  // By shape, not instanceof: the signer may come from another copy of this package
+  // (a loader's CommonJS and ESM copies, a dependency's own install).
+  const key = (signer as { key?: Partial<TpmKey> }).key;
+  return key?.pcrs && typeof key.policyHolds === 'function' ? (key as TpmKey) : undefined;
+}
+
 /** The check for `signer`, or undefined when its key has no PCR policy. */
 export function policyGate(signer: Signer): (() => Promise<void>) | undefined {
-  if (!(signer instanceof TpmSigner) || !signer.key.pcrs) return undefined;
-  const key = signer.key;
+  const key = pcrBoundKey(signer);
+  if (!key) return undefined;
   let last: { at: number; holds: Promise<boolean> } | undefined;
   return async () => {
     const now = performance.now();

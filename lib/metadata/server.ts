@@ -14,7 +14,7 @@ import { invalidArgument } from '../errors.js';
 import { DEFAULT_UNIVERSE_DOMAIN } from '../google/token-sources.js';
 import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
 import { allowedHosts } from './guard.js';
-import { handle, type RequestLog } from './handler.js';
+import { handle, type HandlerContext, type RequestLog } from './handler.js';
 import { policyGate } from './policy-gate.js';
 import { signerTokens, type MetadataTokens } from './tokens.js';
 import { metadataTree } from './tree.js';
@@ -78,12 +78,28 @@ export interface MetadataServer {
  * with or an address it cannot listen on; for wif, what opening the configuration throws.
  */
 export async function startMetadataServer(options: MetadataServerOptions): Promise<MetadataServer> {
-  const opened = await openTokens(options);
+  checkValues(options);
+  // Sorted and unique, as parsed request scopes are: the same set is the same token.
+  const scopes = [...new Set(options.scopes ?? [CLOUD_PLATFORM_SCOPE])].sort();
+  if (scopes.length === 0) throw invalidArgument('scopes must name at least one scope');
+  const opened = await openTokens(options, scopes);
   try {
-    return await listen(options, opened);
+    return await listen(options, opened, scopes);
   } catch (err) {
     await opened.tokens.close();
     throw err;
+  }
+}
+
+/** GCE writes these ids as JSON numbers: anything but digits would break every client's parse. */
+function checkValues(options: MetadataServerOptions): void {
+  for (const name of ['numericProjectId', 'instanceId'] as const) {
+    const value = options[name];
+    if (value !== undefined && !/^[0-9]{1,30}$/.test(value)) throw invalidArgument(`${name} must be digits`);
+  }
+  const mode = options.socketMode;
+  if (mode !== undefined && !(Number.isInteger(mode) && mode >= 0 && mode <= 0o777)) {
+    throw invalidArgument('socketMode must be a file mode from 0 to 0o777');
   }
 }
 
@@ -93,36 +109,44 @@ interface Opened {
   beforeMint: (() => Promise<void>) | undefined;
 }
 
-async function openTokens(options: MetadataServerOptions): Promise<Opened> {
+async function openTokens(options: MetadataServerOptions, scopes: readonly string[]): Promise<Opened> {
+  const { universeDomain } = options;
   if (options.mode === 'wif') {
     const { wifTokens } = await import('./wif-tokens.js');
-    const tokens = await wifTokens(options.credentialConfiguration);
+    const tokens = await wifTokens(options.credentialConfiguration, scopes);
     const email = options.email ?? tokens.serviceAccount;
     if (email === undefined) {
       await tokens.close();
       throw invalidArgument('the configuration impersonates no service account: give the email to report');
     }
-    return { tokens, email, beforeMint: options.beforeMint };
+    return { tokens, email, beforeMint: options.beforeMint ?? policyGate(tokens.signer) };
   }
   const { signer, email, tokenUrl, mode = 'oauth2' } = options;
   if (mode !== 'oauth2' && mode !== 'jwt-access') throw invalidArgument('mode must be oauth2, jwt-access or wif');
-  return {
-    tokens: signerTokens({ signer, email, mode, ...(tokenUrl !== undefined && { tokenUrl }) }),
+  const tokens = signerTokens({
+    signer,
     email,
-    beforeMint: options.beforeMint ?? policyGate(signer),
-  };
+    mode,
+    defaultScopes: scopes,
+    ...(tokenUrl !== undefined && { tokenUrl }),
+    ...(universeDomain !== undefined && { universeDomain }),
+  });
+  return { tokens, email, beforeMint: options.beforeMint ?? policyGate(signer) };
 }
 
-async function listen(options: MetadataServerOptions, opened: Opened): Promise<MetadataServer> {
+/** Enough for any device's processes; past it the kernel queues, the server stays up. */
+const MAX_CONNECTIONS = 4096;
+
+async function listen(options: MetadataServerOptions, opened: Opened, scopes: string[]): Promise<MetadataServer> {
   const { tokens, email, beforeMint } = opened;
   const log = options.log ?? (() => {});
   const event = (fields: object) => log(JSON.stringify({ time: new Date().toISOString(), ...fields }));
-  const scopes = options.scopes ?? [CLOUD_PLATFORM_SCOPE];
   const host = options.socket === undefined ? (options.host ?? '127.0.0.1') : undefined;
-  const context = {
+  let draining = false;
+  const context: HandlerContext = {
     tree: metadataTree({
       email,
-      scopes,
+      scopes: options.scopes ?? scopes,
       universeDomain: options.universeDomain ?? DEFAULT_UNIVERSE_DOMAIN,
       ...(options.projectId !== undefined && { projectId: options.projectId }),
       ...(options.numericProjectId !== undefined && { numericProjectId: options.numericProjectId }),
@@ -133,6 +157,7 @@ async function listen(options: MetadataServerOptions, opened: Opened): Promise<M
     hosts: allowedHosts(host),
     scopes,
     beforeMint,
+    closing: () => draining,
     log: (entry: RequestLog) => event(entry),
   };
   const inFlight = new Set<Promise<void>>();
@@ -144,29 +169,38 @@ async function listen(options: MetadataServerOptions, opened: Opened): Promise<M
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  server.maxConnections = MAX_CONNECTIONS;
   server.on('clientError', (_err, socket) => socket.destroy());
 
   let url: string;
   let hostPort: string | undefined;
   if (options.socket !== undefined) {
-    await clearStaleSocket(options.socket);
+    const socket = options.socket;
+    await clearStaleSocket(socket);
     await listening(server, () => {
       // The socket is created with the umask's mode: keep it private until chmod.
       const umask = process.umask(0o177);
       try {
-        server.listen(options.socket);
+        server.listen(socket);
       } finally {
         process.umask(umask);
       }
     });
-    await chmod(options.socket, options.socketMode ?? 0o600);
-    url = `unix:${options.socket}`;
+    try {
+      await chmod(socket, options.socketMode ?? 0o600);
+    } catch (err) {
+      await new Promise((resolve) => server.close(resolve));
+      throw invalidArgument(`cannot set the mode of ${socket}: ${(err as Error).message}`);
+    }
+    url = `unix:${socket}`;
   } else {
     await listening(server, () => server.listen(options.port ?? 8080, host));
     const { port } = server.address() as AddressInfo;
     hostPort = `${host!.includes(':') ? `[${host}]` : host}:${port}`;
     url = `http://${hostPort}`;
   }
+  // Past start-up an error (accept failing for want of descriptors) is logged, never thrown.
+  server.on('error', (err) => event({ event: 'error', error: err.message }));
   event({ event: 'listening', url, email });
 
   let closing: Promise<void> | undefined;
@@ -175,15 +209,20 @@ async function listen(options: MetadataServerOptions, opened: Opened): Promise<M
     host: hostPort,
     close() {
       closing ??= (async () => {
+        draining = true;
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        const timeout = options.drainTimeoutMs ?? 10_000;
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          Promise.allSettled([...inFlight]),
-          new Promise((resolve) => (timer = setTimeout(resolve, timeout).unref())),
-        ]);
-        clearTimeout(timer);
+        // Requests keep arriving on busy keep-alive connections until their answer
+        // (now with Connection: close) ends them: wait for all of them, not a snapshot.
+        const deadline = Date.now() + (options.drainTimeoutMs ?? 10_000);
+        while (inFlight.size > 0 && Date.now() < deadline) {
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            Promise.allSettled([...inFlight]),
+            new Promise((resolve) => (timer = setTimeout(resolve, deadline - Date.now()))),
+          ]);
+          clearTimeout(timer);
+        }
         server.closeAllConnections();
         await stopped;
         await tokens.close();
@@ -197,13 +236,20 @@ async function listen(options: MetadataServerOptions, opened: Opened): Promise<M
 /** Resolves once `server` listens; ERR_INVALID_ARGUMENT when it cannot. */
 function listening(server: Server, start: () => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', (err) => reject(invalidArgument(`cannot listen: ${err.message}`)));
-    server.once('listening', () => resolve());
+    const failed = (err: Error) => reject(invalidArgument(`cannot listen: ${err.message}`));
+    server.once('error', failed);
+    server.once('listening', () => {
+      server.off('error', failed);
+      resolve();
+    });
     start();
   });
 }
 
-/** Removes a socket file no server answers on; refuses anything else at `path`. */
+/**
+ * Removes a socket file that nothing listens on (connecting is refused); refuses
+ * anything else at `path`: a file, or a socket someone answers on or we may not reach.
+ */
 async function clearStaleSocket(path: string): Promise<void> {
   let stats;
   try {
@@ -212,11 +258,19 @@ async function clearStaleSocket(path: string): Promise<void> {
     return;
   }
   if (!stats.isSocket()) throw invalidArgument(`${path} exists and is not a socket: not replaced`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => (probe.destroy(), resolve(true)));
-    probe.once('error', () => resolve(false));
+  const probe = await new Promise<string>((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => (socket.destroy(), resolve('live')));
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
   });
-  if (live) throw invalidArgument(`${path}: another server is listening on it`);
-  await unlink(path);
+  if (probe !== 'ECONNREFUSED') {
+    throw invalidArgument(
+      `${path}: ${probe === 'live' ? 'another server is listening on it' : `cannot probe it (${probe})`}`,
+    );
+  }
+  try {
+    await unlink(path);
+  } catch (err) {
+    throw invalidArgument(`cannot remove the stale socket ${path}: ${(err as Error).message}`);
+  }
 }

@@ -9,22 +9,30 @@ import { makeTokenSource } from '../google/token-sources.js';
 import { SourcesByKey } from './sources-by-key.js';
 
 export interface MetadataTokens {
-  /** An access token for `scopes`. */
+  /** An access token for `scopes` (sorted, unique). */
   accessToken(scopes: readonly string[]): Promise<ExpiringToken>;
+  /** Whether idToken can answer at all (federation without impersonation cannot). */
+  readonly idTokens: boolean;
   /** A Google-signed ID token whose aud is `audience`. */
   idToken(audience: string): Promise<ExpiringToken>;
   /** Releases what the tokens were made with, when it was opened for them. */
   close(): Promise<void>;
 }
 
-/** How many scope sets and audiences keep a source each. */
+/** How many scope sets and audiences keep a source each, beyond the default scopes. */
 export const KEPT_SOURCES = 32;
+
+/** The key of a scope set in a SourcesByKey, and back. */
+export const scopeKey = (scopes: readonly string[]) => scopes.join(' ');
+export const keyScopes = (key: string) => key.split(' ');
 
 export interface SignerTokensOptions {
   signer: Signer;
   email: string;
   /** oauth2: the JWT-bearer exchange; jwt-access: a self-signed JWT with a scope claim. */
   mode: 'oauth2' | 'jwt-access';
+  /** The scope set most requests ask for: its source is never dropped. */
+  defaultScopes: readonly string[];
   tokenUrl?: string;
   universeDomain?: string;
 }
@@ -41,13 +49,16 @@ export function signerTokens(options: SignerTokensOptions): MetadataTokens {
     ...(tokenUrl !== undefined && { tokenUrl }),
     ...(universeDomain !== undefined && { universeDomain }),
   };
-  const access = new SourcesByKey((key) => makeTokenSource({ ...common, mode, scopes: key.split(' ') }), KEPT_SOURCES);
+  const access = new SourcesByKey((key) => makeTokenSource({ ...common, mode, scopes: keyScopes(key) }), KEPT_SOURCES, [
+    scopeKey(options.defaultScopes),
+  ]);
   const identity = new SourcesByKey(
     (audience) => makeTokenSource({ ...common, mode: 'id-token', targetAudience: audience }),
     KEPT_SOURCES,
   );
   return {
-    accessToken: (scopes) => access.get(scopes.join(' ')).token(undefined),
+    accessToken: (scopes) => access.get(scopeKey(scopes)).token(undefined),
+    idTokens: true,
     idToken: (audience) => identity.get(audience).token(undefined),
     close: async () => {},
   };

@@ -6,10 +6,12 @@
  */
 
 /** A leaf whose answer is minted per request (an access or ID token for one account). */
-export interface MintedLeaf {
-  readonly kind: 'token' | 'identity';
-  /** The account as it was named in the path: 'default' or an email. */
-  readonly account: string;
+export class MintedLeaf {
+  constructor(
+    readonly kind: 'token' | 'identity',
+    /** The account as it was named in the path: 'default' or an email. */
+    readonly account: string,
+  ) {}
 }
 
 /** A numeric id as GCE writes it in JSON: a bare number, with every digit (ids exceed 2^53). */
@@ -35,10 +37,9 @@ export interface MetadataValues {
   universeDomain: string;
 }
 
-const isMinted = (node: Node): node is MintedLeaf =>
-  typeof node === 'object' && 'kind' in node && 'account' in node && !Array.isArray(node);
+const isMinted = (node: Node): node is MintedLeaf => node instanceof MintedLeaf;
 const isDirectory = (node: Node): node is Directory =>
-  typeof node === 'object' && !(node instanceof Digits) && !Array.isArray(node) && !isMinted(node);
+  typeof node === 'object' && !(node instanceof Digits) && !(node instanceof MintedLeaf) && !Array.isArray(node);
 
 /** The tree under /computeMetadata/v1/ for `values`: what is not known is absent (404). */
 export function metadataTree(values: MetadataValues): Directory {
@@ -46,8 +47,8 @@ export function metadataTree(values: MetadataValues): Directory {
     aliases: ['default'],
     email: values.email,
     scopes: values.scopes,
-    token: { kind: 'token', account: name },
-    identity: { kind: 'identity', account: name },
+    token: new MintedLeaf('token', name),
+    identity: new MintedLeaf('identity', name),
   });
   const project: Record<string, Node> = { attributes: {} };
   if (values.projectId !== undefined) project['project-id'] = values.projectId;

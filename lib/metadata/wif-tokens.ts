@@ -6,22 +6,30 @@
  */
 import { IdentityPoolClient } from 'google-auth-library';
 
-import { invalidArgument } from '../errors.js';
+import type { TpmSigner } from '../crypt/tpm-signer.js';
+import { TpmJwtError } from '../errors.js';
 import { externalAccountSource, generateIdTokenSource } from '../google/external-account-sources.js';
 import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
 import { openWifSigner, readWifConfiguration, wifSubjectTokenSupplier } from '../google/wif-client.js';
 import { SourcesByKey } from './sources-by-key.js';
-import { KEPT_SOURCES, type MetadataTokens } from './tokens.js';
+import { keyScopes, KEPT_SOURCES, scopeKey, type MetadataTokens } from './tokens.js';
+
+export interface WifTokens extends MetadataTokens {
+  /** The service account the configuration impersonates (the email to report), if any. */
+  readonly serviceAccount: string | undefined;
+  /** The signer opened for the subject tokens (closed by close()). */
+  readonly signer: TpmSigner;
+}
 
 /**
- * The tokens of the credential configuration in `file`, and the service account it
- * impersonates (the email the server reports), if any. Throws as readWifConfiguration
+ * The tokens of the credential configuration in `file`. Throws as readWifConfiguration
  * does, or the TPM's error when its key cannot be opened.
  */
-export async function wifTokens(file: string): Promise<MetadataTokens & { serviceAccount: string | undefined }> {
+export async function wifTokens(file: string, defaultScopes: readonly string[]): Promise<WifTokens> {
   const configuration = await readWifConfiguration(file);
   const signer = await openWifSigner(configuration);
   const supplier = wifSubjectTokenSupplier(configuration, signer);
+  const { serviceAccount } = configuration;
   const { service_account_impersonation_url: impersonation, ...federated } = configuration.options;
   const client = (scopes: string[], impersonate: boolean) =>
     new IdentityPoolClient({
@@ -29,20 +37,30 @@ export async function wifTokens(file: string): Promise<MetadataTokens & { servic
       scopes,
       subject_token_supplier: supplier,
     });
-  const access = new SourcesByKey((key) => externalAccountSource(client(key.split(' '), true)), KEPT_SOURCES);
-  let identity: SourcesByKey | undefined;
-  if (impersonation !== undefined) {
-    const url = impersonation.replace(/:generateAccessToken$/, ':generateIdToken');
-    const caller = client([CLOUD_PLATFORM_SCOPE], false);
-    identity = new SourcesByKey((audience) => generateIdTokenSource(caller, url, audience), KEPT_SOURCES);
-  }
+  const access = new SourcesByKey((key) => externalAccountSource(client(keyScopes(key), true)), KEPT_SOURCES, [
+    scopeKey(defaultScopes),
+  ]);
+  // generateIdToken sits beside generateAccessToken; serviceAccount is set only when
+  // the impersonation URL has that form.
+  const identity =
+    serviceAccount === undefined
+      ? undefined
+      : new SourcesByKey(
+          (audience) =>
+            generateIdTokenSource(
+              client([CLOUD_PLATFORM_SCOPE], false),
+              impersonation!.replace(/:generateAccessToken$/, ':generateIdToken'),
+              audience,
+            ),
+          KEPT_SOURCES,
+        );
   return {
-    serviceAccount: configuration.serviceAccount,
-    accessToken: (scopes) => access.get(scopes.join(' ')).token(undefined),
+    serviceAccount,
+    signer,
+    accessToken: (scopes) => access.get(scopeKey(scopes)).token(undefined),
+    idTokens: identity !== undefined,
     async idToken(audience) {
-      if (!identity) {
-        throw invalidArgument('ID tokens need a service account to impersonate (wif-config --service-account)');
-      }
+      if (!identity) throw new TpmJwtError('ERR_INVALID_ARGUMENT', 'ID tokens need a service account to impersonate');
       return identity.get(audience).token(undefined);
     },
     close: () => signer.close(),

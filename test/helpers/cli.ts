@@ -43,7 +43,7 @@ export async function cli(args: string[], env: Record<string, string> = {}, inpu
       out: (text) => void (stdout += text),
       err: (text) => void (stderr += text),
       env: process.env,
-      readStdin: async () => input ?? '',
+      readStdin: async () => Buffer.from(input ?? ''),
     });
     return { code, stdout, stderr };
   } finally {

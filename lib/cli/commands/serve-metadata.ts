@@ -1,9 +1,10 @@
 import { closeSync, writeSync } from 'node:fs';
 
+import { TpmJwtError } from '../../errors.js';
 import { startMetadataServer, type MetadataServerOptions } from '../../metadata/server.js';
 import { flagValue, optional, required, UsageError, type Values } from '../args.js';
 import type { Command } from '../command.js';
-import { openKeySigner, SIGNER_OPTIONS } from '../signer-source.js';
+import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
 
 const MODES = ['oauth2', 'jwt-access', 'wif'] as const;
 
@@ -11,7 +12,7 @@ export const serveMetadata: Command = {
   usage: `tpm-jwt serve-metadata (--credentials F | --key KEYREF --email EMAIL)
          [--listen 127.0.0.1:8080 | --socket PATH [--socket-mode 0600]]
          [--mode oauth2|jwt-access|wif] [--token-url URL] [--scope S ...]
-         [--project-id P] [--numeric-project-id N] [--instance-id N] [--zone Z]
+         [--project-id P] [--numeric-project-id N] [--instance-id N] [--zone Z] [--universe-domain D]
          [--ready-fd N]
 
 A GCE-compatible metadata server that mints from the TPM key, for every process
@@ -36,6 +37,7 @@ key at all). One JSON line per request on stderr; SIGTERM or SIGINT drains and e
     'numeric-project-id': { type: 'string' },
     'instance-id': { type: 'string' },
     zone: { type: 'string' },
+    'universe-domain': { type: 'string' },
     'ready-fd': { type: 'string' },
   },
   async run(values, io) {
@@ -52,6 +54,7 @@ key at all). One JSON line per request on stderr; SIGTERM or SIGINT drains and e
         'numeric-project-id': 'numericProjectId',
         'instance-id': 'instanceId',
         zone: 'zone',
+        'universe-domain': 'universeDomain',
       }),
       log: (line: string) => io.err(`${line}\n`),
     };
@@ -69,26 +72,32 @@ key at all). One JSON line per request on stderr; SIGTERM or SIGINT drains and e
         ...(projectId !== undefined && { projectId }),
       };
     } else {
-      const email = values['credentials'] === undefined ? required(values, 'email') : optional(values, 'email');
-      const { signer, info } = await openKeySigner(values, io);
+      const { signer, email, info } = await openSigner(values, io);
       release = async () => await signer.close?.();
       const tokenUrl = optional(values, 'token-url');
       const project = projectId ?? info?.project_id;
+      const universeDomain = common.universeDomain ?? info?.universe_domain;
       options = {
         ...common,
         mode,
         signer,
-        email: email ?? info!.client_email!,
+        email,
         ...(tokenUrl !== undefined && { tokenUrl }),
         ...(project !== undefined && { projectId: project }),
+        ...(universeDomain !== undefined && { universeDomain }),
       };
     }
 
     try {
       const server = await startMetadataServer(options);
-      if (fd !== undefined) {
-        writeSync(fd, `${server.url}\n`);
-        closeSync(fd);
+      try {
+        if (fd !== undefined) {
+          writeSync(fd, `${server.url}\n`);
+          closeSync(fd);
+        }
+      } catch (err) {
+        await server.close();
+        throw new TpmJwtError('ERR_INVALID_ARGUMENT', `--ready-fd ${fd}: ${(err as Error).message}`);
       }
       await new Promise<void>((resolve) => {
         const stop = () => {

@@ -6,8 +6,8 @@ import { optional } from '../args.js';
 import type { Command } from '../command.js';
 import { openKeySigner, SIGNER_OPTIONS } from '../signer-source.js';
 
-/** The bytes of --in FILE, or standard input as text. */
-async function readBlob(file: string | undefined, readStdin: () => Promise<string>): Promise<string | Uint8Array> {
+/** The bytes of --in FILE, or of standard input. */
+async function readBlob(file: string | undefined, readStdin: () => Promise<Uint8Array>): Promise<Uint8Array> {
   if (file === undefined) return readStdin();
   try {
     return await readFile(file);
@@ -19,9 +19,9 @@ async function readBlob(file: string | undefined, readStdin: () => Promise<strin
 export const signBlobCommand: Command = {
   usage: `tpm-jwt sign-blob (--key KEYREF | --credentials descriptor.json) [--in FILE] [--auth-env VAR]
 
-Prints the base64 RSASSA-PKCS1-v1_5 SHA-256 signature of FILE (or of standard
-input, as UTF-8 text), made in the TPM: what IAM signBlob returns, without IAM.
-The key must be RSA (RS256); use --in for binary data.
+Prints the base64 RSASSA-PKCS1-v1_5 SHA-256 signature of the bytes of FILE (or of
+standard input), made in the TPM: what IAM signBlob returns, without IAM. The key
+must be RSA (RS256).
 
   tpm-jwt sign-blob --key 0x81008001 --in string-to-sign.txt
   printf '%s' "$POLICY_BASE64" | tpm-jwt sign-blob --credentials sa-tpm.json`,

@@ -41,7 +41,7 @@ PS256, ES256 only), iat/exp and, with --audience, aud. Prints the claims as JSON
     if (sources.length !== 1) throw new UsageError('give exactly one of --cert, --pubkey or --jwks');
     if (positionals.length > 1) throw new UsageError('give at most one TOKEN');
     const certs = await readCerts(values[sources[0]!] as string, sources[0] === 'jwks');
-    const token = (positionals[0] ?? (await io.readStdin())).trim();
+    const token = (positionals[0] ?? Buffer.from(await io.readStdin()).toString('utf8')).trim();
     const audience = optional(values, 'audience');
     const claims = await decode(token, { certs, ...(audience !== undefined && { audience }) });
     io.out(json(claims));
