@@ -9,7 +9,10 @@ import type { NativeKeySpec } from './native.js';
 /** TPM 2.0 algorithm identifiers (TCG Algorithm Registry) that tpm-jwt uses. */
 export const TPM2_ALG = Object.freeze({
   RSA: 0x0001,
+  SHA1: 0x0004,
   SHA256: 0x000b,
+  SHA384: 0x000c,
+  SHA512: 0x000d,
   NULL: 0x0010,
   RSASSA: 0x0014,
   RSAPSS: 0x0016,
@@ -24,20 +27,65 @@ export type KeyType = 'RSA' | 'EC';
 export const RSA_KEY_SIZES = Object.freeze([2048, 3072] as const);
 export type RsaKeySize = (typeof RSA_KEY_SIZES)[number];
 
+/** A TPM hash algorithm by each name it goes by. */
+export interface HashInfo {
+  /** TPMI_ALG_HASH. */
+  readonly tpm: number;
+  /** node:crypto's name. */
+  readonly node: 'sha1' | 'sha256' | 'sha384' | 'sha512';
+  /** Digest bytes. */
+  readonly size: number;
+}
+
+const HASHES: readonly HashInfo[] = Object.freeze(
+  (
+    [
+      { tpm: TPM2_ALG.SHA1, node: 'sha1', size: 20 },
+      { tpm: TPM2_ALG.SHA256, node: 'sha256', size: 32 },
+      { tpm: TPM2_ALG.SHA384, node: 'sha384', size: 48 },
+      { tpm: TPM2_ALG.SHA512, node: 'sha512', size: 64 },
+    ] as const
+  ).map((hash) => Object.freeze(hash)),
+);
+
+/** The hash a TPMI_ALG_HASH names; undefined for one tpm-jwt does not compute (SM3, SHA3, ...). */
+export function hashByTpmId(id: number): HashInfo | undefined {
+  return HASHES.find((hash) => hash.tpm === id);
+}
+
+/** The hash of a node:crypto name. */
+export function hashByName(name: HashInfo['node']): HashInfo {
+  return HASHES.find((hash) => hash.node === name)!;
+}
+
 /** An elliptic curve by each name it goes by. */
 export interface CurveInfo {
   /** JWK `crv`. */
-  readonly jwk: 'P-256';
+  readonly jwk: 'P-256' | 'P-384' | 'P-521';
   /** node:crypto's (OpenSSL's) name. */
-  readonly node: 'prime256v1';
+  readonly node: 'prime256v1' | 'secp384r1' | 'secp521r1';
   /** TPMI_ECC_CURVE. */
   readonly tpm: number;
   /** Bytes in a coordinate, a private scalar, and each of a signature's r and s. */
   readonly size: number;
+  /** The hash of the curve's strength: what ECDSA and the TCG EK templates pair with it. */
+  readonly hash: HashInfo['node'];
 }
 
-const P256: CurveInfo = Object.freeze({ jwk: 'P-256', node: 'prime256v1', tpm: 0x0003, size: 32 });
+const P256: CurveInfo = Object.freeze({ jwk: 'P-256', node: 'prime256v1', tpm: 0x0003, size: 32, hash: 'sha256' });
+/** The curves tpm-jwt signs with. */
 const CURVES: readonly CurveInfo[] = [P256];
+/** Every curve tpm-jwt meets: the signing ones, and those of EKs (credential activation only). */
+const ALL_CURVES: readonly CurveInfo[] = [
+  ...CURVES,
+  Object.freeze({ jwk: 'P-384', node: 'secp384r1', tpm: 0x0004, size: 48, hash: 'sha384' } as const),
+  Object.freeze({ jwk: 'P-521', node: 'secp521r1', tpm: 0x0005, size: 66, hash: 'sha512' } as const),
+];
+
+/** Any curve tpm-jwt meets (see ALL_CURVES), by its JWK, node:crypto or TPM name; undefined for others. */
+export function anyCurve(name: string | number | undefined): CurveInfo | undefined {
+  return ALL_CURVES.find((curve) => curve.jwk === name || curve.node === name || curve.tpm === name);
+}
 
 /** node:crypto sign/verify options that make its signatures JWS-form for the alg. */
 export interface NodeSignOptions {

@@ -28,6 +28,8 @@ export {
   verifyAttestation,
   type ActivateCredentialOptions,
   type ActivationChallenge,
+  type ActivationChallengePair,
+  type ActivationExpectation,
   type ActivationResponse,
   type AttestationCheck,
   type AttestationDocument,

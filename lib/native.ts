@@ -59,9 +59,12 @@ export interface NativeAkSpec {
   type: number;
   /** A marshaled TPMT_PUBLIC to use instead (a platform's AK template from NV). */
   template?: Uint8Array;
-  /** Persistent handle to keep the AK at and reuse it from. */
+  /**
+   * Persistent handle (0x81xxxxxx) of the AK: used when it holds the endorsement primary of
+   * the template. certify persists one at an empty handle; activateCredential never does.
+   */
   handle?: number;
-  /** Replace the object at `handle`. */
+  /** certify only: replace an object at `handle` that is not that AK. */
   force?: boolean;
 }
 
@@ -117,11 +120,12 @@ export interface NativeContext {
   handles(first: number, max: number): Promise<number[]>;
   /** The digest `policy` has over the PCRs' current values (a trial session: nothing is authorised). */
   policyDigest(policy: NativePcrPolicy): Promise<Buffer>;
-  /** TPM2_Certify of the key by the AK, with `qualifyingData` (at most 64 bytes). */
-  certify(key: NativeKeyRef, ak: NativeAkSpec, qualifyingData: Uint8Array): Promise<NativeCertification>;
+  /** TPM2_Certify of a prepareKey key (its auth value the addon's copy) by the AK; `qualifyingData` <= 64 bytes. */
+  certify(key: NativePreparedKey, ak: NativeAkSpec, qualifyingData: Uint8Array): Promise<NativeCertification>;
   /**
    * TPM2_ActivateCredential: the secret of a credential made for the EK and the AK named
-   * `akName` (TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET, with their sizes). The caller wipes it.
+   * `akName` (TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET, with their sizes), with an AK that
+   * exists (the template's transient primary, or the one at `ak.handle`). The caller wipes it.
    */
   activateCredential(
     ak: NativeAkSpec,

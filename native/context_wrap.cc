@@ -214,14 +214,18 @@ Napi::Value ContextWrap::PolicyDigest(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ContextWrap::Certify(const Napi::CallbackInfo& info) {
-  tss::KeyRef key = ToKeyRef(info[0]);
+  // The prepared key: its auth value is the addon's own copy (lib/ wiped its own).
+  PreparedKey key = FromPreparedKey(info[0]);
   tss::AkSpec ak = ToAkSpec(info[1]);
   std::vector<uint8_t> qualifying_data = ToBytes(info[2], "qualifyingData");
+  if (qualifying_data.size() > tss::kMaxQualifyingData) {
+    throw Napi::TypeError::New(info.Env(), "qualifyingData must be at most 64 bytes");
+  }
   auto out = std::make_shared<tss::Certification>();
   // Changes the TPM only when it persists a new AK; run again, it finds that AK and uses it.
   return Submit(
       [key = std::move(key), ak = std::move(ak), qualifying_data = std::move(qualifying_data),
-       out](tss::Context& ctx) { return tss::Certify(ctx, key, ak, qualifying_data, out.get()); },
+       out](tss::Context& ctx) { return tss::Certify(ctx, *key, ak, qualifying_data, out.get()); },
       [out](Napi::Env env) -> Napi::Value {
         Napi::Object result = Napi::Object::New(env);
         result.Set("attest", ToBuffer(env, out->attest));

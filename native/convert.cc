@@ -156,6 +156,19 @@ tss::ImportableKey ToImportableKey(const Napi::Value& value) {
   return key;
 }
 
+namespace {
+
+// A persistent handle (0x81000000 to 0x81ffffff): lib/ checks it, this is the backstop.
+TPM2_HANDLE ToPersistentHandle(const Napi::Value& value, const char* name) {
+  const uint32_t handle = ToUint32(value, name);
+  if ((handle & TPM2_HR_RANGE_MASK) != TPM2_HR_PERSISTENT) {
+    Fail(value.Env(), std::string(name) + " must be a persistent handle (0x81xxxxxx)");
+  }
+  return handle;
+}
+
+}  // namespace
+
 tss::AkSpec ToAkSpec(const Napi::Value& value) {
   Napi::Object object = ToObject(value, "ak");
   tss::AkSpec ak;
@@ -165,7 +178,7 @@ tss::AkSpec ToAkSpec(const Napi::Value& value) {
   }
   ak.tmpl = ToOptionalBytes(object.Get("template"), "ak.template");
   Napi::Value handle = object.Get("handle");
-  if (!handle.IsUndefined()) ak.handle = ToUint32(handle, "ak.handle");
+  if (!handle.IsUndefined()) ak.handle = ToPersistentHandle(handle, "ak.handle");
   ak.force = object.Get("force").ToBoolean();
   return ak;
 }
@@ -178,7 +191,7 @@ tss::EkSpec ToEkSpec(const Napi::Value& value) {
     Fail(value.Env(), "ek.type must be RSA or ECC");
   }
   Napi::Value handle = object.Get("handle");
-  if (!handle.IsUndefined()) ek.handle = ToUint32(handle, "ek.handle");
+  if (!handle.IsUndefined()) ek.handle = ToPersistentHandle(handle, "ek.handle");
   ek.unique = ToOptionalBytes(object.Get("unique"), "ek.unique");
   return ek;
 }

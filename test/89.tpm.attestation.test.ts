@@ -1,12 +1,14 @@
 /**
  * Key attestation against a TPM manufactured with EK certificates (swtpm_setup and its
  * local CA): the device's attestKey and activateCredential, the server's verifier, and
- * each way a forged or altered attestation fails, with its reason.
+ * each way a forged or altered attestation fails, with its reason. The verifier's every
+ * check is also run against a software-forged attestation (test/helpers/forged-attestation),
+ * one spoiled field at a time.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, randomBytes, X509Certificate, type JsonWebKey } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,24 +16,39 @@ import {
   activateCredential,
   attestKey,
   createActivationChallenge,
+  TpmJwtError,
   verifyAttestation,
   type ActivationChallenge,
+  type ActivationExpectation,
   type ActivationResponse,
   type AttestationDocument,
   type AttestationVerdict,
   type Tpm,
 } from '../lib/index.js';
+import { createActivationChallenge as challengeSync } from '../lib/attest/challenge.js';
+import { keyBinding } from '../lib/attest/format.js';
 import { makeCredential } from '../lib/attest/make-credential.js';
 import { objectName, parsePublic } from '../lib/attest/tpm-structures.js';
+import { verifyAttestation as verifySync } from '../lib/attest/verify.js';
 import { decodeKeyFile } from '../lib/tpm/key-file-reader.js';
 import { publicKeyOf } from '../lib/tpm/public-key.js';
 import { toPem } from '../lib/tpm/attest-nv.js';
 import { assertFails, cli, spawnCli } from './helpers/cli.js';
 import { manufacture } from './helpers/ek-ca.js';
+import {
+  ALG,
+  ATTR,
+  forgeAttestation,
+  reviewersForgery,
+  TPM_ST_ATTEST_QUOTE,
+  type ForgeOptions,
+} from './helpers/forged-attestation.js';
+import { prng } from './helpers/prng.js';
 import { useSwtpm } from './helpers/swtpm.js';
-import { tpm2 } from './helpers/tools.js';
+import { leftovers, tpm2 } from './helpers/tools.js';
 
 const EMAIL = 'device-7@p.iam.gserviceaccount.com';
+const DAY = 86_400_000;
 
 /** The checks of a verdict that failed, in order. */
 const failing = (verdict: AttestationVerdict) => verdict.reasons.filter((r) => !r.ok).map((r) => r.check);
@@ -52,7 +69,329 @@ function flip(
   return copy;
 }
 
+/** A copy of the document with one base64 field's bytes replaced by `edit`'s. */
+function edit(doc: AttestationDocument, field: 'attest' | 'signature' | 'ak' | 'key', change: (b: Buffer) => Buffer) {
+  const copy = structuredClone(doc);
+  const get = {
+    attest: copy.certify.attest,
+    signature: copy.certify.signature,
+    ak: copy.ak.public,
+    key: copy.key.public,
+  };
+  const value = change(Buffer.from(get[field], 'base64')).toString('base64');
+  if (field === 'attest') copy.certify.attest = value;
+  else if (field === 'signature') copy.certify.signature = value;
+  else if (field === 'ak') copy.ak.public = value;
+  else copy.key.public = value;
+  return copy;
+}
+
 const akName = (doc: AttestationDocument) => objectName(parsePublic(Buffer.from(doc.ak.public, 'base64')));
+
+describe('89 key attestation: the verifier against a software-forged attestation (no TPM)', () => {
+  const forged = forgeAttestation();
+  const trust = { roots: forged.roots, akRoots: forged.akRoots };
+
+  it('passes the forgery under its own roots: nothing but the roots tells software from a TPM', () => {
+    const verdict = verifySync(forged.doc, trust);
+    assert.deepEqual(failing(verdict), [], JSON.stringify(verdict.reasons, null, 1));
+    assert.equal(verdict.jwk?.kid, 'forged-kid');
+    assert.match(reason(verdict, 'ak-bound'), /AK certificate CN=forged device 42 names this AK/);
+  });
+
+  it("fails the review's forge.ts: one leaf as EK and AK certificate, a software AK", () => {
+    const { doc, roots, akRoots } = reviewersForgery();
+    const withEkRoots = verifySync(doc, { roots });
+    assert.deepEqual(failing(withEkRoots), ['ek-certificate', 'ak-bound']);
+    assert.match(reason(withEkRoots, 'ek-certificate'), /CN=anything is not an EK certificate: nothing marks it/);
+    assert.match(reason(withEkRoots, 'ak-bound'), /nothing ties the AK.*not checked: no AK roots/);
+    // Even trusted as an AK root, the root vouches for nothing: the leaf is the EK certificate.
+    const withAkRoots = verifySync(doc, { roots, akRoots });
+    assert.deepEqual(failing(withAkRoots), ['ek-certificate', 'ak-bound']);
+    assert.match(reason(withAkRoots, 'ak-bound'), /the AK certificate is one of the EK certificates/);
+    assert.equal(withAkRoots.jwk, undefined);
+  });
+
+  it('takes an AK certificate only under AK roots given apart from the EK roots', () => {
+    const verdict = verifySync(forged.doc, { roots: forged.roots });
+    assert.deepEqual(failing(verdict), ['ak-bound']);
+    assert.match(reason(verdict, 'ak-bound'), /not checked: no AK roots/);
+    const ekRootsForAk = verifySync(forged.doc, { roots: forged.roots, akRoots: forged.roots });
+    assert.deepEqual(failing(ekRootsForAk), ['ak-bound']);
+    assert.match(
+      reason(ekRootsForAk, 'ak-bound'),
+      /AK certificate: CN=forged device 42 .* does not chain to a given root/,
+    );
+  });
+
+  /** What is spoiled, how, the checks that fail, and why the telling one fails. */
+  const cases: [string, ForgeOptions, string[], RegExp][] = [
+    ['the magic', { magic: 0xff544348 }, ['certify-info'], /magic is not TPM_GENERATED_VALUE/],
+    ['the type (a quote)', { type: TPM_ST_ATTEST_QUOTE }, ['certify-info', 'certified-name'], /not a TPM2_Certify/],
+    [
+      'the qualified signer (the AK as an owner primary)',
+      { signerHierarchy: 'owner' },
+      ['certify-info'],
+      /signer is not this AK as an endorsement-hierarchy primary/,
+    ],
+    [
+      'AK not restricted',
+      { akAttributes: ATTR.sign | ATTR.fixedTPM | ATTR.fixedParent },
+      ['ak-attributes'],
+      /not restricted/,
+    ],
+    [
+      'AK also decrypt',
+      { akAttributes: ATTR.restricted | ATTR.sign | ATTR.decrypt | ATTR.fixedTPM | ATTR.fixedParent },
+      ['ak-attributes'],
+      /decrypt/,
+    ],
+    [
+      'AK not fixedTPM',
+      { akAttributes: ATTR.restricted | ATTR.sign | ATTR.fixedParent },
+      ['ak-attributes'],
+      /not fixedTPM/,
+    ],
+    [
+      'AK not fixedParent',
+      { akAttributes: ATTR.restricted | ATTR.sign | ATTR.fixedTPM },
+      ['ak-attributes'],
+      /not fixedParent/,
+    ],
+    ['AK Name in SHA-1', { akNameAlg: ALG.SHA1 }, ['ak-attributes'], /name algorithm is SHA-1/],
+    [
+      'AK Name in SM3 (no crash: a reason)',
+      { akNameAlg: ALG.SM3 },
+      ['ak-attributes', 'certify-info'],
+      /name algorithm is hash algorithm 0x0012/,
+    ],
+    [
+      'AK scheme hash SHA-1',
+      { akSchemeHash: ALG.SHA1 },
+      ['ak-attributes', 'certify-signature'],
+      /signing scheme's hash is SHA-1/,
+    ],
+    [
+      "a signature in SHA-1, not the AK's SHA-256 scheme",
+      { signatureHash: ALG.SHA1 },
+      ['certify-signature'],
+      /not in the AK's scheme/,
+    ],
+    [
+      'key not fixedTPM',
+      { keyAttributes: ATTR.sign | ATTR.fixedParent | ATTR.sensitiveDataOrigin },
+      ['key-attributes'],
+      /not fixedTPM/,
+    ],
+    [
+      'key not fixedParent',
+      { keyAttributes: ATTR.sign | ATTR.fixedTPM | ATTR.sensitiveDataOrigin },
+      ['key-attributes'],
+      /not fixedParent/,
+    ],
+    [
+      'key not sign',
+      { keyAttributes: ATTR.fixedTPM | ATTR.fixedParent | ATTR.sensitiveDataOrigin },
+      ['key-attributes'],
+      /not sign/,
+    ],
+    [
+      'key also decrypt',
+      { keyAttributes: ATTR.sign | ATTR.decrypt | ATTR.fixedTPM | ATTR.fixedParent | ATTR.sensitiveDataOrigin },
+      ['key-attributes'],
+      /decrypt/,
+    ],
+    [
+      'key imported (not sensitiveDataOrigin)',
+      { keyAttributes: ATTR.sign | ATTR.fixedTPM | ATTR.fixedParent },
+      ['key-attributes'],
+      /not sensitiveDataOrigin.*imported/,
+    ],
+    ['key Name in SHA-1', { keyNameAlg: ALG.SHA1 }, ['key-attributes'], /name algorithm is SHA-1/],
+    [
+      'key Name in SM3 (no crash: a reason)',
+      { keyNameAlg: ALG.SM3 },
+      ['certified-name', 'key-attributes'],
+      /name algorithm \(hash algorithm 0x0012\) is not one tpm-jwt computes/,
+    ],
+    [
+      'an EK certificate past its validity',
+      { ekCertificate: { notAfter: new Date(Date.now() - DAY) } },
+      ['ek-certificate', 'ak-bound'],
+      /CN=forged device 42 is outside its validity period/,
+    ],
+    [
+      'an EK certificate not yet valid',
+      { ekCertificate: { notBefore: new Date(Date.now() + DAY) } },
+      ['ek-certificate', 'ak-bound'],
+      /outside its validity period/,
+    ],
+    [
+      'an EK root past its validity',
+      { ekRoot: { notAfter: new Date(Date.now() - DAY) } },
+      ['ek-certificate', 'ak-bound'],
+      /the root CN=forged EK root is outside its validity period/,
+    ],
+    [
+      'an intermediate past its validity',
+      { ekIntermediate: { notAfter: new Date(Date.now() - DAY) } },
+      ['ek-certificate', 'ak-bound'],
+      /the intermediate CN=forged EK intermediate: outside its validity period/,
+    ],
+    [
+      'an intermediate that is not a CA',
+      { ekIntermediate: { ca: false } },
+      ['ek-certificate', 'ak-bound'],
+      /the intermediate CN=forged EK intermediate: it is not a CA certificate/,
+    ],
+    [
+      'an intermediate without keyCertSign',
+      { ekIntermediate: { keyUsage: 0x01 } },
+      ['ek-certificate', 'ak-bound'],
+      /lacks keyCertSign/,
+    ],
+    [
+      'a TLS server certificate as the EK certificate',
+      { ekCertificate: { eku: ['1.3.6.1.5.5.7.3.1'], keyUsage: 0x05, tpmManufacturer: false } },
+      ['ek-certificate', 'ak-bound'],
+      /lacks the EK certificate purpose 2\.23\.133\.8\.1/,
+    ],
+    [
+      'an AK-like (signing) certificate as the EK certificate',
+      { ekCertificate: { eku: null, keyUsage: 0x01, tpmManufacturer: false } },
+      ['ek-certificate', 'ak-bound'],
+      /allows signing/,
+    ],
+    [
+      'a CA certificate as the EK certificate',
+      { ekCertificate: { ca: true } },
+      ['ek-certificate', 'ak-bound'],
+      /is a CA certificate/,
+    ],
+    [
+      'an AK certificate past its validity',
+      { akCertificate: { notAfter: new Date(Date.now() - DAY) } },
+      ['ak-bound'],
+      /AK certificate: CN=forged device 42 is outside its validity period/,
+    ],
+    [
+      'an AK root past its validity',
+      { akRoot: { notAfter: new Date(Date.now() - DAY) } },
+      ['ak-bound'],
+      /the root CN=forged AK root is outside its validity period/,
+    ],
+    [
+      'a TLS client certificate as the AK certificate',
+      { akCertificate: { eku: ['1.3.6.1.5.5.7.3.2'] } },
+      ['ak-bound'],
+      /lacks the AK certificate purpose 2\.23\.133\.8\.3/,
+    ],
+    [
+      "another device's AK certificate",
+      { akCertificate: { subject: 'forged device 43' } },
+      ['ak-bound'],
+      /subject \(CN=forged device 43\) is not that of a trusted EK certificate/,
+    ],
+  ];
+  for (const [what, options, expected, why] of cases) {
+    it(`fails ${what}`, () => {
+      const { doc, roots, akRoots } = forgeAttestation(options);
+      const verdict = verifySync(doc, { roots, akRoots });
+      assert.deepEqual(failing(verdict), expected, JSON.stringify(verdict.reasons, null, 1));
+      assert.match(verdict.reasons.filter((r) => !r.ok)[0]!.detail, why);
+      assert.deepEqual([verdict.ok, verdict.jwk, verdict.email], [false, undefined, undefined], 'no JWK on a failure');
+    });
+  }
+
+  it("passes GCE-style EK and AK certificates (no extended key usage, only the key's usage)", () => {
+    const { doc, roots, akRoots } = forgeAttestation({
+      ekCertificate: { eku: null, keyUsage: 0x04, tpmManufacturer: false },
+      akCertificate: { eku: null, keyUsage: 0x01 },
+    });
+    assert.deepEqual(failing(verifySync(doc, { roots, akRoots })), []);
+  });
+
+  it('fails ak-bound when activation evidence fails, even with a good AK certificate', () => {
+    const { challenge, expected } = challengeSync(forged.doc, { roots: forged.roots });
+    assert.equal('secretDigest' in challenge, false, 'the challenge carries no answer');
+    const response: ActivationResponse = {
+      format: 'tpm-jwt-activation-response/1',
+      secret: randomBytes(32).toString('base64'),
+    };
+    const verdict = verifySync(forged.doc, { ...trust, activation: { expected, response } });
+    assert.deepEqual(failing(verdict), ['ak-bound']);
+    assert.match(reason(verdict, 'ak-bound'), /did not recover the challenge's secret/);
+    // The challenge is not an expectation: a device cannot supply the answer's check.
+    assert.throws(() => verifySync(forged.doc, { ...trust, activation: { expected: challenge, response } }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+  });
+
+  it('binds kid and email unambiguously: no email is not an empty one, fields cannot run together', () => {
+    assert.notDeepEqual(keyBinding('a', undefined), keyBinding('a', ''));
+    assert.notDeepEqual(keyBinding('a\0email\0b', undefined), keyBinding('a', 'b\0email\0'));
+    assert.notDeepEqual(keyBinding('a","b', undefined), keyBinding('a', 'b'));
+    const verdict = verifySync({ ...forged.doc, email: '' }, trust);
+    assert.deepEqual(failing(verdict), ['qualifying-data']);
+    assert.equal(verdict.email, undefined);
+  });
+
+  it('fails truncated, oversized and padded structures with a reason', () => {
+    const check = (doc: AttestationDocument, expected: string[], why: RegExp) => {
+      const verdict = verifySync(doc, trust);
+      assert.deepEqual(failing(verdict), expected, JSON.stringify(verdict.reasons, null, 1));
+      assert.match(reason(verdict, expected[0]!), why);
+    };
+    const afterAttest = ['certify-info', 'certify-signature', 'qualifying-data', 'certified-name'];
+    check(
+      edit(forged.doc, 'attest', (b) => b.subarray(0, -1)),
+      afterAttest,
+      /TPMS_ATTEST is truncated/,
+    );
+    check(
+      edit(forged.doc, 'attest', (b) => Buffer.concat([b, Buffer.of(0)])),
+      afterAttest,
+      /trailing bytes/,
+    );
+    check(
+      edit(forged.doc, 'key', (b) => b.subarray(0, -1)),
+      ['certified-name', 'key-attributes'],
+      /truncated/,
+    );
+    check(
+      edit(forged.doc, 'signature', (b) =>
+        Buffer.concat([b.subarray(0, 4), Buffer.of(1, 0), Buffer.alloc(256), b.subarray(38)]),
+      ),
+      ['certify-signature'],
+      /r is 256 bytes, more than a TPM sends \(66\)/,
+    );
+    check(
+      edit(forged.doc, 'ak', (b) => Buffer.concat([b, Buffer.of(0)])),
+      ['ak-bound', 'ak-attributes', 'certify-info', 'certify-signature'],
+      /AK public area has trailing bytes/,
+    );
+  });
+
+  it('never throws anything but TpmJwtError on altered bytes (seeded)', () => {
+    const random = prng(89);
+    const fields = ['attest', 'signature', 'ak', 'key'] as const;
+    for (let i = 0; i < 300; i++) {
+      const doc = edit(forged.doc, random.pick(fields), (b) => {
+        const copy = Buffer.from(b);
+        const at = random.int(copy.length);
+        if (random.int(3) === 0) return copy.subarray(0, at);
+        copy[at] = random.int(256);
+        return copy;
+      });
+      try {
+        const verdict = verifySync(doc, trust);
+        if (verdict.ok) assert.equal(doc.certify.attest, forged.doc.certify.attest, `case ${i} passed altered`);
+      } catch (err) {
+        assert.ok(err instanceof TpmJwtError, `case ${i}: ${String(err)}`);
+      }
+    }
+  });
+});
 
 describe('89 key attestation', () => {
   const swtpm = useSwtpm({ ekCertificates: true });
@@ -62,11 +401,13 @@ describe('89 key attestation', () => {
   let keyPublicJwk: JsonWebKey;
   let doc: AttestationDocument;
   /** A valid activation of this TPM's AK, which any attestation by the same AK can reuse. */
-  let activation: { challenge: ActivationChallenge; response: ActivationResponse };
+  let activation: { expected: ActivationExpectation; response: ActivationResponse };
+  let challenge: ActivationChallenge;
 
   const roots = () => swtpm.ekCa.root;
   const attest = (options: Partial<Parameters<typeof attestKey>[0]> = {}) =>
     attestKey({ tcti: swtpm.tcti, key: keyFile, email: EMAIL, ekChain: swtpm.ekCa.intermediate, ...options });
+  const noneLeft = async () => assert.equal(await leftovers(swtpm.tcti, ['transient', 'loaded-session']), '');
 
   before(async () => {
     dir = swtpm.tempDir('attest');
@@ -76,8 +417,9 @@ describe('89 key attestation', () => {
     writeFileSync(keyFile, key.toPem());
     keyPublicJwk = key.publicKey.export({ format: 'jwk' });
     doc = await attest();
-    const challenge = await createActivationChallenge(doc, { roots: roots() });
-    activation = { challenge, response: await activateCredential(challenge, { tcti: swtpm.tcti }) };
+    const made = await createActivationChallenge(doc, { roots: roots() });
+    challenge = made.challenge;
+    activation = { expected: made.expected, response: await activateCredential(challenge, { tcti: swtpm.tcti }) };
   });
 
   it('attests a fresh key: after credential activation the verifier passes every check', async () => {
@@ -86,6 +428,7 @@ describe('89 key attestation', () => {
       ['0x01c00002', '0x01c00016'],
       'the RSA and the ECC EK certificate from NV',
     );
+    assert.equal(doc.notes, undefined, 'no NV index was skipped');
     const verdict = await verifyAttestation(doc, { roots: roots(), activation });
     assert.deepEqual(failing(verdict), [], JSON.stringify(verdict.reasons, null, 1));
     assert.equal(verdict.ok, true);
@@ -99,45 +442,66 @@ describe('89 key attestation', () => {
     assert.deepEqual([kid, alg, use, verdict.email], [doc.kid, 'ES256', 'sig', EMAIL]);
   });
 
-  it('verifies where no TPM and no addon are, from the package root', () => {
+  it('sends the device a challenge without its answer, and checks the answer against what it kept', async () => {
+    assert.equal(JSON.stringify(challenge).includes(activation.expected.secretDigest), false);
+    assert.deepEqual(Object.keys(challenge).sort(), ['ak', 'credentialBlob', 'ek', 'encryptedSecret', 'format']);
+    // Another challenge's expectation does not accept this answer.
+    const other = await createActivationChallenge(doc, { roots: roots() });
+    const verdict = await verifyAttestation(doc, {
+      roots: roots(),
+      activation: { expected: other.expected, response: activation.response },
+    });
+    assert.deepEqual(failing(verdict), ['ak-bound']);
+    assert.match(reason(verdict, 'ak-bound'), /did not recover the challenge's secret/);
+  });
+
+  it('verifies where the addon cannot load, from the package root', () => {
     const input = path.join(dir, 'verifier-input.json');
     writeFileSync(input, JSON.stringify({ doc, roots: roots(), activation }));
+    const lib = (file: string) => JSON.stringify(fileURLToPath(new URL(`../lib/${file}`, import.meta.url)));
     const script = `
       import { readFileSync } from 'node:fs';
-      import { createRequire } from 'node:module';
-      import { verifyAttestation } from ${JSON.stringify(fileURLToPath(new URL('../lib/index.ts', import.meta.url)))};
+      import { verifyAttestation } from ${lib('index.ts')};
+      import { native } from ${lib('native.ts')};
       const { doc, roots, activation } = JSON.parse(readFileSync(${JSON.stringify(input)}, 'utf8'));
       const verdict = await verifyAttestation(doc, { roots, activation });
-      const loaded = Object.keys(createRequire(import.meta.url)('node:module')._cache);
-      console.log(JSON.stringify({ ok: verdict.ok, addon: loaded.filter((f) => f.endsWith('.node')).length }));`;
+      let addon = 'loaded';
+      try { native(); } catch (err) { addon = err.code; }
+      console.log(JSON.stringify({ ok: verdict.ok, addon }));`;
     const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       env: { ...process.env, TPM_JWT_ADDON: '/nonexistent/tpm_jwt.node' },
       encoding: 'utf8',
     });
-    assert.deepEqual(JSON.parse(result.stdout), { ok: true, addon: 0 }, result.stderr);
+    // The addon could not load in that process, and the verdict came all the same.
+    assert.deepEqual(JSON.parse(result.stdout), { ok: true, addon: 'ERR_NATIVE_ADDON' }, result.stderr);
   });
 
   it('does not pass without proof that the AK is in the certified TPM', async () => {
     const verdict = await verifyAttestation(doc, { roots: roots() });
     assert.deepEqual(failing(verdict), ['ak-bound']);
     assert.match(reason(verdict, 'ak-bound'), /nothing ties the AK to the EK/);
-    assert.equal(verdict.ok, false);
+    assert.deepEqual([verdict.ok, verdict.jwk, verdict.email], [false, undefined, undefined]);
   });
 
   it('activates with the ECC (P-384) EK as well: ECDH and KDFe', async () => {
-    const challenge = await createActivationChallenge(doc, { roots: roots(), ek: 'ecc' });
-    assert.equal(challenge.ek.index, '0x01c00016');
-    const response = await activateCredential(challenge, { tcti: swtpm.tcti });
-    assert.equal((await verifyAttestation(doc, { roots: roots(), activation: { challenge, response } })).ok, true);
+    const made = await createActivationChallenge(doc, { roots: roots(), ek: 'ecc' });
+    assert.equal(made.challenge.ek.index, '0x01c00016');
+    const response = await activateCredential(made.challenge, { tcti: swtpm.tcti });
+    const verdict = await verifyAttestation(doc, { roots: roots(), activation: { expected: made.expected, response } });
+    assert.equal(verdict.ok, true);
   });
 
   it('attests with an ECC P-256 AK (ECDSA-SHA256), activated on its own', async () => {
     const withEcc = await attest({ akType: 'ecc' });
     assert.equal(parsePublic(Buffer.from(withEcc.ak.public, 'base64')).type, 0x0023);
-    const challenge = await createActivationChallenge(withEcc, { roots: roots() });
-    assert.equal(challenge.ak.type, 'ecc');
-    const response = await activateCredential(challenge, { tcti: swtpm.tcti });
-    assert.equal((await verifyAttestation(withEcc, { roots: roots(), activation: { challenge, response } })).ok, true);
+    const made = await createActivationChallenge(withEcc, { roots: roots() });
+    assert.equal(made.challenge.ak.type, 'ecc');
+    const response = await activateCredential(made.challenge, { tcti: swtpm.tcti });
+    const verdict = await verifyAttestation(withEcc, {
+      roots: roots(),
+      activation: { expected: made.expected, response },
+    });
+    assert.equal(verdict.ok, true);
     // The RSA AK's activation says nothing about this AK.
     assert.deepEqual(failing(await verifyAttestation(withEcc, { roots: roots(), activation })), ['ak-bound']);
   });
@@ -147,11 +511,31 @@ describe('89 key attestation', () => {
     writeFileSync(withAuth, (await tpm.createKey({ alg: 'RS256', auth: 'key secret' })).toPem());
     const attested = await attest({ key: withAuth, auth: 'key secret' });
     assert.equal((await verifyAttestation(attested, { roots: roots(), activation })).ok, true);
-    await assert.rejects(attest({ key: withAuth, auth: 'wrong' }), { code: 'ERR_TPM_AUTH_FAIL' });
 
     const pcrBound = path.join(dir, 'pcr.pem');
     writeFileSync(pcrBound, (await tpm.createKey({ alg: 'ES256', pcrs: { bank: 'sha256', indexes: [7] } })).toPem());
     assert.equal((await verifyAttestation(await attest({ key: pcrBound }), { roots: roots(), activation })).ok, true);
+  });
+
+  it('leaves no transient object behind after a failed Certify or a failed activation', async () => {
+    const persisted = await tpm.createKey({ alg: 'ES256', auth: 'right', persist: 0x81000045 });
+    swtpm.cleanup(() => tpm.evict(0x81000045).catch(() => undefined));
+    assert.equal(persisted.handle, 0x81000045);
+    await assert.rejects(attest({ key: 'handle:0x81000045', auth: 'wrong' }), { code: 'ERR_TPM_AUTH_FAIL' });
+    await noneLeft();
+    const withAuth = path.join(dir, 'auth-2.pem');
+    writeFileSync(withAuth, (await tpm.createKey({ alg: 'ES256', auth: 'right' })).toPem());
+    await assert.rejects(attest({ key: withAuth, auth: 'wrong' }), { code: 'ERR_TPM_AUTH_FAIL' });
+    await noneLeft();
+    // The TPM refuses a credential whose integrity HMAC does not hold, with the AK and EK loaded.
+    const blob = Buffer.from(challenge.credentialBlob, 'base64');
+    blob[5]! ^= 1;
+    const tampered = { ...challenge, credentialBlob: blob.toString('base64') };
+    await assert.rejects(activateCredential(tampered, { tcti: swtpm.tcti }), (err: TpmJwtError) => {
+      assert.equal(err.command, 'Esys_ActivateCredential');
+      return true;
+    });
+    await noneLeft();
   });
 
   it('reads the EK certificates tpm2_nvread reads, and swtpm_setup wrote', () => {
@@ -159,6 +543,39 @@ describe('89 key attestation', () => {
     tpm2(swtpm.tcti, 'nvread', '0x01c00002', '-C', 'o', '-o', nvread);
     const fromTools = new X509Certificate(readFileSync(nvread));
     assert.equal(new X509Certificate(doc.ek.certificates[0]!.pem).fingerprint256, fromTools.fingerprint256);
+  });
+
+  it('skips NV indices it cannot read (unwritten, read-locked, policy-read), with a note', async () => {
+    const indices = ['0x01c00100', '0x01c00101', '0x01c00102'];
+    const policy = path.join(dir, 'policy.bin');
+    writeFileSync(policy, randomBytes(32));
+    const data = path.join(dir, 'nv.bin');
+    writeFileSync(data, Buffer.from('not a certificate'));
+    try {
+      tpm2(swtpm.tcti, 'nvdefine', indices[0]!, '-C', 'o', '-s', '64', '-a', 'ownerread|ownerwrite|authread');
+      tpm2(swtpm.tcti, 'nvdefine', indices[1]!, '-C', 'o', '-s', '64', '-a', 'ownerread|ownerwrite|read_stclear');
+      tpm2(swtpm.tcti, 'nvwrite', indices[1]!, '-C', 'o', '-i', data);
+      tpm2(swtpm.tcti, 'nvreadlock', indices[1]!, '-C', 'o');
+      tpm2(swtpm.tcti, 'nvdefine', indices[2]!, '-C', 'o', '-s', '64', '-a', 'policyread|ownerwrite', '-L', policy);
+      tpm2(swtpm.tcti, 'nvwrite', indices[2]!, '-C', 'o', '-i', data);
+      const attested = await attest();
+      assert.deepEqual(
+        attested.notes?.map((note) => note.replace(/: .*/, '')),
+        indices.map((index) => `NV ${index} skipped`),
+      );
+      assert.match(attested.notes![0]!, /never been written/);
+      assert.match(attested.notes![1]!, /read-locked/);
+      assert.match(attested.notes![2]!, /neither with its own nor the owner's auth/);
+      assert.equal((await verifyAttestation(attested, { roots: roots(), activation })).ok, true);
+    } finally {
+      for (const index of indices) {
+        try {
+          tpm2(swtpm.tcti, 'nvundefine', index, '-C', 'o');
+        } catch {
+          // not defined: the test failed before it
+        }
+      }
+    }
   });
 
   describe('fails each altered or forged attestation with its reason', () => {
@@ -210,15 +627,16 @@ describe('89 key attestation', () => {
       forged.ek.certificates = [{ index: '0x01c00002', pem: toPem(other['ek-rsa2048.crt']!) }];
       // The certificate is genuine, so the verifier makes a challenge for it; this TPM
       // cannot answer it, whichever EK it is told to use.
-      const challenge = await createActivationChallenge(forged, { roots: roots() });
-      await assert.rejects(activateCredential(challenge, { tcti: swtpm.tcti }), { code: 'ERR_TPM_KEY_NOT_FOUND' });
-      await assert.rejects(activateCredential(challenge, { tcti: swtpm.tcti, ekHandle: 0x81010001 }), {
+      const made = await createActivationChallenge(forged, { roots: roots() });
+      await assert.rejects(activateCredential(made.challenge, { tcti: swtpm.tcti }), { code: 'ERR_TPM_KEY_NOT_FOUND' });
+      await assert.rejects(activateCredential(made.challenge, { tcti: swtpm.tcti, ekHandle: 0x81010001 }), {
         code: 'ERR_TPM_KEY_NOT_FOUND',
       });
+      await noneLeft();
       // And an activation this TPM did answer, for its own EK, does not vouch for the other.
       const verdict = await verifyAttestation(forged, { roots: roots(), activation });
       assert.deepEqual(failing(verdict), ['ak-bound']);
-      assert.match(reason(verdict, 'ak-bound'), /EK whose certificate in this attestation does not chain/);
+      assert.match(reason(verdict, 'ak-bound'), /EK whose certificate in this attestation is not a trusted EK/);
     });
 
     it('EK certificates from a CA the verifier does not trust', async () => {
@@ -278,7 +696,17 @@ describe('89 key attestation', () => {
     assert.equal(device.code, 0, device.stderr);
     const verifier = ['verify-attestation', file('attestation.json'), '--ca', swtpm.ekCa.rootFile];
     assertFails(await cli(verifier), 1, 'ERR_INVALID_ARGUMENT');
-    assert.equal((await cli([...verifier, '--challenge-out', file('challenge.json')])).code, 0);
+    assertFails(await cli([...verifier, '--challenge-out', file('challenge.json')]), 2, 'USAGE');
+    const made = await cli([
+      ...verifier,
+      '--challenge-out',
+      file('challenge.json'),
+      '--expected-out',
+      file('expected.json'),
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal(statSync(file('expected.json')).mode & 0o777, 0o600);
+    assert.equal('secretDigest' in JSON.parse(readFileSync(file('challenge.json'), 'utf8')), false);
     const answer = await spawnCli([
       'attest',
       '--tcti',
@@ -291,8 +719,8 @@ describe('89 key attestation', () => {
     assert.equal(answer.code, 0, answer.stderr);
     const verified = await cli([
       ...verifier,
-      '--challenge',
-      file('challenge.json'),
+      '--expected',
+      file('expected.json'),
       '--activation',
       file('activation.json'),
     ]);
@@ -301,6 +729,12 @@ describe('89 key attestation', () => {
     assert.equal(verdict.ok, true);
     assert.equal(verdict.reasons.length, 8);
     assert.equal(verdict.jwk!.kid, JSON.parse(readFileSync(file('attestation.json'), 'utf8')).kid);
+    // The device's challenge is no expectation.
+    assertFails(
+      await cli([...verifier, '--expected', file('challenge.json'), '--activation', file('activation.json')]),
+      1,
+      'ERR_INVALID_ARGUMENT',
+    );
   });
 
   it('recovers the secret of a tpm2_makecredential credential (interop)', async () => {
@@ -343,19 +777,20 @@ describe('89 key attestation', () => {
     const ek = createPublicKey(readFileSync(ekFile));
     const secret = randomBytes(32);
     const credential = makeCredential(ek, akName(doc), secret);
-    const challenge: ActivationChallenge = {
-      ...activation.challenge,
+    const made: ActivationChallenge = {
+      ...challenge,
       ek: { index: 'template', publicKey: ek.export({ type: 'spki', format: 'der' }).toString('base64') },
       credentialBlob: credential.credentialBlob.toString('base64'),
       encryptedSecret: credential.encryptedSecret.toString('base64'),
     };
-    const response = await activateCredential(challenge, { tcti: swtpm.tcti });
+    const response = await activateCredential(made, { tcti: swtpm.tcti });
     assert.deepEqual(Buffer.from(response.secret, 'base64'), secret);
   });
 
-  it('persists the AK at a chosen handle, reuses it, and replaces another object only with force', async () => {
-    swtpm.cleanup(() => tpm.evict(0x81000040).catch(() => undefined));
-    swtpm.cleanup(() => tpm.evict(0x81000041).catch(() => undefined));
+  it('persists the AK at a chosen handle, reuses only that AK, replaces another object only with force', async () => {
+    for (const handle of [0x81000040, 0x81000041, 0x81000042, 0x81000043]) {
+      swtpm.cleanup(() => tpm.evict(handle).catch(() => undefined));
+    }
     const first = await attest({ akHandle: 0x81000040 });
     assert.equal(first.ak.handle, '0x81000040');
     assert.equal(first.ak.public, doc.ak.public, 'the same AK: a primary from the same template');
@@ -367,54 +802,118 @@ describe('89 key attestation', () => {
     const forced = await attest({ akHandle: 0x81000041, force: true });
     assert.equal(forced.ak.public, doc.ak.public);
     assert.match(tpm2(swtpm.tcti, 'readpublic', '-c', '0x81000041'), /restricted\|sign/);
+
+    // An AK of the other type is not this AK.
+    await attest({ akHandle: 0x81000042, akType: 'ecc' });
+    await assert.rejects(attest({ akHandle: 0x81000042 }), { code: 'ERR_TPM_HANDLE_IN_USE' });
+
+    // Nor is tpm2_createak's: the same template, but a child of the EK, not an endorsement primary.
+    const ekContext = path.join(dir, 'ek-rsa.ctx');
+    const akContext = path.join(dir, 'createak.ctx');
+    // Without a resource manager tpm2-tools leave what they load: flush after each.
+    tpm2(swtpm.tcti, 'createek', '-G', 'rsa', '-c', ekContext);
+    tpm2(swtpm.tcti, 'flushcontext', '-t');
+    tpm2(swtpm.tcti, 'createak', '-C', ekContext, '-c', akContext, '-G', 'rsa', '-g', 'sha256', '-s', 'rsassa');
+    tpm2(swtpm.tcti, 'flushcontext', '-t');
+    tpm2(swtpm.tcti, 'evictcontrol', '-C', 'o', '-c', akContext, '0x81000043');
+    tpm2(swtpm.tcti, 'flushcontext', '-t');
+    const createak = path.join(dir, 'createak.pub');
+    tpm2(swtpm.tcti, 'readpublic', '-c', '0x81000043', '-o', createak);
+    const template = ({ area, ecc, rsa, ...fields }: ReturnType<typeof parsePublic>) => ({
+      ...fields,
+      bits: rsa?.bits ?? ecc?.curve,
+    });
+    assert.deepEqual(
+      template(parsePublic(readFileSync(createak))),
+      template(parsePublic(Buffer.from(doc.ak.public, 'base64'))),
+      "tpm2_createak's AK has the template's public area: only its parent tells it apart",
+    );
+    await assert.rejects(attest({ akHandle: 0x81000043 }), { code: 'ERR_TPM_HANDLE_IN_USE' });
+    const replaced = await attest({ akHandle: 0x81000043, force: true });
+    assert.equal(replaced.ak.public, doc.ak.public);
+    assert.equal((await verifyAttestation(replaced, { roots: roots(), activation })).ok, true);
   });
 
-  it('passes in one step with a platform AK certificate in NV (as GCE provides)', async () => {
-    const akPem = path.join(dir, 'ak.pem');
-    const akKey = publicKeyOf(parsePublic(Buffer.from(doc.ak.public, 'base64')))!;
-    writeFileSync(akPem, akKey.export({ type: 'spki', format: 'pem' }));
-    const certificate = path.join(dir, 'ak.der');
-    execFileSync(
-      'openssl',
-      [
-        'x509',
-        '-new',
-        '-subj',
-        '/CN=tpm-jwt test AK',
-        '-force_pubkey',
-        akPem,
-        '-days',
-        '2',
-        '-outform',
-        'DER',
-        '-CA',
-        swtpm.ekCa.intermediateFile,
-        '-CAkey',
-        swtpm.ekCa.intermediateKeyFile,
-        '-out',
-        certificate,
-      ],
-      { stdio: 'ignore' },
+  it('activates only with an AK that exists, at the handle the device chooses: never persists or evicts', async () => {
+    const handles = async () => tpm.persistentHandles();
+    const before = await handles();
+    // The verifier's hint names an empty handle: the device uses its own choice, the template's AK.
+    const hinted = { ...challenge, ak: { ...challenge.ak, handle: '0x81000050' } };
+    const response = await activateCredential(hinted, { tcti: swtpm.tcti });
+    assert.deepEqual(Buffer.from(response.secret, 'base64'), Buffer.from(activation.response.secret, 'base64'));
+    await assert.rejects(activateCredential(hinted, { tcti: swtpm.tcti, akHandle: 0x81000051 }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    await assert.rejects(activateCredential(challenge, { tcti: swtpm.tcti, akHandle: 0x81000051 }), {
+      code: 'ERR_TPM_KEY_NOT_FOUND',
+    });
+    // An object that is not the AK is used for nothing, and stays.
+    await tpm.createKey({ alg: 'ES256', persist: 0x81000052 });
+    swtpm.cleanup(() => tpm.evict(0x81000052).catch(() => undefined));
+    await assert.rejects(activateCredential(challenge, { tcti: swtpm.tcti, akHandle: 0x81000052 }), {
+      code: 'ERR_TPM_KEY_NOT_FOUND',
+    });
+    assert.deepEqual(
+      await handles(),
+      [...before, 0x81000052].sort((a, b) => a - b),
     );
-    const size = String(readFileSync(certificate).length + 16); // padded, as NV indices often are
+    await assert.rejects(activateCredential(challenge, { tcti: swtpm.tcti, force: true } as never), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    await noneLeft();
+  });
+
+  it('passes in one step with a platform AK certificate in NV (as GCE provides), under AK roots', async () => {
+    const file = (name: string) => path.join(dir, name);
+    const akKey = publicKeyOf(parsePublic(Buffer.from(doc.ak.public, 'base64')))!;
+    writeFileSync(file('ak.pem'), akKey.export({ type: 'spki', format: 'pem' }));
+    // The platform's own CA, apart from the EK vendor's, naming the device as the EK certificate does.
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+    openssl(
+      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+      ...['-keyout', file('ak-ca.key'), '-out', file('ak-ca.pem'), '-subj', '/CN=tpm-jwt test AK CA', '-days', '2'],
+      ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'],
+    );
+    writeFileSync(file('ak.ext'), 'keyUsage=critical,digitalSignature\nextendedKeyUsage=2.23.133.8.3\n');
+    const device = new X509Certificate(doc.ek.certificates[0]!.pem).subject.replace(/\n/g, '/');
+    openssl(
+      ...['x509', '-new', '-subj', `/${device}`, '-force_pubkey', file('ak.pem'), '-days', '2', '-outform', 'DER'],
+      ...['-CA', file('ak-ca.pem'), '-CAkey', file('ak-ca.key'), '-extfile', file('ak.ext'), '-out', file('ak.der')],
+    );
+    const akRoots = readFileSync(file('ak-ca.pem'), 'utf8');
+    const size = String(readFileSync(file('ak.der')).length + 16); // padded, as NV indices often are
     tpm2(swtpm.tcti, 'nvdefine', '0x01c10000', '-C', 'o', '-s', size, '-a', 'ownerread|ownerwrite|authread');
     swtpm.cleanup(() => tpm2(swtpm.tcti, 'nvundefine', '0x01c10000', '-C', 'o'));
-    tpm2(swtpm.tcti, 'nvwrite', '0x01c10000', '-C', 'o', '-i', certificate);
+    tpm2(swtpm.tcti, 'nvwrite', '0x01c10000', '-C', 'o', '-i', file('ak.der'));
 
     const withCertificate = await attest();
     assert.ok(withCertificate.ak.certificate);
-    const verdict = await verifyAttestation(withCertificate, { roots: roots() });
+    const verdict = await verifyAttestation(withCertificate, { roots: roots(), akRoots });
     assert.deepEqual(failing(verdict), []);
-    assert.match(reason(verdict, 'ak-bound'), /AK certificate CN=tpm-jwt test AK names this AK/);
+    assert.match(reason(verdict, 'ak-bound'), /AK certificate CN=unknown names this AK and chains to an AK root/);
 
-    // An AK certificate for another key (here: the EK's) proves nothing about this AK.
+    // The EK roots never vouch for an AK.
+    const ekRootsOnly = await verifyAttestation(withCertificate, { roots: roots() });
+    assert.deepEqual(failing(ekRootsOnly), ['ak-bound']);
+    assert.match(reason(ekRootsOnly, 'ak-bound'), /not checked: no AK roots/);
+    // Every piece of evidence given must hold: a failed activation fails it.
+    const other = await createActivationChallenge(doc, { roots: roots() });
+    const mixed = await verifyAttestation(withCertificate, {
+      roots: roots(),
+      akRoots,
+      activation: { expected: other.expected, response: activation.response },
+    });
+    assert.deepEqual(failing(mixed), ['ak-bound']);
+    assert.match(reason(mixed, 'ak-bound'), /did not recover/);
+
+    // An EK certificate in the AK certificate's place proves nothing about this AK.
     const swapped = {
       ...withCertificate,
       ak: { ...withCertificate.ak, certificate: withCertificate.ek.certificates[0]!.pem },
     };
-    const refused = await verifyAttestation(swapped, { roots: roots() });
+    const refused = await verifyAttestation(swapped, { roots: roots(), akRoots: roots() });
     assert.deepEqual(failing(refused), ['ak-bound']);
-    assert.match(reason(refused, 'ak-bound'), /for another key/);
+    assert.match(reason(refused, 'ak-bound'), /one of the EK certificates/);
   });
 
   it('refuses what is not an attestation, and bad arguments, with ERR_INVALID_ARGUMENT', async () => {
@@ -423,9 +922,25 @@ describe('89 key attestation', () => {
       code: 'ERR_INVALID_ARGUMENT',
     });
     await assert.rejects(verifyAttestation(doc, { roots: 'no certificate here' }), { code: 'ERR_INVALID_ARGUMENT' });
+    await assert.rejects(verifyAttestation(doc, { roots: roots(), akRoots: 'none' }), { code: 'ERR_INVALID_ARGUMENT' });
     await assert.rejects(attest({ nonce: 'xyz' }), { code: 'ERR_INVALID_ARGUMENT' });
     await assert.rejects(attest({ nonce: Buffer.alloc(65) }), { code: 'ERR_INVALID_ARGUMENT' });
     await assert.rejects(activateCredential('{}', { tcti: swtpm.tcti }), { code: 'ERR_INVALID_ARGUMENT' });
     assertFails(await cli(['attest', '--tcti', swtpm.tcti, '--key', keyFile, '--nonce', 'zz']), 2, 'USAGE');
+  });
+});
+
+describe('89 key attestation on a TPM without EK certificates', () => {
+  const swtpm = useSwtpm();
+
+  it('refuses to attest: nothing vouches for the TPM', async () => {
+    const tpm = await swtpm.openTpm();
+    const key = path.join(swtpm.tempDir('no-ek'), 'key.pem');
+    writeFileSync(key, (await tpm.createKey({ alg: 'ES256' })).toPem());
+    await assert.rejects(attestKey({ tcti: swtpm.tcti, key }), (err: TpmJwtError) => {
+      assert.equal(err.code, 'ERR_TPM_UNSUPPORTED');
+      assert.match(err.message, /no readable EK certificate/);
+      return true;
+    });
   });
 });

@@ -1,17 +1,32 @@
 /**
- * X.509 for the verifier: certificates from PEM, and whether one chains to a trusted
- * root through the intermediates given (signatures, issuer names, validity, CA flags),
- * with node:crypto's X509Certificate.
+ * X.509 for the verifier: certificates from PEM; whether one chains to a trusted root
+ * through the intermediates given (signatures, issuer names, validity of every
+ * certificate including the root, CA flags); and whether a leaf is what it is used as,
+ * an EK or an AK certificate. node:crypto's X509Certificate, and @peculiar/asn1-x509 for
+ * the extensions node does not decode.
  */
 import { X509Certificate } from 'node:crypto';
 
-import { invalidArgument } from '../errors.js';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import {
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  KeyUsage,
+  KeyUsageFlags,
+  SubjectAlternativeName,
+} from '@peculiar/asn1-x509';
 
-const PEM = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+import { invalidArgument } from '../errors.js';
+import { certificatePems } from './format.js';
 
 /** Every certificate in PEM text; throws ERR_INVALID_ARGUMENT for one that does not parse. */
 export function parseCertificates(pem: string, what: string): X509Certificate[] {
-  return (pem.match(PEM) ?? []).map((block) => {
+  return certificatePems(pem).map((block) => {
     try {
       return new X509Certificate(block);
     } catch (err) {
@@ -23,40 +38,153 @@ export function parseCertificates(pem: string, what: string): X509Certificate[] 
 /** Trust anchors as callers give them: PEM text (one or many), or parsed certificates. */
 export type Roots = string | readonly (string | X509Certificate)[];
 
-/** The roots as certificates; none at all is ERR_INVALID_ARGUMENT. */
-export function rootCertificates(roots: Roots): X509Certificate[] {
+/** The roots as certificates; none at all is ERR_INVALID_ARGUMENT naming `what`. */
+export function rootCertificates(roots: Roots, what = 'roots'): X509Certificate[] {
   const list = typeof roots === 'string' ? [roots] : roots;
-  if (!Array.isArray(list)) throw invalidArgument('roots must be PEM text or a list of certificates');
+  if (!Array.isArray(list)) throw invalidArgument(`${what} must be PEM text or a list of certificates`);
   const out = list.flatMap((root) =>
-    root instanceof X509Certificate ? [root] : typeof root === 'string' ? parseCertificates(root, 'roots') : [],
+    root instanceof X509Certificate ? [root] : typeof root === 'string' ? parseCertificates(root, what) : [],
   );
-  if (out.length === 0) throw invalidArgument('roots holds no certificate');
+  if (out.length === 0) throw invalidArgument(`${what} holds no certificate`);
   return out;
 }
 
 const oneLine = (name: string): string => name.replace(/\n/g, ', ');
 
 /** One line naming a certificate by its subject. */
-export const describe = (cert: X509Certificate): string => oneLine(cert.subject);
+export const describe = (cert: X509Certificate): string => oneLine(cert.subject) || '(empty subject)';
 
 function inValidity(cert: X509Certificate, at: Date): boolean {
   return new Date(cert.validFrom) <= at && at <= new Date(cert.validTo);
 }
 
+const validity = (cert: X509Certificate) => `valid ${cert.validFrom} to ${cert.validTo}`;
+
+/** Whether `issuer` signed `cert` in its name; whether it may issue certificates is asked apart. */
 function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
   try {
-    return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+    // checkIssued also wants an issuer allowed to sign certificates: caProblem says why not.
+    return (cert.checkIssued(issuer) || cert.issuer === issuer.subject) && cert.verify(issuer.publicKey);
   } catch {
     return false;
   }
+}
+
+/** TCG key purposes (EK Credential Profile; Infrastructure WG, AIK certificates). */
+export const TCG_KP_EK_CERTIFICATE = '2.23.133.8.1';
+export const TCG_KP_AIK_CERTIFICATE = '2.23.133.8.3';
+/** tcg-at-tpmManufacturer: the TPM manufacturer attribute of an EK certificate's subject alternative name. */
+const TCG_AT_TPM_MANUFACTURER = '2.23.133.2.1';
+
+/** What a certificate's extensions say it is for; an absent extension is undefined. */
+interface Purpose {
+  readonly ca: boolean;
+  readonly extendedKeyUsage?: readonly string[];
+  readonly keyUsage?: number;
+  /** Its subject alternative name names a TPM manufacturer (as EK certificates do). */
+  readonly tpmManufacturer: boolean;
+}
+
+function purposeOf(cert: X509Certificate): Purpose {
+  const extensions = AsnConvert.parse(cert.raw, Certificate).tbsCertificate.extensions ?? [];
+  const find = (id: string) => extensions.find((e) => e.extnID === id)?.extnValue.buffer;
+  const basic = find(id_ce_basicConstraints);
+  const eku = find(id_ce_extKeyUsage);
+  const ku = find(id_ce_keyUsage);
+  const san = find(id_ce_subjectAltName);
+  const names = san ? AsnConvert.parse(san, SubjectAlternativeName) : [];
+  return {
+    // Not X509Certificate.ca, which also wants keyCertSign: a CA flag is a CA flag.
+    ca: basic !== undefined && AsnConvert.parse(basic, BasicConstraints).cA,
+    ...(eku && { extendedKeyUsage: [...AsnConvert.parse(eku, ExtendedKeyUsage)] }),
+    ...(ku && { keyUsage: AsnConvert.parse(ku, KeyUsage).toNumber() }),
+    tpmManufacturer: names.some((name) =>
+      name.directoryName?.some((rdn) => rdn.some((attribute) => attribute.type === TCG_AT_TPM_MANUFACTURER)),
+    ),
+  };
+}
+
+/** The purpose, or why the extensions do not decode. */
+function purpose(cert: X509Certificate): Purpose | string {
+  try {
+    return purposeOf(cert);
+  } catch (err) {
+    return `its extensions do not decode: ${(err as Error).message}`;
+  }
+}
+
+/** Why the extended key usage, when there is one, lacks `purpose`, or undefined. */
+function lacksPurpose(p: Purpose, purpose: string, what: string): string | undefined {
+  if (!p.extendedKeyUsage || p.extendedKeyUsage.includes(purpose)) return undefined;
+  return `its extended key usage (${p.extendedKeyUsage.join(', ')}) lacks the ${what} certificate purpose ${purpose}`;
+}
+
+const SIGNING = KeyUsageFlags.digitalSignature | KeyUsageFlags.nonRepudiation;
+const CERTIFYING = KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign;
+const DECRYPTING = KeyUsageFlags.keyEncipherment | KeyUsageFlags.keyAgreement;
+
+/**
+ * Why `cert` is not an EK certificate, or undefined when it is one: not a CA; its extended
+ * key usage, when it has one, includes tcg-kp-EKCertificate (2.23.133.8.1); its key usage,
+ * when it has one, allows no signing (an EK only decrypts); and something marks it as an
+ * EK's: that key purpose, a TPM manufacturer in its subject alternative name (TCG EK
+ * Credential Profile), or an encryption-only key usage (GCE's vTPM EK certificates carry
+ * no extended key usage). A TLS or AK certificate fails.
+ */
+export function ekCertificateProblem(cert: X509Certificate): string | undefined {
+  const p = purpose(cert);
+  if (typeof p === 'string') return p;
+  if (p.ca) return 'it is a CA certificate, not an EK certificate';
+  const purposeProblem = lacksPurpose(p, TCG_KP_EK_CERTIFICATE, 'EK');
+  if (purposeProblem) return purposeProblem;
+  if (p.keyUsage !== undefined && p.keyUsage & (SIGNING | CERTIFYING)) {
+    return 'its key usage allows signing, which an EK cannot do';
+  }
+  const marked =
+    p.extendedKeyUsage !== undefined || p.tpmManufacturer || (p.keyUsage !== undefined && p.keyUsage & DECRYPTING);
+  return marked
+    ? undefined
+    : `nothing marks it as an EK certificate (extended key usage ${TCG_KP_EK_CERTIFICATE}, a TPM manufacturer ` +
+        'in its subject alternative name, or an encryption-only key usage)';
+}
+
+/**
+ * Why `cert` is not an AK certificate, or undefined when it is one: not a CA; its extended
+ * key usage, when it has one, includes tcg-kp-AIKCertificate (2.23.133.8.3); and it is
+ * marked as a signing key's: that key purpose, or a key usage with digitalSignature and no
+ * certificate signing (GCE's vTPM AK certificates carry no extended key usage). AK
+ * certificates are trusted only under AK roots given apart from the EK roots.
+ */
+export function akCertificateProblem(cert: X509Certificate): string | undefined {
+  const p = purpose(cert);
+  if (typeof p === 'string') return p;
+  if (p.ca) return 'it is a CA certificate, not an AK certificate';
+  const purposeProblem = lacksPurpose(p, TCG_KP_AIK_CERTIFICATE, 'AK');
+  if (purposeProblem) return purposeProblem;
+  if (p.keyUsage !== undefined && (!(p.keyUsage & KeyUsageFlags.digitalSignature) || p.keyUsage & CERTIFYING)) {
+    return 'its key usage is not that of a signing key (digitalSignature, no certificate signing)';
+  }
+  return p.extendedKeyUsage !== undefined || p.keyUsage !== undefined
+    ? undefined
+    : `nothing marks it as an AK certificate (extended key usage ${TCG_KP_AIK_CERTIFICATE}, ` +
+        'or a digitalSignature key usage)';
+}
+
+/** Whether an intermediate may issue certificates: a CA, with keyCertSign when it has a key usage. */
+function caProblem(cert: X509Certificate): string | undefined {
+  const p = purpose(cert);
+  if (typeof p === 'string') return p;
+  if (!p.ca) return 'it is not a CA certificate';
+  if (p.keyUsage !== undefined && !(p.keyUsage & KeyUsageFlags.keyCertSign)) return 'its key usage lacks keyCertSign';
+  return undefined;
 }
 
 /** The outcome of a chain check: the path to a root, or why there is none. */
 export type ChainResult = { ok: true; root: X509Certificate } | { ok: false; why: string };
 
 /**
- * Whether `leaf` chains to one of `roots`, through CA certificates among
- * `intermediates`; every certificate on the path must be valid at `at`.
+ * Whether `leaf` chains to one of `roots`, through CA certificates among `intermediates`;
+ * every certificate on the path, the root included, must be valid at `at`.
  */
 export function chainToRoots(
   leaf: X509Certificate,
@@ -64,12 +192,24 @@ export function chainToRoots(
   roots: readonly X509Certificate[],
   at: Date = new Date(),
 ): ChainResult {
-  if (!inValidity(leaf, at)) return { ok: false, why: `${describe(leaf)} is outside its validity period` };
+  if (!inValidity(leaf, at)) {
+    return { ok: false, why: `${describe(leaf)} is outside its validity period (${validity(leaf)})` };
+  }
+  // Why each certificate that signed a link could not continue the path.
+  const dead = new Map<X509Certificate, string>();
   const walk = (cert: X509Certificate, seen: Set<X509Certificate>): X509Certificate | undefined => {
-    const root = roots.find((r) => issuedBy(cert, r));
-    if (root) return root;
+    for (const root of roots.filter((r) => issuedBy(cert, r))) {
+      if (inValidity(root, at)) return root;
+      dead.set(root, `the root ${describe(root)} is outside its validity period (${validity(root)})`);
+    }
     for (const next of intermediates) {
-      if (seen.has(next) || !next.ca || !inValidity(next, at) || !issuedBy(cert, next)) continue;
+      if (seen.has(next) || !issuedBy(cert, next)) continue;
+      const problem =
+        caProblem(next) ?? (inValidity(next, at) ? undefined : `outside its validity period (${validity(next)})`);
+      if (problem) {
+        dead.set(next, `the intermediate ${describe(next)}: ${problem}`);
+        continue;
+      }
       const found = walk(next, new Set([...seen, next]));
       if (found) return found;
     }
@@ -77,5 +217,6 @@ export function chainToRoots(
   };
   const root = walk(leaf, new Set());
   if (root) return { ok: true, root };
-  return { ok: false, why: `${describe(leaf)} (issuer ${oneLine(leaf.issuer)}) does not chain to a given root` };
+  const why = `${describe(leaf)} (issuer ${oneLine(leaf.issuer)}) does not chain to a given root`;
+  return { ok: false, why: dead.size > 0 ? `${why}: ${[...dead.values()].join('; ')}` : why };
 }

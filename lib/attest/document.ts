@@ -1,13 +1,14 @@
 /**
  * An attestation document as the verifier reads it: its shape checked, its fields
- * decoded, and which of its EK certificates chain to the verifier's roots. Binary TPM
- * structures stay bytes here (verify.ts decides what a malformed one means).
+ * decoded, and which of its EK certificates are EK certificates that chain to the
+ * verifier's roots. Binary TPM structures stay bytes here (verify.ts decides what a
+ * malformed one means).
  */
 import type { KeyObject, X509Certificate } from 'node:crypto';
 
 import { invalidArgument } from '../errors.js';
-import { ATTESTATION_FORMAT, base64Field, readDocument, type AttestationDocument } from '../tpm/attestation-format.js';
-import { chainToRoots, describe, parseCertificates } from './certificates.js';
+import { chainToRoots, describe, ekCertificateProblem, parseCertificates } from './certificates.js';
+import { ATTESTATION_FORMAT, base64Field, readDocument, type AttestationDocument } from './format.js';
 
 export interface ReadAttestation {
   readonly doc: AttestationDocument;
@@ -49,11 +50,12 @@ export function readAttestation(value: unknown): ReadAttestation {
       if (typeof pem !== 'string') throw invalidArgument(`ek.chain[${i}] must be PEM text`);
       return parseCertificates(pem, `ek.chain[${i}]`);
     }),
-    akCertificate: doc.ak.certificate === undefined ? undefined : onlyCertificate(doc.ak.certificate, 'ak.certificate'),
+    akCertificate:
+      doc.ak?.certificate === undefined ? undefined : onlyCertificate(doc.ak.certificate, 'ak.certificate'),
   };
 }
 
-/** An EK certificate of the document that chains to the roots. */
+/** An EK certificate of the document that is one (see ekCertificateProblem) and chains to the roots. */
 export interface TrustedEk {
   readonly index: string;
   readonly cert: X509Certificate;
@@ -69,7 +71,7 @@ export function keyLabel(key: KeyObject): string {
     : `ECC ${key.asymmetricKeyDetails?.namedCurve}`;
 }
 
-/** The document's EK certificates that chain to `roots`, and why each other one does not. */
+/** The document's EK certificates that are EK certificates and chain to `roots`, and why each other one fails. */
 export function trustedEks(
   read: ReadAttestation,
   roots: readonly X509Certificate[],
@@ -78,6 +80,11 @@ export function trustedEks(
   const trusted: TrustedEk[] = [];
   const problems: string[] = [];
   for (const { index, cert } of read.ekCertificates) {
+    const notEk = ekCertificateProblem(cert);
+    if (notEk) {
+      problems.push(`EK certificate (NV ${index}) ${describe(cert)} is not an EK certificate: ${notEk}`);
+      continue;
+    }
     const result = chainToRoots(cert, read.chain, roots, at);
     let publicKey: KeyObject;
     try {

@@ -4,8 +4,8 @@
  * first call, so importing the package costs nothing until attestation is used.
  */
 import type { ActivateCredentialOptions, AttestKeyOptions } from '../tpm/attest.js';
-import type { ActivationChallenge, ActivationResponse, AttestationDocument } from '../tpm/attestation-format.js';
-import type { ChallengeOptions } from './challenge.js';
+import type { ActivationChallengePair, ChallengeOptions } from './challenge.js';
+import type { ActivationChallenge, ActivationResponse, AttestationDocument } from './format.js';
 import type { AttestationVerdict, VerifyAttestationOptions } from './verify.js';
 
 export type {
@@ -14,8 +14,8 @@ export type {
   AttestationTpmOptions,
   AttestKeyOptions,
 } from '../tpm/attest.js';
-export type { ActivationChallenge, ActivationResponse, AttestationDocument } from '../tpm/attestation-format.js';
-export type { ChallengeOptions } from './challenge.js';
+export type { ActivationChallengePair, ChallengeOptions } from './challenge.js';
+export type { ActivationChallenge, ActivationExpectation, ActivationResponse, AttestationDocument } from './format.js';
 export type { AttestationCheck, AttestationReason, AttestationVerdict, VerifyAttestationOptions } from './verify.js';
 
 /** Device: certifies a TPM key with an AK; the attestation document for a verifier (see tpm/attest.ts). */
@@ -39,10 +39,13 @@ export async function verifyAttestation(
   return (await import('./verify.js')).verifyAttestation(attestation, options);
 }
 
-/** Server, no TPM needed: a credential-activation challenge for the attested TPM's EK and AK; keep a copy. */
+/**
+ * Server, no TPM needed: a credential-activation challenge for the attested TPM's EK and
+ * AK. Send `challenge` to the device; keep `expected` for verifyAttestation, never send it.
+ */
 export async function createActivationChallenge(
   attestation: unknown,
   options: ChallengeOptions,
-): Promise<ActivationChallenge> {
+): Promise<ActivationChallengePair> {
   return (await import('./challenge.js')).createActivationChallenge(attestation, options);
 }

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 
-import { TPM2_ALG } from '../algorithms.js';
+import { hashByTpmId, TPM2_ALG, type HashInfo } from '../algorithms.js';
 import { invalidArgument } from '../errors.js';
 import type { NativePublicInfo } from '../native.js';
 
@@ -16,9 +16,31 @@ export const TPM_ST_ATTEST_CERTIFY = 0x8017;
 /** TPM_RH_ENDORSEMENT, the hierarchy an AK is a primary of. */
 export const TPM_RH_ENDORSEMENT = 0x4000000b;
 
-/** node:crypto's name for a TPM hash algorithm; undefined for one tpm-jwt does not check. */
-export function hashName(alg: number): 'sha1' | 'sha256' | 'sha384' | 'sha512' | undefined {
-  return ({ 0x0004: 'sha1', 0x000b: 'sha256', 0x000c: 'sha384', 0x000d: 'sha512' } as const)[alg];
+/** Largest sizes of the TPM2Bs read here (Part 2): a verifier refuses more than a TPM could send. */
+const MAX = {
+  /** TPM2B_DIGEST: a SHA-512 digest. */
+  digest: 64,
+  /** TPM2B_NAME and TPM2B_DATA: a TPMT_HA, a hash algorithm and a SHA-512 digest. */
+  name: 66,
+  /** TPM2B_PUBLIC_KEY_RSA and an RSA signature: RSA 4096. */
+  rsa: 512,
+  /** TPM2B_ECC_PARAMETER: a P-521 coordinate. */
+  ecc: 66,
+  /** TPM2B_PUBLIC's TPMT_PUBLIC. */
+  publicArea: 1024,
+} as const;
+
+/** A hash algorithm strong enough for attestation: SHA-256 or larger. */
+export function strongHash(alg: number): HashInfo | undefined {
+  const hash = hashByTpmId(alg);
+  return hash && hash.size >= 32 ? hash : undefined;
+}
+
+/** The name of a TPM hash algorithm for a message: "SHA-1 (0x0004)", or its id when unknown. */
+export function hashLabel(alg: number): string {
+  const hash = hashByTpmId(alg);
+  const id = `0x${alg.toString(16).padStart(4, '0')}`;
+  return hash ? `${hash.node.toUpperCase().replace('SHA', 'SHA-')} (${id})` : `hash algorithm ${id}`;
 }
 
 /** Reads big-endian TPM fields in order; running past the end is ERR_INVALID_ARGUMENT. */
@@ -43,8 +65,12 @@ class Reader {
   u16 = (): number => this.#take(2).readUInt16BE(0);
   u32 = (): number => this.#take(4).readUInt32BE(0);
   u64 = (): bigint => this.#take(8).readBigUInt64BE(0);
-  /** A TPM2B: a 16-bit size, then that many bytes. */
-  sized = (): Buffer => this.#take(this.u16());
+  /** A TPM2B: a 16-bit size, then that many bytes, at most `max` (the TPM2B's buffer size). */
+  sized = (max: number, field: string): Buffer => {
+    const size = this.u16();
+    if (size > max) throw invalidArgument(`${this.what}: ${field} is ${size} bytes, more than a TPM sends (${max})`);
+    return this.#take(size);
+  };
 
   end(): void {
     if (this.#offset !== this.bytes.length) throw invalidArgument(`${this.what} has trailing bytes`);
@@ -84,29 +110,29 @@ export function parsePublic(bytes: Uint8Array, what = 'the public area', sized =
   let area: Buffer = Buffer.from(bytes);
   if (sized) {
     const outer = new Reader(area, what);
-    area = outer.sized();
+    area = outer.sized(MAX.publicArea, 'the TPMT_PUBLIC');
     outer.end();
   }
   const r = new Reader(area, what);
   const type = r.u16();
   const nameAlg = r.u16();
   const attributes = r.u32();
-  const authPolicy = r.sized();
+  const authPolicy = r.sized(MAX.digest, 'authPolicy');
   let info: TpmPublic;
   if (type === TPM2_ALG.RSA) {
     symmetric(r);
     const s = scheme(r);
     const bits = r.u16();
     const exponent = r.u32();
-    const modulus = r.sized();
+    const modulus = r.sized(MAX.rsa, 'the modulus');
     info = { area, type, nameAlg, attributes, authPolicy, ...s, rsa: { bits, exponent, modulus } };
   } else if (type === TPM2_ALG.ECC) {
     symmetric(r);
     const s = scheme(r);
     const curve = r.u16();
     if (r.u16() !== TPM2_ALG.NULL) r.u16(); // kdf and its hash
-    const x = r.sized();
-    const y = r.sized();
+    const x = r.sized(MAX.ecc, 'x');
+    const y = r.sized(MAX.ecc, 'y');
     info = { area, type, nameAlg, attributes, authPolicy, ...s, ecc: { curve, x, y } };
   } else {
     throw invalidArgument(`${what} is neither an RSA nor an ECC key (type 0x${type.toString(16)})`);
@@ -115,26 +141,33 @@ export function parsePublic(bytes: Uint8Array, what = 'the public area', sized =
   return info;
 }
 
-/** The object's Name: its nameAlg, then the digest of its TPMT_PUBLIC in that algorithm. */
+/** The object's name algorithm; ERR_INVALID_ARGUMENT for one tpm-jwt cannot compute (SM3, SHA3, ...). */
+function nameHash(pub: TpmPublic): HashInfo {
+  const hash = hashByTpmId(pub.nameAlg);
+  if (!hash) throw invalidArgument(`its name algorithm (${hashLabel(pub.nameAlg)}) is not one tpm-jwt computes`);
+  return hash;
+}
+
+const u16 = (value: number) => Buffer.of(value >> 8, value & 0xff);
+
+/**
+ * The object's Name: its nameAlg, then the digest of its TPMT_PUBLIC in that algorithm.
+ * Throws ERR_INVALID_ARGUMENT for a name algorithm tpm-jwt does not compute.
+ */
 export function objectName(pub: TpmPublic): Buffer {
-  const hash = hashName(pub.nameAlg);
-  if (!hash) throw invalidArgument(`unsupported name algorithm 0x${pub.nameAlg.toString(16)}`);
-  const alg = Buffer.alloc(2);
-  alg.writeUInt16BE(pub.nameAlg);
-  return Buffer.concat([alg, createHash(hash).update(pub.area).digest()]);
+  const hash = nameHash(pub);
+  return Buffer.concat([u16(pub.nameAlg), createHash(hash.node).update(pub.area).digest()]);
 }
 
 /**
  * The Qualified Name of a primary of `hierarchy` (Part 1, 16): the digest of the
- * hierarchy's handle and the object's Name, in the object's nameAlg.
+ * hierarchy's handle and the object's Name, in the object's nameAlg. Throws as objectName.
  */
 export function primaryQualifiedName(pub: TpmPublic, hierarchy: number): Buffer {
-  const hash = hashName(pub.nameAlg)!;
+  const hash = nameHash(pub);
   const handle = Buffer.alloc(4);
   handle.writeUInt32BE(hierarchy);
-  const alg = Buffer.alloc(2);
-  alg.writeUInt16BE(pub.nameAlg);
-  return Buffer.concat([alg, createHash(hash).update(handle).update(objectName(pub)).digest()]);
+  return Buffer.concat([u16(pub.nameAlg), createHash(hash.node).update(handle).update(objectName(pub)).digest()]);
 }
 
 /** A TPMS_ATTEST of type TPM_ST_ATTEST_CERTIFY, decoded. */
@@ -153,12 +186,13 @@ export interface TpmAttest {
   readonly certified?: { name: Buffer; qualifiedName: Buffer };
 }
 
+/** Decodes a TPMS_ATTEST; only a certification's is read to its end. Throws ERR_INVALID_ARGUMENT. */
 export function parseAttest(bytes: Uint8Array): TpmAttest {
   const r = new Reader(Buffer.from(bytes), 'the TPMS_ATTEST');
   const magic = r.u32();
   const type = r.u16();
-  const qualifiedSigner = r.sized();
-  const extraData = r.sized();
+  const qualifiedSigner = r.sized(MAX.name, 'qualifiedSigner');
+  const extraData = r.sized(MAX.name, 'extraData');
   const clock = r.u64();
   const resetCount = r.u32();
   const restartCount = r.u32();
@@ -166,7 +200,10 @@ export function parseAttest(bytes: Uint8Array): TpmAttest {
   const firmwareVersion = r.u64();
   const common = { magic, type, qualifiedSigner, extraData, clock, resetCount, restartCount, safe, firmwareVersion };
   if (type !== TPM_ST_ATTEST_CERTIFY) return common;
-  const certified = { name: r.sized(), qualifiedName: r.sized() };
+  const certified = {
+    name: r.sized(MAX.name, 'the certified Name'),
+    qualifiedName: r.sized(MAX.name, 'its Qualified Name'),
+  };
   r.end();
   return { ...common, certified };
 }
@@ -179,14 +216,15 @@ export interface TpmSignature {
   readonly ecdsa?: { r: Buffer; s: Buffer };
 }
 
+/** Decodes a TPMT_SIGNATURE of RSASSA, RSAPSS or ECDSA. Throws ERR_INVALID_ARGUMENT. */
 export function parseSignature(bytes: Uint8Array): TpmSignature {
   const r = new Reader(Buffer.from(bytes), 'the TPMT_SIGNATURE');
   const sigAlg = r.u16();
   let out: TpmSignature;
   if (sigAlg === TPM2_ALG.RSASSA || sigAlg === TPM2_ALG.RSAPSS) {
-    out = { sigAlg, hash: r.u16(), rsa: r.sized() };
+    out = { sigAlg, hash: r.u16(), rsa: r.sized(MAX.rsa, 'the signature') };
   } else if (sigAlg === TPM2_ALG.ECDSA) {
-    out = { sigAlg, hash: r.u16(), ecdsa: { r: r.sized(), s: r.sized() } };
+    out = { sigAlg, hash: r.u16(), ecdsa: { r: r.sized(MAX.ecc, 'r'), s: r.sized(MAX.ecc, 's') } };
   } else {
     throw invalidArgument(`unsupported signature algorithm 0x${sigAlg.toString(16)}`);
   }

@@ -1,18 +1,20 @@
 /**
  * The verifier of a tpm-jwt attestation, for servers (no TPM, no addon): one check per
- * claim the document makes, each passing or failing with its reason, and the key's JWK.
- * The verdict is ok only when every check passes:
- *   ek-certificate     an EK certificate from the TPM chains to the verifier's roots
- *   ak-bound           the AK is in that TPM: credential activation answered, or a
- *                      platform AK certificate chains to the roots and names the AK
- *   ak-attributes      the AK is restricted|sign|fixedTPM|fixedParent, not decrypt
+ * claim the document makes, each passing or failing with its reason, and, when every
+ * check passes, the key's JWK. The checks:
+ *   ek-certificate     an EK certificate from the TPM (by its extensions) chains to the EK roots
+ *   ak-bound           the AK is in that TPM: credential activation answered, or a platform
+ *                      AK certificate chains to the AK roots, names this AK and the EK's
+ *                      device; every piece of evidence given must hold
+ *   ak-attributes      the AK is restricted|sign|fixedTPM|fixedParent, not decrypt, with a
+ *                      SHA-256 (or larger) Name and fixed signing scheme
  *   certify-info       the TPM made the TPMS_ATTEST (TPM_GENERATED_VALUE), a certification
  *                      by this AK as an endorsement-hierarchy primary
- *   certify-signature  the AK's signature over it verifies
+ *   certify-signature  the AK's signature over it verifies, in the AK's own scheme
  *   qualifying-data    it carries the verifier's nonce, or binds the document's kid and email
  *   certified-name     the certified Name is the Name of the key's public area
- *   key-attributes     the key is fixedTPM|fixedParent|sensitiveDataOrigin|sign, not decrypt:
- *                      made inside this TPM and never able to leave it
+ *   key-attributes     the key is fixedTPM|fixedParent|sensitiveDataOrigin|sign, not decrypt,
+ *                      with a SHA-256 (or larger) Name: made inside this TPM, never able to leave it
  */
 import {
   constants,
@@ -22,20 +24,22 @@ import {
   type X509Certificate,
 } from 'node:crypto';
 
-import { TPM2_ALG } from '../algorithms.js';
+import { anyCurve, TPM2_ALG } from '../algorithms.js';
+import { invalidArgument, TpmJwtError } from '../errors.js';
 import { keyThumbprint, publicJwk, type PublicJwk } from '../jwk.js';
-import { keyBinding, parseNonce } from '../tpm/attestation-format.js';
 import { decodeAttributes, describeKey, leftPad, publicKeyOf, type KeyAttributes } from '../tpm/public-key.js';
-import { chainToRoots, describe, rootCertificates, type Roots } from './certificates.js';
-import { checkActivation } from './challenge.js';
+import { akCertificateProblem, chainToRoots, describe, rootCertificates, type Roots } from './certificates.js';
+import { checkActivation, readActivation, type ReadActivation } from './challenge.js';
 import { readAttestation, trustedEks, type ReadAttestation, type TrustedEk } from './document.js';
+import { keyBinding, parseNonce } from './format.js';
 import {
-  hashName,
+  hashLabel,
   objectName,
   parseAttest,
   parsePublic,
   parseSignature,
   primaryQualifiedName,
+  strongHash,
   TPM_GENERATED_VALUE,
   TPM_RH_ENDORSEMENT,
   TPM_ST_ATTEST_CERTIFY,
@@ -65,21 +69,47 @@ export interface AttestationVerdict {
   /** Every check passed: the key was made in, and cannot leave, a TPM the roots vouch for. */
   readonly ok: boolean;
   readonly reasons: readonly AttestationReason[];
-  /** The certified key's public JWK; kid is the document's when the qualifying data binds it, else the thumbprint. */
+  /**
+   * Only when ok: the certified key's public JWK; kid is the document's when the
+   * qualifying data binds it, else the thumbprint.
+   */
   readonly jwk?: PublicJwk;
-  /** The service account the qualifying data binds, when it binds one. */
+  /** Only when ok: the service account the qualifying data binds, when it binds one. */
   readonly email?: string;
 }
 
 export interface VerifyAttestationOptions {
-  /** Trust anchors for the EK (and AK) certificates: PEM text, or certificates. */
+  /** Trust anchors for the EK certificates: PEM text, or certificates. */
   roots: Roots;
+  /**
+   * Trust anchors for a platform's AK certificate (GCE's EK/AK CA). Without them an AK
+   * certificate in the document is not evidence: the EK roots never vouch for an AK.
+   */
+  akRoots?: Roots;
   /** The nonce the verifier gave the device (hex or bytes); without it the kid and email binding is expected. */
   nonce?: string | Uint8Array;
-  /** The verifier's own copy of the challenge it sent, and the device's response. */
-  activation?: { challenge: unknown; response: unknown };
+  /**
+   * Credential activation: the `expected` that createActivationChallenge returned (kept by
+   * the verifier, never sent), and the device's response to its challenge.
+   */
+  activation?: { expected: unknown; response: unknown };
   /** When the certificates must be valid; default now. */
   at?: Date;
+}
+
+/** A check's outcome: whether it passed, and why. */
+type Outcome = [boolean, string];
+
+/**
+ * Runs a check; a structure it cannot compute with (an unknown name algorithm, say) fails
+ * it with the reason rather than throwing, and so does anything unforeseen.
+ */
+function guarded(check: () => Outcome): Outcome {
+  try {
+    return check();
+  } catch (err) {
+    return [false, err instanceof TpmJwtError ? err.message : `the check could not run: ${(err as Error).message}`];
+  }
 }
 
 /** A structure that parsed, or why it did not. */
@@ -106,11 +136,13 @@ function attributeProblems(
   ];
 }
 
-const COORDINATE_SIZE: Record<string, number> = { prime256v1: 32, secp384r1: 48 };
+/** Why a name algorithm is too weak to identify an object, or undefined. */
+function weakName(pub: TpmPublic): string | undefined {
+  return strongHash(pub.nameAlg) ? undefined : `its name algorithm is ${hashLabel(pub.nameAlg)}, not SHA-256 or larger`;
+}
 
 function verifyTpmSignature(key: KeyObject, data: Buffer, signature: TpmSignature): boolean {
-  const hash = hashName(signature.hash);
-  if (!hash) return false;
+  const hash = strongHash(signature.hash)!.node;
   if (signature.rsa) {
     const padding =
       signature.sigAlg === TPM2_ALG.RSAPSS
@@ -119,9 +151,9 @@ function verifyTpmSignature(key: KeyObject, data: Buffer, signature: TpmSignatur
     return verifySignature(hash, data, { key, ...padding }, signature.rsa);
   }
   // TPMs drop leading zero bytes of r and s; IEEE P1363 wants them at full width.
-  const size = COORDINATE_SIZE[key.asymmetricKeyDetails?.namedCurve ?? ''] ?? 0;
+  const size = anyCurve(key.asymmetricKeyDetails?.namedCurve)?.size;
   const { r, s } = signature.ecdsa!;
-  if (r.length > size || s.length > size) return false;
+  if (size === undefined || r.length > size || s.length > size) return false;
   const rs = Buffer.concat([leftPad(r, size), leftPad(s, size)]);
   return verifySignature(hash, data, { key, dsaEncoding: 'ieee-p1363' }, rs);
 }
@@ -157,66 +189,111 @@ function partsOf(read: ReadAttestation): Parts {
   };
 }
 
-function akBound(
-  { read, ak, akKey }: Parts,
-  roots: readonly X509Certificate[],
+/** Why the platform's AK certificate does not bind this AK to the attested TPM, or undefined. */
+function akCertificateGap(
+  cert: X509Certificate,
+  { read, akKey }: Parts,
+  akRoots: readonly X509Certificate[],
   trusted: readonly TrustedEk[],
-  options: VerifyAttestationOptions,
   at: Date,
-): [boolean, string] {
+): string | undefined {
+  if (read.ekCertificates.some((ek) => ek.cert.raw.equals(cert.raw))) {
+    return 'the AK certificate is one of the EK certificates';
+  }
+  const notAk = akCertificateProblem(cert);
+  if (notAk) return `${describe(cert)} is not an AK certificate: ${notAk}`;
+  const chain = chainToRoots(cert, read.chain, akRoots, at);
+  if (!chain.ok) return `AK certificate: ${chain.why}`;
+  if (!akKey.ok) return akKey.why;
+  if (!cert.publicKey.equals(akKey.value)) return 'the AK certificate is for another key than the AK';
+  // A platform issues the EK and AK certificates of one device to one subject (GCE: the instance).
+  if (cert.subject === '' || !trusted.some((ek) => ek.cert.subject === cert.subject)) {
+    return `the AK certificate's subject (${describe(cert)}) is not that of a trusted EK certificate: another device's`;
+  }
+  return undefined;
+}
+
+function akBound(
+  parts: Parts,
+  akRoots: readonly X509Certificate[] | undefined,
+  activation: ReadActivation | undefined,
+  trusted: readonly TrustedEk[],
+  at: Date,
+): Outcome {
+  const { read, ak } = parts;
   if (!ak.ok) return [false, ak.why];
-  if (!akKey.ok) return [false, akKey.why];
   const proofs: string[] = [];
   const gaps: string[] = [];
-  if (read.akCertificate) {
-    const chain = chainToRoots(read.akCertificate, read.chain, roots, at);
-    if (!chain.ok) gaps.push(`AK certificate: ${chain.why}`);
-    else if (!read.akCertificate.publicKey.equals(akKey.value)) gaps.push('the AK certificate is for another key');
-    else
-      proofs.push(`AK certificate ${describe(read.akCertificate)} names this AK and chains to ${describe(chain.root)}`);
+  const notes: string[] = [];
+  const cert = read.akCertificate;
+  if (cert && !akRoots) {
+    notes.push('the AK certificate was not checked: no AK roots were given (akRoots, --ak-ca)');
+  } else if (cert && akRoots) {
+    const gap = akCertificateGap(cert, parts, akRoots, trusted, at);
+    if (gap) gaps.push(gap);
+    else proofs.push(`AK certificate ${describe(cert)} names this AK and chains to an AK root`);
   }
-  if (options.activation) {
-    const { challenge, response } = options.activation;
-    const why = checkActivation(challenge, response, objectName(ak.value), trusted);
+  if (activation) {
+    const why = checkActivation(activation, objectName(ak.value), trusted);
     if (why) gaps.push(why);
     else proofs.push('the TPM holding the EK recovered the credential made for this AK (credential activation)');
   }
-  if (!read.akCertificate && !options.activation) {
+  if (proofs.length === 0 && gaps.length === 0) {
     gaps.push(
       'nothing ties the AK to the EK: run credential activation (createActivationChallenge, then ' +
-        'activateCredential on the device) or use a platform AK certificate',
+        'activateCredential on the device) or check a platform AK certificate against akRoots',
     );
   }
-  return proofs.length > 0 ? [true, proofs.join('; ')] : [false, gaps.join('; ')];
+  return gaps.length === 0 ? [true, [...proofs, ...notes].join('; ')] : [false, [...gaps, ...notes].join('; ')];
 }
 
-function akAttributes({ ak }: Parts): [boolean, string] {
+function akAttributes({ ak }: Parts): Outcome {
   if (!ak.ok) return [false, ak.why];
-  const wrong = attributeProblems(ak.value.attributes, ['restricted', 'sign', 'fixedTPM', 'fixedParent'], ['decrypt']);
-  return wrong.length === 0 ? [true, 'restricted|sign|fixedTPM|fixedParent'] : [false, wrong.join(', ')];
+  const pub = ak.value;
+  const wrong = attributeProblems(pub.attributes, ['restricted', 'sign', 'fixedTPM', 'fixedParent'], ['decrypt']);
+  const weak = weakName(pub);
+  if (weak) wrong.push(weak);
+  if (pub.scheme === TPM2_ALG.NULL) wrong.push('it has no fixed signing scheme');
+  else if (!strongHash(pub.schemeHash)) wrong.push(`its signing scheme's hash is ${hashLabel(pub.schemeHash)}`);
+  return wrong.length === 0
+    ? [true, `restricted|sign|fixedTPM|fixedParent, Name and signatures in ${hashLabel(pub.schemeHash)}`]
+    : [false, wrong.join(', ')];
 }
 
-function certifyInfo({ ak, attest }: Parts): [boolean, string] {
+function certifyInfo({ ak, attest }: Parts): Outcome {
   if (!attest.ok) return [false, attest.why];
   const wrong: string[] = [];
   if (attest.value.magic !== TPM_GENERATED_VALUE) wrong.push('its magic is not TPM_GENERATED_VALUE: no TPM made it');
   if (attest.value.type !== TPM_ST_ATTEST_CERTIFY) wrong.push('it is not a TPM2_Certify attestation');
-  if (ak.ok && !equal(attest.value.qualifiedSigner, primaryQualifiedName(ak.value, TPM_RH_ENDORSEMENT))) {
+  const signer = ak.ok ? parse(() => primaryQualifiedName(ak.value, TPM_RH_ENDORSEMENT)) : ak;
+  if (!signer.ok) wrong.push(`its signer cannot be checked: ${signer.why}`);
+  else if (!equal(attest.value.qualifiedSigner, signer.value)) {
     wrong.push('its signer is not this AK as an endorsement-hierarchy primary');
   }
   return wrong.length === 0 ? [true, 'a TPM-generated TPM2_Certify by this AK'] : [false, wrong.join('; ')];
 }
 
-function certifySignature({ read, akKey, signature }: Parts): [boolean, string] {
+function certifySignature({ read, ak, akKey, signature }: Parts): Outcome {
   if (!signature.ok) return [false, signature.why];
+  if (!ak.ok) return [false, ak.why];
   if (!akKey.ok) return [false, akKey.why];
+  const { sigAlg, hash } = signature.value;
+  // The AK's scheme is fixed: a signature in any other (a weaker hash) is not the AK's word.
+  if (sigAlg !== ak.value.scheme || hash !== ak.value.schemeHash) {
+    return [
+      false,
+      `the signature (scheme 0x${sigAlg.toString(16)}, ${hashLabel(hash)}) is not in the AK's scheme ` +
+        `(0x${ak.value.scheme.toString(16)}, ${hashLabel(ak.value.schemeHash)})`,
+    ];
+  }
+  if (!strongHash(hash)) return [false, `the signature's hash is ${hashLabel(hash)}`];
   const good = parse(() => verifyTpmSignature(akKey.value, read.attest, signature.value));
   return good.ok && good.value
     ? [true, "the AK's signature verifies"]
     : [false, "the AK's signature does not verify over the certify info"];
 }
 
-function qualifyingData({ read, attest }: Parts, nonce: Buffer | undefined): [boolean, string] {
+function qualifyingData({ read, attest }: Parts, nonce: Buffer | undefined): Outcome {
   if (!attest.ok) return [false, attest.why];
   if (nonce) {
     return equal(attest.value.extraData, nonce)
@@ -230,7 +307,7 @@ function qualifyingData({ read, attest }: Parts, nonce: Buffer | undefined): [bo
     : [false, `does not bind ${what} (made over a nonce? give it)`];
 }
 
-function certifiedName({ key, attest }: Parts): [boolean, string] {
+function certifiedName({ key, attest }: Parts): Outcome {
   if (!key.ok) return [false, key.why];
   if (!attest.ok || !attest.value.certified) return [false, 'the attestation certifies no Name'];
   return equal(attest.value.certified.name, objectName(key.value))
@@ -238,64 +315,70 @@ function certifiedName({ key, attest }: Parts): [boolean, string] {
     : [false, "the certified Name is not the Name of the key's public area"];
 }
 
-function keyAttributes({ key }: Parts): [boolean, string] {
+function keyAttributes({ key }: Parts): Outcome {
   if (!key.ok) return [false, key.why];
   const wrong = attributeProblems(
     key.value.attributes,
     ['fixedTPM', 'fixedParent', 'sensitiveDataOrigin', 'sign'],
     ['decrypt'],
   );
-  if (wrong.length === 0)
-    return [true, 'fixedTPM|fixedParent|sensitiveDataOrigin|sign: made in the TPM, cannot leave it'];
-  const imported = wrong.includes('not sensitiveDataOrigin') ? ': the key was made outside the TPM and imported' : '';
-  return [false, `${wrong.join(', ')}${imported}`];
+  const weak = weakName(key.value);
+  if (weak) wrong.push(weak);
+  if (wrong.length > 0) {
+    const imported = wrong.includes('not sensitiveDataOrigin') ? ': the key was made outside the TPM and imported' : '';
+    return [false, `${wrong.join(', ')}${imported}`];
+  }
+  // Nothing vouches for a key tpm-jwt cannot sign with (describeKey says why).
+  describeKey(key.value);
+  return [true, 'fixedTPM|fixedParent|sensitiveDataOrigin|sign: made in the TPM, cannot leave it'];
 }
 
 /**
  * Verifies an attestation document (JSON text or object) and returns the verdict with
  * each check's reason. Throws ERR_INVALID_ARGUMENT only for what is not an attestation
- * document at all (bad JSON, fields, base64 or PEM), for bad roots or a bad nonce; a
- * claim that does not hold is a failing reason instead.
+ * document at all (bad JSON, fields, base64 or PEM), for bad roots, nonce or activation
+ * documents; a claim that does not hold is a failing reason instead.
  */
 export function verifyAttestation(attestation: unknown, options: VerifyAttestationOptions): AttestationVerdict {
+  if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
   const read = readAttestation(attestation);
-  const roots = rootCertificates(options?.roots);
+  const roots = rootCertificates(options.roots);
+  const akRoots = options.akRoots === undefined ? undefined : rootCertificates(options.akRoots, 'akRoots');
   const nonce = options.nonce === undefined ? undefined : parseNonce(options.nonce);
+  const activation = options.activation === undefined ? undefined : readActivation(options.activation);
   const at = options.at ?? new Date();
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw invalidArgument('at must be a valid Date');
   const parts = partsOf(read);
   const { trusted, problems } = trustedEks(read, roots, at);
-  const checks: [AttestationCheck, [boolean, string]][] = [
+  const checks: [AttestationCheck, () => Outcome][] = [
     [
       'ek-certificate',
-      trusted.length > 0
-        ? [true, trusted.map((ek) => ek.summary).join('; ')]
-        : [false, problems.join('; ') || 'the attestation carries no EK certificate'],
+      () =>
+        trusted.length > 0
+          ? [true, trusted.map((ek) => ek.summary).join('; ')]
+          : [false, problems.join('; ') || 'the attestation carries no EK certificate'],
     ],
-    ['ak-bound', akBound(parts, roots, trusted, options, at)],
-    ['ak-attributes', akAttributes(parts)],
-    ['certify-info', certifyInfo(parts)],
-    ['certify-signature', certifySignature(parts)],
-    ['qualifying-data', qualifyingData(parts, nonce)],
-    ['certified-name', certifiedName(parts)],
-    ['key-attributes', keyAttributes(parts)],
+    ['ak-bound', () => akBound(parts, akRoots, activation, trusted, at)],
+    ['ak-attributes', () => akAttributes(parts)],
+    ['certify-info', () => certifyInfo(parts)],
+    ['certify-signature', () => certifySignature(parts)],
+    ['qualifying-data', () => qualifyingData(parts, nonce)],
+    ['certified-name', () => certifiedName(parts)],
+    ['key-attributes', () => keyAttributes(parts)],
   ];
-  const reasons = checks.map(([check, [ok, detail]]) => ({ check, ok, detail }));
+  const reasons = checks.map(([check, run]) => {
+    const [ok, detail] = guarded(run);
+    return { check, ok, detail };
+  });
+  const ok = reasons.every((r) => r.ok);
+  if (!ok || !parts.key.ok) return { ok: false, reasons };
   // The document's kid and email count only when the AK signed them (no nonce in their place).
-  const bound = !nonce && reasons.some((r) => r.check === 'qualifying-data' && r.ok);
-  const key = parts.key;
-  const described = key.ok ? parse(() => describeKey(key.value)) : undefined;
-  const jwk =
-    described?.ok === true
-      ? publicJwk(
-          described.value.publicKey,
-          described.value.algorithms[0]!,
-          bound ? read.doc.kid : keyThumbprint(described.value.publicKey),
-        )
-      : undefined;
+  const bound = !nonce;
+  const { publicKey, algorithms } = describeKey(parts.key.value);
   return {
-    ok: reasons.every((r) => r.ok),
+    ok,
     reasons,
-    ...(jwk && { jwk }),
+    jwk: publicJwk(publicKey, algorithms[0]!, bound ? read.doc.kid : keyThumbprint(publicKey)),
     ...(bound && read.doc.email !== undefined && { email: read.doc.email }),
   };
 }

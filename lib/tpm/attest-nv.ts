@@ -2,12 +2,15 @@
  * The certificates a TPM keeps in NV for attestation: EK certificates (TCG EK Credential
  * Profile, 2.2.1.5), their CA chain, and the AK certificate and template a platform
  * issues (GCE Shielded VM). All DER, in indices that may be larger than what they hold.
+ * An index that cannot be read (not written, read-locked, readable only by a policy) is
+ * skipped with a note: one odd index does not stop an attestation.
  */
 import { X509Certificate } from 'node:crypto';
 
+import type { EkCertificate } from '../attest/format.js';
+import { TpmJwtError } from '../errors.js';
 import type { NativeContext } from '../native.js';
 import { formatHandle } from './handle.js';
-import type { EkCertificate } from './attestation-format.js';
 
 /** EK certificate indices: low range RSA 2048 and ECC P-256, then the high range. */
 const EK_CERTIFICATE_INDICES = [
@@ -71,20 +74,58 @@ export interface NvCertificates {
   chain: string[];
   /** The platform's AK certificate (PEM) and template for the AK type asked for. */
   ak: { certificate?: string; template?: Buffer };
+  /** The indices skipped, and why. */
+  notes: string[];
 }
 
-/** Reads the EK certificates, their chain and the platform AK certificate of `akType`. */
+/** Failures that say nothing about one index but about the connection: never skipped. */
+const NOT_THE_INDEX = new Set(['ERR_TPM_CONNECTION', 'ERR_TPM_CLOSED', 'ERR_TPM_OBJECT_MEMORY']);
+
+/** The content of `index`, or undefined (with a note) when the TPM will not give it. */
+async function readIndex(context: NativeContext, index: number, notes: string[]): Promise<Buffer | undefined> {
+  try {
+    return await context.nvRead(index);
+  } catch (err) {
+    if (!(err instanceof TpmJwtError) || NOT_THE_INDEX.has(err.code)) throw err;
+    notes.push(`NV ${formatHandle(index)} skipped: ${err.message}`);
+    return undefined;
+  }
+}
+
+/** The certificate in `index`, or undefined (with a note) when it cannot be read or holds none. */
+async function certificateAt(context: NativeContext, index: number, notes: string[]): Promise<string | undefined> {
+  const bytes = await readIndex(context, index, notes);
+  if (!bytes) return undefined;
+  const pem = certificateIn(bytes);
+  if (!pem) notes.push(`NV ${formatHandle(index)} skipped: it holds no DER certificate`);
+  return pem;
+}
+
+/** The platform's AK template of `akType` (GCE), when NV has a readable one. */
+export async function platformAkTemplate(
+  context: NativeContext,
+  akType: 'rsa' | 'ecc',
+  defined?: ReadonlySet<number>,
+  notes: string[] = [],
+): Promise<Buffer | undefined> {
+  const index = PLATFORM_AK_INDICES[akType].template;
+  const present = defined ?? new Set(await context.handles(index, 1));
+  return present.has(index) ? readIndex(context, index, notes) : undefined;
+}
+
+/** Reads the EK certificates, their chain and the platform AK certificate and template of `akType`. */
 export async function readNvCertificates(context: NativeContext, akType: 'rsa' | 'ecc'): Promise<NvCertificates> {
   const defined = new Set(await context.handles(0x01c00000, 1024));
-  const out: NvCertificates = { ek: [], chain: [], ak: {} };
+  const out: NvCertificates = { ek: [], chain: [], ak: {}, notes: [] };
   for (const index of EK_CERTIFICATE_INDICES) {
     if (!defined.has(index)) continue;
-    const pem = certificateIn(await context.nvRead(index));
+    const pem = await certificateAt(context, index, out.notes);
     if (pem) out.ek.push({ index: formatHandle(index), pem });
   }
   const chain: Buffer[] = [];
   for (const index of [...defined].filter((i) => i >= EK_CHAIN_FIRST && i <= EK_CHAIN_LAST).sort((a, b) => a - b)) {
-    chain.push(await context.nvRead(index));
+    const bytes = await readIndex(context, index, out.notes);
+    if (bytes) chain.push(bytes);
   }
   // A certificate may run on from one index into the next (read them as one), or each
   // index may hold its own, padded: whichever reading finds more.
@@ -93,9 +134,10 @@ export async function readNvCertificates(context: NativeContext, akType: 'rsa' |
   out.chain = (apart.length > joined.length ? apart : joined).map(toPem);
   const platform = PLATFORM_AK_INDICES[akType];
   if (defined.has(platform.certificate)) {
-    const certificate = certificateIn(await context.nvRead(platform.certificate));
+    const certificate = await certificateAt(context, platform.certificate, out.notes);
     if (certificate) out.ak.certificate = certificate;
   }
-  if (defined.has(platform.template)) out.ak.template = await context.nvRead(platform.template);
+  const template = await platformAkTemplate(context, akType, defined, out.notes);
+  if (template) out.ak.template = template;
   return out;
 }

@@ -4,19 +4,15 @@
  * verifier needs to trust the AK: the TPM's EK certificates (and a platform's AK
  * certificate where there is one). Credential activation (TPM2_ActivateCredential)
  * then proves to a verifier that the AK lives in the TPM those certificates name.
- * Each call opens its own TPM connection and closes it.
+ * Each call opens its own Tpm and closes it.
  */
-import { readFile } from 'node:fs/promises';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 
-import { TPM2_ALG } from '../algorithms.js';
-import { invalidArgument, TpmJwtError } from '../errors.js';
-import { keyThumbprint } from '../jwk.js';
-import { native, type NativeAkSpec, type NativeContext, type NativeEkSpec, type NativeKeyRef } from '../native.js';
-import { readNvCertificates, type NvCertificates } from './attest-nv.js';
+import { anyCurve, TPM2_ALG } from '../algorithms.js';
 import {
   ATTESTATION_FORMAT,
   base64Field,
+  certificatePems,
   CHALLENGE_FORMAT,
   keyBinding,
   parseNonce,
@@ -25,41 +21,31 @@ import {
   type ActivationChallenge,
   type ActivationResponse,
   type AttestationDocument,
-} from './attestation-format.js';
-import { withAuth } from './auth.js';
-import {
-  formatHandle,
-  OWNER_HIERARCHY,
-  parseKeyRef,
-  parsePersistentHandle,
-  PERSISTENT_FIRST,
-  PERSISTENT_LAST,
-} from './handle.js';
-import { isKeyFilePem } from './key-file.js';
-import { describeKey, leftPad } from './public-key.js';
-import { resolveTcti } from './tcti.js';
+} from '../attest/format.js';
+import { invalidArgument, TpmJwtError } from '../errors.js';
+import { keyThumbprint } from '../jwk.js';
+import { native, type NativeAkSpec, type NativeContext, type NativeEkSpec } from '../native.js';
+import { platformAkTemplate, readNvCertificates } from './attest-nv.js';
+import { formatHandle, parsePersistentHandle } from './handle.js';
+import { preparedKeyOf, tpmContext } from './internal.js';
+import { loadKeyRef } from './key-ref.js';
+import { leftPad } from './public-key.js';
+import { Tpm, type TpmOpenOptions } from './tpm.js';
 
-/** The TPM connection an attestation call opens (as Tpm.open takes them). */
-export interface AttestationTpmOptions {
-  tcti?: string;
-  /** Encrypt what crosses the TPM link (default true). */
-  encrypt?: boolean;
-  /** The owner hierarchy's authValue (persisting an AK, owner-readable NV). */
-  ownerAuth?: string | Uint8Array;
-  retryTimeoutMs?: number;
-}
+/** The TPM connection an attestation call opens: Tpm.open's options. */
+export type AttestationTpmOptions = TpmOpenOptions;
 
-/** Which AK to use: the standard template of `akType`, or the one persisted at `akHandle`. */
+/** Which AK to use: the standard template of `akType`, or that AK persisted at `akHandle`. */
 export interface AttestationKeyOptions {
   /** 'rsa' (default: RSA 2048 RSASSA-SHA256) or 'ecc' (P-256 ECDSA-SHA256). */
   akType?: 'rsa' | 'ecc';
   /**
-   * Persistent handle for the AK: an AK there is reused, an empty handle gets one, anything
-   * else is ERR_TPM_HANDLE_IN_USE unless `force`. Default: a transient AK, flushed after.
+   * Persistent handle of the AK. attestKey reuses the AK of `akType` there (an endorsement
+   * primary from that template), persists one at an empty handle, and refuses anything
+   * else with ERR_TPM_HANDLE_IN_USE unless `force`. activateCredential only uses the AK
+   * there. Default: a transient AK from the template, flushed after.
    */
   akHandle?: number | string;
-  /** Replace the object at `akHandle`. */
-  force?: boolean;
 }
 
 export interface AttestKeyOptions extends AttestationTpmOptions, AttestationKeyOptions {
@@ -75,6 +61,8 @@ export interface AttestKeyOptions extends AttestationTpmOptions, AttestationKeyO
   email?: string;
   /** PEM intermediate certificates to add to the EK chain the TPM's NV holds. */
   ekChain?: string;
+  /** Replace an object at `akHandle` that is not the AK of `akType`. */
+  force?: boolean;
 }
 
 export interface ActivateCredentialOptions extends AttestationTpmOptions, AttestationKeyOptions {
@@ -86,85 +74,40 @@ const AK_TYPES = { rsa: TPM2_ALG.RSA, ecc: TPM2_ALG.ECC } as const;
 /** The TCG provisioning guidance's range for persistent EKs. */
 const EK_HANDLES_FIRST = 0x81010000;
 
-async function withTpmContext<T>(
-  options: AttestationTpmOptions,
-  use: (context: NativeContext) => Promise<T>,
-): Promise<T> {
-  if (options.encrypt !== undefined && typeof options.encrypt !== 'boolean') {
-    throw invalidArgument('encrypt must be a boolean');
+/** Runs `use` on a Tpm opened with `options`, closed after. */
+async function withTpm<T>(options: AttestationTpmOptions, use: (tpm: Tpm) => Promise<T>): Promise<T> {
+  const tpm = await Tpm.open(options);
+  try {
+    return await use(tpm);
+  } finally {
+    await tpm.close();
   }
-  const tcti = resolveTcti(options.tcti);
-  const retryTimeoutMs = options.retryTimeoutMs ?? 5000;
-  return withAuth(
-    options.ownerAuth,
-    async (ownerAuth) => {
-      const context = new (native().Context)();
-      try {
-        await context.open(tcti, ownerAuth, { encrypt: options.encrypt ?? true }, retryTimeoutMs);
-        return await use(context);
-      } finally {
-        await context.close();
-      }
-    },
-    'ownerAuth',
-  );
 }
 
-function akType(options: AttestationKeyOptions): 'rsa' | 'ecc' {
-  const type = options.akType ?? 'rsa';
+function akType(type: unknown = 'rsa'): 'rsa' | 'ecc' {
   if (type !== 'rsa' && type !== 'ecc') throw invalidArgument("akType must be 'rsa' or 'ecc'");
   return type;
 }
 
-/** The AK of the options, on the platform's AK template when its NV has one. */
-function akSpec(options: AttestationKeyOptions, type: 'rsa' | 'ecc', nv: NvCertificates): NativeAkSpec {
+/** The AK of `type`, on the platform's AK template when its NV has one. */
+function akSpec(
+  type: 'rsa' | 'ecc',
+  template: Buffer | undefined,
+  handle: number | undefined,
+  force = false,
+): NativeAkSpec {
   return {
     type: AK_TYPES[type],
-    ...(nv.ak.template && { template: nv.ak.template }),
-    ...(options.akHandle !== undefined && { handle: parsePersistentHandle(options.akHandle, 'akHandle') }),
-    force: options.force === true,
-  };
-}
-
-/** The key a KEYREF names, as the addon takes it, and its public area. */
-async function keyOf(
-  context: NativeContext,
-  ref: string,
-  auth: Uint8Array | undefined,
-): Promise<{ key: NativeKeyRef; publicArea: Uint8Array }> {
-  if (typeof ref !== 'string') throw invalidArgument('key must be a KEYREF string');
-  const parsed = parseKeyRef(ref);
-  if ('handle' in parsed) {
-    return {
-      key: { handle: parsed.handle, ...(auth && { auth }) },
-      publicArea: await context.readPublic(parsed.handle),
-    };
-  }
-  let text: string;
-  try {
-    text = await readFile(parsed.path, 'utf8');
-  } catch (err) {
-    throw new TpmJwtError('ERR_KEY_FILE_INVALID', `cannot read key file ${parsed.path}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  if (!isKeyFilePem(text))
-    throw new TpmJwtError('ERR_KEY_FILE_INVALID', `${parsed.path} is not a TSS2 PRIVATE KEY file`);
-  const { decodeKeyFile } = await import('./key-file-reader.js');
-  const file = decodeKeyFile(text);
-  if (file.parent !== OWNER_HIERARCHY && (file.parent < PERSISTENT_FIRST || file.parent > PERSISTENT_LAST)) {
-    throw new TpmJwtError('ERR_TPM_UNSUPPORTED', `key file parent ${formatHandle(file.parent)} is not supported`);
-  }
-  return {
-    key: { parent: file.parent, public: file.public, private: file.private, ...(auth && { auth }) },
-    publicArea: file.public,
+    ...(template && { template }),
+    ...(handle !== undefined && { handle }),
+    ...(force && { force }),
   };
 }
 
 function chainFrom(pem: string | undefined): string[] {
   if (pem === undefined) return [];
   if (typeof pem !== 'string') throw invalidArgument('ekChain must be PEM text');
-  const certificates = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const certificates = certificatePems(pem);
   if (certificates.length === 0) throw invalidArgument('ekChain holds no PEM certificate');
   return certificates.map((c) => `${c}\n`);
 }
@@ -172,47 +115,55 @@ function chainFrom(pem: string | undefined): string[] {
 /**
  * Certifies a TPM key with an AK and returns the attestation document: the certify
  * info and signature, the AK's and the key's public areas, and the EK certificates
- * (with their chain) from the TPM's NV. The qualifying data is the nonce, or without
- * one a hash binding the kid and email. Throws ERR_INVALID_ARGUMENT, ERR_KEY_FILE_INVALID,
- * ERR_TPM_HANDLE_IN_USE (akHandle), ERR_TPM_UNSUPPORTED (no EK certificate) and the TPM's codes.
+ * (with their chain) from the TPM's NV, with a note for each NV index it skipped. The
+ * qualifying data is the nonce, or without one a hash binding the kid and email. Throws
+ * ERR_INVALID_ARGUMENT, ERR_KEY_FILE_INVALID, ERR_TPM_HANDLE_IN_USE (akHandle),
+ * ERR_TPM_UNSUPPORTED (no readable EK certificate) and the TPM's codes.
  */
 export async function attestKey(options: AttestKeyOptions): Promise<AttestationDocument> {
-  const type = akType(options);
+  if (typeof options !== 'object' || options === null) throw invalidArgument('options must be an object');
+  const type = akType(options.akType);
+  if (typeof options.key !== 'string') throw invalidArgument('key must be a KEYREF string');
   const nonce = options.nonce === undefined ? undefined : parseNonce(options.nonce);
   const extraChain = chainFrom(options.ekChain);
   if (options.email !== undefined && typeof options.email !== 'string') throw invalidArgument('email must be a string');
   if (options.kid !== undefined && (typeof options.kid !== 'string' || options.kid === '')) {
     throw invalidArgument('kid must be a non-empty string');
   }
-  return withAuth(options.auth, (auth) =>
-    withTpmContext(options, async (context) => {
-      const nv = await readNvCertificates(context, type);
-      if (nv.ek.length === 0) {
-        throw new TpmJwtError(
-          'ERR_TPM_UNSUPPORTED',
-          'the TPM holds no EK certificate in NV (0x01c00002, 0x01c0000a, ...): nothing can vouch for it',
-        );
-      }
-      const { key, publicArea } = await keyOf(context, options.key, auth);
-      const kid = options.kid ?? keyThumbprint(describeKey(native().describePublic(publicArea)).publicKey);
-      const qualifyingData = nonce ?? keyBinding(kid, options.email);
-      const ak = akSpec(options, type, nv);
-      const certified = await context.certify(key, ak, qualifyingData);
-      return {
-        format: ATTESTATION_FORMAT,
-        kid,
-        ...(options.email !== undefined && { email: options.email }),
-        key: { public: certified.keyPublic.toString('base64') },
-        certify: { attest: certified.attest.toString('base64'), signature: certified.signature.toString('base64') },
-        ak: {
-          public: certified.akPublic.toString('base64'),
-          ...(ak.handle !== undefined && { handle: formatHandle(ak.handle) }),
-          ...(nv.ak.certificate && { certificate: nv.ak.certificate }),
-        },
-        ek: { certificates: nv.ek, chain: [...nv.chain, ...extraChain] },
-      };
-    }),
-  );
+  const handle = options.akHandle === undefined ? undefined : parsePersistentHandle(options.akHandle, 'akHandle');
+  return withTpm(options, async (tpm) => {
+    const context = tpmContext(tpm);
+    const nv = await readNvCertificates(context, type);
+    if (nv.ek.length === 0) {
+      throw new TpmJwtError(
+        'ERR_TPM_UNSUPPORTED',
+        'the TPM holds no readable EK certificate in NV (0x01c00002, 0x01c0000a, ...): nothing can vouch for it' +
+          (nv.notes.length > 0 ? ` (${nv.notes.join('; ')})` : ''),
+      );
+    }
+    const key = await loadKeyRef(tpm, options.key, { ...(options.auth !== undefined && { auth: options.auth }) });
+    const kid = options.kid ?? keyThumbprint(key.publicKey);
+    const qualifyingData = nonce ?? keyBinding(kid, options.email);
+    const certified = await context.certify(
+      preparedKeyOf(key),
+      akSpec(type, nv.ak.template, handle, options.force),
+      qualifyingData,
+    );
+    return {
+      format: ATTESTATION_FORMAT,
+      kid,
+      ...(options.email !== undefined && { email: options.email }),
+      key: { public: certified.keyPublic.toString('base64') },
+      certify: { attest: certified.attest.toString('base64'), signature: certified.signature.toString('base64') },
+      ak: {
+        public: certified.akPublic.toString('base64'),
+        ...(handle !== undefined && { handle: formatHandle(handle) }),
+        ...(nv.ak.certificate && { certificate: nv.ak.certificate }),
+      },
+      ek: { certificates: nv.ek, chain: [...nv.chain, ...extraChain] },
+      ...(nv.notes.length > 0 && { notes: nv.notes }),
+    };
+  });
 }
 
 /** tpm2_makecredential's output file: a magic, a version, then the two TPM2Bs. */
@@ -230,12 +181,11 @@ function credentialFile(bytes: Uint8Array): { blob: Buffer; secret: Buffer } | u
 function uniqueOf(key: KeyObject): Buffer {
   const jwk = key.export({ format: 'jwk' });
   if (jwk.kty === 'RSA') return Buffer.from(jwk.n!, 'base64url');
-  const size = { 'P-256': 32, 'P-384': 48, 'P-521': 66 }[jwk.crv ?? ''];
-  if (jwk.kty !== 'EC' || !size)
-    throw new TpmJwtError('ERR_TPM_UNSUPPORTED', `an EK on curve ${jwk.crv} is not supported`);
+  const curve = jwk.kty === 'EC' ? anyCurve(jwk.crv) : undefined;
+  if (!curve) throw new TpmJwtError('ERR_TPM_UNSUPPORTED', `an EK on curve ${jwk.crv} is not supported`);
   return Buffer.concat([
-    leftPad(Buffer.from(jwk.x!, 'base64url'), size),
-    leftPad(Buffer.from(jwk.y!, 'base64url'), size),
+    leftPad(Buffer.from(jwk.x!, 'base64url'), curve.size),
+    leftPad(Buffer.from(jwk.y!, 'base64url'), curve.size),
   ]);
 }
 
@@ -264,24 +214,22 @@ async function ekSpec(
   return { type, unique };
 }
 
-/** What a challenge asks of the device; the AK type and handle default to the options'. */
+/** What a challenge asks of the device. */
 interface ReadChallenge {
   blob: Buffer;
   encrypted: Buffer;
   /** Absent for a tpm2_makecredential file, which names neither the AK nor the EK. */
   akName?: Buffer;
   ekKey?: KeyObject;
-  akType: 'rsa' | 'ecc';
-  akHandle?: number | string;
+  /** The AK type the challenge names, when it names one. */
+  akType?: 'rsa' | 'ecc';
+  /** Where the attestation said the AK is persisted: only a hint. */
+  akHandle?: number;
 }
 
-function readChallenge(
-  challenge: ActivationChallenge | string | Uint8Array,
-  options: AttestationKeyOptions,
-): ReadChallenge {
-  const own = { akType: akType(options), ...(options.akHandle !== undefined && { akHandle: options.akHandle }) };
+function readChallenge(challenge: ActivationChallenge | string | Uint8Array): ReadChallenge {
   const file = challenge instanceof Uint8Array ? credentialFile(challenge) : undefined;
-  if (file) return { blob: file.blob, encrypted: file.secret, ...own };
+  if (file) return { blob: file.blob, encrypted: file.secret };
   const doc = readDocument<ActivationChallenge>(
     challenge instanceof Uint8Array ? Buffer.from(challenge).toString('utf8') : challenge,
     CHALLENGE_FORMAT,
@@ -297,35 +245,53 @@ function readChallenge(
   } catch {
     throw invalidArgument('ek.publicKey is not an SPKI public key');
   }
-  const akHandle = options.akHandle ?? doc.ak.handle;
   return {
     blob: base64Field(doc.credentialBlob, 'credentialBlob'),
     encrypted: base64Field(doc.encryptedSecret, 'encryptedSecret'),
     akName: Buffer.from(doc.ak.name, 'hex'),
     ekKey,
-    akType: options.akType === undefined ? akType({ akType: doc.ak.type }) : own.akType,
-    ...(akHandle !== undefined && { akHandle }),
+    akType: akType(doc.ak.type),
+    ...(doc.ak.handle !== undefined && { akHandle: parsePersistentHandle(doc.ak.handle, 'the challenge ak.handle') }),
   };
 }
 
 /**
  * The device's half of credential activation: recovers the secret of a challenge (from
- * createActivationChallenge, as an object or JSON, or tpm2_makecredential's output
- * file) with the AK and the EK, and returns the response for the verifier. Throws
- * ERR_INVALID_ARGUMENT for a malformed challenge, ERR_TPM_KEY_NOT_FOUND when this TPM
- * does not have the AK or the EK it names, and the TPM's codes.
+ * createActivationChallenge, as an object or JSON, or tpm2_makecredential's output file)
+ * with the AK and the EK, and returns the response for the verifier. The AK is the one
+ * the device's own options choose (the challenge's AK type is the default type): the
+ * transient AK from the template, or the AK at `akHandle`; nothing is created at, persisted
+ * to or evicted from a handle. Throws ERR_INVALID_ARGUMENT for a malformed challenge or
+ * one naming another AK handle than `akHandle`, ERR_TPM_KEY_NOT_FOUND when this TPM does
+ * not have the AK or the EK it names, and the TPM's codes.
  */
 export async function activateCredential(
   challenge: ActivationChallenge | string | Uint8Array,
   options: ActivateCredentialOptions = {},
 ): Promise<ActivationResponse> {
-  const read = readChallenge(challenge, options);
+  if ((options as { force?: unknown }).force !== undefined) {
+    throw invalidArgument('force does not apply to activateCredential: it never replaces an object');
+  }
+  const read = readChallenge(challenge);
+  const type = options.akType === undefined ? (read.akType ?? 'rsa') : akType(options.akType);
+  const akHandle = options.akHandle === undefined ? undefined : parsePersistentHandle(options.akHandle, 'akHandle');
+  if (akHandle !== undefined && read.akHandle !== undefined && read.akHandle !== akHandle) {
+    throw invalidArgument(
+      `the challenge is for an AK at ${formatHandle(read.akHandle)}; this device's AK is at ${formatHandle(akHandle)}`,
+    );
+  }
   const ekHandle = options.ekHandle === undefined ? undefined : parsePersistentHandle(options.ekHandle, 'ekHandle');
-  return withTpmContext(options, async (context) => {
-    const nv = await readNvCertificates(context, read.akType);
-    const ak = akSpec({ ...options, ...(read.akHandle !== undefined && { akHandle: read.akHandle }) }, read.akType, nv);
+  return withTpm(options, async (tpm) => {
+    const context = tpmContext(tpm);
+    const template = await platformAkTemplate(context, type);
     const ek = await ekSpec(context, read.ekKey, ekHandle);
-    const secret = await context.activateCredential(ak, read.akName, ek, read.blob, read.encrypted);
+    const secret = await context.activateCredential(
+      akSpec(type, template, akHandle),
+      read.akName,
+      ek,
+      read.blob,
+      read.encrypted,
+    );
     try {
       return { format: RESPONSE_FORMAT, secret: secret.toString('base64') };
     } finally {

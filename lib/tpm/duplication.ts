@@ -15,7 +15,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 
-import type { CurveInfo } from '../algorithms.js';
+import { hashByName, type CurveInfo, type HashInfo } from '../algorithms.js';
 
 /** A TPM2B: a 16-bit big-endian size, then the bytes. */
 export function tpm2b(bytes: Uint8Array): Buffer {
@@ -82,9 +82,68 @@ export function kdfe(
   return Buffer.concat(blocks).subarray(0, bits / 8);
 }
 
-/** The parent's public key, as the wrapper needs it. */
+/** The parent's (or the EK's) public key, as the wrapper needs it; ECC coordinates at full width. */
 export type WrappingParent =
   { type: 'ecc'; curve: CurveInfo; x: Uint8Array; y: Uint8Array } | { type: 'rsa'; publicKey: KeyObject };
+
+/**
+ * What sets one outer wrapper apart from another: the seed's label (DUPLICATE for
+ * TPM2_Import, IDENTITY for TPM2_ActivateCredential), and the parent's name algorithm
+ * and AES key size, which derive the keys.
+ */
+export interface WrapParameters {
+  label: 'DUPLICATE' | 'IDENTITY';
+  hash: HashInfo;
+  aesBits: 128 | 256;
+}
+
+export interface OuterWrap {
+  /** With its size: the integrity HMAC and the encrypted data (TPM2B_PRIVATE, or TPM2B_ID_OBJECT). */
+  wrapped: Buffer;
+  /** The contents of TPM2B_ENCRYPTED_SECRET: the seed, encrypted to the parent. */
+  encryptedSeed: Buffer;
+}
+
+/** A fresh seed and its encryption to the parent (ECDH + KDFe, or RSA-OAEP), labelled for its use. */
+function makeSeed(parent: WrappingParent, p: WrapParameters): { seed: Buffer; encryptedSeed: Buffer } {
+  if (parent.type === 'rsa') {
+    const seed = randomBytes(p.hash.size);
+    const encryptedSeed = publicEncrypt(
+      {
+        key: parent.publicKey,
+        padding: constants.RSA_PKCS1_OAEP_PADDING,
+        oaepHash: p.hash.node,
+        oaepLabel: label(p.label),
+      },
+      seed,
+    );
+    return { seed, encryptedSeed };
+  }
+  const ephemeral = createECDH(parent.curve.node);
+  const point = ephemeral.generateKeys(); // 04 || x || y
+  const x = point.subarray(1, 1 + parent.curve.size);
+  const y = point.subarray(1 + parent.curve.size);
+  const z = ephemeral.computeSecret(Buffer.concat([Buffer.of(4), parent.x, parent.y]));
+  const seed = kdfe(p.hash.node, z, p.label, x, parent.x, p.hash.size * 8);
+  z.fill(0);
+  return { seed, encryptedSeed: Buffer.concat([tpm2b(x), tpm2b(y)]) };
+}
+
+/**
+ * The outer wrapper of Part 1 (23.3.2, and 24.4 for credentials): `plain` encrypted with
+ * AES-CFB under a key derived from a fresh seed and `name` (the Name of the object it is
+ * bound to), with an HMAC over it and the Name; the seed encrypted to `parent`.
+ */
+export function outerWrap(plain: Uint8Array, name: Uint8Array, parent: WrappingParent, p: WrapParameters): OuterWrap {
+  const { seed, encryptedSeed } = makeSeed(parent, p);
+  const symKey = kdfa(p.hash.node, seed, 'STORAGE', name, Buffer.alloc(0), p.aesBits);
+  const cipher = createCipheriv(`aes-${p.aesBits}-cfb`, symKey, Buffer.alloc(16));
+  const encrypted = Buffer.concat([cipher.update(plain), cipher.final()]);
+  const hmacKey = kdfa(p.hash.node, seed, 'INTEGRITY', Buffer.alloc(0), Buffer.alloc(0), p.hash.size * 8);
+  const integrity = createHmac(p.hash.node, hmacKey).update(encrypted).update(name).digest();
+  for (const secret of [seed, symKey, hmacKey]) secret.fill(0);
+  return { wrapped: tpm2b(Buffer.concat([tpm2b(integrity), encrypted])), encryptedSeed };
+}
 
 export interface Duplicate {
   /** TPM2B_PRIVATE: the integrity HMAC and the encrypted sensitive area. */
@@ -93,44 +152,14 @@ export interface Duplicate {
   inSymSeed: Buffer;
 }
 
-/** A fresh seed and its encryption to the parent (ECDH + KDFe, or RSA-OAEP). */
-function makeSeed(parent: WrappingParent): { seed: Buffer; inSymSeed: Buffer } {
-  if (parent.type === 'rsa') {
-    const seed = randomBytes(32);
-    const inSymSeed = publicEncrypt(
-      {
-        key: parent.publicKey,
-        padding: constants.RSA_PKCS1_OAEP_PADDING,
-        oaepHash: 'sha256',
-        oaepLabel: label('DUPLICATE'),
-      },
-      seed,
-    );
-    return { seed, inSymSeed };
-  }
-  const ephemeral = createECDH(parent.curve.node);
-  ephemeral.generateKeys();
-  const point = ephemeral.getPublicKey(); // 04 || x || y
-  const x = point.subarray(1, 1 + parent.curve.size);
-  const y = point.subarray(1 + parent.curve.size);
-  const z = ephemeral.computeSecret(Buffer.concat([Buffer.of(4), parent.x, parent.y]));
-  const seed = kdfe('sha256', z, 'DUPLICATE', x, parent.x, 256);
-  return { seed, inSymSeed: Buffer.concat([tpm2b(x), tpm2b(y)]) };
-}
+/** The storage parents tpm-jwt imports under: SHA-256 name algorithm, AES-128-CFB. */
+const IMPORT: WrapParameters = { label: 'DUPLICATE', hash: hashByName('sha256'), aesBits: 128 };
 
 /**
  * Wraps a plaintext TPM2B_SENSITIVE for a storage parent with AES-128-CFB and a
  * SHA-256 name algorithm (the templates tpm-jwt uses). `name` is the object's Name.
  */
 export function wrapForImport(sensitive: Uint8Array, name: Uint8Array, parent: WrappingParent): Duplicate {
-  const { seed, inSymSeed } = makeSeed(parent);
-  const symKey = kdfa('sha256', seed, 'STORAGE', name, Buffer.alloc(0), 128);
-  const cipher = createCipheriv('aes-128-cfb', symKey, Buffer.alloc(16));
-  const encrypted = Buffer.concat([cipher.update(sensitive), cipher.final()]);
-  const hmacKey = kdfa('sha256', seed, 'INTEGRITY', Buffer.alloc(0), Buffer.alloc(0), 256);
-  const integrity = createHmac('sha256', hmacKey).update(encrypted).update(name).digest();
-  seed.fill(0);
-  symKey.fill(0);
-  hmacKey.fill(0);
-  return { duplicate: tpm2b(Buffer.concat([tpm2b(integrity), encrypted])), inSymSeed };
+  const { wrapped, encryptedSeed } = outerWrap(sensitive, name, parent, IMPORT);
+  return { duplicate: wrapped, inSymSeed: encryptedSeed };
 }

@@ -5,6 +5,7 @@ import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import type { NativeContext, NativeKeyRef, NativePreparedKey, NativePublicInfo } from '../native.js';
 import type { CertificateOptions } from './certificate.js';
+import { exposePreparedKey } from './internal.js';
 import { encodeKeyFile } from './key-file.js';
 import { policyCommands, type PcrSelection } from './pcrs.js';
 import { decodeAttributes, describeKey, type KeyAttributes } from './public-key.js';
@@ -45,6 +46,7 @@ export class TpmKey {
 
   static {
     makeTpmKey = (context, ref, info, preferred) => new TpmKey(context, ref, info, preferred);
+    exposePreparedKey((key) => key.#prepared);
   }
 
   private constructor(context: NativeContext, ref: NativeKeyRef, info: NativePublicInfo, preferred?: JwsAlgorithm) {

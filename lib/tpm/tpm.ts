@@ -13,6 +13,7 @@ import { native, type NativeContext, type NativeKeyRef } from '../native.js';
 import { withAuth } from './auth.js';
 import { formatHandle, OWNER_HIERARCHY, parsePersistentHandle, PERSISTENT_FIRST, PERSISTENT_LAST } from './handle.js';
 import type { ImportSource } from './import.js';
+import { exposeTpmContext } from './internal.js';
 import { isKeyFilePem } from './key-file.js';
 import { checkPcrs, fromPolicyCommands, nativePolicy, type PcrSelection } from './pcrs.js';
 import { makeTpmKey, type TpmKey } from './key.js';
@@ -105,6 +106,10 @@ export class Tpm {
   readonly saltKeyName: string;
   readonly #context: NativeContext;
   #closing: Promise<void> | undefined;
+
+  static {
+    exposeTpmContext((tpm) => tpm.#context);
+  }
 
   private constructor(context: NativeContext, tcti: string, saltKeyName: string) {
     this.#context = context;

@@ -1,8 +1,8 @@
 #include "attestation_key.h"
 
-#include <cstdio>
-#include <string>
+#include <cstring>
 
+#include "esys_ptr.h"
 #include "keys.h"
 #include "primary.h"
 #include "wire.h"
@@ -14,12 +14,6 @@ namespace {
 constexpr TPMA_OBJECT kAkAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
                                       TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
                                       TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
-
-std::string Hex(TPM2_HANDLE handle) {
-  char out[16];
-  snprintf(out, sizeof out, "0x%08x", handle);
-  return out;
-}
 
 Status TemplateOf(const AkSpec& spec, TPM2B_PUBLIC* out) {
   if (spec.tmpl.empty()) {
@@ -39,6 +33,46 @@ Status TemplateOf(const AkSpec& spec, TPM2B_PUBLIC* out) {
   return Status();
 }
 
+// The public area without its unique field, which the TPM fills in from the seed: what
+// a primary shares with the template it was made from.
+std::vector<uint8_t> WithoutUnique(TPMT_PUBLIC pub) {
+  pub.unique = {};
+  return ToWire(pub, Tss2_MU_TPMT_PUBLIC_Marshal);
+}
+
+// Whether the object `tr` is the AK of `tmpl`: the template's public area, and a primary
+// of the endorsement hierarchy, whose Qualified Name is H(TPM_RH_ENDORSEMENT || Name).
+// The TPM hashes (TPM2_Hash, no object slot); this layer links no crypto library.
+Status IsAkOf(Context& ctx, ESYS_TR tr, const TPM2B_PUBLIC& tmpl, bool* out) {
+  *out = false;
+  TPM2B_PUBLIC* pub_raw = nullptr;
+  TPM2B_NAME* name_raw = nullptr;
+  TPM2B_NAME* qualified_raw = nullptr;
+  TSS_CALL(Esys_ReadPublic, ctx.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
+           &name_raw, &qualified_raw);
+  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
+  EsysPtr<TPM2B_NAME> name(name_raw);
+  EsysPtr<TPM2B_NAME> qualified(qualified_raw);
+  if (WithoutUnique(pub->publicArea) != WithoutUnique(tmpl.publicArea)) return Status();
+
+  TPM2B_MAX_BUFFER data = {};
+  const TPM2_HANDLE hierarchy = TPM2_RH_ENDORSEMENT;
+  for (int i = 0; i < 4; ++i) data.buffer[i] = static_cast<uint8_t>(hierarchy >> (24 - 8 * i));
+  memcpy(data.buffer + 4, name->name, name->size);
+  data.size = static_cast<UINT16>(4 + name->size);
+  TPM2B_DIGEST* digest_raw = nullptr;
+  TPMT_TK_HASHCHECK* ticket_raw = nullptr;
+  TSS_CALL(Esys_Hash, ctx.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &data,
+           pub->publicArea.nameAlg, ESYS_TR_RH_NULL, &digest_raw, &ticket_raw);
+  EsysPtr<TPM2B_DIGEST> digest(digest_raw);
+  EsysPtr<TPMT_TK_HASHCHECK> ticket(ticket_raw);
+  const uint16_t alg = pub->publicArea.nameAlg;
+  *out = qualified->size == 2 + digest->size && qualified->name[0] == (alg >> 8) &&
+         qualified->name[1] == (alg & 0xff) &&
+         memcmp(qualified->name + 2, digest->buffer, digest->size) == 0;
+  return Status();
+}
+
 // Makes the AK at `handle`, after evicting what is there when `occupied`.
 Status PersistNew(Context& ctx, const TPM2B_PUBLIC& tmpl, TPM2_HANDLE handle, bool occupied) {
   Transient made(ctx.esys());
@@ -55,7 +89,7 @@ Status PersistNew(Context& ctx, const TPM2B_PUBLIC& tmpl, TPM2_HANDLE handle, bo
                                        ESYS_TR_NONE, handle, &persistent);
   if (rc != TSS2_RC_SUCCESS) {
     Status s = Status::Tss(rc, "Esys_EvictControl");
-    if (occupied) s.Detail("the object that was at " + Hex(handle) + " has been evicted");
+    if (occupied) s.Detail("the object that was at the AK's handle has been evicted");
     return s;
   }
   Esys_TR_Close(ctx.esys(), &persistent);
@@ -98,7 +132,7 @@ bool IsAttestationKey(const TPMT_PUBLIC& pub) {
          (pub.objectAttributes & TPMA_OBJECT_DECRYPT) == 0;
 }
 
-Status LoadAk(Context& ctx, const AkSpec& spec, Transient* out) {
+Status LoadAk(Context& ctx, const AkSpec& spec, AkHandleUse use, Transient* out) {
   TPM2B_PUBLIC tmpl;
   TSS_RETURN_IF_ERROR(TemplateOf(spec, &tmpl));
   if (spec.handle == 0) {
@@ -112,20 +146,35 @@ Status LoadAk(Context& ctx, const AkSpec& spec, Transient* out) {
   std::vector<TPM2_HANDLE> used;
   TSS_RETURN_IF_ERROR(ListHandles(ctx, spec.handle, 1, &used));
   const bool occupied = !used.empty() && used[0] == spec.handle;
-  if (occupied && !spec.force) {
-    TPM2B_PUBLIC existing;
-    TSS_RETURN_IF_ERROR(ReadPublic(ctx, spec.handle, &existing));
-    if (!IsAttestationKey(existing.publicArea)) {
-      return Status::Fail(ErrorCode::kTpmHandleInUse,
-                          "handle " + Hex(spec.handle) +
-                              " holds an object that is not an attestation key; pass force to "
-                              "replace it");
-    }
-  } else {
-    TSS_RETURN_IF_ERROR(PersistNew(ctx, tmpl, spec.handle, occupied));
-    // Whatever this context knew at the handle before is not what is there now.
+  if (occupied) {
+    // Another process may have replaced the object this context saw there before.
     ctx.ForgetHandle(spec.handle);
+    ESYS_TR tr = ESYS_TR_NONE;
+    TSS_RETURN_IF_ERROR(ctx.OpenHandle(spec.handle, &tr));
+    bool is_ak = false;
+    TSS_RETURN_IF_ERROR(IsAkOf(ctx, tr, tmpl, &is_ak));
+    if (is_ak) {
+      out->Borrow(tr);
+      return Status();
+    }
+    if (use == AkHandleUse::kExisting) {
+      return Status::Fail(ErrorCode::kTpmKeyNotFound,
+                          "the object at the AK's handle is not the AK of this type (an "
+                          "endorsement primary of its template)");
+    }
+    if (!spec.force) {
+      return Status::Fail(ErrorCode::kTpmHandleInUse,
+                          "the AK's handle holds an object that is not the AK of this type (an "
+                          "endorsement primary of its template); pass force to replace it");
+    }
+  } else if (use == AkHandleUse::kExisting) {
+    return Status::Fail(
+        ErrorCode::kTpmKeyNotFound,
+        "no AK at the AK's handle: attest persists one there, activation never does");
   }
+  TSS_RETURN_IF_ERROR(PersistNew(ctx, tmpl, spec.handle, occupied));
+  // Whatever this context knew at the handle before is not what is there now.
+  ctx.ForgetHandle(spec.handle);
   ESYS_TR tr = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.OpenHandle(spec.handle, &tr));
   out->Borrow(tr);

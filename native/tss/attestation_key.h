@@ -21,10 +21,21 @@ struct AkSpec {
   // A marshaled TPMT_PUBLIC to use instead: the AK template a platform keeps in NV next
   // to the AK certificate it issued (GCE Shielded VM).
   std::vector<uint8_t> tmpl;
-  // Where the AK is persisted and reused; 0: a transient AK, flushed after the call.
+  // Where the AK is persisted; 0: a transient AK, flushed after the call.
   TPM2_HANDLE handle = 0;
-  // Replace the object at `handle` even when it is an AK already.
+  // With AkHandleUse::kPersist: replace an object at `handle` that is not the AK.
   bool force = false;
+};
+
+// What LoadAk may do at the AK's persistent handle.
+enum class AkHandleUse {
+  // Use the AK there; persist a new one at an empty handle; refuse any other object
+  // (ERR_TPM_HANDLE_IN_USE) unless `force`, which replaces it. For attestation.
+  kPersist,
+  // Use the AK there and nothing else: an empty handle or another object is
+  // ERR_TPM_KEY_NOT_FOUND, and nothing is created, persisted or evicted. For credential
+  // activation, whose challenge comes from elsewhere.
+  kExisting,
 };
 
 // go-tpm-tools' AK templates: RSA 2048 RSASSA-SHA256 or ECC P-256 ECDSA-SHA256,
@@ -36,10 +47,11 @@ TPM2B_PUBLIC AkTemplate(TPMI_ALG_PUBLIC type);
 // (not a decryption key) bound to its TPM (fixedTPM|fixedParent).
 bool IsAttestationKey(const TPMT_PUBLIC& pub);
 
-// The AK of `spec`, loaded. Persistent: an AK already at the handle is reused; any other
-// object there is ERR_TPM_HANDLE_IN_USE unless `force`, which replaces it (as it
-// replaces an AK); an empty handle gets a new AK persisted. `out` owns a transient AK
-// and only borrows a persistent one.
-Status LoadAk(Context& ctx, const AkSpec& spec, Transient* out);
+// The AK of `spec`, loaded: without a handle the transient primary of its template,
+// owned by `out`; with one, the object there when it is that AK (the template's
+// public area, and an endorsement-hierarchy primary rather than a key with the same
+// template under another parent, such as tpm2_createak's), borrowed by `out`. What else
+// happens at the handle is `use`'s to say.
+Status LoadAk(Context& ctx, const AkSpec& spec, AkHandleUse use, Transient* out);
 
 }  // namespace tss

@@ -27,7 +27,8 @@ Status PublicOf(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out) {
 Status Certify(Context& ctx, const KeyRef& key, const AkSpec& ak,
                const std::vector<uint8_t>& qualifying_data, Certification* out) {
   TPM2B_DATA extra = {};
-  if (qualifying_data.size() > sizeof extra.buffer) {
+  static_assert(kMaxQualifyingData <= sizeof extra.buffer, "qualifying data fits a TPM2B_DATA");
+  if (qualifying_data.size() > kMaxQualifyingData) {
     return Status::Fail(ErrorCode::kInvalidArgument, "qualifying data longer than 64 bytes");
   }
   extra.size = static_cast<UINT16>(qualifying_data.size());
@@ -38,7 +39,7 @@ Status Certify(Context& ctx, const KeyRef& key, const AkSpec& ak,
   Transient loaded(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
   Transient signer(ctx.esys());
-  TSS_RETURN_IF_ERROR(LoadAk(ctx, ak, &signer));
+  TSS_RETURN_IF_ERROR(LoadAk(ctx, ak, AkHandleUse::kPersist, &signer));
 
   // TPM2_Certify takes ADMIN role for the key: its authValue, since tpm-jwt's keys
   // never set adminWithPolicy (a PCR-bound key included). A session may authorise only

@@ -3,6 +3,7 @@
 // magic TPM_GENERATED_VALUE, which a restricted key refuses to sign from outside).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -19,8 +20,13 @@ struct Certification {
   std::vector<uint8_t> key_public;  // TPM2B_PUBLIC of the certified key, as the TPM has it
 };
 
-// Certifies `key` with the AK of `ak`; `qualifying_data` is at most 64 bytes. The AK is
-// flushed afterwards unless persistent.
+// tpm-jwt's limit on qualifying data: a nonce of up to 64 bytes (a SHA-512 digest), as
+// lib/attest/format.ts's parseNonce accepts. TPM2B_DATA itself holds up to 66 (a TPMT_HA).
+constexpr size_t kMaxQualifyingData = 64;
+
+// Certifies `key` with the AK of `ak` (persisted at `ak.handle` when it is empty, see
+// AkHandleUse::kPersist); `qualifying_data` is at most kMaxQualifyingData bytes. The AK
+// is flushed afterwards unless persistent.
 Status Certify(Context& ctx, const KeyRef& key, const AkSpec& ak,
                const std::vector<uint8_t>& qualifying_data, Certification* out);
 

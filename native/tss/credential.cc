@@ -31,7 +31,7 @@ Status ActivateCredential(Context& ctx, const AkSpec& ak, const std::vector<uint
                                "the encrypted secret", &secret));
 
   Transient signer(ctx.esys());
-  TSS_RETURN_IF_ERROR(LoadAk(ctx, ak, &signer));
+  TSS_RETURN_IF_ERROR(LoadAk(ctx, ak, AkHandleUse::kExisting, &signer));
   if (!ak_name.empty()) {
     TPM2B_NAME* name_raw = nullptr;
     TSS_CALL(Esys_TR_GetName, ctx.esys(), signer.get(), &name_raw);

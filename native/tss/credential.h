@@ -15,8 +15,10 @@
 namespace tss {
 
 // Recovers the secret of a credential (`credential_blob`: TPM2B_ID_OBJECT,
-// `encrypted_secret`: TPM2B_ENCRYPTED_SECRET, both with their size). With `ak_name`
-// set, an AK whose Name differs is ERR_TPM_KEY_NOT_FOUND before the TPM is asked.
+// `encrypted_secret`: TPM2B_ENCRYPTED_SECRET, both with their size) with an AK that
+// exists (AkHandleUse::kExisting: nothing is persisted or evicted, `ak.force` is
+// ignored). With `ak_name` set, an AK whose Name differs is ERR_TPM_KEY_NOT_FOUND
+// before the TPM is asked.
 Status ActivateCredential(Context& ctx, const AkSpec& ak, const std::vector<uint8_t>& ak_name,
                           const EkSpec& ek, const std::vector<uint8_t>& credential_blob,
                           const std::vector<uint8_t>& encrypted_secret, SecretBytes* out);

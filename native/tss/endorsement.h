@@ -17,17 +17,12 @@ struct EkSpec {
   // A persistent EK (the provisioning guidance puts them at 0x81010001 and up); 0: the
   // primary from the TCG default template of `type`.
   TPM2_HANDLE handle = 0;
-  // RSA 2048 (EK Credential Profile template L-1) or ECC P-256 (L-2).
+  // RSA 2048 (EK Credential Profile template L-1) or ECC P-256 (L-2), see templates.h.
   TPMI_ALG_PUBLIC type = TPM2_ALG_RSA;
   // When set, the EK's public key must be exactly this (RSA modulus, or ECC x || y): the
   // key the verifier's challenge is encrypted to.
   std::vector<uint8_t> unique;
 };
-
-// The TCG EK Credential Profile's RSA 2048 template L-1: restricted|decrypt|fixedTPM|
-// fixedParent|sensitiveDataOrigin|adminWithPolicy, AES-128-CFB, authPolicy
-// PolicySecret(TPM_RH_ENDORSEMENT), unique 256 zero bytes.
-TPM2B_PUBLIC RsaEndorsementKeyTemplate();
 
 // The EK of `spec`, loaded, and its public area. A created EK is owned by `out`; a
 // persistent one is borrowed. An EK whose key is not `spec.unique` is

@@ -36,6 +36,14 @@ Status ReadNv(Context& ctx, TPM2_HANDLE index, std::vector<uint8_t>* out) {
   EsysPtr<TPM2B_NV_PUBLIC> nv_public(public_raw);
   const TPMA_NV attributes = nv_public->nvPublic.attributes;
   const uint16_t size = nv_public->nvPublic.dataSize;
+  // Said here, before the TPM answers TPM_RC_NV_UNINITIALIZED or _NV_LOCKED.
+  if (!(attributes & TPMA_NV_WRITTEN)) {
+    return Status::Fail(ErrorCode::kTpmKeyNotFound, "the NV index has never been written");
+  }
+  if (attributes & TPMA_NV_READLOCKED) {
+    return Status::Fail(ErrorCode::kTpmUnsupported,
+                        "the NV index is read-locked until the TPM is next reset");
+  }
   ESYS_TR authorizer = nv;
   if (!(attributes & TPMA_NV_AUTHREAD)) {
     if (!(attributes & TPMA_NV_OWNERREAD)) {

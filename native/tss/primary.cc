@@ -1,16 +1,21 @@
 #include "primary.h"
 
+#include "esys_ptr.h"
 #include "templates.h"
 
 namespace tss {
 
 Status CreatePrimary(ESYS_CONTEXT* esys, ESYS_TR hierarchy, ESYS_TR auth, const TPM2B_PUBLIC& tmpl,
-                     ESYS_TR* out) {
+                     ESYS_TR* out, TPM2B_PUBLIC* out_public) {
   const TPM2B_SENSITIVE_CREATE sensitive = {};
   const TPM2B_DATA outside_info = {};
   const TPML_PCR_SELECTION creation_pcr = {};
+  TPM2B_PUBLIC* pub_raw = nullptr;
   TSS_CALL(Esys_CreatePrimary, esys, hierarchy, auth, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl,
-           &outside_info, &creation_pcr, out, nullptr, nullptr, nullptr, nullptr);
+           &outside_info, &creation_pcr, out, out_public != nullptr ? &pub_raw : nullptr, nullptr,
+           nullptr, nullptr);
+  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
+  if (out_public != nullptr) *out_public = *pub;
   return Status();
 }
 

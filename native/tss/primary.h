@@ -8,9 +8,10 @@
 
 namespace tss {
 
-// TPM2_CreatePrimary of `tmpl` under `hierarchy`, authorised by `auth`.
+// TPM2_CreatePrimary of `tmpl` under `hierarchy`, authorised by `auth`; with
+// `out_public`, the public area the TPM made (the template with its unique field filled in).
 Status CreatePrimary(ESYS_CONTEXT* esys, ESYS_TR hierarchy, ESYS_TR auth, const TPM2B_PUBLIC& tmpl,
-                     ESYS_TR* out);
+                     ESYS_TR* out, TPM2B_PUBLIC* out_public = nullptr);
 
 // The owner's storage primary of templates.h: ECC P-256, or RSA-2048 on a TPM
 // without ECC.

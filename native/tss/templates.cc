@@ -14,6 +14,34 @@ constexpr TPMA_OBJECT kSigningAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FI
                                            TPMA_OBJECT_SENSITIVEDATAORIGIN |
                                            TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SIGN_ENCRYPT;
 
+constexpr TPMA_OBJECT kEndorsementAttributes =
+    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+    TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+
+// PolicySecret(TPM_RH_ENDORSEMENT) in SHA-256, the EK profile's policy A: the EK is used
+// only with endorsement auth.
+constexpr uint8_t kEndorsementPolicy[32] = {
+    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
+    0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA};
+
+// What the profile's low-range templates share: the attributes, the SHA-256 name and
+// policy, and AES-128-CFB.
+TPM2B_PUBLIC EndorsementBase(TPMI_ALG_PUBLIC type) {
+  TPM2B_PUBLIC out = {};
+  TPMT_PUBLIC& pub = out.publicArea;
+  pub.type = type;
+  pub.nameAlg = TPM2_ALG_SHA256;
+  pub.objectAttributes = kEndorsementAttributes;
+  pub.authPolicy.size = sizeof kEndorsementPolicy;
+  memcpy(pub.authPolicy.buffer, kEndorsementPolicy, sizeof kEndorsementPolicy);
+  TPMT_SYM_DEF_OBJECT& symmetric = type == TPM2_ALG_ECC ? pub.parameters.eccDetail.symmetric
+                                                        : pub.parameters.rsaDetail.symmetric;
+  symmetric.algorithm = TPM2_ALG_AES;
+  symmetric.keyBits.aes = 128;
+  symmetric.mode.aes = TPM2_ALG_CFB;
+  return out;
+}
+
 }  // namespace
 
 TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type) {
@@ -41,29 +69,25 @@ TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type) {
 }
 
 TPM2B_PUBLIC EndorsementKeyTemplate() {
-  // PolicySecret(TPM_RH_ENDORSEMENT): the EK is used only with endorsement auth.
-  static const uint8_t kPolicy[32] = {0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8,
-                                      0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
-                                      0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64,
-                                      0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA};
-  TPM2B_PUBLIC out = {};
+  TPM2B_PUBLIC out = EndorsementBase(TPM2_ALG_ECC);
   TPMT_PUBLIC& pub = out.publicArea;
-  pub.type = TPM2_ALG_ECC;
-  pub.nameAlg = TPM2_ALG_SHA256;
-  pub.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                         TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
-                         TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
-  pub.authPolicy.size = sizeof kPolicy;
-  memcpy(pub.authPolicy.buffer, kPolicy, sizeof kPolicy);
-  pub.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
-  pub.parameters.eccDetail.symmetric.keyBits.aes = 128;
-  pub.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
   pub.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
   pub.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
   pub.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
   // The profile's unique field: 32 zero bytes for x and y.
   pub.unique.ecc.x.size = 32;
   pub.unique.ecc.y.size = 32;
+  return out;
+}
+
+TPM2B_PUBLIC RsaEndorsementKeyTemplate() {
+  TPM2B_PUBLIC out = EndorsementBase(TPM2_ALG_RSA);
+  TPMT_PUBLIC& pub = out.publicArea;
+  pub.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+  pub.parameters.rsaDetail.keyBits = 2048;
+  pub.parameters.rsaDetail.exponent = 0;
+  // The profile's unique field: 256 zero bytes.
+  pub.unique.rsa.size = 256;
   return out;
 }
 

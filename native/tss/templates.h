@@ -25,6 +25,11 @@ TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type);
 // whose certificate the manufacturer issues, so its Name identifies the TPM.
 TPM2B_PUBLIC EndorsementKeyTemplate();
 
+// The same profile's RSA 2048 endorsement key (template L-1): restricted|decrypt|fixedTPM|
+// fixedParent|sensitiveDataOrigin|adminWithPolicy, AES-128-CFB, authPolicy
+// PolicySecret(TPM_RH_ENDORSEMENT), unique 256 zero bytes.
+TPM2B_PUBLIC RsaEndorsementKeyTemplate();
+
 // An unrestricted signing key with a NULL scheme, so the scheme (RSASSA or RSAPSS,
 // ECDSA) is chosen per signature: fixedTPM|fixedParent|sensitiveDataOrigin|
 // userWithAuth|sign.

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 
 import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
+import { parseNonce } from '../../attest/format.js';
 import { activateCredential, attestKey, type AttestationKeyOptions } from '../../tpm/attest.js';
-import { parseNonce } from '../../tpm/attestation-format.js';
 import { parsePersistentHandle } from '../../tpm/handle.js';
 import { authFromEnv, flagValue, optional, required, UsageError, type Values } from '../args.js';
 import { json, tpmOptions, type Command, type Io } from '../command.js';
@@ -24,7 +24,6 @@ function akOptions(values: Values): AttestationKeyOptions {
   return {
     ...(type !== undefined && { akType: type }),
     ...(handle !== undefined && { akHandle: flagValue('ak-handle', handle, parsePersistentHandle) }),
-    force: values['force'] === true,
   };
 }
 
@@ -47,11 +46,14 @@ the key's public areas, and the EK certificates (RSA and ECC) and their chain fr
 TPM's NV (--ek-chain adds intermediates), and a platform AK certificate where NV has
 one (GCE). The qualifying data is --nonce, or a hash binding the kid (default: the key's
 JWK thumbprint) and --email. The AK is made from the standard template and flushed, or
-kept at --ak-handle and reused (an occupied handle that is not an AK is refused unless
---force).
+kept at --ak-handle and reused (a handle holding anything but that AK, an endorsement
+primary of --ak-type's template, is refused unless --force). NV indices that cannot be
+read (unwritten, read-locked, policy-read) are skipped, with a note in the attestation.
 
 --activate answers the verifier's challenge (verify-attestation --challenge-out, or a
 tpm2_makecredential file): the TPM recovers the secret only if it holds the EK and the AK.
+It uses the AK this device's options name (the template's, or the one at --ak-handle) and
+never creates, persists or evicts anything at a handle.
 
   tpm-jwt attest --key 0x81008001 --email sa@p.iam.gserviceaccount.com --out attestation.json
   tpm-jwt attest --activate challenge.json --out activation.json`,
@@ -103,6 +105,7 @@ tpm2_makecredential file): the TPM recovers the secret only if it holds the EK a
       ...(email !== undefined && { email }),
       ...(ekChain !== undefined && { ekChain }),
       ...(auth !== undefined && { auth }),
+      force: values['force'] === true,
     });
     await emit(values, io, document);
   },

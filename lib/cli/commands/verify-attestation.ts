@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 
+import { createActivationChallenge } from '../../attest/challenge.js';
+import { parseNonce } from '../../attest/format.js';
+import { verifyAttestation } from '../../attest/verify.js';
 import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
-import { createActivationChallenge } from '../../attest/challenge.js';
-import { verifyAttestation } from '../../attest/verify.js';
-import { parseNonce } from '../../tpm/attestation-format.js';
 import { flagValue, optional, required, UsageError } from '../args.js';
 import { json, type Command } from '../command.js';
 
@@ -17,65 +17,82 @@ async function readText(file: string, what: string): Promise<string> {
 }
 
 export const verifyAttestationCommand: Command = {
-  usage: `tpm-jwt verify-attestation ATTESTATION --ca roots.pem [--nonce HEX]
-        [--challenge challenge.json --activation activation.json]
-tpm-jwt verify-attestation ATTESTATION --ca roots.pem --challenge-out challenge.json [--ek rsa|ecc]
+  usage: `tpm-jwt verify-attestation ATTESTATION --ca roots.pem [--ak-ca ak-roots.pem] [--nonce HEX]
+        [--expected expected.json --activation activation.json]
+tpm-jwt verify-attestation ATTESTATION --ca roots.pem --challenge-out challenge.json --expected-out expected.json
+        [--ek rsa|ecc]
 
-Checks an attestation from \`tpm-jwt attest\`: the EK certificate chains to --ca, the
-AK is bound to that TPM (credential activation, or a platform AK certificate), the AK
-is a restricted signing key, the TPM signed the certify info, its qualifying data is
+Checks an attestation from \`tpm-jwt attest\`: an EK certificate (by its extensions) chains
+to --ca, the AK is bound to that TPM (credential activation, or a platform AK certificate
+that chains to --ak-ca: --ca alone never vouches for an AK), the AK is a restricted
+signing key, the TPM signed the certify info in the AK's scheme, its qualifying data is
 --nonce (or binds the document's kid and email), the certified Name is the key's, and
 the key was made in the TPM and cannot leave it. Prints the verdict as JSON (ok, each
-check's reason, the key's JWK) and exits 1 when a check fails.
+check's reason, and when ok the key's JWK) and exits 1 when a check fails.
 
 Credential activation, in three steps:
-  tpm-jwt verify-attestation attestation.json --ca roots.pem --challenge-out challenge.json
+  tpm-jwt verify-attestation attestation.json --ca roots.pem \\
+    --challenge-out challenge.json --expected-out expected.json
   tpm-jwt attest --activate challenge.json --out activation.json            # on the device
-  tpm-jwt verify-attestation attestation.json --ca roots.pem --challenge challenge.json --activation activation.json
-Keep your own challenge.json: the answer is checked against it.`,
+  tpm-jwt verify-attestation attestation.json --ca roots.pem --expected expected.json --activation activation.json
+Send challenge.json to the device; keep expected.json (mode 0600) and never send it: the
+answer is checked against it.`,
   positionals: true,
   options: {
     ca: { type: 'string' },
+    'ak-ca': { type: 'string' },
     nonce: { type: 'string' },
-    challenge: { type: 'string' },
+    expected: { type: 'string' },
     activation: { type: 'string' },
     'challenge-out': { type: 'string' },
+    'expected-out': { type: 'string' },
     ek: { type: 'string' },
   },
   async run(values, io, positionals) {
     if (positionals.length !== 1) throw new UsageError('give one ATTESTATION file');
     const challengeOut = optional(values, 'challenge-out');
+    const expectedOut = optional(values, 'expected-out');
     const ek = optional(values, 'ek');
-    const challenge = optional(values, 'challenge');
+    const expected = optional(values, 'expected');
     const activation = optional(values, 'activation');
     const nonce = optional(values, 'nonce');
+    const akCa = optional(values, 'ak-ca');
+    if ((challengeOut === undefined) !== (expectedOut === undefined)) {
+      throw new UsageError('give --challenge-out and --expected-out together: the device gets one, you keep the other');
+    }
     if (challengeOut !== undefined) {
-      if (challenge !== undefined || activation !== undefined || nonce !== undefined) {
-        throw new UsageError('--challenge-out makes a challenge; it takes no --challenge, --activation or --nonce');
+      if (expected !== undefined || activation !== undefined || nonce !== undefined || akCa !== undefined) {
+        throw new UsageError(
+          '--challenge-out makes a challenge; it takes no --expected, --activation, --nonce or --ak-ca',
+        );
       }
       if (ek !== undefined && ek !== 'rsa' && ek !== 'ecc') throw new UsageError('--ek must be rsa or ecc');
     } else if (ek !== undefined) {
       throw new UsageError('--ek applies to --challenge-out');
     }
-    if ((challenge === undefined) !== (activation === undefined)) {
-      throw new UsageError('give --challenge and --activation together');
+    if ((expected === undefined) !== (activation === undefined)) {
+      throw new UsageError('give --expected and --activation together');
     }
     const nonceBytes = nonce === undefined ? undefined : flagValue('nonce', nonce, parseNonce);
     const attestation = await readText(positionals[0]!, 'attestation');
     const roots = await readText(required(values, 'ca'), 'CA file');
 
-    if (challengeOut !== undefined) {
+    if (challengeOut !== undefined && expectedOut !== undefined) {
       const made = createActivationChallenge(attestation, { roots, ...(ek === 'rsa' || ek === 'ecc' ? { ek } : {}) });
-      await writeFileAtomic(challengeOut, json(made), { force: true });
-      io.err(`wrote ${challengeOut}: send it to the device (tpm-jwt attest --activate), keep this copy\n`);
+      // The expectation first: a challenge without it could never be checked.
+      await writeFileAtomic(expectedOut, json(made.expected), { force: true });
+      await writeFileAtomic(challengeOut, json(made.challenge), { force: true });
+      io.err(`wrote ${challengeOut}: send it to the device (tpm-jwt attest --activate)\n`);
+      io.err(`wrote ${expectedOut}: keep it here, never send it (verify-attestation --expected)\n`);
       return;
     }
     const verdict = verifyAttestation(attestation, {
       roots,
+      ...(akCa !== undefined && { akRoots: await readText(akCa, 'AK CA file') }),
       ...(nonceBytes !== undefined && { nonce: nonceBytes }),
-      ...(challenge !== undefined && {
+      ...(expected !== undefined && {
         activation: {
-          challenge: await readText(challenge, 'challenge'),
+          expected: await readText(expected, 'activation expectation'),
           response: await readText(activation!, 'activation response'),
         },
       }),

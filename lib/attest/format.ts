@@ -1,8 +1,9 @@
 /**
  * The documents of key attestation, as JSON: what the device sends (the attestation,
- * the activation response) and what the verifier sends back (the activation
- * challenge). Binary TPM structures are base64; certificates PEM. Shared by the device
- * side (attest.ts) and the verifier (lib/attest), which needs no TPM.
+ * the activation response), what the verifier sends back (the activation challenge) and
+ * what it keeps to check the answer (the expectation). Binary TPM structures are base64;
+ * certificates PEM. The verifier's vocabulary, which the device side (lib/tpm/attest.ts)
+ * writes to.
  */
 import { createHash } from 'node:crypto';
 
@@ -11,6 +12,7 @@ import { invalidArgument } from '../errors.js';
 export const ATTESTATION_FORMAT = 'tpm-jwt-attestation/1';
 export const CHALLENGE_FORMAT = 'tpm-jwt-activation-challenge/1';
 export const RESPONSE_FORMAT = 'tpm-jwt-activation-response/1';
+export const EXPECTED_FORMAT = 'tpm-jwt-activation-expected/1';
 
 /** An EK certificate as the TPM keeps it: the NV index it was read from, and the PEM. */
 export interface EkCertificate {
@@ -50,16 +52,18 @@ export interface AttestationDocument {
     /** Intermediate CA certificates: from NV (0x01c00100 on) and given with --ek-chain. */
     chain: string[];
   };
+  /** NV indices the device skipped (unwritten, read-locked, readable only by policy), and why. */
+  notes?: string[];
 }
 
-/** What the verifier sends the device: a credential only that TPM can open. */
+/** What the verifier sends the device: a credential only that TPM can open. It holds no answer. */
 export interface ActivationChallenge {
   format: typeof CHALLENGE_FORMAT;
   ak: {
     /** The AK's Name, hex: the TPM opens the credential only for it. */
     name: string;
     type: 'rsa' | 'ecc';
-    /** Where the attestation said the AK is persisted. */
+    /** Where the attestation said the AK is persisted: a hint the device checks against its own choice. */
     handle?: string;
   };
   ek: {
@@ -72,7 +76,19 @@ export interface ActivationChallenge {
   credentialBlob: string;
   /** TPM2B_ENCRYPTED_SECRET, with its size. */
   encryptedSecret: string;
-  /** SHA-256 of the secret, base64: the verifier's copy of the challenge checks the answer. */
+}
+
+/**
+ * What the verifier keeps (never sent to the device) to check the answer to its
+ * challenge: which AK and EK the credential was made for, and the secret's digest.
+ */
+export interface ActivationExpectation {
+  format: typeof EXPECTED_FORMAT;
+  /** The AK's Name, hex. */
+  akName: string;
+  /** The EK the credential is encrypted to: SPKI DER, base64. */
+  ekPublicKey: string;
+  /** SHA-256 of the secret, base64. */
   secretDigest: string;
 }
 
@@ -82,18 +98,26 @@ export interface ActivationResponse {
   secret: string;
 }
 
+/** Sets the binding's hash apart from every other SHA-256 a TPM key might certify. */
+const KEY_BINDING_LABEL = 'tpm-jwt attestation key binding v2\0';
+
 /**
- * The qualifying data of an attestation made without a nonce: SHA-256 of a label, the
- * kid and the email, so the AK's signature vouches that this key is the one with this
- * kid for this service account.
+ * The qualifying data of an attestation made without a nonce: SHA-256 of a label and
+ * the JSON array [kid, email or null], so the AK's signature vouches that this key is the
+ * one with this kid for this service account. JSON keeps the fields apart: no kid and
+ * email pair encodes like another, and no email differs from an empty one.
  */
 export function keyBinding(kid: string, email: string | undefined): Buffer {
   return createHash('sha256')
-    .update(`tpm-jwt attestation\0kid\0${kid}\0email\0${email ?? ''}`, 'utf8')
+    .update(KEY_BINDING_LABEL, 'utf8')
+    .update(JSON.stringify([kid, email ?? null]), 'utf8')
     .digest();
 }
 
-/** A nonce from hex or bytes: 1 to 64 bytes (a TPM2B_DATA). Throws ERR_INVALID_ARGUMENT. */
+/**
+ * A nonce from hex or bytes: 1 to 64 bytes (up to a SHA-512 digest; the addon's
+ * kMaxQualifyingData is the same). Throws ERR_INVALID_ARGUMENT.
+ */
 export function parseNonce(nonce: string | Uint8Array): Buffer {
   let bytes: Buffer | undefined;
   if (typeof nonce === 'string') {
@@ -105,6 +129,13 @@ export function parseNonce(nonce: string | Uint8Array): Buffer {
     throw invalidArgument('nonce must be 1 to 64 bytes, given as hex or bytes');
   }
   return bytes;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** The PEM certificate blocks in `text`, in order (not parsed). */
+export function certificatePems(text: string): string[] {
+  return text.match(PEM_CERTIFICATE) ?? [];
 }
 
 /** Base64 of a document field, decoded; anything else is ERR_INVALID_ARGUMENT naming the field. */
