@@ -167,15 +167,19 @@ TPM2_HANDLE ToPersistentHandle(const Napi::Value& value, const char* name) {
   return handle;
 }
 
+// An AK's or EK's `type`: TPM2_ALG_RSA or TPM2_ALG_ECC.
+TPMI_ALG_PUBLIC ToKeyType(const Napi::Value& value, const std::string& name) {
+  const auto type = static_cast<TPMI_ALG_PUBLIC>(ToUint32(value, name.c_str()));
+  if (type != TPM2_ALG_RSA && type != TPM2_ALG_ECC) Fail(value.Env(), name + " must be RSA or ECC");
+  return type;
+}
+
 }  // namespace
 
 tss::AkSpec ToAkSpec(const Napi::Value& value) {
   Napi::Object object = ToObject(value, "ak");
   tss::AkSpec ak;
-  ak.type = static_cast<TPMI_ALG_PUBLIC>(ToUint32(object.Get("type"), "ak.type"));
-  if (ak.type != TPM2_ALG_RSA && ak.type != TPM2_ALG_ECC) {
-    Fail(value.Env(), "ak.type must be RSA or ECC");
-  }
+  ak.type = ToKeyType(object.Get("type"), "ak.type");
   ak.tmpl = ToOptionalBytes(object.Get("template"), "ak.template");
   Napi::Value handle = object.Get("handle");
   if (!handle.IsUndefined()) ak.handle = ToPersistentHandle(handle, "ak.handle");
@@ -186,10 +190,7 @@ tss::AkSpec ToAkSpec(const Napi::Value& value) {
 tss::EkSpec ToEkSpec(const Napi::Value& value) {
   Napi::Object object = ToObject(value, "ek");
   tss::EkSpec ek;
-  ek.type = static_cast<TPMI_ALG_PUBLIC>(ToUint32(object.Get("type"), "ek.type"));
-  if (ek.type != TPM2_ALG_RSA && ek.type != TPM2_ALG_ECC) {
-    Fail(value.Env(), "ek.type must be RSA or ECC");
-  }
+  ek.type = ToKeyType(object.Get("type"), "ek.type");
   Napi::Value handle = object.Get("handle");
   if (!handle.IsUndefined()) ek.handle = ToPersistentHandle(handle, "ek.handle");
   ek.unique = ToOptionalBytes(object.Get("unique"), "ek.unique");

@@ -4,8 +4,8 @@
 
 #include "esys_ptr.h"
 #include "keys.h"
+#include "marshal.h"
 #include "primary.h"
-#include "wire.h"
 
 namespace tss {
 

@@ -7,7 +7,6 @@
 #include "loader.h"
 #include "marshal.h"
 #include "transient.h"
-#include "wire.h"
 
 namespace tss {
 

@@ -3,8 +3,8 @@
 #include <memory>
 
 #include "esys_ptr.h"
+#include "marshal.h"
 #include "transient.h"
-#include "wire.h"
 
 namespace tss {
 
