@@ -11,10 +11,13 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ExternalAccountClient } from 'google-auth-library';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { Storage as Storage7 } from 'storage7';
 import { Storage as Storage8 } from 'storage8';
 
 import { TpmIdentityPoolClient, tpmSubjectTokenSupplier } from '../lib/google/index.js';
+import { openWifSigner, readWifConfiguration, wifSubjectTokenSupplier } from '../lib/google/wif-client.js';
+import { parseWifTokenCommand } from '../lib/google/wif-config.js';
 import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
 import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, TpmSigner, type TpmKey } from '../lib/index.js';
 import { assertFails, cli } from './helpers/cli.js';
@@ -282,6 +285,81 @@ describe('86 Workload Identity Federation with the TPM key', () => {
         }
       } finally {
         await client.close();
+      }
+    });
+
+    it('in-process reads every wif-token flag the subprocess takes, and holds the key to the file rules', async () => {
+      assert.deepEqual(
+        parseWifTokenCommand(
+          'node main.js wif-token --key=k.pem --issuer https://i --subject s --tcti swtpm: --kid K ' +
+            '--auth-env PIN --pcrs sha256:16 --lifetime 600 --audience https://a --no-encrypt',
+        ),
+        {
+          issuer: 'https://i',
+          key: 'k.pem',
+          subject: 's',
+          tcti: 'swtpm:',
+          kid: 'K',
+          authEnv: 'PIN',
+          pcrs: 'sha256:16',
+          lifetime: 600,
+          audience: 'https://a',
+          encrypt: false,
+        },
+      );
+      for (const command of [
+        'tpm-jwt wif-token --key 0x81000001 --issuer https://i --output-file x',
+        'tpm-jwt wif-token --key 0x81000001',
+        'tpm-jwt wif-token --key 0x81000001 --credentials d.json --issuer https://i',
+        'tpm-jwt wif-token --key 0x81000001 --issuer https://i --lifetime 1h',
+      ]) {
+        assert.throws(() => parseWifTokenCommand(command), { code: 'ERR_INVALID_ARGUMENT' }, command);
+      }
+
+      // The key's kid, as the subprocess would sign it.
+      const own = path.join(dir, 'kid');
+      mkdirSync(own);
+      const configuration = (name: string, flags: string) => {
+        const file = path.join(own, `${name}.json`);
+        const command = `tpm-jwt wif-token ${flags} --issuer ${ISSUER} --tcti ${swtpm.tcti}`;
+        const source = { executable: { command } };
+        writeFileSync(
+          file,
+          JSON.stringify({
+            type: 'external_account',
+            audience: AUDIENCE,
+            token_url: sts.tokenUrl,
+            credential_source: source,
+          }),
+        );
+        return file;
+      };
+      const parsed = await readWifConfiguration(
+        configuration('kid', '--key 0x81008601 --kid custom-kid --lifetime 600'),
+      );
+      const signer = await openWifSigner(parsed);
+      try {
+        const subjectToken = await wifSubjectTokenSupplier(parsed, signer).getSubjectToken({
+          audience: AUDIENCE,
+        } as never);
+        assert.equal(decodeProtectedHeader(subjectToken).kid, 'custom-kid');
+        const { iat, exp } = decodeJwt(subjectToken);
+        assert.equal(exp! - iat!, 600);
+      } finally {
+        await signer.close?.();
+      }
+      // A relative key file is found beside the configuration, and must be a regular file.
+      writeFileSync(path.join(own, 'key.pem'), (await (await swtpm.openTpm()).createKey({ alg: 'ES256' })).toPem());
+      await (
+        await TpmIdentityPoolClient.fromCredentialConfiguration(configuration('relative', '--key key.pem'))
+      ).close();
+      mkdirSync(path.join(own, 'dir.pem'));
+      for (const keyArg of ['dir.pem', 'missing.pem', '/dev/zero']) {
+        await assert.rejects(
+          TpmIdentityPoolClient.fromCredentialConfiguration(configuration('bad', `--key ${keyArg}`)),
+          { code: 'ERR_KEY_FILE_INVALID' },
+          keyArg,
+        );
       }
     });
 

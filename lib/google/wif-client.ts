@@ -3,14 +3,15 @@
  * IdentityPoolClient with a subject-token supplier that signs in the TPM.
  */
 import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
 
 import { IdentityPoolClient, type SubjectTokenSupplier } from 'google-auth-library';
 
+import { openServiceAccountFile, tpmSignerOptions } from '../crypt/service-account.js';
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { CachedToken } from './cached-token.js';
-import { checkTctiFromFile } from '../tpm/tcti-trust.js';
 import { parseWifTokenCommand, type WifTokenArgs } from './wif-config.js';
 import { mintSubjectToken, providerAudience } from './wif-subject-token.js';
 
@@ -21,6 +22,8 @@ export interface TpmSubjectTokenOptions {
   /** Default: the RFC 7638 thumbprint of the signer's public key. */
   subject?: string;
   lifetime?: number;
+  /** The subject tokens' aud; default https: + the provider audience the client asks for. */
+  audience?: string;
 }
 
 /**
@@ -38,7 +41,7 @@ export function tpmSubjectTokenSupplier(options: TpmSubjectTokenOptions): Subjec
           mintSubjectToken(options.signer, {
             issuer: options.issuer,
             ...(options.subject !== undefined && { subject: options.subject }),
-            audience: providerAudience(audience),
+            audience: options.audience ?? providerAudience(audience),
             ...(options.lifetime !== undefined && { lifetime: options.lifetime }),
           }),
         );
@@ -63,6 +66,8 @@ export interface WifConfiguration {
   };
   /** The wif-token command's arguments: the key, its TCTI, the issuer and subject. */
   readonly command: WifTokenArgs;
+  /** Where it was read from: relative key and descriptor paths are resolved against it. */
+  readonly file: string;
   /** The service account it impersonates, if any. */
   readonly serviceAccount: string | undefined;
 }
@@ -98,8 +103,6 @@ export async function readWifConfiguration(file: string): Promise<WifConfigurati
   if (config.type !== 'external_account' || typeof command !== 'string' || typeof config.audience !== 'string') {
     throw invalidArgument(`${file} is not an external_account configuration with an executable source`);
   }
-  const args = parseWifTokenCommand(command);
-  const tcti = args.tcti === undefined ? undefined : checkTctiFromFile(args.tcti, file);
   const impersonation = config.service_account_impersonation_url;
   return {
     options: {
@@ -113,7 +116,8 @@ export async function readWifConfiguration(file: string): Promise<WifConfigurati
       }),
       ...(config.universe_domain !== undefined && { universe_domain: config.universe_domain }),
     },
-    command: { ...args, ...(tcti !== undefined && { tcti }) },
+    command: parseWifTokenCommand(command),
+    file,
     serviceAccount: impersonatedAccount(impersonation),
   };
 }
@@ -124,16 +128,37 @@ function impersonatedAccount(url: string | undefined): string | undefined {
   return match ? decodeURIComponent(match[1]!) : undefined;
 }
 
-/** Opens the signer a configuration's command names; the caller closes it. */
-export function openWifSigner(configuration: WifConfiguration): Promise<TpmSigner> {
-  const { key, tcti } = configuration.command;
-  return TpmSigner.open({ key, ...(tcti !== undefined && { tcti }) });
+/**
+ * Opens the signer a configuration's command names, held to the rules of any file
+ * that names a TPM key (service-account.ts): a checked TCTI, a key file that is a
+ * regular file, auth from a named variable. The caller closes it.
+ */
+export async function openWifSigner(configuration: WifConfiguration): Promise<Signer> {
+  const { key, credentials, tcti, kid, authEnv, pcrs, encrypt } = configuration.command;
+  const origin = { file: configuration.file };
+  if (credentials !== undefined) {
+    return (await openServiceAccountFile(path.resolve(path.dirname(configuration.file), credentials))).signer;
+  }
+  const tpm = {
+    key: key!,
+    ...(tcti !== undefined && { tcti }),
+    ...(authEnv !== undefined && { auth_env: authEnv }),
+    ...(pcrs !== undefined && { pcrs }),
+  };
+  const options = await tpmSignerOptions({ tpm, ...(kid !== undefined && { private_key_id: kid }) }, origin);
+  return TpmSigner.open({ ...options, ...(encrypt !== undefined && { encrypt }) });
 }
 
 /** The supplier for a configuration's subject tokens, signed by `signer`. */
 export function wifSubjectTokenSupplier(configuration: WifConfiguration, signer: Signer): SubjectTokenSupplier {
-  const { issuer, subject } = configuration.command;
-  return tpmSubjectTokenSupplier({ signer, issuer, ...(subject !== undefined && { subject }) });
+  const { issuer, subject, lifetime, audience } = configuration.command;
+  return tpmSubjectTokenSupplier({
+    signer,
+    issuer,
+    ...(subject !== undefined && { subject }),
+    ...(lifetime !== undefined && { lifetime }),
+    ...(audience !== undefined && { audience }),
+  });
 }
 
 /** An IdentityPoolClient that signs its subject tokens in the TPM; close() releases the TPM. */
@@ -160,7 +185,7 @@ export class TpmIdentityPoolClient extends IdentityPoolClient {
         signer,
       );
     } catch (err) {
-      await signer.close();
+      await signer.close?.();
       throw err;
     }
   }

@@ -4,6 +4,8 @@
  * `gcloud iam workload-identity-pools create-cred-config --executable-command` writes
  * it), and the gcloud commands that create the pool, the provider and the grant.
  */
+import { parseArgs } from 'node:util';
+
 import { invalidArgument } from '../errors.js';
 import { TOKEN_TYPE_JWT } from './wif-subject-token.js';
 
@@ -51,19 +53,47 @@ export function principal(p: WifProvider, subject: string): string {
 
 /** What `tpm-jwt wif-token` is run with; the command line and tpm-jwt/google both read it. */
 export interface WifTokenArgs {
-  key: string;
+  /** A KEYREF; or instead `credentials`, a tpm_service_account descriptor. */
+  key?: string;
+  credentials?: string;
   issuer: string;
   subject?: string;
   tcti?: string;
+  kid?: string;
+  authEnv?: string;
+  pcrs?: string;
+  lifetime?: number;
+  /** The subject token's aud, instead of https: + the provider audience. */
+  audience?: string;
+  /** False with --no-encrypt. */
+  encrypt?: boolean;
 }
+
+/** Every flag wif-token takes, as the credential configuration may give them. */
+const WIF_TOKEN_FLAGS = {
+  key: { type: 'string' },
+  credentials: { type: 'string' },
+  issuer: { type: 'string' },
+  subject: { type: 'string' },
+  tcti: { type: 'string' },
+  kid: { type: 'string' },
+  'auth-env': { type: 'string' },
+  pcrs: { type: 'string' },
+  lifetime: { type: 'string' },
+  audience: { type: 'string' },
+  'no-encrypt': { type: 'boolean' },
+} as const;
+type WifTokenFlagValues = {
+  [K in keyof typeof WIF_TOKEN_FLAGS]?: (typeof WIF_TOKEN_FLAGS)[K]['type'] extends 'boolean' ? boolean : string;
+};
 
 /** `<executable...> wif-token --key K --issuer I [--subject S] [--tcti T]`, as a list. */
 export function wifTokenCommand(executable: readonly string[], args: WifTokenArgs): string[] {
   return [
     ...executable,
     'wif-token',
-    '--key',
-    args.key,
+    ...(args.key !== undefined ? ['--key', args.key] : []),
+    ...(args.credentials !== undefined ? ['--credentials', args.credentials] : []),
     '--issuer',
     args.issuer,
     ...(args.subject !== undefined ? ['--subject', args.subject] : []),
@@ -73,26 +103,42 @@ export function wifTokenCommand(executable: readonly string[], args: WifTokenArg
 
 /**
  * The wif-token arguments in a credential configuration's command (split on
- * whitespace, as the auth libraries split it). Throws ERR_INVALID_ARGUMENT when the
- * command does not run wif-token with --key and --issuer.
+ * whitespace, as the auth libraries split it), every flag wif-token takes, so signing
+ * in-process signs what the subprocess would. Throws ERR_INVALID_ARGUMENT when the
+ * command does not run wif-token with --issuer and one of --key or --credentials, or
+ * has a flag wif-token does not.
  */
 export function parseWifTokenCommand(command: string): WifTokenArgs {
   const words = command.trim().split(/\s+/);
   const at = words.indexOf('wif-token');
   if (at === -1) throw invalidArgument('the credential configuration does not run tpm-jwt wif-token');
-  const flags = new Map<string, string>();
-  for (let i = at + 1; i < words.length; i += 2) {
-    if (!words[i]!.startsWith('--') || words[i + 1] === undefined) {
-      throw invalidArgument(`cannot read the wif-token arguments at '${words[i]}'`);
-    }
-    flags.set(words[i]!.slice(2), words[i + 1]!);
+  let values: WifTokenFlagValues;
+  try {
+    ({ values } = parseArgs({ args: words.slice(at + 1), options: WIF_TOKEN_FLAGS, strict: true }));
+  } catch (err) {
+    throw invalidArgument(`cannot read the wif-token arguments: ${(err as Error).message}`);
   }
-  const key = flags.get('key');
-  const issuer = flags.get('issuer');
-  if (key === undefined || issuer === undefined) throw invalidArgument('wif-token needs --key and --issuer');
-  const subject = flags.get('subject');
-  const tcti = flags.get('tcti');
-  return { key, issuer, ...(subject !== undefined && { subject }), ...(tcti !== undefined && { tcti }) };
+  const { key, credentials, issuer, lifetime } = values;
+  if (issuer === undefined || (key === undefined) === (credentials === undefined)) {
+    throw invalidArgument('wif-token needs --issuer and one of --key or --credentials');
+  }
+  if (lifetime !== undefined && !/^[0-9]+$/.test(lifetime)) throw invalidArgument('--lifetime must be seconds');
+  const optional = {
+    key,
+    credentials,
+    subject: values.subject,
+    tcti: values.tcti,
+    kid: values.kid,
+    authEnv: values['auth-env'],
+    pcrs: values.pcrs,
+    lifetime: lifetime === undefined ? undefined : Number(lifetime),
+    audience: values.audience,
+    encrypt: values['no-encrypt'] === true ? false : undefined,
+  };
+  return {
+    issuer,
+    ...Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined)),
+  } as WifTokenArgs;
 }
 
 export interface CredentialConfigurationOptions {

@@ -6,8 +6,8 @@
  */
 import { IdentityPoolClient } from 'google-auth-library';
 
-import type { TpmSigner } from '../crypt/tpm-signer.js';
-import { TpmJwtError } from '../errors.js';
+import type { Signer } from '../crypt/signer.js';
+import { invalidArgument } from '../errors.js';
 import { externalAccountSource, generateIdTokenSource } from '../google/external-account-sources.js';
 import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
 import { openWifSigner, readWifConfiguration, wifSubjectTokenSupplier } from '../google/wif-client.js';
@@ -18,7 +18,7 @@ export interface WifTokens extends MetadataTokens {
   /** The service account the configuration impersonates (the email to report), if any. */
   readonly serviceAccount: string | undefined;
   /** The signer opened for the subject tokens (closed by close()). */
-  readonly signer: TpmSigner;
+  readonly signer: Signer;
 }
 
 /**
@@ -40,29 +40,24 @@ export async function wifTokens(file: string, defaultScopes: readonly string[]):
   const access = new SourcesByKey((key) => externalAccountSource(client(keyScopes(key), true)), KEPT_SOURCES, [
     scopeKey(defaultScopes),
   ]);
-  // generateIdToken sits beside generateAccessToken; serviceAccount is set only when
-  // the impersonation URL has that form.
-  const identity =
-    serviceAccount === undefined
-      ? undefined
-      : new SourcesByKey(
-          (audience) =>
-            generateIdTokenSource(
-              client([CLOUD_PLATFORM_SCOPE], false),
-              impersonation!.replace(/:generateAccessToken$/, ':generateIdToken'),
-              audience,
-            ),
-          KEPT_SOURCES,
-        );
+  // generateIdToken sits beside generateAccessToken (serviceAccount is set only when the
+  // impersonation URL has that form), called with the federated token: one client, so
+  // one exchange, for every audience.
+  let identity: SourcesByKey | undefined;
+  if (serviceAccount !== undefined) {
+    const caller = client([CLOUD_PLATFORM_SCOPE], false);
+    const url = impersonation!.replace(/:generateAccessToken$/, ':generateIdToken');
+    identity = new SourcesByKey((audience) => generateIdTokenSource(caller, url, audience), KEPT_SOURCES);
+  }
   return {
     serviceAccount,
     signer,
     accessToken: (scopes) => access.get(scopeKey(scopes)).token(undefined),
     idTokens: identity !== undefined,
     async idToken(audience) {
-      if (!identity) throw new TpmJwtError('ERR_INVALID_ARGUMENT', 'ID tokens need a service account to impersonate');
+      if (!identity) throw invalidArgument('ID tokens need a service account to impersonate');
       return identity.get(audience).token(undefined);
     },
-    close: () => signer.close(),
+    close: async () => await signer.close?.(),
   };
 }
