@@ -71,7 +71,7 @@ void TpmCall::WaitForSlots(tss::Context& ctx) {
   const auto deadline = std::chrono::steady_clock::now() + ctx.retry_timeout();
   std::chrono::microseconds pause = kSlotBackoffFirst;
   while (tss::IsSlotShortage(status_) && std::chrono::steady_clock::now() < deadline) {
-    ctx.Idle();
+    ctx.ReleaseSlots();
     // In short steps, so that stopping the context (close, process or worker exit)
     // does not wait out the whole pause.
     const auto until = std::chrono::steady_clock::now() + Jittered(pause);

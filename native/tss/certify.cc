@@ -33,8 +33,9 @@ Status Certify(Context& ctx, const KeyRef& key, const AkSpec& ak,
   extra.size = static_cast<UINT16>(qualifying_data.size());
   if (!qualifying_data.empty()) memcpy(extra.buffer, qualifying_data.data(), extra.size);
 
-  // The key first: loading a key file's key also loads its parent and frees it again,
-  // so the AK never needs a third slot.
+  // Cached objects out first: then the key (with its parent, for a key file) and the AK
+  // take at most three slots, what a resource manager gives one connection.
+  ctx.ReleaseSlots();
   Transient loaded(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
   Transient signer(ctx.esys());

@@ -108,7 +108,11 @@ void Context::DropSession() {
 }
 
 void Context::Idle() {
-  if (esys_ == nullptr || broken_ || resource_manager_) return;
+  if (!resource_manager_) ReleaseSlots();
+}
+
+void Context::ReleaseSlots() {
+  if (esys_ == nullptr || broken_) return;
   if (session_ != ESYS_TR_NONE) {
     // Saving closes the session's ESYS_TR; if it fails, the session is simply dropped
     // and the next call starts a new one.

@@ -64,9 +64,13 @@ class Context {
   void DropSession();
 
   // Called when no call is queued. Without a resource manager the context then holds
-  // no TPM slot: the session's context is saved and every cached object unloaded, to
-  // be loaded again by the next call. With one, everything stays loaded.
+  // no TPM slot (ReleaseSlots). With one, everything stays loaded.
   void Idle();
+  // Holds no TPM slot from now on, resource manager or not: the session's context is
+  // saved and every cached object unloaded, to be loaded again when next needed. For
+  // slot shortages, and before a command that needs more transient objects than a
+  // resource manager gives one connection (three, for the kernel's) beside the cache.
+  void ReleaseSlots();
   // A transient object reused across calls (the storage primary, a key file's key):
   // see ObjectCache::Get. The ESYS_TR stays the context's: do not flush it.
   Status CachedObject(const std::string& id, const ObjectCache::Make& make, ESYS_TR* out);

@@ -30,6 +30,8 @@ Status ActivateCredential(Context& ctx, const AkSpec& ak, const std::vector<uint
   TSS_RETURN_IF_ERROR(FromWire(encrypted_secret, Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal,
                                "the encrypted secret", &secret));
 
+  // The AK and the EK are transient beside the cache: free its slots first (see Certify).
+  ctx.ReleaseSlots();
   Transient signer(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadAk(ctx, ak, AkHandleUse::kExisting, &signer));
   if (!ak_name.empty()) {
