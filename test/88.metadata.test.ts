@@ -490,17 +490,25 @@ describe('88 metadata server backed by the TPM', function () {
     });
 
     it('close() lets a request in flight finish, then stops', async () => {
-      const slow: Signer = {
+      // A signer that holds the request until the server is draining.
+      let signing!: () => void;
+      const started = new Promise<void>((resolve) => (signing = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const held: Signer = {
         algorithm: signer.algorithm,
         async sign(message) {
-          await new Promise((r) => setTimeout(r, 300));
+          signing();
+          await released;
           return signer.sign(message);
         },
       };
-      const own = await start({ signer: slow, mode: 'jwt-access' });
+      const own = await start({ signer: held, mode: 'jwt-access' });
       const inFlight = get(own, `${V1}/instance/service-accounts/default/token`);
-      await new Promise((r) => setTimeout(r, 50));
-      await own.close();
+      await started;
+      const closing = own.close();
+      release();
+      await closing;
       const answer = await inFlight;
       assert.equal(answer.status, 200);
       assert.equal(answer.headers['connection'], 'close', 'an answer given while draining ends its connection');

@@ -385,7 +385,8 @@ describe('89 key attestation: the verifier against a software-forged attestation
       });
       try {
         const verdict = verifySync(doc, trust);
-        if (verdict.ok) assert.equal(doc.certify.attest, forged.doc.certify.attest, `case ${i} passed altered`);
+        // Only a mutation that changed nothing (a byte set to its own value) may pass.
+        if (verdict.ok) assert.deepEqual(doc, forged.doc, `case ${i} passed altered`);
       } catch (err) {
         assert.ok(err instanceof TpmJwtError, `case ${i}: ${String(err)}`);
       }
