@@ -316,6 +316,13 @@ describe('85 TpmAuthClient with Google Cloud client libraries', () => {
         /has no access_token/,
       ],
     ];
+    it('refuses an ID token without an exp, instead of caching it for ever', async () => {
+      const unsigned = (claims: object) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+      google.onToken = () => ({ body: { id_token: unsigned({ aud: 'https://a.run.app' }) } });
+      const id = client({ mode: 'id-token', tokenUrl: google.tokenUrl, targetAudience: 'https://a.run.app' });
+      await assert.rejects(id.getRequestHeaders(), { code: 'ERR_TOKEN_EXCHANGE', message: /not a JWT with an exp/ });
+    });
+
     for (const [what, arrange, message] of failures) {
       it(`reports ${what} as ERR_TOKEN_EXCHANGE and does not cache the failure`, async () => {
         arrange();

@@ -25,6 +25,7 @@ import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
 import { startFakeSts } from './helpers/fake-sts.js';
 import { prng } from './helpers/prng.js';
+import { cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
 
@@ -637,6 +638,18 @@ describe('88 metadata server backed by the TPM', function () {
       assert.deepEqual(sts.impersonated, []);
       const id = await get(wif, `${V1}/instance/service-accounts/default/identity?audience=https://a.run.app`);
       assert.equal(id.status, 404);
+    });
+
+    it('serve-metadata --mode wif refuses key flags: the configuration names the key', async () => {
+      for (const flag of [
+        ['--key', '0x81000001'],
+        ['--pcrs', 'sha256:16'],
+        ['--token-url', 'https://t'],
+      ]) {
+        const result = await cli(['serve-metadata', '--mode', 'wif', '--credentials', 'c.json', ...flag]);
+        assert.equal(result.code, 2, result.stderr);
+        assert.match(result.stderr, new RegExp(`^error \\[USAGE\\]: ${flag[0]} does not go with --mode wif`));
+      }
     });
 
     it('refuses a configuration whose TCTI could run a command, before the TPM is touched', async () => {

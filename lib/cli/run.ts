@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 
 import { TpmJwtError } from '../errors.js';
 import { parse, UsageError } from './args.js';
-import type { Io } from './command.js';
+import type { Command, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
 function version(): string {
@@ -40,7 +40,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
     io.err(`error [USAGE]: unknown command '${name}'\n${overview()}`);
     return 2;
   }
-  const command = await entry.load();
+  let command: Command;
+  try {
+    command = await entry.load();
+  } catch (err) {
+    // A command whose modules cannot load (an optional dependency missing).
+    return failed(err, io);
+  }
   try {
     const { values, positionals } = parse(rest, command.options, command.positionals);
     if (values['help']) {
@@ -54,9 +60,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.err(`error [USAGE]: ${err.message}\nusage: ${command.usage.split('\n\n')[0]}\n`);
       return 2;
     }
-    const code = err instanceof TpmJwtError ? err.code : 'ERR';
-    const message = (err as Error).message.split('\n').join(' ');
-    io.err(`error [${code}]: ${message}\n`);
-    return 1;
+    return failed(err, io);
   }
+}
+
+/** The one-line `error [CODE]: message` for a failed command, and its exit code. */
+function failed(err: unknown, io: Io): number {
+  const code = err instanceof TpmJwtError ? err.code : 'ERR';
+  const message = String(err instanceof Error ? err.message : err)
+    .split('\n')
+    .join(' ');
+  io.err(`error [${code}]: ${message}\n`);
+  return 1;
 }

@@ -5,10 +5,10 @@
  * Each caches its token until shortly before it expires, one fetch in flight.
  */
 import type { BaseExternalAccountClient } from 'google-auth-library';
-import { decodeJwt } from 'jose';
 
 import { TpmJwtError } from '../errors.js';
 import { cachedTokenSource } from './cached-token.js';
+import { jwtExpiry } from './jwt-expiry.js';
 import type { TokenSource } from './token-source.js';
 
 /** ERR_TOKEN_EXCHANGE for what the client threw, unless it is already ours (a TPM failure keeps its code). */
@@ -57,15 +57,8 @@ export function generateIdTokenSource(client: BaseExternalAccountClient, url: st
     } catch (err) {
       throw exchangeError(`generateIdToken ${url}`, err);
     }
-    let exp: unknown;
-    try {
-      exp = typeof token === 'string' ? decodeJwt(token).exp : undefined;
-    } catch {
-      exp = undefined;
-    }
-    if (typeof token !== 'string' || typeof exp !== 'number') {
-      throw new TpmJwtError('ERR_TOKEN_EXCHANGE', `generateIdToken ${url}: the answer has no ID token`);
-    }
-    return { token, expiry: new Date(exp * 1000) };
+    const expiry = jwtExpiry(token);
+    if (!expiry) throw new TpmJwtError('ERR_TOKEN_EXCHANGE', `generateIdToken ${url}: the answer has no ID token`);
+    return { token: token as string, expiry };
   });
 }

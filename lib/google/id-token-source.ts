@@ -2,10 +2,9 @@
  * The 'id-token' mode: the JWT-bearer grant with `target_audience` returns a
  * Google-signed ID token, for Cloud Run, IAP and other services that verify one.
  */
-import { decodeJwt } from 'jose';
-
 import { invalidArgument } from '../errors.js';
 import { jwtBearerSource } from './jwt-bearer-source.js';
+import { jwtExpiry } from './jwt-expiry.js';
 import { exchangeFailure } from './token-exchange.js';
 import type { TokenSource, TokenSourceContext } from './token-source.js';
 
@@ -16,14 +15,9 @@ export function idTokenSource(context: TokenSourceContext): TokenSource {
     claims: { target_audience: context.targetAudience },
     field: 'id_token',
     expiry(token) {
-      // The answer has no expires_in for an ID token: its exp claim is the only expiry.
-      let exp: unknown;
-      try {
-        exp = decodeJwt(token).exp;
-      } catch (err) {
-        throw exchangeFailure(context.tokenUrl, 'the id_token is not a JWT', err);
-      }
-      return new Date(Number(exp) * 1000);
+      const expiry = jwtExpiry(token);
+      if (!expiry) throw exchangeFailure(context.tokenUrl, 'the id_token is not a JWT with an exp');
+      return expiry;
     },
   });
 }

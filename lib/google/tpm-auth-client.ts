@@ -143,6 +143,8 @@ export class TpmAuthClient extends AuthClient {
         signer,
         email: info.client_email!,
         ...(info.project_id !== undefined && options.projectId === undefined && { projectId: info.project_id }),
+        ...(info.universe_domain !== undefined &&
+          options.universeDomain === undefined && { universeDomain: info.universe_domain }),
       });
       client.#ownsSigner = true;
       return client;

@@ -40,7 +40,11 @@ export function hostName(header: string | undefined): string | undefined {
 }
 
 /** Why the request is refused, or undefined when it may be answered. */
-export function refusal(method: string | undefined, headers: IncomingHttpHeaders, hosts: ReadonlySet<string>) {
+export function refusal(
+  method: string | undefined,
+  headers: IncomingHttpHeaders,
+  hosts: ReadonlySet<string>,
+): Refusal | undefined {
   if (method !== 'GET') return { status: 405, message: 'Only GET is allowed.' };
   if (headers['metadata-flavor'] !== 'Google')
     return { status: 403, message: 'Missing Metadata-Flavor:Google header.' };

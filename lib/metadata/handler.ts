@@ -159,14 +159,12 @@ const FAILURE_STATUS: ReadonlyMap<string, number> = new Map([
 ]);
 
 function failure(err: unknown): Answer {
-  const code = err instanceof TpmJwtError ? err.code : 'ERR_INTERNAL';
-  const status = FAILURE_STATUS.get(code) ?? (code.startsWith('ERR_TPM') ? 503 : 500);
-  const message = err instanceof TpmJwtError ? err.message : 'internal error';
-  return {
-    status,
-    type: 'json',
-    body: JSON.stringify({ error: code, error_description: message }),
-    code,
-    error: err instanceof Error ? err.message.slice(0, 500) : String(err).slice(0, 500),
-  };
+  const error = (err instanceof Error ? err.message : String(err)).slice(0, 500);
+  if (!(err instanceof TpmJwtError)) {
+    // The server's own fault: the client learns nothing of it, the log learns what.
+    return { status: 500, type: 'json', body: JSON.stringify({ error: 'internal_error' }), error };
+  }
+  const status = FAILURE_STATUS.get(err.code) ?? (err.code.startsWith('ERR_TPM') ? 503 : 500);
+  const body = JSON.stringify({ error: err.code, error_description: err.message });
+  return { status, type: 'json', body, code: err.code, error };
 }

@@ -10,7 +10,7 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import { connect, type AddressInfo } from 'node:net';
 
 import type { Signer } from '../crypt/signer.js';
-import { invalidArgument } from '../errors.js';
+import { invalidArgument, TpmJwtError } from '../errors.js';
 import { DEFAULT_UNIVERSE_DOMAIN } from '../google/token-sources.js';
 import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
 import { allowedHosts } from './guard.js';
@@ -112,7 +112,18 @@ interface Opened {
 async function openTokens(options: MetadataServerOptions, scopes: readonly string[]): Promise<Opened> {
   const { universeDomain } = options;
   if (options.mode === 'wif') {
-    const { wifTokens } = await import('./wif-tokens.js');
+    let wifTokens: typeof import('./wif-tokens.js').wifTokens;
+    try {
+      ({ wifTokens } = await import('./wif-tokens.js'));
+    } catch (err) {
+      throw new TpmJwtError(
+        'ERR_INVALID_ARGUMENT',
+        'wif mode needs google-auth-library: npm install google-auth-library',
+        {
+          cause: err,
+        },
+      );
+    }
     const tokens = await wifTokens(options.credentialConfiguration, scopes);
     const email = options.email ?? tokens.serviceAccount;
     if (email === undefined) {

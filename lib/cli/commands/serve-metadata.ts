@@ -63,6 +63,10 @@ key at all). One JSON line per request on stderr; SIGTERM or SIGINT drains and e
     let options: MetadataServerOptions;
     let release = async () => {};
     if (mode === 'wif') {
+      // The configuration's command names the key and how it signs.
+      const ignored = ['key', 'kid', 'auth-env', 'pcrs', 'token-url'].find((flag) => values[flag] !== undefined);
+      if (ignored !== undefined)
+        throw new UsageError(`--${ignored} does not go with --mode wif: the configuration says`);
       const email = optional(values, 'email');
       options = {
         ...common,
