@@ -253,6 +253,8 @@ Napi::Value ContextWrap::ActivateCredential(const Napi::CallbackInfo& info) {
 
 Napi::Value ContextWrap::NvRead(const Napi::CallbackInfo& info) {
   const uint32_t index = ToUint32(info[0], "index");
+  if ((index >> 24) != TPM2_HT_NV_INDEX)
+    throw Napi::TypeError::New(info.Env(), "index must be an NV index (0x01xxxxxx)");
   auto data = std::make_shared<std::vector<uint8_t>>();
   return Submit([index, data](tss::Context& ctx) { return tss::ReadNv(ctx, index, data.get()); },
                 [data](Napi::Env env) -> Napi::Value { return ToBuffer(env, *data); },

@@ -136,7 +136,11 @@ tss::SignScheme ToSignScheme(const Napi::Value& value) {
   scheme.scheme = static_cast<TPMI_ALG_SIG_SCHEME>(ToUint32(object.Get("scheme"), "scheme.scheme"));
   scheme.hash = static_cast<TPMI_ALG_HASH>(ToUint32(object.Get("hash"), "scheme.hash"));
   Napi::Value size = object.Get("coordinateSize");
-  if (!size.IsUndefined()) scheme.coordinate_size = ToUint32(size, "scheme.coordinateSize");
+  if (!size.IsUndefined()) {
+    scheme.coordinate_size = ToUint32(size, "scheme.coordinateSize");
+    // P-521's 66 bytes is the largest coordinate of any TPM curve.
+    if (scheme.coordinate_size > 66) Fail(object.Env(), "scheme.coordinateSize must be at most 66");
+  }
   return scheme;
 }
 

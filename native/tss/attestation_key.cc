@@ -81,19 +81,7 @@ Status PersistNew(Context& ctx, const TPM2B_PUBLIC& tmpl, TPM2_HANDLE handle, bo
   ESYS_TR tr = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(CreatePrimary(ctx.esys(), ESYS_TR_RH_ENDORSEMENT, auth, tmpl, &tr));
   made.Own(tr);
-  if (occupied) TSS_RETURN_IF_ERROR(Evict(ctx, handle));
-  // EvictControl has no TPM2B parameter to encrypt: the session only authorises.
-  TSS_RETURN_IF_ERROR(ctx.Auth(0, &auth));
-  ESYS_TR persistent = ESYS_TR_NONE;
-  const TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, made.get(), auth, ESYS_TR_NONE,
-                                       ESYS_TR_NONE, handle, &persistent);
-  if (rc != TSS2_RC_SUCCESS) {
-    Status s = Status::Tss(rc, "Esys_EvictControl");
-    if (occupied) s.Detail("the object that was at the AK's handle has been evicted");
-    return s;
-  }
-  Esys_TR_Close(ctx.esys(), &persistent);
-  return Status();
+  return MakePersistent(ctx, made.get(), handle, occupied);
 }
 
 }  // namespace
@@ -143,9 +131,8 @@ Status LoadAk(Context& ctx, const AkSpec& spec, AkHandleUse use, Transient* out)
     out->Own(tr);
     return Status();
   }
-  std::vector<TPM2_HANDLE> used;
-  TSS_RETURN_IF_ERROR(ListHandles(ctx, spec.handle, 1, &used));
-  const bool occupied = !used.empty() && used[0] == spec.handle;
+  bool occupied = false;
+  TSS_RETURN_IF_ERROR(IsOccupied(ctx, spec.handle, &occupied));
   if (occupied) {
     // Another process may have replaced the object this context saw there before.
     ctx.ForgetHandle(spec.handle);

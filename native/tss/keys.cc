@@ -71,9 +71,8 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
   if (key.handle != 0) {
     return Status::Fail(ErrorCode::kInvalidArgument, "the key is already persistent");
   }
-  std::vector<TPM2_HANDLE> used;
-  TSS_RETURN_IF_ERROR(ListHandles(ctx, handle, 1, &used));
-  const bool occupied = !used.empty() && used[0] == handle;
+  bool occupied = false;
+  TSS_RETURN_IF_ERROR(IsOccupied(ctx, handle, &occupied));
   if (occupied && !force) {
     return Status::Fail(
         ErrorCode::kTpmHandleInUse,
@@ -81,12 +80,23 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
   }
   Transient loaded(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
+  return MakePersistent(ctx, loaded.get(), handle, occupied);
+}
+
+Status IsOccupied(Context& ctx, TPM2_HANDLE handle, bool* out) {
+  std::vector<TPM2_HANDLE> used;
+  TSS_RETURN_IF_ERROR(ListHandles(ctx, handle, 1, &used));
+  *out = !used.empty() && used[0] == handle;
+  return Status();
+}
+
+Status MakePersistent(Context& ctx, ESYS_TR object, TPM2_HANDLE handle, bool occupied) {
   if (occupied) TSS_RETURN_IF_ERROR(Evict(ctx, handle));
   // EvictControl has no TPM2B parameter to encrypt: the session only authorises.
   ESYS_TR auth = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.Auth(0, &auth));
   ESYS_TR persistent = ESYS_TR_NONE;
-  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, loaded.get(), auth, ESYS_TR_NONE,
+  TSS2_RC rc = Esys_EvictControl(ctx.esys(), ESYS_TR_RH_OWNER, object, auth, ESYS_TR_NONE,
                                  ESYS_TR_NONE, handle, &persistent);
   if (rc != TSS2_RC_SUCCESS) {
     Status s = Status::Tss(rc, "Esys_EvictControl");

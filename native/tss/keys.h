@@ -26,6 +26,13 @@ Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out);
 // new key has loaded, so a key that cannot load never costs the old one.
 Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force);
 
+// Whether a persistent object is at `handle`.
+Status IsOccupied(Context& ctx, TPM2_HANDLE handle, bool* out);
+
+// Makes the loaded `object` persistent at `handle`, evicting what is there first when
+// `occupied` (the TPM has no atomic replace: a failure then says the handle is empty).
+Status MakePersistent(Context& ctx, ESYS_TR object, TPM2_HANDLE handle, bool occupied);
+
 // Removes the persistent object at `handle`.
 Status Evict(Context& ctx, TPM2_HANDLE handle);
 
