@@ -1,5 +1,5 @@
 /** What a CLI command is, and the TPM session every command runs in. */
-import { Tpm, type TpmOpenOptions } from '../tpm/tpm.js';
+import { usingTpm, type Tpm, type TpmOpenOptions } from '../tpm/tpm.js';
 import { optional, type OptionSpec, type Values } from './args.js';
 
 export interface Io {
@@ -27,13 +27,8 @@ export function tpmOptions(values: Values): TpmOpenOptions {
 }
 
 /** Opens the TPM named by --tcti (or the environment), runs `fn`, and closes it. */
-export async function withTpm<T>(values: Values, fn: (tpm: Tpm) => Promise<T>): Promise<T> {
-  const tpm = await Tpm.open(tpmOptions(values));
-  try {
-    return await fn(tpm);
-  } finally {
-    await tpm.close();
-  }
+export function withTpm<T>(values: Values, fn: (tpm: Tpm) => Promise<T>): Promise<T> {
+  return usingTpm(tpmOptions(values), fn);
 }
 
 export const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;

@@ -30,7 +30,7 @@ import { formatHandle, parsePersistentHandle } from './handle.js';
 import { preparedKeyOf, tpmContext } from './internal.js';
 import { loadKeyRef } from './key-ref.js';
 import { leftPad } from './public-key.js';
-import { Tpm, type TpmOpenOptions } from './tpm.js';
+import { usingTpm, type TpmOpenOptions } from './tpm.js';
 
 /** The TPM connection an attestation call opens: Tpm.open's options. */
 export type AttestationTpmOptions = TpmOpenOptions;
@@ -73,16 +73,6 @@ export interface ActivateCredentialOptions extends AttestationTpmOptions, Attest
 const AK_TYPES = { rsa: TPM2_ALG.RSA, ecc: TPM2_ALG.ECC } as const;
 /** The TCG provisioning guidance's range for persistent EKs. */
 const EK_HANDLES_FIRST = 0x81010000;
-
-/** Runs `use` on a Tpm opened with `options`, closed after. */
-async function withTpm<T>(options: AttestationTpmOptions, use: (tpm: Tpm) => Promise<T>): Promise<T> {
-  const tpm = await Tpm.open(options);
-  try {
-    return await use(tpm);
-  } finally {
-    await tpm.close();
-  }
-}
 
 function akType(type: unknown = 'rsa'): 'rsa' | 'ecc' {
   if (type !== 'rsa' && type !== 'ecc') throw invalidArgument("akType must be 'rsa' or 'ecc'");
@@ -131,7 +121,7 @@ export async function attestKey(options: AttestKeyOptions): Promise<AttestationD
     throw invalidArgument('kid must be a non-empty string');
   }
   const handle = options.akHandle === undefined ? undefined : parsePersistentHandle(options.akHandle, 'akHandle');
-  return withTpm(options, async (tpm) => {
+  return usingTpm(options, async (tpm) => {
     const context = tpmContext(tpm);
     const nv = await readNvCertificates(context, type);
     if (nv.ek.length === 0) {
@@ -281,7 +271,7 @@ export async function activateCredential(
     );
   }
   const ekHandle = options.ekHandle === undefined ? undefined : parsePersistentHandle(options.ekHandle, 'ekHandle');
-  return withTpm(options, async (tpm) => {
+  return usingTpm(options, async (tpm) => {
     const context = tpmContext(tpm);
     const template = await platformAkTemplate(context, type);
     const ek = await ekSpec(context, read.ekKey, ekHandle);

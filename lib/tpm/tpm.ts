@@ -289,3 +289,13 @@ export class Tpm {
     }
   }
 }
+
+/** Opens a Tpm with `options`, runs `use` on it, and closes it whatever happens. */
+export async function usingTpm<T>(options: TpmOpenOptions, use: (tpm: Tpm) => Promise<T>): Promise<T> {
+  const tpm = await Tpm.open(options);
+  try {
+    return await use(tpm);
+  } finally {
+    await tpm.close();
+  }
+}
