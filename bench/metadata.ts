@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 
 import type { Signer } from '../lib/index.js';
 import { startMetadataServer } from '../lib/metadata/index.js';
+import { overlayEnv } from '../test/helpers/env.js';
 
 const TOKEN_PATH = '/computeMetadata/v1/instance/service-accounts/default/token';
 const HEADERS = { 'metadata-flavor': 'Google' };
@@ -85,8 +86,7 @@ export async function benchMetadata(signer: Signer, email: string, count: number
     const middle = (xs: Round[]) => xs.sort((a, b) => b.perSecond - a.perSecond)[1]!;
 
     // gcp-metadata reads GCE_METADATA_HOST on every call.
-    const saved = process.env['GCE_METADATA_HOST'];
-    process.env['GCE_METADATA_HOST'] = server.host!;
+    const restore = overlayEnv({ GCE_METADATA_HOST: server.host! });
     const gcpMetadata = await import('gcp-metadata');
     const times: number[] = [];
     try {
@@ -96,8 +96,7 @@ export async function benchMetadata(signer: Signer, email: string, count: number
         if (i >= 100) times.push(performance.now() - start);
       }
     } finally {
-      if (saved === undefined) delete process.env['GCE_METADATA_HOST'];
-      else process.env['GCE_METADATA_HOST'] = saved;
+      restore();
     }
     times.sort((a, b) => a - b);
     return {

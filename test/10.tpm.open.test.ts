@@ -6,6 +6,7 @@ import { Tpm, TpmJwtError } from '../lib/index.js';
 import { native, nativePath } from '../lib/native.js';
 import { resolveTcti } from '../lib/tpm/tcti.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { overlayEnv } from './helpers/env.js';
 
 describe('10 Tpm.open / close', () => {
   const swtpm = useSwtpm();
@@ -32,15 +33,13 @@ describe('10 Tpm.open / close', () => {
   });
 
   it('uses TPM2TOOLS_TCTI when no option is given', async () => {
-    const saved = process.env['TPM2TOOLS_TCTI'];
-    process.env['TPM2TOOLS_TCTI'] = swtpm.tcti;
+    const restore = overlayEnv({ TPM2TOOLS_TCTI: swtpm.tcti });
     try {
       const tpm = await Tpm.open();
       assert.equal(tpm.tcti, swtpm.tcti);
       await tpm.close();
     } finally {
-      if (saved === undefined) delete process.env['TPM2TOOLS_TCTI'];
-      else process.env['TPM2TOOLS_TCTI'] = saved;
+      restore();
     }
   });
 

@@ -16,6 +16,7 @@ import { checkTctiFromFile } from '../lib/tpm/tcti-trust.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { overlayEnv } from './helpers/env.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
 const AUD = 'https://pubsub.googleapis.com/';
@@ -137,7 +138,7 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
   });
 
   it('passes any TCTI through with TPM_JWT_ALLOW_ANY_TCTI=1, as the user opted in', async () => {
-    process.env['TPM_JWT_ALLOW_ANY_TCTI'] = '1';
+    const restore = overlayEnv({ TPM_JWT_ALLOW_ANY_TCTI: '1' });
     try {
       // The command runs (and, not being a TPM, fails to answer).
       await assert.rejects(jwt.Credentials.fromServiceAccountFile(descriptor(`cmd:touch ${ran}`)));
@@ -147,7 +148,7 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
       await assert.rejects(jwt.Credentials.fromServiceAccountFile(descriptor(library)));
       assert.ok(existsSync(ran), 'the opted-in library was loaded');
     } finally {
-      delete process.env['TPM_JWT_ALLOW_ANY_TCTI'];
+      restore();
     }
   });
 

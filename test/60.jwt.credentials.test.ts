@@ -8,6 +8,7 @@ import { jwt, SoftwareSigner, Tpm } from '../lib/index.js';
 import { countingSigner as counting } from './helpers/counting-signer.js';
 import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { overlayEnv } from './helpers/env.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
 const AUD = 'https://storage.googleapis.com/';
@@ -40,7 +41,7 @@ describe('60 jwt.Credentials', () => {
       project_id: 'p',
       tpm: { tcti: swtpm.tcti, key: 'handle:0x81008001', auth_env: 'TEST_TPM_KEY_AUTH' },
     });
-    process.env['TEST_TPM_KEY_AUTH'] = 'pin';
+    const restore = overlayEnv({ TEST_TPM_KEY_AUTH: 'pin' });
     const creds = await jwt.Credentials.fromServiceAccountFile(descriptor, { audience: AUD });
     try {
       const headers: Record<string, string> = {};
@@ -54,7 +55,7 @@ describe('60 jwt.Credentials', () => {
       assert.equal(creds.expiry!.getTime(), claims.exp! * 1000);
       assert.ok(creds.valid && !creds.expired);
     } finally {
-      delete process.env['TEST_TPM_KEY_AUTH'];
+      restore();
       await (creds.signer as { close?: () => Promise<void> }).close?.();
     }
   });

@@ -25,6 +25,7 @@ import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, storageOptions } from './helpers/fake-google.js';
 import { startFakeSts, type FakeSts } from './helpers/fake-sts.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { overlayEnv } from './helpers/env.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 // google-auth-library 9, as @google-cloud/storage 7 bundles it.
@@ -40,7 +41,7 @@ describe('86 Workload Identity Federation with the TPM key', () => {
   let key: TpmKey;
   let sts: FakeSts;
   let dir: string;
-  let saved: string | undefined;
+  let restoreEnv: (() => void) | undefined;
 
   before(async () => {
     const tpm = await swtpm.openTpm();
@@ -53,13 +54,9 @@ describe('86 Workload Identity Federation with the TPM key', () => {
     });
     swtpm.cleanup(() => sts.close());
     dir = swtpm.tempDir('wif');
-    saved = process.env['GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES'];
-    process.env['GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES'] = '1';
+    restoreEnv = overlayEnv({ GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES: '1' });
   });
-  after(() => {
-    if (saved === undefined) delete process.env['GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES'];
-    else process.env['GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES'] = saved;
-  });
+  after(() => restoreEnv?.());
 
   /** A credential configuration as gcloud create-cred-config writes it, run by the libraries. */
   function credentialConfig(name: string, tcti: string) {

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import { run } from '../../lib/cli/run.js';
+import { overlayEnv } from './env.js';
 
 const MAIN = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
 
@@ -15,22 +16,6 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
-}
-
-/**
- * Sets `env` on process.env until the returned function restores it. Commands read
- * the environment (TPM2TOOLS_TCTI, --auth-env) as a process would; mocha runs one
- * test at a time, so nothing else sees the change.
- */
-function overlayEnv(env: Record<string, string>): () => void {
-  const saved = Object.entries(env).map(([name]) => [name, process.env[name]] as const);
-  Object.assign(process.env, env);
-  return () => {
-    for (const [name, value] of saved) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  };
 }
 
 /** The CLI run in this process, as `tpm-jwt ARGS` with `env` added and `input` on stdin. */
