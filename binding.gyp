@@ -18,6 +18,7 @@
         "native/tss/error_code.cc",
         "native/tss/import.cc",
         "native/tss/keys.cc",
+        "native/tss/link.cc",
         "native/tss/loader.cc",
         "native/tss/marshal.cc",
         "native/tss/nv.cc",

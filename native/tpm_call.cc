@@ -37,18 +37,18 @@ void TpmCall::Execute(tss::Context& ctx) {
       status_ = ctx.Reopen();
       if (!status_.ok()) return;
     }
-    status_ = work_(ctx);
+    Run(ctx);
     for (int attempt = 1; attempt <= kTransientRetries && tss::IsTransient(status_); ++attempt) {
       std::this_thread::sleep_for(kTransientBackoff * attempt);
-      status_ = work_(ctx);
+      Run(ctx);
     }
     if (tss::IsSessionLost(status_)) {
       ctx.DropSession();
-      status_ = work_(ctx);
+      Run(ctx);
     }
     if (tss::IsObjectLost(status_)) {
       ctx.ForgetLoadedObjects();
-      status_ = work_(ctx);
+      Run(ctx);
     }
     WaitForSlots(ctx);
     if (tss::IsConnectionLost(status_)) {
@@ -56,12 +56,27 @@ void TpmCall::Execute(tss::Context& ctx) {
       // A call that changes nothing in the TPM is worth one more try on a new
       // connection (swtpm or the resource manager restarted); the others fail here,
       // and the next call reconnects.
-      if (idempotent_ && reconnect_ && ctx.Reopen().ok()) status_ = work_(ctx);
+      if (idempotent_ && reconnect_ && ctx.Reopen().ok()) Run(ctx);
       if (tss::IsConnectionLost(status_)) ctx.MarkBroken();
     }
   } catch (const std::exception& e) {
     status_ = tss::Status::Fail(tss::ErrorCode::kTpm, e.what());
   }
+}
+
+void TpmCall::Run(tss::Context& ctx) {
+  status_ = work_(ctx);
+  // Once the link failed, ESYS answers "wrong order" to every later command of the
+  // call: what failed is the link, whatever the last command said. (A failure this
+  // library worded itself, with no rc, already says what happened.)
+  if (!status_.ok() && status_.rc() != TSS2_RC_SUCCESS && ctx.link_failed()) {
+    tss::Status cut = ctx.link_failure();
+    if (!status_.command().empty()) cut.Detail("in " + status_.command());
+    status_ = cut;
+  }
+  // ESYS's own word that it is stuck mid-sequence, with no link failure behind it (a
+  // response it could not parse): only a new context gets past it.
+  if (status_.rc() == TSS2_ESYS_RC_BAD_SEQUENCE) ctx.MarkBroken();
 }
 
 void TpmCall::WaitForSlots(tss::Context& ctx) {
@@ -80,7 +95,7 @@ void TpmCall::WaitForSlots(tss::Context& ctx) {
     }
     if (ctx.stop_requested()) break;
     pause = std::min<std::chrono::microseconds>(pause * 2, kSlotBackoffMost);
-    status_ = work_(ctx);
+    Run(ctx);
   }
   if (tss::IsSlotShortage(status_)) {
     status_.Detail("the TPM stayed out of object or session slots for " +

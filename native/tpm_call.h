@@ -38,6 +38,8 @@ class TpmCall {
   void Reject(Napi::Env env, const tss::Status& status);
 
  private:
+  // Executor thread: one run of the work, its status kept.
+  void Run(tss::Context& ctx);
   // Executor thread: retries a call that found the TPM's slots full, with backoff.
   void WaitForSlots(tss::Context& ctx);
 

@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
 import { verify } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
-import { Tpm, TpmJwtError } from '../lib/index.js';
+import { Tpm, TpmJwtError, TpmSigner } from '../lib/index.js';
 import { startRelay } from './helpers/relay.js';
 import { tpm2 } from './helpers/tools.js';
 
 const TPM2_CC_SIGN = 0x0000015d;
+const TPM2_CC_CONTEXT_SAVE = 0x00000162;
 const TPM2_RC_RETRY = 0x00000922;
 
 /** A bare TPM response: header only, with `rc`. */
@@ -20,6 +24,13 @@ const response = (rc: number) => {
   return out;
 };
 
+const dirs: string[] = [];
+const mkdtemp = () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-reliability-'));
+  dirs.push(dir);
+  return dir;
+};
+
 describe('92 reliability: a TPM that goes away, answers "retry", or is left open', function () {
   this.timeout(120_000);
   // Its own swtpm, even with TPM_JWT_TEST_TCTI: this suite kills and restarts it.
@@ -29,6 +40,7 @@ describe('92 reliability: a TPM that goes away, answers "retry", or is left open
   });
   after(async () => {
     await swtpm?.stop();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
   it('finishes in-flight signs on a new connection, or rejects them, when swtpm dies; then carries on', async () => {
@@ -98,6 +110,147 @@ describe('92 reliability: a TPM that goes away, answers "retry", or is left open
     await assert.rejects(key.sign(Buffer.from('x')), { code: 'ERR_TPM_CLOSED' });
     // Only the relay went away: the TPM behind it still holds the session this
     // context could no longer flush.
+    tpm2(swtpm.tcti, 'flushcontext', '-l');
+  });
+
+  it('lets no child take the TPM connection along: one spawned mid-command leaves swtpm to others', async () => {
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    let release: (() => void) | undefined;
+    const relay = await startRelay(swtpm.tcti, (command) => {
+      if (command.readUInt32BE(6) !== TPM2_CC_SIGN || release) return undefined;
+      held();
+      return new Promise<void>((resolve) => (release = resolve));
+    });
+    const tpm = await Tpm.open({ tcti: relay.tcti });
+    let child: ChildProcess | undefined;
+    try {
+      const key = await tpm.createKey({ alg: 'ES256' });
+      const signing = key.sign(Buffer.from('in flight'));
+      await holding;
+      // Spawned while the Sign waits for its response: a descriptor that is not
+      // close-on-exec goes along into each of these.
+      const fds = spawnSync('ls', ['-l', '/proc/self/fd'], { encoding: 'utf8' }).stdout;
+      child = spawn('sleep', ['60'], { stdio: 'ignore' });
+      release!();
+      assert.equal((await signing).length, 64);
+      const inherited = fds.split('\n').filter((line) => /\s([3-9]|\d{2,}) -> socket:/.test(line));
+      assert.deepEqual(inherited, [], 'a child process inherited a socket');
+      // Had the child kept the connection open, swtpm (one client at a time) would
+      // serve it until the child exits, and every other client of the TPM would wait.
+      // (Asynchronously: the relay runs on this event loop.)
+      const other = spawn('tpm2_getcap', ['properties-variable'], {
+        env: { ...process.env, TPM2TOOLS_TCTI: swtpm.tcti },
+        stdio: 'ignore',
+        timeout: 10_000,
+      });
+      const status = await new Promise((resolve) => other.once('exit', resolve));
+      assert.equal(status, 0, 'another client of the TPM was shut out');
+    } finally {
+      child?.kill();
+      await tpm.close();
+      await relay.close();
+    }
+  });
+
+  it('keeps signing while another process flushes every transient object again and again', async () => {
+    const dir = mkdtemp();
+    const keyFile = path.join(dir, 'key.pem');
+    const setup = await Tpm.open({ tcti: swtpm.tcti });
+    writeFileSync(keyFile, (await setup.createKey({ alg: 'ES256' })).toPem());
+    await setup.close();
+    const signer = await TpmSigner.open({ key: keyFile, tcti: swtpm.tcti });
+    let stop = false;
+    let signed = 0;
+    const loop = (async () => {
+      while (!stop) {
+        const message = Buffer.from(`signature ${signed}`);
+        const signature = await signer.sign(message);
+        assert.ok(verify('sha256', message, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature));
+        signed++;
+      }
+    })();
+    try {
+      for (let n = 0; n < 5; n++) {
+        // Asynchronously, so that signing goes on while tpm2-tools runs.
+        const flush = spawn('tpm2_flushcontext', ['-t'], {
+          env: { ...process.env, TPM2TOOLS_TCTI: swtpm.tcti },
+          stdio: 'ignore',
+        });
+        await new Promise((resolve) => flush.once('exit', resolve));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const before = signed;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.ok(signed > before, 'signing stopped');
+    } finally {
+      stop = true;
+      await loop;
+      await signer.close();
+    }
+  });
+
+  it('fails only with ERR_TPM_CONNECTION while swtpm restarts under a signing loop, then signs again', async () => {
+    // A TPM of its own: each restart without an orderly shutdown counts against the
+    // dictionary-attack limit of the TPM it happens to.
+    const own = await startSwtpm();
+    const keyFile = path.join(mkdtemp(), 'key.pem');
+    const setup = await Tpm.open({ tcti: own.tcti });
+    writeFileSync(keyFile, (await setup.createKey({ alg: 'ES256' })).toPem());
+    await setup.close();
+    const signer = await TpmSigner.open({ key: keyFile, tcti: own.tcti });
+    let stop = false;
+    const failures: string[] = [];
+    const loop = (async () => {
+      while (!stop) {
+        await signer
+          .sign(Buffer.from('restarts'))
+          .catch((err: TpmJwtError) => failures.push(`${err.code}: ${err.message}`));
+      }
+    })();
+    try {
+      for (let n = 0; n < 2; n++) {
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        await own.restart();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      stop = true;
+      await loop;
+      assert.deepEqual(
+        failures.filter((failure) => !failure.startsWith('ERR_TPM_CONNECTION: ')),
+        [],
+      );
+      assert.equal((await signer.sign(Buffer.from('after'))).length, 64);
+    } finally {
+      stop = true;
+      await loop;
+      await signer.close();
+      await own.stop();
+    }
+  });
+
+  it('reopens after the link broke under a command whose failure was ignored, not "wrong order"', async () => {
+    // The context saves its session when it goes idle, ignoring a failure (the next
+    // call would start a new session anyway): here the link breaks right then.
+    let drops = 2;
+    const relay = await startRelay(swtpm.tcti, (command) => {
+      if (command.readUInt32BE(6) !== TPM2_CC_CONTEXT_SAVE || drops === 0) return undefined;
+      drops--;
+      return 'drop';
+    });
+    const tpm = await Tpm.open({ tcti: relay.tcti });
+    try {
+      const key = await tpm.loadKey((await tpm.createKey({ alg: 'ES256' })).toPem());
+      for (const n of [1, 2, 3, 4]) assert.equal((await key.sign(Buffer.from(`sign ${n}`))).length, 64);
+      assert.equal(drops, 0);
+    } finally {
+      await tpm.close();
+      await relay.close();
+    }
+    // Only the link broke, not the TPM: it still holds what the cut-off contexts had
+    // loaded, which they did not flush (after a break, a handle may be another
+    // process's). The next users free them as tpm2-tools does.
+    tpm2(swtpm.tcti, 'flushcontext', '-t');
     tpm2(swtpm.tcti, 'flushcontext', '-l');
   });
 

@@ -26,18 +26,19 @@ Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth
   owner_auth_ = owner_auth;
   session_options_ = session;
   resource_manager_ = HasResourceManager(tcti_conf);
-  TSS2_RC rc = Tss2_TctiLdr_Initialize(tcti_conf.empty() ? nullptr : tcti_conf.c_str(), &tcti_);
-  if (rc != TSS2_RC_SUCCESS) {
-    tcti_ = nullptr;
-    Status s = Status::Tss(rc, "Tss2_TctiLdr_Initialize");
-    // Whatever tctildr reports (no library, no device, refused socket), the TPM is
-    // unreachable from here.
+  // Whatever fails on the way to the first answer (no library, no device, a refused
+  // socket), the TPM is unreachable from here.
+  const auto unreachable = [&tcti_conf](const std::string& why) {
     return Status::Fail(ErrorCode::kTpmConnection,
                         "cannot reach the TPM through TCTI '" +
                             (tcti_conf.empty() ? std::string("(default search)") : tcti_conf) +
-                            "': " + s.RcText());
+                            "': " + why);
+  };
+  Status linked = link_.Open(tcti_conf);
+  if (!linked.ok()) {
+    return linked.code() == ErrorCode::kInvalidArgument ? linked : unreachable(linked.RcText());
   }
-  rc = Esys_Initialize(&esys_, tcti_, nullptr);
+  TSS2_RC rc = Esys_Initialize(&esys_, link_.tcti(), nullptr);
   if (rc != TSS2_RC_SUCCESS) {
     esys_ = nullptr;
     Close();
@@ -46,8 +47,10 @@ Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth
   rc = Esys_Startup(esys_, TPM2_SU_CLEAR);
   // TPM_RC_INITIALIZE: the platform (or swtpm's startup-clear flag) already started it.
   if (rc != TSS2_RC_SUCCESS && (rc & 0xFFFF) != TPM2_RC_INITIALIZE) {
+    Status failed =
+        link_.failed() ? unreachable(link_.failure().Message()) : Status::Tss(rc, "Esys_Startup");
     Close();
-    return Status::Tss(rc, "Esys_Startup");
+    return failed;
   }
   Status s = SetAuth(esys_, ESYS_TR_RH_OWNER, owner_auth);
   if (s.ok() && session_options_.encrypt) {
@@ -112,7 +115,7 @@ void Context::Idle() {
 }
 
 void Context::ReleaseSlots() {
-  if (esys_ == nullptr || broken_) return;
+  if (esys_ == nullptr || broken()) return;
   if (session_ != ESYS_TR_NONE) {
     // Saving closes the session's ESYS_TR; if it fails, the session is simply dropped
     // and the next call starts a new one.
@@ -137,8 +140,12 @@ void Context::ForgetLoadedObjects() { objects_.ForgetLoaded(esys_); }
 
 void Context::Close() {
   // Sessions take TPM slots like objects do: flush it, or the next user runs out. A
-  // saved session still holds one of the TPM's session handles.
-  if (!saved_session_.empty() && esys_ != nullptr) saved_session_.FlushSession(esys_);
+  // saved session still holds one of the TPM's session handles. After the link failed
+  // nothing more is sent (ESYS refuses anyway, SAPI would not): if the TPM restarted,
+  // the handles this context knew may be another process's by now.
+  if (!saved_session_.empty() && esys_ != nullptr && !link_.failed()) {
+    saved_session_.FlushSession(esys_);
+  }
   saved_session_.Reset();
   if (session_ != ESYS_TR_NONE && esys_ != nullptr) Esys_FlushContext(esys_, session_);
   session_ = ESYS_TR_NONE;
@@ -148,9 +155,8 @@ void Context::Close() {
   handles_.clear();
   if (esys_ != nullptr) ClearAuth(esys_, ESYS_TR_RH_OWNER);
   if (esys_ != nullptr) Esys_Finalize(&esys_);
-  if (tcti_ != nullptr) Tss2_TctiLdr_Finalize(&tcti_);
   esys_ = nullptr;
-  tcti_ = nullptr;
+  link_.Close();
 }
 
 void Context::Release() {

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <tss2/tss2_esys.h>
-#include <tss2/tss2_tctildr.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "link.h"
 #include "object_cache.h"
 #include "saved_context.h"
 #include "secret.h"
@@ -39,10 +39,15 @@ class Context {
   void Release();
 
   // After a call lost the connection (swtpm or the resource manager restarted, the
-  // device went away) the context is marked broken; the next call reopens it with
-  // the settings Open was given: a new TCTI, ESYS context and session.
+  // device went away) the context is broken; the next call reopens it with the
+  // settings Open was given: a new TCTI, ESYS context and session. A link that failed
+  // under any command, one whose error was ignored included, breaks it too: ESYS
+  // answers "wrong order" to everything after.
   void MarkBroken() { broken_ = true; }
-  bool broken() const { return broken_; }
+  bool broken() const { return broken_ || link_.failed(); }
+  // The link's failure when it failed since the context was opened.
+  bool link_failed() const { return link_.failed(); }
+  const Status& link_failure() const { return link_.failure(); }
   Status Reopen();
 
   ESYS_CONTEXT* esys() const { return esys_; }
@@ -91,7 +96,7 @@ class Context {
   const std::vector<uint8_t>& salt_key_name() const { return salt_key_name_; }
 
  private:
-  TSS2_TCTI_CONTEXT* tcti_ = nullptr;
+  Link link_;
   ESYS_CONTEXT* esys_ = nullptr;
   std::map<TPM2_HANDLE, ESYS_TR> handles_;
   std::string tcti_conf_;

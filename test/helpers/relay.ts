@@ -8,10 +8,11 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { freePortPair } from '../../scripts/swtpm.js';
 
 /**
- * Decides, per TPM command seen on the server port, whether the relay answers it
- * itself (a response frame) instead of passing it on.
+ * Decides, per TPM command seen on the server port, what the relay does with it: pass
+ * it on (undefined), answer it itself (a response frame), cut the connection as a TPM
+ * that restarts would ('drop'), or hold it and pass it on once the promise settles.
  */
-export type Injector = (command: Buffer) => Buffer | undefined;
+export type Injector = (command: Buffer) => Buffer | 'drop' | Promise<void> | undefined;
 
 export interface Relay {
   /** The tctildr string that goes through the relay. */
@@ -46,7 +47,13 @@ function relayPort(
         const command = pending.subarray(0, pending.readUInt32BE(2));
         pending = pending.subarray(command.length);
         const answer = inject(command);
-        if (answer) client.write(answer);
+        if (answer === 'drop') {
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        if (answer instanceof Promise) void answer.then(() => upstream.write(command));
+        else if (answer) client.write(answer);
         else upstream.write(command);
       }
     });
