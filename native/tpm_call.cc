@@ -23,6 +23,10 @@ constexpr auto kTransientBackoff = std::chrono::milliseconds(10);
 constexpr auto kSlotBackoffFirst = std::chrono::milliseconds(2);
 constexpr auto kSlotBackoffMost = std::chrono::milliseconds(200);
 
+bool NeedsNewContext(const tss::Status& status) {
+  return tss::IsConnectionLost(status) || status.rc() == TSS2_ESYS_RC_BAD_SEQUENCE;
+}
+
 std::chrono::microseconds Jittered(std::chrono::microseconds pause) {
   thread_local std::minstd_rand random(std::random_device{}());
   std::uniform_int_distribution<int64_t> factor(50, 150);  // percent
@@ -51,13 +55,16 @@ void TpmCall::Execute(tss::Context& ctx) {
       Run(ctx);
     }
     WaitForSlots(ctx);
-    if (tss::IsConnectionLost(status_)) {
+    // ESYS's own word that it is stuck mid-sequence with no link failure behind it (a
+    // response it could not parse) is handled as a lost connection: only a new
+    // context gets past it.
+    if (NeedsNewContext(status_)) {
       ctx.MarkBroken();
       // A call that changes nothing in the TPM is worth one more try on a new
       // connection (swtpm or the resource manager restarted); the others fail here,
       // and the next call reconnects.
       if (idempotent_ && reconnect_ && ctx.Reopen().ok()) Run(ctx);
-      if (tss::IsConnectionLost(status_)) ctx.MarkBroken();
+      if (NeedsNewContext(status_)) ctx.MarkBroken();
     }
   } catch (const std::exception& e) {
     status_ = tss::Status::Fail(tss::ErrorCode::kTpm, e.what());
@@ -68,15 +75,14 @@ void TpmCall::Run(tss::Context& ctx) {
   status_ = work_(ctx);
   // Once the link failed, ESYS answers "wrong order" to every later command of the
   // call: what failed is the link, whatever the last command said. (A failure this
-  // library worded itself, with no rc, already says what happened.)
-  if (!status_.ok() && status_.rc() != TSS2_RC_SUCCESS && ctx.link_failed()) {
+  // library worded itself, with no rc, already says what happened, and so does the
+  // TPM's own answer, which a retry would only repeat: a wrong auth value twice.)
+  if (!status_.ok() && status_.rc() != TSS2_RC_SUCCESS && !tss::IsTpmAnswer(status_) &&
+      ctx.link_failed()) {
     tss::Status cut = ctx.link_failure();
     if (!status_.command().empty()) cut.Detail("in " + status_.command());
     status_ = cut;
   }
-  // ESYS's own word that it is stuck mid-sequence, with no link failure behind it (a
-  // response it could not parse): only a new context gets past it.
-  if (status_.rc() == TSS2_ESYS_RC_BAD_SEQUENCE) ctx.MarkBroken();
 }
 
 void TpmCall::WaitForSlots(tss::Context& ctx) {

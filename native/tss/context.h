@@ -23,7 +23,7 @@ namespace tss {
 
 class Context {
  public:
-  Context() = default;
+  Context() { link_.set_stop_flag(&stop_requested_); }
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace tss {
@@ -20,30 +21,15 @@ namespace {
 
 // A TPM response is a 10-byte header (tag, size, response code) and what the size says.
 constexpr size_t kHeaderSize = 10;
-// Far above any TPM's largest response (TPM2_MAX_COMMAND_SIZE is 4096 on tpm2-tss): a
-// size beyond it is a broken stream, not a response.
-constexpr uint32_t kMaxResponseSize = 1 << 16;
+// tpm2-tss's largest response (SAPI's buffer): a size beyond it is a broken stream.
+constexpr uint32_t kMaxResponseSize = TPM2_MAX_COMMAND_SIZE;
+// How often a wait looks up from the socket to see whether the context is closing, and
+// how much longer a command may take once it is.
+constexpr int64_t kStopCheckMs = 100;
+constexpr auto kStopGrace = std::chrono::seconds(1);
 
 uint32_t ReadUint32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-
-int MillisecondsUntil(std::chrono::steady_clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
-  return left.count() > 0 ? static_cast<int>(left.count()) : 0;
-}
-
-// Waits until `fd` is ready for `events` or the deadline passes: 1 ready, 0 timed out,
-// -1 failed.
-int WaitFor(int fd, short events, std::chrono::steady_clock::time_point deadline) {
-  for (;;) {
-    pollfd p = {fd, events, 0};
-    const int n = poll(&p, 1, MillisecondsUntil(deadline));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return n;
-    return 1;
-  }
 }
 
 }  // namespace
@@ -66,10 +52,12 @@ Link::Link() {
 Status Link::Open(const std::string& conf) {
   Close();
   failure_ = Status();
-  const std::string swtpm = "swtpm";
-  if (conf == swtpm || conf.rfind(swtpm + ":", 0) == 0) {
+  // tctildr's names for the swtpm TCTI: short, and its library's.
+  const std::string name = conf.substr(0, conf.find(':'));
+  if (name == "swtpm" || name == "tcti-swtpm" || name == "libtss2-tcti-swtpm.so" ||
+      name == "libtss2-tcti-swtpm.so.0") {
     own_socket_ = true;
-    return ParseSwtpm(conf.size() > swtpm.size() ? conf.substr(swtpm.size() + 1) : "");
+    return ParseSwtpm(conf.size() > name.size() ? conf.substr(name.size() + 1) : "");
   }
   TSS2_RC rc = Tss2_TctiLdr_Initialize(conf.empty() ? nullptr : conf.c_str(), &inner_);
   if (rc != TSS2_RC_SUCCESS) {
@@ -119,12 +107,13 @@ Status Link::ParseSwtpm(const std::string& options) {
                value.find_first_not_of("0123456789") == std::string::npos && value.size() <= 5 &&
                std::stoul(value) > 0 && std::stoul(value) <= 65535) {
       port_ = value;
-    } else if (key == "path" && !value.empty()) {
+    } else if (key == "path" && !value.empty() && value.size() < sizeof(sockaddr_un::sun_path)) {
       path_ = value;
     } else {
-      return Status::Fail(
-          ErrorCode::kInvalidArgument,
-          "the swtpm TCTI takes host=, port= (1-65535) and path=, not '" + option + "'");
+      return Status::Fail(ErrorCode::kInvalidArgument,
+                          "the swtpm TCTI takes host=, port= (1-65535) and path= (shorter than " +
+                              std::to_string(sizeof(sockaddr_un::sun_path)) + " bytes), not '" +
+                              option + "'");
     }
   }
   where_ = path_.empty() ? host_ + ":" + port_ : path_;
@@ -149,6 +138,9 @@ void Link::CloseSocket() {
 
 TSS2_RC Link::Transmit(TSS2_TCTI_CONTEXT* tcti, size_t size, const uint8_t* command) {
   Link* link = From(tcti);
+  // A failed link sends nothing more, whoever asks (SAPI, which bypasses ESYS's state,
+  // included): the handles it would name may be another process's by now.
+  if (link->failed()) return link->failure_.rc();
   if (link->own_socket_) return link->SocketTransmit(size, command);
   if (link->inner_ == nullptr) return TSS2_TCTI_RC_BAD_CONTEXT;
   const TSS2_RC rc = Tss2_Tcti_Transmit(link->inner_, size, command);
@@ -158,6 +150,7 @@ TSS2_RC Link::Transmit(TSS2_TCTI_CONTEXT* tcti, size_t size, const uint8_t* comm
 
 TSS2_RC Link::Receive(TSS2_TCTI_CONTEXT* tcti, size_t* size, uint8_t* response, int32_t timeout) {
   Link* link = From(tcti);
+  if (link->failed()) return link->failure_.rc();
   if (link->own_socket_) return link->SocketReceive(size, response);
   if (link->inner_ == nullptr) return TSS2_TCTI_RC_BAD_CONTEXT;
   const TSS2_RC rc = Tss2_Tcti_Receive(link->inner_, size, response, timeout);
@@ -200,26 +193,72 @@ TSS2_RC Link::MakeSticky(TSS2_TCTI_CONTEXT* tcti, TPM2_HANDLE* handle, uint8_t s
   return TSS2_TCTI_RC_NOT_IMPLEMENTED;
 }
 
-TSS2_RC Link::SocketTransmit(size_t size, const uint8_t* command) {
-  if (awaiting_response_) return TSS2_TCTI_RC_BAD_SEQUENCE;
-  deadline_ = std::chrono::steady_clock::now() + command_timeout_;
-  CloseSocket();
+int Link::WaitFor(short events) {
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    // A context being stopped still finishes a command the TPM answers at once (closing
+    // flushes what it holds), but no longer waits out one that stalls.
+    const bool stopping = stop_ != nullptr && stop_->load() && deadline_ > now + kStopGrace;
+    if (stopping) deadline_ = now + kStopGrace;
+    cut_short_ = cut_short_ || stopping;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - now);
+    if (left.count() <= 0) return cut_short_ ? kStopped : kTimedOut;
+    pollfd p = {socket_, events, 0};
+    const int n = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), kStopCheckMs)));
+    if (n > 0) return kReady;
+    if (n < 0 && errno != EINTR) return kFailed;
+  }
+}
+
+std::string Link::WaitProblem(int waited, const std::string& doing) const {
+  if (waited == kStopped) return doing + ": the context closed while the TPM had not answered";
+  if (waited == kTimedOut) {
+    return doing + ": the TPM did not answer within " + std::to_string(command_timeout_.count()) +
+           " ms";
+  }
+  return doing + ": " + strerror(errno);
+}
+
+int Link::Connect(int family, int protocol, const sockaddr* address, socklen_t length) {
   // Non-blocking, so that connecting and every read and write wait at most until the
   // deadline; close-on-exec, so that no child process takes the connection along.
+  socket_ = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
+  if (socket_ < 0) return errno;
+  int error = 0;
+  if (connect(socket_, address, length) != 0) {
+    error = errno;
+    if (error == EINPROGRESS) {
+      // Connected once writable, unless SO_ERROR says otherwise.
+      const int waited = WaitFor(POLLOUT);
+      socklen_t size = sizeof error;
+      if (waited == kTimedOut) {
+        error = ETIMEDOUT;
+      } else if (waited == kStopped) {
+        error = ECANCELED;
+      } else if (waited == kFailed ||
+                 getsockopt(socket_, SOL_SOCKET, SO_ERROR, &error, &size) != 0) {
+        error = errno;
+      }
+    }
+  }
+  if (error != 0) CloseSocket();
+  return error;
+}
+
+TSS2_RC Link::SocketTransmit(size_t size, const uint8_t* command) {
+  if (awaiting_response_) {
+    return Fail(TSS2_TCTI_RC_BAD_SEQUENCE, "a command was sent before the last one's response");
+  }
+  deadline_ = std::chrono::steady_clock::now() + command_timeout_;
+  cut_short_ = false;
+  CloseSocket();
+  const std::string connecting = "connecting to swtpm at " + where_;
+  int error = ECONNREFUSED;
   if (!path_.empty()) {
     sockaddr_un address = {};
     address.sun_family = AF_UNIX;
-    if (path_.size() >= sizeof address.sun_path) {
-      return Fail(TSS2_TCTI_RC_BAD_VALUE, "the socket path is too long: " + path_);
-    }
-    memcpy(address.sun_path, path_.c_str(), path_.size());
-    socket_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (socket_ < 0 ||
-        (connect(socket_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 &&
-         errno != EINPROGRESS)) {
-      return Fail(TSS2_TCTI_RC_IO_ERROR,
-                  "cannot connect to swtpm at " + where_ + ": " + strerror(errno));
-    }
+    memcpy(address.sun_path, path_.c_str(), path_.size());  // ParseSwtpm checked it fits
+    error = Connect(AF_UNIX, 0, reinterpret_cast<sockaddr*>(&address), sizeof address);
   } else {
     addrinfo hints = {};
     hints.ai_family = AF_UNSPEC;
@@ -231,35 +270,24 @@ TSS2_RC Link::SocketTransmit(size_t size, const uint8_t* command) {
       return Fail(TSS2_TCTI_RC_IO_ERROR,
                   "cannot resolve swtpm host " + host_ + ": " + gai_strerror(resolved));
     }
-    int error = ECONNREFUSED;
-    for (addrinfo* a = found; a != nullptr && socket_ < 0; a = a->ai_next) {
-      socket_ = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-      if (socket_ < 0) {
-        error = errno;
-        continue;
-      }
-      if (connect(socket_, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) break;
-      error = errno;
-      CloseSocket();
+    // Every address in turn, as tpm2-tss does: "localhost" is ::1 first on most
+    // systems, and swtpm may listen on 127.0.0.1 only.
+    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      error = Connect(a->ai_family, a->ai_protocol, a->ai_addr, a->ai_addrlen);
+      if (error == 0 || error == ETIMEDOUT || error == ECANCELED) break;
     }
     freeaddrinfo(found);
-    if (socket_ < 0) {
-      return Fail(TSS2_TCTI_RC_IO_ERROR,
-                  "cannot connect to swtpm at " + where_ + ": " + strerror(error));
+    if (error == 0) {
+      // One small command, one small response: no reason to wait for more to send.
+      const int one = 1;
+      setsockopt(socket_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    // One small command, one small response: no reason to wait for more to send.
-    const int one = 1;
-    setsockopt(socket_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  // Connected once writable, unless SO_ERROR says otherwise.
-  const int ready = WaitFor(socket_, POLLOUT, deadline_);
-  int error = 0;
-  socklen_t length = sizeof error;
-  if (ready == 0)
-    return Fail(TSS2_TCTI_RC_IO_ERROR, "connecting to swtpm at " + where_ + " timed out");
-  if (ready < 0 || getsockopt(socket_, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error != 0) {
-    return Fail(TSS2_TCTI_RC_IO_ERROR, "cannot connect to swtpm at " + where_ + ": " +
-                                           strerror(error != 0 ? error : errno));
+  if (error == ETIMEDOUT) return Fail(TSS2_TCTI_RC_IO_ERROR, WaitProblem(kTimedOut, connecting));
+  if (error == ECANCELED) return Fail(TSS2_TCTI_RC_IO_ERROR, WaitProblem(kStopped, connecting));
+  if (error != 0) {
+    return Fail(TSS2_TCTI_RC_IO_ERROR,
+                "cannot connect to swtpm at " + where_ + ": " + strerror(error));
   }
   size_t sent = 0;
   while (sent < size) {
@@ -269,9 +297,8 @@ TSS2_RC Link::SocketTransmit(size_t size, const uint8_t* command) {
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      const int writable = WaitFor(socket_, POLLOUT, deadline_);
-      if (writable == 0) return Fail(TSS2_TCTI_RC_IO_ERROR, "sending to swtpm timed out");
-      if (writable < 0) return Fail(TSS2_TCTI_RC_IO_ERROR, strerror(errno));
+      const int waited = WaitFor(POLLOUT);
+      if (waited != kReady) return Fail(TSS2_TCTI_RC_IO_ERROR, WaitProblem(waited, "sending"));
     } else {
       return Fail(
           TSS2_TCTI_RC_IO_ERROR,
@@ -307,12 +334,10 @@ TSS2_RC Link::ReadResponse() {
     } else if (errno == EINTR) {
       continue;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      const int readable = WaitFor(socket_, POLLIN, deadline_);
-      if (readable == 0) {
-        return Fail(TSS2_TCTI_RC_IO_ERROR, "the TPM did not respond within " +
-                                               std::to_string(command_timeout_.count()) + " ms");
+      const int waited = WaitFor(POLLIN);
+      if (waited != kReady) {
+        return Fail(TSS2_TCTI_RC_IO_ERROR, WaitProblem(waited, "waiting for the response"));
       }
-      if (readable < 0) return Fail(TSS2_TCTI_RC_IO_ERROR, strerror(errno));
     } else {
       return Fail(TSS2_TCTI_RC_IO_ERROR, std::string("reading from swtpm: ") + strerror(errno));
     }

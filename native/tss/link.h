@@ -15,8 +15,10 @@
 // Plain C++: no N-API here.
 #pragma once
 
+#include <sys/socket.h>
 #include <tss2/tss2_tcti.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -46,6 +48,9 @@ class Link {
   // How long one command may take, from sending it to the last byte of its response
   // (swtpm only: tctildr's TCTIs keep their own limits).
   void set_command_timeout(std::chrono::milliseconds timeout) { command_timeout_ = timeout; }
+  // A flag another thread sets when the context is being stopped: a command then waits
+  // at most a second more instead of until its deadline.
+  void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
 
  private:
   // Our TCTI: the common header tpm2-tss calls through, then the link it belongs to.
@@ -73,6 +78,13 @@ class Link {
   // Reads the whole response (header, then the size it names) before the deadline.
   TSS2_RC ReadResponse();
   void CloseSocket();
+  // Connects socket_ to one address before the deadline: 0, or the errno (ETIMEDOUT;
+  // ECANCELED when stopped) with the socket closed.
+  int Connect(int family, int protocol, const sockaddr* address, socklen_t length);
+  // Waits until the socket is ready for `events`: kReady, or why not.
+  enum { kReady = 1, kTimedOut = 0, kFailed = -1, kStopped = -2 };
+  int WaitFor(short events);
+  std::string WaitProblem(int waited, const std::string& doing) const;
 
   Tcti tcti_;
   // tctildr's TCTI when the link does not do the I/O itself.
@@ -87,6 +99,9 @@ class Link {
   std::vector<uint8_t> response_;
   std::chrono::steady_clock::time_point deadline_;
   std::chrono::milliseconds command_timeout_{std::chrono::minutes(2)};
+  const std::atomic<bool>* stop_ = nullptr;
+  // The deadline of the command under way was brought forward because of stop_.
+  bool cut_short_ = false;
   Status failure_;
 };
 

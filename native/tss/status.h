@@ -55,6 +55,9 @@ bool IsObjectLost(const Status& status);
 // other processes may hold them for a moment.
 bool IsSlotShortage(const Status& status);
 
+// True when the TPM itself (or a resource manager for it) answered with this failure.
+bool IsTpmAnswer(const Status& status);
+
 // True when the TPM could not be reached or the link broke mid-command.
 bool IsConnectionLost(const Status& status);
 
