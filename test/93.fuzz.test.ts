@@ -1,18 +1,23 @@
 /**
- * Hostile input: mutated tokens, key files and service-account descriptors. Whatever
- * comes in, the library answers with a TpmJwtError carrying a code, never anything
- * else. Seeded, so a failure names the seed and case to replay.
+ * Hostile input: mutated tokens, key files, service-account descriptors and attestation
+ * documents. Whatever comes in, the library answers with a TpmJwtError carrying a code,
+ * never anything else, and an attestation fails exactly the checks that read what was
+ * changed. Seeded, so a failure names the seed and case to replay.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 
-import { jwt, SoftwareSigner, Tpm, TpmJwtError } from '../lib/index.js';
+import { jwt, SoftwareSigner, Tpm, TpmJwtError, type AttestationDocument } from '../lib/index.js';
+import { MAX_SIGNATURE_CHECKS } from '../lib/attest/certificates.js';
+import { createActivationChallenge } from '../lib/attest/challenge.js';
+import { verifyAttestation } from '../lib/attest/verify.js';
 import { signerFromServiceAccountInfo } from '../lib/crypt/service-account.js';
 import type { KeyFile } from '../lib/tpm/key-file.js';
 import { decodeKeyFile } from '../lib/tpm/key-file-reader.js';
+import { forgeAttestation } from './helpers/forged-attestation.js';
 import { prng } from './helpers/prng.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
@@ -256,3 +261,196 @@ describe('93 fuzz: hostile tokens, key files and descriptors', function () {
     }
   });
 });
+
+/** Which checks read each part of an attestation: a mutation there may fail these and no others. */
+const DEPENDS: Record<string, readonly string[]> = {
+  key: ['certified-name', 'key-attributes'],
+  attest: ['certify-info', 'certify-signature', 'qualifying-data', 'certified-name'],
+  signature: ['certify-signature'],
+  ak: ['ak-bound', 'ak-attributes', 'certify-info', 'certify-signature'],
+  // The AK certificate must name the device a trusted EK certificate names.
+  ek: ['ek-certificate', 'ak-bound'],
+  akCertificate: ['ak-bound'],
+};
+
+/** Values that break size fields and counters: empty, one past, the largest. */
+const EDGES_16 = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0x3ff, 0x400, 0x7fff, 0x8000, 0xfffe, 0xffff];
+
+/** A TPM structure's bytes, mutated the ways a hostile device would: sizes, truncations, flips. */
+function mutateStructure(bytes: Buffer, r: Random): Buffer {
+  const copy = Buffer.from(bytes);
+  const at = r.int(Math.max(1, copy.length - 1));
+  switch (r.int(6)) {
+    case 0: // a size field (or any 16-bit field) set to an edge value
+      if (copy.length >= 2) copy.writeUInt16BE(r.pick(EDGES_16), at);
+      return copy;
+    case 1: // a 32-bit field (attributes, magic, counters) set to an edge
+      if (copy.length >= 4)
+        copy.writeUInt32BE(r.pick([0, 1, 0x7fffffff, 0x80000000, 0xffffffff]), r.int(copy.length - 3));
+      return copy;
+    case 2:
+      return copy.subarray(0, at);
+    case 3:
+      return Buffer.concat([copy, Buffer.alloc(1 + r.int(600), r.int(256))]);
+    case 4:
+      copy[at] = copy[at]! ^ (1 << r.int(8));
+      return copy;
+    default: // a run of bytes repeated, as a sloppy encoder would
+      return Buffer.concat([copy.subarray(0, at), copy.subarray(at, at + 1 + r.int(40)), copy.subarray(at)]);
+  }
+}
+
+describe('93 fuzz: hostile attestation documents and activation documents', function () {
+  this.timeout(120_000);
+  const forged = forgeAttestation();
+  const trust = { roots: forged.roots, akRoots: forged.akRoots };
+  const r = prng(SEED + 3);
+
+  it('decides 3,000 mutated attestations, each failing only the checks that read what changed', () => {
+    const parts = {
+      key: (d: AttestationDocument) => ({ get: d.key.public, set: (v: string) => (d.key.public = v) }),
+      attest: (d: AttestationDocument) => ({ get: d.certify.attest, set: (v: string) => (d.certify.attest = v) }),
+      signature: (d: AttestationDocument) => ({
+        get: d.certify.signature,
+        set: (v: string) => (d.certify.signature = v),
+      }),
+      ak: (d: AttestationDocument) => ({ get: d.ak.public, set: (v: string) => (d.ak.public = v) }),
+    };
+    const intermediate = forged.doc.ek.chain[0]!;
+    const stranger = forgeAttestation({ ekIntermediate: { subject: 'a stranger' } }).doc.ek.chain[0]!;
+    const pemFlip = (pem: string) => {
+      const at = 28 + r.int(pem.length - 60);
+      return `${pem.slice(0, at)}${r.pick(['A', '/', '+', '=', '-', '\n'])}${pem.slice(at + 1)}`;
+    };
+    let decided = 0;
+    for (let i = 0; i < 3000; i++) {
+      const what = `seed ${SEED + 3} case ${i}`;
+      const doc = structuredClone(forged.doc);
+      let part: string;
+      let mayPass = false;
+      const kind = r.int(10);
+      if (kind < 6) {
+        part = r.pick(Object.keys(parts));
+        const field = parts[part as keyof typeof parts](doc);
+        field.set(mutateStructure(Buffer.from(field.get, 'base64'), r).toString('base64'));
+        mayPass = field.get === parts[part as keyof typeof parts](forged.doc).get;
+      } else if (kind === 6) {
+        // Duplicated and reordered chain certificates, strangers among them: the same verdict.
+        part = 'ek';
+        const count = 1 + r.int(12);
+        doc.ek.chain = Array.from({ length: count }, () => (r.int(3) === 0 ? stranger : intermediate));
+        if (!doc.ek.chain.includes(intermediate)) doc.ek.chain[r.int(count)] = intermediate;
+        mayPass = true;
+      } else if (kind === 7) {
+        part = 'ek';
+        const cert = doc.ek.certificates[0]!;
+        cert.pem = r.int(2) === 0 ? pemFlip(cert.pem) : cert.pem.slice(0, r.int(cert.pem.length));
+        if (r.int(2) === 0) doc.ek.chain = [pemFlip(intermediate)];
+      } else if (kind === 8) {
+        part = 'akCertificate';
+        doc.ak.certificate = r.int(2) === 0 ? pemFlip(doc.ak.certificate!) : stranger;
+        // A flip PEM decoding skips over (a line break, padding) leaves the same DER.
+        mayPass = sameDer(doc.ak.certificate, forged.doc.ak.certificate!);
+      } else {
+        // Huge numbers and wrong types where strings belong: not an attestation at all.
+        part = 'json';
+        const huge = r.pick([1e308, -1, 2 ** 53, Number.MAX_VALUE, '9'.repeat(400), [], {}, null]);
+        const target = r.pick(['kid', 'email', 'index', 'handle', 'format'] as const);
+        if (target === 'index') (doc.ek.certificates[0] as unknown as Record<string, unknown>).index = huge;
+        else if (target === 'handle') (doc.ak as unknown as Record<string, unknown>).handle = huge;
+        else (doc as unknown as Record<string, unknown>)[target] = huge;
+        mayPass = target === 'index' || target === 'handle';
+      }
+      const { result, checks } = countSignatureChecks(() =>
+        (() => {
+          try {
+            return verifyAttestation(doc, trust);
+          } catch (err) {
+            assert.ok(err instanceof TpmJwtError, `${what}: threw ${String((err as Error)?.stack ?? err)}`);
+            assert.equal(err.code, 'ERR_INVALID_ARGUMENT', what);
+            return undefined;
+          }
+        })(),
+      );
+      assert.ok(checks <= 3 * MAX_SIGNATURE_CHECKS, `${what}: ${checks} signature checks`);
+      if (!result) continue;
+      decided++;
+      const failed = result.reasons.filter((reason) => !reason.ok).map((reason) => reason.check);
+      if (part === 'json' || (part === 'ek' && !mayPass && failed.length === 0)) continue;
+      const allowed = DEPENDS[part]!;
+      assert.deepEqual(
+        failed.filter((check) => !allowed.includes(check)),
+        [],
+        `${what} (${part}): ${JSON.stringify(result.reasons)}`,
+      );
+      if (!mayPass) assert.ok(failed.length > 0, `${what} (${part}) passed altered`);
+      assert.equal(result.ok, failed.length === 0, what);
+    }
+    // Most cases reach a verdict: the fuzz tests the checks, not only the parser.
+    assert.ok(decided > 2000, `${decided} of 3000 decided`);
+  });
+
+  it('makes a challenge or refuses with ERR_INVALID_ARGUMENT for 1,000 mutated attestations and activations', () => {
+    const { challenge, expected } = createActivationChallenge(forged.doc, { roots: forged.roots, ek: 'ecc' });
+    assert.equal(challenge.format, 'tpm-jwt-activation-challenge/1');
+    for (let i = 0; i < 1000; i++) {
+      const what = `seed ${SEED + 4} case ${i}`;
+      const doc = structuredClone(forged.doc);
+      doc.ak.public = mutateStructure(Buffer.from(doc.ak.public, 'base64'), r).toString('base64');
+      if (r.int(3) === 0) doc.ek.chain = Array(1 + r.int(14)).fill(forged.doc.ek.chain[0]!);
+      try {
+        const made = createActivationChallenge(doc, { roots: forged.roots, ek: 'ecc' });
+        assert.equal(made.challenge.format, 'tpm-jwt-activation-challenge/1', what);
+      } catch (err) {
+        assert.ok(err instanceof TpmJwtError && err.code === 'ERR_INVALID_ARGUMENT', `${what}: ${String(err)}`);
+      }
+      // A response the device never made, and expectations mangled on the way: never a pass.
+      const secret = mutateStructure(Buffer.from(expected.secretDigest, 'base64'), r).toString('base64');
+      const response = r.pick([
+        { format: 'tpm-jwt-activation-response/1', secret },
+        { format: 'tpm-jwt-activation-response/1', secret: 'A'.repeat(4 * (1 + r.int(30000))) },
+        { format: 'tpm-jwt-activation-response/1', secret: 12 },
+        JSON.stringify({ format: 'tpm-jwt-activation-response/1', secret }),
+        'not json',
+      ]);
+      const mangled = r.int(2) === 0 ? expected : { ...expected, akName: r.pick(['', '00', 'zz', 'ab'.repeat(40)]) };
+      try {
+        const verdict = verifyAttestation(forged.doc, {
+          roots: forged.roots,
+          activation: { expected: mangled, response },
+        });
+        assert.deepEqual(
+          verdict.reasons.filter((reason) => !reason.ok).map((reason) => reason.check),
+          ['ak-bound'],
+          what,
+        );
+      } catch (err) {
+        assert.ok(err instanceof TpmJwtError && err.code === 'ERR_INVALID_ARGUMENT', `${what}: ${String(err)}`);
+      }
+    }
+  });
+});
+
+/** Whether two PEM texts hold the same certificate. */
+function sameDer(a: string, b: string): boolean {
+  try {
+    return new X509Certificate(a).raw.equals(new X509Certificate(b).raw);
+  } catch {
+    return false;
+  }
+}
+
+/** Counts X509Certificate.verify calls (every signature the verifier checks) while `run` runs. */
+function countSignatureChecks<T>(run: () => T): { result: T; checks: number } {
+  const original = X509Certificate.prototype.verify;
+  let checks = 0;
+  X509Certificate.prototype.verify = function (this: X509Certificate, key: KeyObject) {
+    checks++;
+    return original.call(this, key);
+  };
+  try {
+    return { result: run(), checks };
+  } finally {
+    X509Certificate.prototype.verify = original;
+  }
+}

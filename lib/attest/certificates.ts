@@ -79,11 +79,36 @@ const TCG_AT_TPM_MANUFACTURER = '2.23.133.2.1';
 /** What a certificate's extensions say it is for; an absent extension is undefined. */
 interface Purpose {
   readonly ca: boolean;
+  /** basicConstraints pathLenConstraint: how many intermediates may follow this CA. */
+  readonly pathLen?: number;
   readonly extendedKeyUsage?: readonly string[];
   readonly keyUsage?: number;
   /** Its subject alternative name names a TPM manufacturer (as EK certificates do). */
   readonly tpmManufacturer: boolean;
+  /** Critical extensions nothing here understands: such a certificate must be refused (RFC 5280, 4.2). */
+  readonly unknownCritical: readonly string[];
 }
+
+/**
+ * The extensions whose meaning is honoured here, or which say nothing that limits a
+ * certificate's use in this verifier (key identifiers, where to find CRLs and issuers,
+ * policies, the TPM attributes TCG EK certificates carry in subjectDirectoryAttributes).
+ * A critical extension outside this list (nameConstraints among them) fails the
+ * certificate, as openssl does.
+ */
+const UNDERSTOOD_EXTENSIONS = new Set([
+  id_ce_basicConstraints,
+  id_ce_keyUsage,
+  id_ce_extKeyUsage,
+  id_ce_subjectAltName,
+  '2.5.29.9', // subjectDirectoryAttributes (TCG: TPM specification and security assertions)
+  '2.5.29.14', // subjectKeyIdentifier
+  '2.5.29.18', // issuerAltName
+  '2.5.29.31', // cRLDistributionPoints
+  '2.5.29.32', // certificatePolicies
+  '2.5.29.35', // authorityKeyIdentifier
+  '1.3.6.1.5.5.7.1.1', // authorityInfoAccess
+]);
 
 function purposeOf(cert: X509Certificate): Purpose {
   const extensions = AsnConvert.parse(cert.raw, Certificate).tbsCertificate.extensions ?? [];
@@ -93,24 +118,37 @@ function purposeOf(cert: X509Certificate): Purpose {
   const ku = find(id_ce_keyUsage);
   const san = find(id_ce_subjectAltName);
   const names = san ? AsnConvert.parse(san, SubjectAlternativeName) : [];
+  const constraints = basic ? AsnConvert.parse(basic, BasicConstraints) : undefined;
   return {
     // Not X509Certificate.ca, which also wants keyCertSign: a CA flag is a CA flag.
-    ca: basic !== undefined && AsnConvert.parse(basic, BasicConstraints).cA,
+    ca: constraints?.cA ?? false,
+    ...(constraints?.cA && constraints.pathLenConstraint !== undefined && { pathLen: constraints.pathLenConstraint }),
     ...(eku && { extendedKeyUsage: [...AsnConvert.parse(eku, ExtendedKeyUsage)] }),
     ...(ku && { keyUsage: AsnConvert.parse(ku, KeyUsage).toNumber() }),
     tpmManufacturer: names.some((name) =>
       name.directoryName?.some((rdn) => rdn.some((attribute) => attribute.type === TCG_AT_TPM_MANUFACTURER)),
     ),
+    unknownCritical: extensions.filter((e) => e.critical && !UNDERSTOOD_EXTENSIONS.has(e.extnID)).map((e) => e.extnID),
   };
 }
 
-/** The purpose, or why the extensions do not decode. */
+/** Decoded once per certificate: a chain search asks again and again. */
+const purposes = new WeakMap<X509Certificate, Purpose | string>();
+
+/** The purpose, or why the extensions do not decode or cannot be honoured. */
 function purpose(cert: X509Certificate): Purpose | string {
-  try {
-    return purposeOf(cert);
-  } catch (err) {
-    return `its extensions do not decode: ${(err as Error).message}`;
+  let p = purposes.get(cert);
+  if (p === undefined) {
+    try {
+      p = purposeOf(cert);
+      if (p.unknownCritical.length > 0)
+        p = `it has critical extensions not understood here (${p.unknownCritical.join(', ')})`;
+    } catch (err) {
+      p = `its extensions do not decode: ${(err as Error).message}`;
+    }
+    purposes.set(cert, p);
   }
+  return p;
 }
 
 /** Why the extended key usage, when there is one, lacks `purpose`, or undefined. */
@@ -170,21 +208,54 @@ export function akCertificateProblem(cert: X509Certificate): string | undefined 
         'or a digitalSignature key usage)';
 }
 
-/** Whether an intermediate may issue certificates: a CA, with keyCertSign when it has a key usage. */
-function caProblem(cert: X509Certificate): string | undefined {
+/**
+ * Whether `cert` may issue certificates `below` non-self-issued intermediates above the
+ * leaf (RFC 5280, 6.1.4): a CA, with keyCertSign when it has a key usage, within its
+ * pathLenConstraint.
+ */
+function caProblem(cert: X509Certificate, below: number): string | undefined {
   const p = purpose(cert);
   if (typeof p === 'string') return p;
   if (!p.ca) return 'it is not a CA certificate';
   if (p.keyUsage !== undefined && !(p.keyUsage & KeyUsageFlags.keyCertSign)) return 'its key usage lacks keyCertSign';
+  if (p.pathLen !== undefined && below > p.pathLen) {
+    return `its path length constraint (${p.pathLen}) allows fewer intermediates than the ${below} below it`;
+  }
   return undefined;
 }
 
 /** The outcome of a chain check: the path to a root, or why there is none. */
 export type ChainResult = { ok: true; root: X509Certificate } | { ok: false; why: string };
 
+/** At most this many intermediates between a leaf and its root; TPM vendors' chains have one to three. */
+export const MAX_CHAIN_INTERMEDIATES = 8;
+/**
+ * At most this many signatures checked for one chain. Each certificate is expanded once
+ * and tried as the issuer of each other only when the names match, so a real chain needs
+ * a handful; the cap bounds what a document of many same-named CAs can cost.
+ */
+export const MAX_SIGNATURE_CHECKS = 64;
+
+/** Certificates with the same DER once. */
+function unique(certs: readonly X509Certificate[]): X509Certificate[] {
+  const seen = new Set<string>();
+  return certs.filter((cert) => {
+    const der = cert.raw.toString('base64');
+    if (seen.has(der)) return false;
+    seen.add(der);
+    return true;
+  });
+}
+
+const selfIssued = (cert: X509Certificate) => cert.subject === cert.issuer;
+
 /**
  * Whether `leaf` chains to one of `roots`, through CA certificates among `intermediates`;
- * every certificate on the path, the root included, must be valid at `at`.
+ * every certificate on the path, the root included, must be valid at `at`, carry no
+ * critical extension not understood here, and respect the path length constraints.
+ * Breadth first, each certificate expanded once, at its shortest distance from the leaf
+ * (the most a path length constraint allows): the work is bounded by the certificates
+ * given, at most MAX_SIGNATURE_CHECKS signatures and MAX_CHAIN_INTERMEDIATES deep.
  */
 export function chainToRoots(
   leaf: X509Certificate,
@@ -195,28 +266,76 @@ export function chainToRoots(
   if (!inValidity(leaf, at)) {
     return { ok: false, why: `${describe(leaf)} is outside its validity period (${validity(leaf)})` };
   }
+  const leafPurpose = purpose(leaf);
+  if (typeof leafPurpose === 'string') return { ok: false, why: `${describe(leaf)}: ${leafPurpose}` };
+  const anchors = unique(roots);
+  const pool = unique(intermediates).filter((cert) => !cert.raw.equals(leaf.raw));
+  let checks = 0;
+  const signs = (issuer: X509Certificate, cert: X509Certificate): boolean => {
+    // The names first: no signature is checked for an issuer that cannot be the one.
+    if (!cert.checkIssued(issuer) && cert.issuer !== issuer.subject) return false;
+    if (++checks > MAX_SIGNATURE_CHECKS) throw new ChainBudget();
+    return issuedBy(cert, issuer);
+  };
   // Why each certificate that signed a link could not continue the path.
   const dead = new Map<X509Certificate, string>();
-  const walk = (cert: X509Certificate, seen: Set<X509Certificate>): X509Certificate | undefined => {
-    for (const root of roots.filter((r) => issuedBy(cert, r))) {
-      if (inValidity(root, at)) return root;
-      dead.set(root, `the root ${describe(root)} is outside its validity period (${validity(root)})`);
-    }
-    for (const next of intermediates) {
-      if (seen.has(next) || !issuedBy(cert, next)) continue;
-      const problem =
-        caProblem(next) ?? (inValidity(next, at) ? undefined : `outside its validity period (${validity(next)})`);
-      if (problem) {
-        dead.set(next, `the intermediate ${describe(next)}: ${problem}`);
+  const expanded = new Set<X509Certificate>();
+  // Each entry: a certificate on a path from the leaf, and how many non-self-issued
+  // intermediates lie between its issuer and the leaf.
+  const queue: { cert: X509Certificate; below: number }[] = [{ cert: leaf, below: 0 }];
+  try {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      const { cert, below } = next;
+      for (const root of anchors) {
+        if (!signs(root, cert)) continue;
+        if (!inValidity(root, at)) {
+          dead.set(root, `the root ${describe(root)} is outside its validity period (${validity(root)})`);
+          continue;
+        }
+        const problem = rootProblem(root, below);
+        if (!problem) return { ok: true, root };
+        dead.set(root, `the root ${describe(root)}: ${problem}`);
+      }
+      if (below >= MAX_CHAIN_INTERMEDIATES) {
+        dead.set(cert, `the path is longer than ${MAX_CHAIN_INTERMEDIATES} intermediates`);
         continue;
       }
-      const found = walk(next, new Set([...seen, next]));
-      if (found) return found;
+      for (const issuer of pool) {
+        if (expanded.has(issuer) || !signs(issuer, cert)) continue;
+        expanded.add(issuer);
+        const problem =
+          caProblem(issuer, below) ??
+          (inValidity(issuer, at) ? undefined : `outside its validity period (${validity(issuer)})`);
+        if (problem) {
+          dead.set(issuer, `the intermediate ${describe(issuer)}: ${problem}`);
+          continue;
+        }
+        queue.push({ cert: issuer, below: below + (selfIssued(issuer) ? 0 : 1) });
+      }
     }
-    return undefined;
-  };
-  const root = walk(leaf, new Set());
-  if (root) return { ok: true, root };
+  } catch (err) {
+    if (!(err instanceof ChainBudget)) throw err;
+    return {
+      ok: false,
+      why: `${describe(leaf)}: finding its chain took more than ${MAX_SIGNATURE_CHECKS} signature checks (too many same-named CAs)`,
+    };
+  }
   const why = `${describe(leaf)} (issuer ${oneLine(leaf.issuer)}) does not chain to a given root`;
   return { ok: false, why: dead.size > 0 ? `${why}: ${[...dead.values()].join('; ')}` : why };
+}
+
+/** Thrown inside a chain search that ran out of signature checks. */
+class ChainBudget extends Error {}
+
+/**
+ * Why a root cannot end this path: a trust anchor is trusted as given, but its
+ * extensions, when it has them, still bind (openssl checks them too).
+ */
+function rootProblem(root: X509Certificate, below: number): string | undefined {
+  const p = purpose(root);
+  if (typeof p === 'string') return p;
+  if (p.pathLen !== undefined && below > p.pathLen) {
+    return `its path length constraint (${p.pathLen}) allows fewer intermediates than the ${below} below it`;
+  }
+  return undefined;
 }

@@ -8,7 +8,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 
 import { invalidArgument } from '../errors.js';
 import { chainToRoots, describe, ekCertificateProblem, parseCertificates } from './certificates.js';
-import { ATTESTATION_FORMAT, base64Field, readDocument, type AttestationDocument } from './format.js';
+import { ATTESTATION_FORMAT, base64Field, certificatePems, readDocument, type AttestationDocument } from './format.js';
 
 export interface ReadAttestation {
   readonly doc: AttestationDocument;
@@ -28,6 +28,24 @@ function onlyCertificate(pem: unknown, what: string): X509Certificate {
   return cert;
 }
 
+/**
+ * The most certificates a document may carry, EK, chain and AK together: a TPM has two
+ * EK certificates and vendors' chains one to three intermediates. Every certificate is a
+ * candidate at every step of a chain search, so the search's cost grows with the count.
+ */
+export const MAX_DOCUMENT_CERTIFICATES = 16;
+
+/** The document's certificate PEM fields, counted before any is parsed. */
+function checkCertificateCount(doc: AttestationDocument): void {
+  const texts = [...doc.ek.certificates.map((entry) => entry?.pem), ...doc.ek.chain, doc.ak?.certificate].filter(
+    (text): text is string => typeof text === 'string',
+  );
+  const count = texts.reduce((sum, text) => sum + certificatePems(text).length, 0);
+  if (count > MAX_DOCUMENT_CERTIFICATES) {
+    throw invalidArgument(`the attestation carries ${count} certificates, more than ${MAX_DOCUMENT_CERTIFICATES}`);
+  }
+}
+
 /** The document (JSON text or object) decoded; a malformed one is ERR_INVALID_ARGUMENT. */
 export function readAttestation(value: unknown): ReadAttestation {
   const doc = readDocument<AttestationDocument>(value, ATTESTATION_FORMAT, 'tpm-jwt attestation');
@@ -36,6 +54,7 @@ export function readAttestation(value: unknown): ReadAttestation {
   if (!Array.isArray(doc.ek?.certificates) || !Array.isArray(doc.ek.chain)) {
     throw invalidArgument('ek must hold certificates and chain lists');
   }
+  checkCertificateCount(doc);
   return {
     doc,
     keyPublic: base64Field(doc.key?.public, 'key.public'),

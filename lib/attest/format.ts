@@ -131,11 +131,24 @@ export function parseNonce(nonce: string | Uint8Array): Buffer {
   return bytes;
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+const PEM_BEGIN = '-----BEGIN CERTIFICATE-----';
+const PEM_END = '-----END CERTIFICATE-----';
 
-/** The PEM certificate blocks in `text`, in order (not parsed). */
+/**
+ * The PEM certificate blocks in `text`, in order (not parsed): each END with the last
+ * BEGIN before it. One pass, each character looked at a bounded number of times (a
+ * lazy regex rescanned the rest of the text at every BEGIN without an END).
+ */
 export function certificatePems(text: string): string[] {
-  return text.match(PEM_CERTIFICATE) ?? [];
+  const out: string[] = [];
+  for (let from = 0; ;) {
+    const end = text.indexOf(PEM_END, from);
+    if (end < 0) return out;
+    // Searched within this stretch only: stretches do not overlap.
+    const begin = text.slice(from, end).lastIndexOf(PEM_BEGIN);
+    if (begin >= 0) out.push(text.slice(from + begin, end + PEM_END.length));
+    from = end + PEM_END.length;
+  }
 }
 
 /** Base64 of a document field, decoded; anything else is ERR_INVALID_ARGUMENT naming the field. */
@@ -146,8 +159,29 @@ export function base64Field(value: unknown, field: string): Buffer {
   return Buffer.from(value, 'base64');
 }
 
-/** A document given as JSON text or an object, checked for its format tag. */
+/**
+ * The most a document may weigh as JSON: a real attestation (a key, an AK, two EK
+ * certificates and a short chain) is a few KB. Anyone can send one to a server, and
+ * the work a verifier does grows with what it is given.
+ */
+export const MAX_DOCUMENT_SIZE = 256 * 1024;
+
+/** The size of a document as JSON text; ERR_INVALID_ARGUMENT past MAX_DOCUMENT_SIZE. */
+function checkSize(value: unknown, what: string): void {
+  let size: number;
+  try {
+    size = typeof value === 'string' ? value.length : (JSON.stringify(value)?.length ?? 0);
+  } catch {
+    throw invalidArgument(`the ${what} is not JSON data`);
+  }
+  if (size > MAX_DOCUMENT_SIZE) {
+    throw invalidArgument(`the ${what} is ${size} characters, more than the ${MAX_DOCUMENT_SIZE} accepted`);
+  }
+}
+
+/** A document given as JSON text or an object, checked for its size and format tag. */
 export function readDocument<T extends { format: string }>(value: unknown, format: T['format'], what: string): T {
+  checkSize(value, what);
   let doc = value;
   if (typeof value === 'string') {
     try {

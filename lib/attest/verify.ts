@@ -6,15 +6,17 @@
  *   ak-bound           the AK is in that TPM: credential activation answered, or a platform
  *                      AK certificate chains to the AK roots, names this AK and the EK's
  *                      device; every piece of evidence given must hold
- *   ak-attributes      the AK is restricted|sign|fixedTPM|fixedParent, not decrypt, with a
- *                      SHA-256 (or larger) Name and fixed signing scheme
+ *   ak-attributes      the AK is restricted|sign|fixedTPM|fixedParent|sensitiveDataOrigin, not
+ *                      decrypt, RSA-2048+ or P-256/384/521, with a SHA-256 (or larger) Name and
+ *                      fixed signing scheme
  *   certify-info       the TPM made the TPMS_ATTEST (TPM_GENERATED_VALUE), a certification
  *                      by this AK as an endorsement-hierarchy primary
  *   certify-signature  the AK's signature over it verifies, in the AK's own scheme
  *   qualifying-data    it carries the verifier's nonce, or binds the document's kid and email
  *   certified-name     the certified Name is the Name of the key's public area
  *   key-attributes     the key is fixedTPM|fixedParent|sensitiveDataOrigin|sign, not decrypt,
- *                      with a SHA-256 (or larger) Name: made inside this TPM, never able to leave it
+ *                      RSA-2048+ or P-256/384/521, with a SHA-256 (or larger) Name: made inside
+ *                      this TPM, never able to leave it
  */
 import {
   constants,
@@ -136,6 +138,30 @@ function attributeProblems(
   ];
 }
 
+/** The smallest RSA modulus a verifier accepts (NIST SP 800-131A; go-attestation and openssl's level 2 agree). */
+const MIN_RSA_BITS = 2048;
+
+/** The number of bits in a big-endian unsigned integer. */
+function bitLength(bytes: Buffer): number {
+  const first = bytes.findIndex((b) => b !== 0);
+  return first < 0 ? 0 : (bytes.length - first - 1) * 8 + (32 - Math.clz32(bytes[first]!));
+}
+
+/**
+ * Why a public area's key is too weak to vouch for anything, or undefined: RSA of at
+ * least 2048 bits whose keyBits is its modulus's real length (a TPM fills both), ECC on
+ * P-256, P-384 or P-521.
+ */
+function weakKey(pub: TpmPublic): string | undefined {
+  if (pub.rsa) {
+    const bits = bitLength(pub.rsa.modulus);
+    if (bits !== pub.rsa.bits) return `its keyBits (${pub.rsa.bits}) is not its modulus's length (${bits} bits)`;
+    return bits < MIN_RSA_BITS ? `it is RSA-${bits}, weaker than RSA-${MIN_RSA_BITS}` : undefined;
+  }
+  const curve = pub.ecc && anyCurve(pub.ecc.curve);
+  return curve ? undefined : `its curve (0x${pub.ecc?.curve.toString(16)}) is none of P-256, P-384, P-521`;
+}
+
 /** Why a name algorithm is too weak to identify an object, or undefined. */
 function weakName(pub: TpmPublic): string | undefined {
   return strongHash(pub.nameAlg) ? undefined : `its name algorithm is ${hashLabel(pub.nameAlg)}, not SHA-256 or larger`;
@@ -250,13 +276,20 @@ function akBound(
 function akAttributes({ ak }: Parts): Outcome {
   if (!ak.ok) return [false, ak.why];
   const pub = ak.value;
-  const wrong = attributeProblems(pub.attributes, ['restricted', 'sign', 'fixedTPM', 'fixedParent'], ['decrypt']);
-  const weak = weakName(pub);
-  if (weak) wrong.push(weak);
+  // sensitiveDataOrigin: an AK made inside the TPM, not a key someone imported and kept a copy of.
+  const wrong = attributeProblems(
+    pub.attributes,
+    ['restricted', 'sign', 'fixedTPM', 'fixedParent', 'sensitiveDataOrigin'],
+    ['decrypt'],
+  );
+  for (const weak of [weakName(pub), weakKey(pub)]) if (weak) wrong.push(weak);
   if (pub.scheme === TPM2_ALG.NULL) wrong.push('it has no fixed signing scheme');
   else if (!strongHash(pub.schemeHash)) wrong.push(`its signing scheme's hash is ${hashLabel(pub.schemeHash)}`);
   return wrong.length === 0
-    ? [true, `restricted|sign|fixedTPM|fixedParent, Name and signatures in ${hashLabel(pub.schemeHash)}`]
+    ? [
+        true,
+        `restricted|sign|fixedTPM|fixedParent|sensitiveDataOrigin, Name and signatures in ${hashLabel(pub.schemeHash)}`,
+      ]
     : [false, wrong.join(', ')];
 }
 
@@ -322,8 +355,7 @@ function keyAttributes({ key }: Parts): Outcome {
     ['fixedTPM', 'fixedParent', 'sensitiveDataOrigin', 'sign'],
     ['decrypt'],
   );
-  const weak = weakName(key.value);
-  if (weak) wrong.push(weak);
+  for (const weak of [weakName(key.value), weakKey(key.value)]) if (weak) wrong.push(weak);
   if (wrong.length > 0) {
     const imported = wrong.includes('not sensitiveDataOrigin') ? ': the key was made outside the TPM and imported' : '';
     return [false, `${wrong.join(', ')}${imported}`];

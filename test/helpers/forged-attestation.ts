@@ -37,7 +37,7 @@ import {
 
 import { keyBinding, type AttestationDocument } from '../../lib/attest/format.js';
 
-export const ALG = { SHA1: 0x0004, SHA256: 0x000b, SM3: 0x0012, NULL: 0x0010, ECDSA: 0x0018, ECC: 0x0023 };
+export const ALG = { RSA: 0x0001, SHA1: 0x0004, SHA256: 0x000b, SM3: 0x0012, NULL: 0x0010, ECDSA: 0x0018, ECC: 0x0023 };
 /** TPMA_OBJECT bits. */
 export const ATTR = {
   fixedTPM: 1 << 1,
@@ -88,6 +88,25 @@ function eccPublic(key: KeyObject, attributes: number, nameAlg: number, scheme?:
   ]);
 }
 
+const rsaKeys = new Map<number, KeyObject>();
+
+/** A TPMT_PUBLIC of an RSA key of `bits` (made once per size), scheme NULL; `keyBits` as the area states it. */
+function rsaPublic(bits: number, keyBits: number, attributes: number, nameAlg: number): Buffer {
+  if (!rsaKeys.has(bits)) rsaKeys.set(bits, generateKeyPairSync('rsa', { modulusLength: bits }).publicKey);
+  const jwk = rsaKeys.get(bits)!.export({ format: 'jwk' });
+  return Buffer.concat([
+    u16(ALG.RSA),
+    u16(nameAlg),
+    u32(attributes),
+    tpm2b(Buffer.alloc(0)),
+    u16(ALG.NULL), // symmetric
+    u16(ALG.NULL), // scheme
+    u16(keyBits),
+    u32(0), // the default exponent, 65537
+    tpm2b(Buffer.from(jwk.n!, 'base64url')),
+  ]);
+}
+
 /** A Name; an algorithm node:crypto has no name for (SM3) is hashed with SHA-256 under its id. */
 const nameOf = (area: Buffer, alg: number) =>
   Buffer.concat([u16(alg), createHash(nodeHash(alg)).update(area).digest()]);
@@ -111,6 +130,10 @@ export interface CertificateOptions {
   tpmManufacturer?: boolean;
   /** No extensions at all (an X.509 v1 certificate, like forge.ts's). */
   bare?: boolean;
+  /** basicConstraints pathLenConstraint (with ca). */
+  pathLen?: number;
+  /** An extension of this OID, marked critical. */
+  criticalExtension?: string;
 }
 
 const DAY = 86_400_000;
@@ -128,11 +151,27 @@ function extension(extnID: string, critical: boolean, value: unknown): Extension
 }
 
 /** A PEM certificate for `publicKey`, signed by `signer` in the name of `issuer`. */
-function issue(publicKey: KeyObject, issuer: string, signer: KeyObject, o: CertificateOptions): string {
+export function issueCertificate(
+  publicKey: KeyObject,
+  issuer: string,
+  signer: KeyObject,
+  o: CertificateOptions,
+): string {
   const subject = o.subject ?? 'CN';
   const extensions: Extension[] = [];
   if (!o.bare) {
-    extensions.push(extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: o.ca ?? false })));
+    extensions.push(
+      extension(
+        id_ce_basicConstraints,
+        true,
+        new BasicConstraints({ cA: o.ca ?? false, ...(o.pathLen !== undefined && { pathLenConstraint: o.pathLen }) }),
+      ),
+    );
+    if (o.criticalExtension) {
+      extensions.push(
+        new Extension({ extnID: o.criticalExtension, critical: true, extnValue: new OctetString(Buffer.of(5, 0)) }),
+      );
+    }
     if (o.keyUsage !== null && o.keyUsage !== undefined) {
       extensions.push(extension(id_ce_keyUsage, true, new KeyUsage(o.keyUsage)));
     }
@@ -177,7 +216,7 @@ function issue(publicKey: KeyObject, issuer: string, signer: KeyObject, o: Certi
   return new X509Certificate(Buffer.from(AsnConvert.serialize(cert))).toString();
 }
 
-const CA: CertificateOptions = { ca: true, keyUsage: KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign };
+export const CA: CertificateOptions = { ca: true, keyUsage: KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign };
 /** The device, as the EK and AK certificates both name it (GCE names the instance). */
 const DEVICE = 'forged device 42';
 
@@ -202,6 +241,8 @@ export interface ForgeOptions {
   akRoot?: CertificateOptions;
   /** The AK certificate; false: none. */
   akCertificate?: CertificateOptions | false;
+  /** The certified key as RSA of `bits` instead of ECC P-256, its area stating `keyBits` (default the same). */
+  rsaKey?: { bits: number; keyBits?: number };
 }
 
 export interface Forged {
@@ -218,7 +259,10 @@ export function forgeAttestation(o: ForgeOptions = {}): Forged {
   const keyNameAlg = o.keyNameAlg ?? ALG.SHA256;
   const akSchemeHash = o.akSchemeHash ?? ALG.SHA256;
   const akArea = eccPublic(KEYS.ak.publicKey, o.akAttributes ?? AK_ATTRIBUTES, akNameAlg, { hash: akSchemeHash });
-  const keyArea = eccPublic(KEYS.key.publicKey, o.keyAttributes ?? KEY_ATTRIBUTES, keyNameAlg);
+  const keyAttributes = o.keyAttributes ?? KEY_ATTRIBUTES;
+  const keyArea = o.rsaKey
+    ? rsaPublic(o.rsaKey.bits, o.rsaKey.keyBits ?? o.rsaKey.bits, keyAttributes, keyNameAlg)
+    : eccPublic(KEYS.key.publicKey, keyAttributes, keyNameAlg);
   const kid = o.kid ?? 'forged-kid';
   const akName = nameOf(akArea, akNameAlg);
   const keyName = nameOf(keyArea, keyNameAlg);
@@ -245,24 +289,24 @@ export function forgeAttestation(o: ForgeOptions = {}): Forged {
     tpm2b(rs.subarray(32)),
   ]);
 
-  const ekRoot = issue(KEYS.ekRoot.publicKey, 'forged EK root', KEYS.ekRoot.privateKey, {
+  const ekRoot = issueCertificate(KEYS.ekRoot.publicKey, 'forged EK root', KEYS.ekRoot.privateKey, {
     ...CA,
     subject: 'forged EK root',
     ...o.ekRoot,
   });
-  const ekIntermediate = issue(KEYS.ekIntermediate.publicKey, 'forged EK root', KEYS.ekRoot.privateKey, {
+  const ekIntermediate = issueCertificate(KEYS.ekIntermediate.publicKey, 'forged EK root', KEYS.ekRoot.privateKey, {
     ...CA,
     subject: 'forged EK intermediate',
     ...o.ekIntermediate,
   });
-  const ekCertificate = issue(KEYS.ek.publicKey, 'forged EK intermediate', KEYS.ekIntermediate.privateKey, {
+  const ekCertificate = issueCertificate(KEYS.ek.publicKey, 'forged EK intermediate', KEYS.ekIntermediate.privateKey, {
     subject: DEVICE,
     eku: ['2.23.133.8.1'],
     keyUsage: KeyUsageFlags.keyAgreement,
     tpmManufacturer: true,
     ...o.ekCertificate,
   });
-  const akRoot = issue(KEYS.akRoot.publicKey, 'forged AK root', KEYS.akRoot.privateKey, {
+  const akRoot = issueCertificate(KEYS.akRoot.publicKey, 'forged AK root', KEYS.akRoot.privateKey, {
     ...CA,
     subject: 'forged AK root',
     ...o.akRoot,
@@ -270,7 +314,7 @@ export function forgeAttestation(o: ForgeOptions = {}): Forged {
   const akCertificate =
     o.akCertificate === false
       ? undefined
-      : issue(KEYS.ak.publicKey, 'forged AK root', KEYS.akRoot.privateKey, {
+      : issueCertificate(KEYS.ak.publicKey, 'forged AK root', KEYS.akRoot.privateKey, {
           subject: DEVICE,
           eku: ['2.23.133.8.3'],
           keyUsage: KeyUsageFlags.digitalSignature,
@@ -297,8 +341,14 @@ export function forgeAttestation(o: ForgeOptions = {}): Forged {
  */
 export function reviewersForgery(): Forged {
   const forged = forgeAttestation({ akCertificate: false });
-  const root = issue(KEYS.ekRoot.publicKey, 'SomeRoot', KEYS.ekRoot.privateKey, { ...CA, subject: 'SomeRoot' });
-  const leaf = issue(KEYS.ak.publicKey, 'SomeRoot', KEYS.ekRoot.privateKey, { subject: 'anything', bare: true });
+  const root = issueCertificate(KEYS.ekRoot.publicKey, 'SomeRoot', KEYS.ekRoot.privateKey, {
+    ...CA,
+    subject: 'SomeRoot',
+  });
+  const leaf = issueCertificate(KEYS.ak.publicKey, 'SomeRoot', KEYS.ekRoot.privateKey, {
+    subject: 'anything',
+    bare: true,
+  });
   return {
     doc: {
       ...forged.doc,
