@@ -124,6 +124,76 @@ describe('50 jwt.encode / decode', () => {
     }
   });
 
+  describe('mixed certificate lists, no kid: keys of the wrong type are skipped', () => {
+    const keyPair = (type: 'rsa' | 'ec') =>
+      type === 'rsa'
+        ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+        : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    // Signers without a keyId, so the tokens carry no kid and every certificate is a candidate.
+    const signerOf = (privateKey: KeyObject) =>
+      SoftwareSigner.fromPem(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    let rsaPem: string;
+    let ecPem: string;
+    let otherRsaPem: string;
+    let rs256: string;
+    let es256: string;
+    before(async () => {
+      const rsa = keyPair('rsa');
+      const ec = keyPair('ec');
+      rsaPem = pemOf(rsa.publicKey);
+      ecPem = pemOf(ec.publicKey);
+      otherRsaPem = pemOf(keyPair('rsa').publicKey);
+      rs256 = await jwt.encode(signerOf(rsa.privateKey), claims());
+      es256 = await jwt.encode(signerOf(ec.privateKey), claims());
+      assert.equal(jwt.decodeHeader(rs256).kid, undefined);
+    });
+
+    it('verifies RS256 and ES256 with a list in either order', async () => {
+      for (const certs of [
+        [ecPem, rsaPem],
+        [rsaPem, ecPem],
+        [ecPem, otherRsaPem, rsaPem],
+      ]) {
+        assert.equal((await jwt.decode(rs256, { certs })).sub, 'sa@p.iam.gserviceaccount.com');
+        assert.equal((await jwt.decode(es256, { certs: [...certs].reverse() })).sub, 'sa@p.iam.gserviceaccount.com');
+      }
+    });
+
+    it('verifies RS256 and ES256 with a { kid: pem } mapping in either order', async () => {
+      for (const certs of [
+        { ec: ecPem, rsa: rsaPem },
+        { rsa: rsaPem, ec: ecPem },
+      ]) {
+        assert.equal((await jwt.decode(rs256, { certs })).sub, 'sa@p.iam.gserviceaccount.com');
+        assert.equal((await jwt.decode(es256, { certs })).sub, 'sa@p.iam.gserviceaccount.com');
+      }
+    });
+
+    it('no key of the right type (ERR_JWKS_NO_MATCHING_KEY)', async () => {
+      for (const certs of [[ecPem], { a: ecPem, b: ecPem }, ecPem]) {
+        await assert.rejects(jwt.decode(rs256, { certs }), { code: 'ERR_JWKS_NO_MATCHING_KEY' });
+      }
+      await assert.rejects(jwt.decode(es256, { certs: [rsaPem, otherRsaPem] }), { code: 'ERR_JWKS_NO_MATCHING_KEY' });
+    });
+
+    it('keys of the right type that did not sign it (ERR_JWS_SIGNATURE_VERIFICATION_FAILED)', async () => {
+      for (const certs of [[ecPem, otherRsaPem], [otherRsaPem, ecPem], { ec: ecPem, other: otherRsaPem }]) {
+        await assert.rejects(jwt.decode(rs256, { certs }), { code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+      }
+    });
+
+    it('with a kid, the mapping entry it names is the only candidate', async () => {
+      const signer = signers.get('software RS256')!;
+      const token = await jwt.encode(signer, claims());
+      const good = pemOf(signer.publicKey);
+      assert.ok(await jwt.decode(token, { certs: { other: ecPem, [signer.keyId!]: good } }));
+      await assert.rejects(jwt.decode(token, { certs: { [signer.keyId!]: otherRsaPem, other: good } }), {
+        code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+      });
+      await assert.rejects(jwt.decode(token, { certs: { other: good } }), { code: 'ERR_JWKS_NO_MATCHING_KEY' });
+    });
+  });
+
   it('decode with verify: false returns the payload unchecked', async () => {
     const token = await jwt.encode(signers.get('software ES256')!, claims({ exp: 1 }));
     assert.equal((await jwt.decode(token, { verify: false })).exp, 1);

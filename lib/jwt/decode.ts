@@ -7,7 +7,7 @@ import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 
 import type { JSONWebKeySet, JWTPayload, ProtectedHeaderParameters } from 'jose';
 
-import { ALGORITHMS, isAlgorithm, type JwsAlgorithm } from '../algorithms.js';
+import { ALGORITHMS, algorithmsForKey, isAlgorithm, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument, JOSE_ERROR_CODES, TpmJwtError } from '../errors.js';
 
 /** PEM certificate or SPKI; a `{ kid: pem }` mapping; a list of PEMs; a JWKS; a KeyObject. */
@@ -72,13 +72,20 @@ function publicKeyFromPem(pem: string): KeyObject {
 
 const isJwks = (certs: object): certs is JSONWebKeySet => Array.isArray((certs as { keys?: unknown }).keys);
 
-/** The keys the token may be signed with, by the google-auth rules for `certs`. */
-function candidateKeys(certs: Certs, kid: string | undefined): KeyObject[] {
-  if (typeof certs === 'string') return [publicKeyFromPem(certs)];
-  if (Array.isArray(certs)) return (certs as readonly string[]).map(publicKeyFromPem);
-  if (certs instanceof Object && 'asymmetricKeyType' in certs) return [certs as KeyObject];
+/**
+ * The keys the token may be signed with, by the google-auth rules for `certs`. Unless the
+ * token's kid picks one from a mapping, every key is a candidate, so keys of a type that
+ * cannot verify `alg` are left out rather than tried: an EC certificate ahead of the RSA
+ * one that signed an RS256 token must not end the search (google-auth tries every
+ * certificate). A key the kid picks is the only candidate, tried whatever its type.
+ */
+function candidateKeys(certs: Certs, kid: string | undefined, alg: JwsAlgorithm): KeyObject[] {
+  const fitting = (keys: KeyObject[]) => keys.filter((key) => algorithmsForKey(key).includes(alg));
+  if (typeof certs === 'string') return fitting([publicKeyFromPem(certs)]);
+  if (Array.isArray(certs)) return fitting((certs as readonly string[]).map(publicKeyFromPem));
+  if (certs instanceof Object && 'asymmetricKeyType' in certs) return fitting([certs as KeyObject]);
   const mapping = certs as Readonly<Record<string, string>>;
-  if (kid === undefined) return Object.values(mapping).map(publicKeyFromPem);
+  if (kid === undefined) return fitting(Object.values(mapping).map(publicKeyFromPem));
   if (!Object.hasOwn(mapping, kid)) {
     throw new TpmJwtError('ERR_JWKS_NO_MATCHING_KEY', `no certificate for key id ${kid}`);
   }
@@ -134,7 +141,7 @@ export async function decode(token: string, options: DecodeOptions = {}): Promis
     } else {
       // Like google-auth, any of several candidate keys may have signed it.
       let last: unknown;
-      for (const key of candidateKeys(options.certs, header.kid)) {
+      for (const key of candidateKeys(options.certs, header.kid, header.alg as JwsAlgorithm)) {
         try {
           ({ payload } = await jose.jwtVerify(token, key, verifyOptions));
           break;
@@ -144,7 +151,7 @@ export async function decode(token: string, options: DecodeOptions = {}): Promis
         }
       }
       if (payload === undefined) {
-        throw last ?? new TpmJwtError('ERR_JWKS_NO_MATCHING_KEY', 'certs holds no key');
+        throw last ?? new TpmJwtError('ERR_JWKS_NO_MATCHING_KEY', `certs holds no key that can verify ${header.alg}`);
       }
     }
   } catch (err) {
