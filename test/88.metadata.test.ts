@@ -19,14 +19,18 @@ import { decodeJwt } from 'jose';
 import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
 import { publicJwk, Tpm, TpmSigner, type Signer, type TpmKey } from '../lib/index.js';
 import { CLOUD_PLATFORM_SCOPE } from '../lib/google/index.js';
-import { allowedHosts } from '../lib/metadata/guard.js';
+import { allowedHosts, isLoopback } from '../lib/metadata/guard.js';
+import { NewKeyRate } from '../lib/metadata/new-key-rate.js';
+import { SourcesByKey } from '../lib/metadata/sources-by-key.js';
+import type { TokenSource } from '../lib/google/token-source.js';
 import { startMetadataServer, type MetadataServer, type MetadataServerOptions } from '../lib/metadata/index.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
 import { startFakeSts } from './helpers/fake-sts.js';
 import { prng } from './helpers/prng.js';
-import { cli } from './helpers/cli.js';
+import { assertFails, cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { overlayEnv } from './helpers/env.js';
 import { tpm2 } from './helpers/tools.js';
 
 const run = promisify(execFile);
@@ -65,6 +69,21 @@ function get(
 }
 
 const port = (server: MetadataServer) => Number(new URL(server.url).port);
+
+/** `head` (request line and header lines) sent as written, on a connection of its own; the answer's status. */
+function rawStatus(server: MetadataServer, head: string[]): Promise<{ status: number; answer: string }> {
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const socket = connect(port(server), '127.0.0.1', () => socket.write(`${head.join('\r\n')}\r\n\r\n`));
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const status = /^HTTP\/1\.1 ([0-9]{3}) /.exec(answer);
+      if (status) resolve({ status: Number(status[1]), answer });
+      else reject(new Error(`no HTTP answer: ${JSON.stringify(answer.slice(0, 200))}`));
+    });
+  });
+}
 
 /** A fake Google whose token endpoint issues opaque access tokens and ID tokens, counted. */
 function issueTokens(google: FakeGoogle) {
@@ -336,6 +355,87 @@ describe('88 metadata server backed by the TPM', function () {
       assert.equal(post, 405);
     });
 
+    it('refuses Forwarded, Via and every other proxy marker, not only X-Forwarded-For (403)', async () => {
+      const markers: Record<string, string> = {
+        forwarded: 'for=192.0.2.60;proto=http;by=203.0.113.43',
+        Forwarded: 'for=unknown',
+        via: '1.1 proxy.example',
+        Via: 'HTTP/1.1 squid',
+        'x-forwarded-host': 'metadata.google.internal',
+        'x-forwarded-proto': 'http',
+        'x-real-ip': '10.0.0.1',
+      };
+      for (const [name, value] of Object.entries(markers)) {
+        const answer = await get(server, token, { ...FLAVOR, host: host(), [name]: value });
+        assert.equal(answer.status, 403, name);
+        assert.doesNotMatch(answer.body, /access_token|ya29/, name);
+      }
+      assert.equal((await get(server, token, { ...FLAVOR, host: host() })).status, 200, 'without one, served');
+    });
+
+    it('refuses a request with two Host headers (400), in either order, even when both name it', async () => {
+      const ours = `Host: ${host()}`;
+      const pairs = [
+        [ours, 'Host: attacker.example'],
+        ['Host: attacker.example', ours],
+        [ours, ours],
+        [ours, 'host: metadata.google.internal'],
+      ];
+      for (const [first, second] of pairs) {
+        const head = [`GET ${token} HTTP/1.1`, first!, 'Metadata-Flavor: Google', second!, 'Connection: close'];
+        const { status, answer } = await rawStatus(server, head);
+        assert.equal(status, 400, `${first} then ${second}`);
+        assert.doesNotMatch(answer, /access_token|ya29/);
+      }
+      const one = await rawStatus(server, [
+        `GET ${token} HTTP/1.1`,
+        ours,
+        'Metadata-Flavor: Google',
+        'Connection: close',
+      ]);
+      assert.equal(one.status, 200, 'one Host is served');
+    });
+
+    it('listens on a host that is not loopback only with allowRemote (ERR_INVALID_ARGUMENT)', async () => {
+      for (const notLoopback of ['0.0.0.0', '::', '192.0.2.1', 'fe80::1', 'metadata.example', '::ffff:10.0.0.1']) {
+        assert.equal(isLoopback(notLoopback), false, notLoopback);
+        await assert.rejects(start({ host: notLoopback }), { code: 'ERR_INVALID_ARGUMENT', message: /allowRemote/ });
+      }
+      for (const loopback of [
+        '127.0.0.1',
+        '127.1.2.3',
+        'localhost',
+        'LOCALHOST',
+        '::1',
+        '0:0:0:0:0:0:0:1',
+        '::ffff:127.0.0.1',
+      ]) {
+        assert.equal(isLoopback(loopback), true, loopback);
+      }
+      const local = await start({ host: '127.0.0.2' });
+      assert.match(local.host!, /^127\.0\.0\.2:[0-9]+$/, 'any loopback address needs no opt-in');
+      await local.close();
+      // With the opt-in the check passes and listening is tried (192.0.2.1, TEST-NET-1, is no address of ours).
+      await assert.rejects(start({ host: '192.0.2.1', allowRemote: true }), {
+        code: 'ERR_INVALID_ARGUMENT',
+        message: /cannot listen/,
+      });
+    });
+
+    it('serve-metadata --listen on a host that is not loopback needs --allow-remote, checked before the TPM', async () => {
+      // A TCTI that reaches nothing: the refusal must come first.
+      const keyArgs = ['--key', '0x81000001', '--email', EMAIL, '--tcti', 'swtpm:host=127.0.0.1,port=1'];
+      for (const listen of ['0.0.0.0:8080', '[::]:8080', '192.0.2.1:80']) {
+        const result = await cli(['serve-metadata', ...keyArgs, '--listen', listen]);
+        assertFails(result, 1, 'ERR_INVALID_ARGUMENT');
+        assert.match(result.stderr, /--allow-remote/);
+      }
+      const withSocket = await cli(['serve-metadata', ...keyArgs, '--socket', '/nonexistent/s', '--allow-remote']);
+      assert.equal(withSocket.code, 2, withSocket.stderr);
+      const help = await cli(['serve-metadata', '--help']);
+      assert.match(help.stdout + help.stderr, /--allow-remote/);
+    });
+
     it('binds loopback unless told otherwise; on a wildcard address answers to its interfaces only', async () => {
       const own = await start({ port: 0 });
       assert.match(own.host!, /^127\.0\.0\.1:[0-9]+$/);
@@ -454,6 +554,89 @@ describe('88 metadata server backed by the TPM', function () {
         });
       }
       assert.equal((await get(server, token)).status, 200, 'still serving');
+    });
+  });
+
+  describe('new scope sets and audiences, at a bounded rate', () => {
+    const tokenPath = `${V1}/instance/service-accounts/default/token`;
+    const identityPath = `${V1}/instance/service-accounts/default/identity`;
+
+    it('NewKeyRate: a bucket of burst keys, refilled at perMinute (a clock of its own)', () => {
+      let now = 0;
+      const rate = new NewKeyRate(60, 2, () => now);
+      assert.deepEqual([rate.take(), rate.take(), rate.take()], [true, true, false]);
+      now += 999;
+      assert.equal(rate.take(), false, 'not a whole key yet');
+      now += 2;
+      assert.deepEqual([rate.take(), rate.take()], [true, false]);
+      now += 3_600_000;
+      assert.deepEqual([rate.take(), rate.take(), rate.take()], [true, true, false], 'never more than burst');
+      const never = new NewKeyRate(0, 1, () => now);
+      now += 3_600_000;
+      assert.deepEqual([never.take(), never.take()], [true, false]);
+    });
+
+    it('SourcesByKey: a kept or pinned key is never limited; a new one is made only when the rate allows', () => {
+      const made: string[] = [];
+      const source = { token: async () => ({ token: 't', expiry: new Date() }) } as unknown as TokenSource;
+      const sources = new SourcesByKey((key) => (made.push(key), source), 32, ['pinned'], new NewKeyRate(0, 1));
+      assert.equal(sources.get('a'), source);
+      assert.equal(sources.get('b'), undefined);
+      for (let i = 0; i < 100; i++) {
+        assert.equal(sources.get('a'), source);
+        assert.equal(sources.get('pinned'), source);
+      }
+      assert.deepEqual(made, ['pinned', 'a']);
+    });
+
+    it('answers 429 past the rate, shared by scope sets and audiences, with no TPM signing; known ones still 200', async () => {
+      const own = await start({ newScopesAndAudiences: { perMinute: 0, burst: 3 } });
+      const signs = signer.count;
+      const statuses = async (paths: string[]) =>
+        (await Promise.all(paths.map((p) => get(own, p)))).map((a) => a.status);
+      assert.deepEqual(await statuses([tokenPath]), [200], 'the default scope set is pinned, never counted');
+      assert.deepEqual(
+        await statuses([
+          `${tokenPath}?scopes=rate-a`,
+          `${tokenPath}?scopes=rate-b`,
+          `${identityPath}?audience=https://r.run.app`,
+        ]),
+        [200, 200, 200],
+      );
+      assert.equal(signer.count - signs, 4);
+      const refused = [
+        await get(own, `${tokenPath}?scopes=rate-c`),
+        await get(own, `${identityPath}?audience=https://s.run.app`),
+      ];
+      for (const answer of refused) {
+        assert.equal(answer.status, 429);
+        assert.equal(answer.headers['metadata-flavor'], 'Google');
+        assert.equal(answer.headers['retry-after'], undefined, 'perMinute 0: no time would do');
+        assert.doesNotMatch(answer.body, /access_token|ya29|eyJ/);
+      }
+      assert.equal(signer.count - signs, 4, 'a refused request costs no signing');
+      const known = await statuses([
+        ...Array.from({ length: 50 }, (_, i) => `${tokenPath}?scopes=${i % 2 ? 'rate-a' : 'rate-a,rate-a'}`),
+        ...Array.from({ length: 50 }, () => `${identityPath}?audience=https://r.run.app`),
+        tokenPath,
+      ]);
+      assert.deepEqual(new Set(known), new Set([200]));
+      assert.equal(signer.count - signs, 4, 'known ones come from the cache');
+    });
+
+    it('sends Retry-After for a refill interval, and refuses a rate it cannot use (ERR_INVALID_ARGUMENT)', async () => {
+      const own = await start({ mode: 'jwt-access', newScopesAndAudiences: { perMinute: 10, burst: 1 } });
+      assert.equal((await get(own, `${tokenPath}?scopes=retry-a`)).status, 200);
+      const refused = await get(own, `${tokenPath}?scopes=retry-b`);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.headers['retry-after'], '6');
+      for (const bad of [{ burst: 0 }, { burst: 1.5 }, { perMinute: -1 }, { perMinute: Number.NaN }]) {
+        await assert.rejects(
+          start({ newScopesAndAudiences: bad }),
+          { code: 'ERR_INVALID_ARGUMENT' },
+          JSON.stringify(bad),
+        );
+      }
     });
   });
 
@@ -583,6 +766,10 @@ describe('88 metadata server backed by the TPM', function () {
   });
 
   describe('wif mode: no service-account key anywhere', () => {
+    // The configurations name the loopback stand-in STS: read from a file, that takes the opt-in.
+    let restoreEnv: () => void;
+    before(() => void (restoreEnv = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '1' })));
+    after(() => restoreEnv());
     it('serves federated, impersonated access tokens per scope set and ID tokens from generateIdToken', async () => {
       const audience = '//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/d/providers/tpm';
       const issuer = 'https://devices.example.com';
@@ -704,6 +891,10 @@ describe('88 metadata server with a key bound to PCRs', function () {
   this.timeout(60_000);
   const swtpm = useSwtpm();
   afterEach(() => tpm2(swtpm.tcti, 'pcrreset', '16'));
+  // The configurations name the loopback stand-in STS: read from a file, that takes the opt-in.
+  let restoreEnv: () => void;
+  before(() => void (restoreEnv = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '1' })));
+  after(() => restoreEnv());
 
   it('serves no token, not even a cached one, once the PCRs move; serves again when they hold', async () => {
     const tpm = await swtpm.openTpm();

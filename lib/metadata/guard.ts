@@ -2,10 +2,12 @@
  * Which requests a metadata server answers at all, as GCE decides and a little more:
  * only GETs that carry `Metadata-Flavor: Google` (a browser cannot send it without a
  * CORS preflight, which the server never grants), none that came through a proxy
- * (`X-Forwarded-For`), and only for a Host that names this server, so a DNS-rebound
- * page cannot reach it by a name of its own.
+ * (any header a proxy adds, not only `X-Forwarded-For`), and only for one Host that
+ * names this server, so a DNS-rebound page cannot reach it by a name of its own. And
+ * where it may listen: loopback, unless its user says the network may have its tokens.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 
 export interface Refusal {
@@ -31,6 +33,21 @@ export function allowedHosts(listenHost: string | undefined): ReadonlySet<string
   return hosts;
 }
 
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+// Also matches every spelling of ::1 and IPv4-mapped 127.0.0.0/8.
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/**
+ * Whether a listen address reaches this machine only: `localhost`, 127.0.0.0/8 or ::1.
+ * Any other name is not, whatever it resolves to today.
+ */
+export function isLoopback(listenHost: string): boolean {
+  if (listenHost.toLowerCase() === 'localhost') return true;
+  if (isIPv4(listenHost)) return LOOPBACK.check(listenHost, 'ipv4');
+  return isIPv6(listenHost) && LOOPBACK.check(listenHost, 'ipv6');
+}
+
 /** The host part of a Host header: no port, no IPv6 brackets, lower case; undefined if malformed. */
 export function hostName(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
@@ -39,16 +56,33 @@ export function hostName(header: string | undefined): string | undefined {
   return match ? (match[1] ?? match[2])!.toLowerCase() : undefined;
 }
 
+/**
+ * Headers a proxy adds: RFC 7239's Forwarded, RFC 9110's Via, and the de facto
+ * X-Forwarded-* and X-Real-IP. A request carrying one came through something that
+ * may relay for other machines, so its token would leave this one.
+ */
+const isProxyMarker = (name: string) =>
+  name === 'forwarded' || name === 'via' || name === 'x-real-ip' || name.startsWith('x-forwarded');
+
+/** How many Host fields the request carries (`headers.host` keeps only the first). */
+function hostFields(rawHeaders: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === 'host') count++;
+  return count;
+}
+
 /** Why the request is refused, or undefined when it may be answered. */
 export function refusal(
-  method: string | undefined,
-  headers: IncomingHttpHeaders,
+  req: Pick<IncomingMessage, 'method' | 'headers' | 'rawHeaders'>,
   hosts: ReadonlySet<string>,
 ): Refusal | undefined {
-  if (method !== 'GET') return { status: 405, message: 'Only GET is allowed.' };
+  const { headers } = req;
+  // RFC 9112 3.2: answer 400. Node would read the first, a proxy in front maybe the last.
+  if (hostFields(req.rawHeaders) > 1) return { status: 400, message: 'More than one Host header.' };
+  if (req.method !== 'GET') return { status: 405, message: 'Only GET is allowed.' };
   if (headers['metadata-flavor'] !== 'Google')
     return { status: 403, message: 'Missing Metadata-Flavor:Google header.' };
-  if (headers['x-forwarded-for'] !== undefined) return { status: 403, message: 'Forwarded requests are refused.' };
+  if (Object.keys(headers).some(isProxyMarker)) return { status: 403, message: 'Forwarded requests are refused.' };
   const host = hostName(headers.host);
   if (host === undefined || !hosts.has(host)) return { status: 403, message: 'Host does not name this server.' };
   return undefined;

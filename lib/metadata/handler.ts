@@ -17,6 +17,8 @@ export interface HandlerContext {
   readonly hosts: ReadonlySet<string>;
   /** The scopes of a token request that names none. */
   readonly scopes: readonly string[];
+  /** The Retry-After of a 429 for a new scope set or audience past the rate (absent: none). */
+  readonly retryAfterSeconds?: number | undefined;
   /** Runs before any token is served; throws when the key may no longer sign. */
   readonly beforeMint?: (() => Promise<void>) | undefined;
   /** True once the server is draining: answers then close their connection. */
@@ -41,6 +43,7 @@ interface Answer {
   body: string;
   code?: string;
   error?: string;
+  retryAfter?: number | undefined;
 }
 
 const BASE = '/computeMetadata/v1';
@@ -65,6 +68,7 @@ export async function handle(context: HandlerContext, req: IncomingMessage, res:
     'content-length': Buffer.byteLength(answer.body),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    ...(answer.retryAfter !== undefined && { 'retry-after': String(answer.retryAfter) }),
     ...(context.closing() && { connection: 'close' }),
   });
   res.end(answer.body);
@@ -90,7 +94,7 @@ async function answerFor(
   path: string,
   query: URLSearchParams,
 ): Promise<Answer> {
-  const refused = refusal(req.method, req.headers, context.hosts);
+  const refused = refusal(req, context.hosts);
   if (refused) return text(refused.status, `${refused.message}\n`);
   if (path === '/') return text(200, 'computeMetadata/\n');
   if (path === '/computeMetadata' || path === '/computeMetadata/') return text(200, 'v1/\n');
@@ -119,7 +123,9 @@ async function mint(context: HandlerContext, leaf: MintedLeaf, query: URLSearchP
     const scopes = parseScopes(query.get('scopes')) ?? context.scopes;
     if (scopes.length === 0) return text(400, 'Invalid scopes parameter.\n');
     await context.beforeMint?.();
-    const { token, expiry } = await context.tokens.accessToken(scopes);
+    const minted = await context.tokens.accessToken(scopes);
+    if (minted === undefined) return tooManyNew(context);
+    const { token, expiry } = minted;
     const body = JSON.stringify({
       access_token: token,
       expires_in: Math.max(0, Math.floor((expiry.getTime() - Date.now()) / 1000)),
@@ -134,8 +140,15 @@ async function mint(context: HandlerContext, leaf: MintedLeaf, query: URLSearchP
   const format = query.get('format');
   if (format !== null && format !== 'standard' && format !== 'full') return text(400, 'Invalid format parameter.\n');
   await context.beforeMint?.();
-  return text(200, (await context.tokens.idToken(audience)).token);
+  const minted = await context.tokens.idToken(audience);
+  return minted === undefined ? tooManyNew(context) : text(200, minted.token);
 }
+
+/** A new scope set or audience past the server's rate; known ones are still served. */
+const tooManyNew = (context: HandlerContext): Answer => ({
+  ...text(429, 'Too many new scope sets and audiences; try again later.\n'),
+  retryAfter: context.retryAfterSeconds,
+});
 
 /** `a,b` as GCE takes it; undefined when absent, [] when unusable. */
 function parseScopes(value: string | null): string[] | undefined {

@@ -2,8 +2,9 @@
  * A GCE-compatible metadata server whose tokens come from a TPM key, so every process
  * and language on the device gets hardware-bound credentials through Application
  * Default Credentials (GCE_METADATA_HOST, GCE_METADATA_IP, GCE_METADATA_ROOT). It
- * listens on loopback or a unix socket, answers as handler.ts says, and on close stops
- * accepting, lets requests in flight finish, then releases what it opened.
+ * listens on loopback (elsewhere only when told so) or a unix socket, answers as
+ * handler.ts says, and on close stops accepting, lets requests in flight finish, then
+ * releases what it opened.
  */
 import { createServer, type Server } from 'node:http';
 import { chmod, lstat, unlink } from 'node:fs/promises';
@@ -13,9 +14,10 @@ import type { Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { DEFAULT_UNIVERSE_DOMAIN } from '../google/token-sources.js';
 import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
-import { allowedHosts } from './guard.js';
+import { allowedHosts, isLoopback } from './guard.js';
 import { handle, type HandlerContext, type RequestLog } from './handler.js';
 import { policyGate } from './policy-gate.js';
+import { NewKeyRate } from './new-key-rate.js';
 import { signerTokens, type MetadataTokens } from './tokens.js';
 import { metadataTree } from './tree.js';
 
@@ -45,8 +47,13 @@ export type MetadataServerOptions = MetadataTokenOptions & {
   instanceId?: string;
   zone?: string;
   universeDomain?: string;
-  /** Default 127.0.0.1; anything but loopback exposes tokens to the network. */
+  /** Default 127.0.0.1; anything but loopback is refused unless allowRemote is set. */
   host?: string;
+  /**
+   * Listen on a host that is not loopback (0.0.0.0, a LAN address, a name): every
+   * machine that can reach it gets this account's tokens. Default false.
+   */
+  allowRemote?: boolean;
   /** Default 8080; 0 picks a free port. */
   port?: number;
   /** A unix socket path instead of TCP; an existing file is never replaced, a stale socket is. */
@@ -62,6 +69,13 @@ export type MetadataServerOptions = MetadataTokenOptions & {
   beforeMint?: () => Promise<void>;
   /** How long close() waits for requests in flight, ms; default 10,000. */
   drainTimeoutMs?: number;
+  /**
+   * How fast clients may ask for scope sets and audiences the server holds no token
+   * source for (each costs a TPM signing and an exchange): a token bucket of `burst`,
+   * refilled at `perMinute` (0: never). Past it such requests are answered 429; those
+   * for scope sets and audiences already kept never are. Default 10 a minute, burst 20.
+   */
+  newScopesAndAudiences?: { perMinute?: number; burst?: number };
 };
 
 export interface MetadataServer {
@@ -79,12 +93,13 @@ export interface MetadataServer {
  */
 export async function startMetadataServer(options: MetadataServerOptions): Promise<MetadataServer> {
   checkValues(options);
+  const rate = newKeyRate(options);
   // Sorted and unique, as parsed request scopes are: the same set is the same token.
   const scopes = [...new Set(options.scopes ?? [CLOUD_PLATFORM_SCOPE])].sort();
   if (scopes.length === 0) throw invalidArgument('scopes must name at least one scope');
-  const opened = await openTokens(options, scopes);
+  const opened = await openTokens(options, scopes, rate.limit);
   try {
-    return await listen(options, opened, scopes);
+    return await listen(options, opened, scopes, rate.retryAfterSeconds);
   } catch (err) {
     await opened.tokens.close();
     throw err;
@@ -101,6 +116,30 @@ function checkValues(options: MetadataServerOptions): void {
   if (mode !== undefined && !(Number.isInteger(mode) && mode >= 0 && mode <= 0o777)) {
     throw invalidArgument('socketMode must be a file mode from 0 to 0o777');
   }
+  const host = options.host ?? '127.0.0.1';
+  if (options.socket === undefined && options.allowRemote !== true && !isLoopback(host)) {
+    throw invalidArgument(
+      `host ${host} is not loopback: every machine that reaches it would get this account's tokens; ` +
+        'set allowRemote: true if that is meant',
+    );
+  }
+}
+
+/** The default pace of new scope sets and audiences: a few workloads starting at once, then slow. */
+const NEW_KEYS_PER_MINUTE = 10;
+const NEW_KEYS_BURST = 20;
+
+/** The bucket newScopesAndAudiences describes, and the Retry-After of its 429s. */
+function newKeyRate(options: MetadataServerOptions): { limit: NewKeyRate; retryAfterSeconds: number | undefined } {
+  const { perMinute = NEW_KEYS_PER_MINUTE, burst = NEW_KEYS_BURST } = options.newScopesAndAudiences ?? {};
+  if (typeof perMinute !== 'number' || !Number.isFinite(perMinute) || perMinute < 0) {
+    throw invalidArgument('newScopesAndAudiences.perMinute must be a number >= 0');
+  }
+  if (!Number.isInteger(burst) || burst < 1)
+    throw invalidArgument('newScopesAndAudiences.burst must be an integer >= 1');
+  // An empty bucket has its next new key within one refill interval.
+  const retryAfterSeconds = perMinute > 0 ? Math.ceil(60 / perMinute) : undefined;
+  return { limit: new NewKeyRate(perMinute, burst), retryAfterSeconds };
 }
 
 interface Opened {
@@ -109,7 +148,11 @@ interface Opened {
   beforeMint: (() => Promise<void>) | undefined;
 }
 
-async function openTokens(options: MetadataServerOptions, scopes: readonly string[]): Promise<Opened> {
+async function openTokens(
+  options: MetadataServerOptions,
+  scopes: readonly string[],
+  newKeys: NewKeyRate,
+): Promise<Opened> {
   const { universeDomain } = options;
   if (options.mode === 'wif') {
     let wifTokens: typeof import('./wif-tokens.js').wifTokens;
@@ -124,7 +167,7 @@ async function openTokens(options: MetadataServerOptions, scopes: readonly strin
         },
       );
     }
-    const tokens = await wifTokens(options.credentialConfiguration, scopes);
+    const tokens = await wifTokens(options.credentialConfiguration, scopes, newKeys);
     const email = options.email ?? tokens.serviceAccount;
     if (email === undefined) {
       await tokens.close();
@@ -139,6 +182,7 @@ async function openTokens(options: MetadataServerOptions, scopes: readonly strin
     email,
     mode,
     defaultScopes: scopes,
+    newKeys,
     ...(tokenUrl !== undefined && { tokenUrl }),
     ...(universeDomain !== undefined && { universeDomain }),
   });
@@ -148,7 +192,12 @@ async function openTokens(options: MetadataServerOptions, scopes: readonly strin
 /** Enough for any device's processes; past it the kernel queues, the server stays up. */
 const MAX_CONNECTIONS = 4096;
 
-async function listen(options: MetadataServerOptions, opened: Opened, scopes: string[]): Promise<MetadataServer> {
+async function listen(
+  options: MetadataServerOptions,
+  opened: Opened,
+  scopes: string[],
+  retryAfterSeconds: number | undefined,
+): Promise<MetadataServer> {
   const { tokens, email, beforeMint } = opened;
   const log = options.log ?? (() => {});
   const event = (fields: object) => log(JSON.stringify({ time: new Date().toISOString(), ...fields }));
@@ -167,6 +216,7 @@ async function listen(options: MetadataServerOptions, opened: Opened, scopes: st
     tokens,
     hosts: allowedHosts(host),
     scopes,
+    retryAfterSeconds,
     beforeMint,
     closing: () => draining,
     log: (entry: RequestLog) => event(entry),

@@ -6,15 +6,16 @@
 import type { Signer } from '../crypt/signer.js';
 import type { ExpiringToken } from '../google/cached-token.js';
 import { makeTokenSource } from '../google/token-sources.js';
+import type { NewKeyRate } from './new-key-rate.js';
 import { SourcesByKey } from './sources-by-key.js';
 
 export interface MetadataTokens {
-  /** An access token for `scopes` (sorted, unique). */
-  accessToken(scopes: readonly string[]): Promise<ExpiringToken>;
+  /** An access token for `scopes` (sorted, unique); undefined for a new scope set the rate refuses. */
+  accessToken(scopes: readonly string[]): Promise<ExpiringToken | undefined>;
   /** Whether idToken can answer at all (federation without impersonation cannot). */
   readonly idTokens: boolean;
-  /** A Google-signed ID token whose aud is `audience`. */
-  idToken(audience: string): Promise<ExpiringToken>;
+  /** A Google-signed ID token whose aud is `audience`; undefined for a new audience the rate refuses. */
+  idToken(audience: string): Promise<ExpiringToken | undefined>;
   /** Releases what the tokens were made with, when it was opened for them. */
   close(): Promise<void>;
 }
@@ -33,6 +34,8 @@ export interface SignerTokensOptions {
   mode: 'oauth2' | 'jwt-access';
   /** The scope set most requests ask for: its source is never dropped. */
   defaultScopes: readonly string[];
+  /** How fast new scope sets and audiences may get a source; default unlimited. */
+  newKeys?: NewKeyRate;
   tokenUrl?: string;
   universeDomain?: string;
 }
@@ -42,24 +45,29 @@ export interface SignerTokensOptions {
  * always from the JWT-bearer exchange (only Google's signature makes one a service accepts).
  */
 export function signerTokens(options: SignerTokensOptions): MetadataTokens {
-  const { signer, email, mode, tokenUrl, universeDomain } = options;
+  const { signer, email, mode, tokenUrl, universeDomain, newKeys } = options;
   const common = {
     signer: async () => signer,
     email,
     ...(tokenUrl !== undefined && { tokenUrl }),
     ...(universeDomain !== undefined && { universeDomain }),
   };
-  const access = new SourcesByKey((key) => makeTokenSource({ ...common, mode, scopes: keyScopes(key) }), KEPT_SOURCES, [
-    scopeKey(options.defaultScopes),
-  ]);
+  const access = new SourcesByKey(
+    (key) => makeTokenSource({ ...common, mode, scopes: keyScopes(key) }),
+    KEPT_SOURCES,
+    [scopeKey(options.defaultScopes)],
+    newKeys,
+  );
   const identity = new SourcesByKey(
     (audience) => makeTokenSource({ ...common, mode: 'id-token', targetAudience: audience }),
     KEPT_SOURCES,
+    [],
+    newKeys,
   );
   return {
-    accessToken: (scopes) => access.get(scopeKey(scopes)).token(undefined),
+    accessToken: async (scopes) => access.get(scopeKey(scopes))?.token(undefined),
     idTokens: true,
-    idToken: (audience) => identity.get(audience).token(undefined),
+    idToken: async (audience) => identity.get(audience)?.token(undefined),
     close: async () => {},
   };
 }

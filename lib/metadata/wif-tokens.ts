@@ -11,6 +11,7 @@ import { invalidArgument } from '../errors.js';
 import { externalAccountSource, generateIdTokenSource } from '../google/external-account-sources.js';
 import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
 import { openWifSigner, readWifConfiguration, wifSubjectTokenSupplier } from '../google/wif-client.js';
+import type { NewKeyRate } from './new-key-rate.js';
 import { SourcesByKey } from './sources-by-key.js';
 import { keyScopes, KEPT_SOURCES, scopeKey, type MetadataTokens } from './tokens.js';
 
@@ -22,10 +23,15 @@ export interface WifTokens extends MetadataTokens {
 }
 
 /**
- * The tokens of the credential configuration in `file`. Throws as readWifConfiguration
- * does, or the TPM's error when its key cannot be opened.
+ * The tokens of the credential configuration in `file`, new scope sets and audiences at
+ * the pace `newKeys` allows (default unlimited). Throws as readWifConfiguration does, or
+ * the TPM's error when its key cannot be opened.
  */
-export async function wifTokens(file: string, defaultScopes: readonly string[]): Promise<WifTokens> {
+export async function wifTokens(
+  file: string,
+  defaultScopes: readonly string[],
+  newKeys?: NewKeyRate,
+): Promise<WifTokens> {
   const configuration = await readWifConfiguration(file);
   const signer = await openWifSigner(configuration);
   const supplier = wifSubjectTokenSupplier(configuration, signer);
@@ -37,9 +43,12 @@ export async function wifTokens(file: string, defaultScopes: readonly string[]):
       scopes,
       subject_token_supplier: supplier,
     });
-  const access = new SourcesByKey((key) => externalAccountSource(client(keyScopes(key), true)), KEPT_SOURCES, [
-    scopeKey(defaultScopes),
-  ]);
+  const access = new SourcesByKey(
+    (key) => externalAccountSource(client(keyScopes(key), true)),
+    KEPT_SOURCES,
+    [scopeKey(defaultScopes)],
+    newKeys,
+  );
   // generateIdToken sits beside generateAccessToken (serviceAccount is set only when the
   // impersonation URL has that form), called with the federated token: one client, so
   // one exchange, for every audience.
@@ -47,16 +56,16 @@ export async function wifTokens(file: string, defaultScopes: readonly string[]):
   if (serviceAccount !== undefined) {
     const caller = client([CLOUD_PLATFORM_SCOPE], false);
     const url = impersonation!.replace(/:generateAccessToken$/, ':generateIdToken');
-    identity = new SourcesByKey((audience) => generateIdTokenSource(caller, url, audience), KEPT_SOURCES);
+    identity = new SourcesByKey((audience) => generateIdTokenSource(caller, url, audience), KEPT_SOURCES, [], newKeys);
   }
   return {
     serviceAccount,
     signer,
-    accessToken: (scopes) => access.get(scopeKey(scopes)).token(undefined),
+    accessToken: async (scopes) => access.get(scopeKey(scopes))?.token(undefined),
     idTokens: identity !== undefined,
     async idToken(audience) {
       if (!identity) throw invalidArgument('ID tokens need a service account to impersonate');
-      return identity.get(audience).token(undefined);
+      return identity.get(audience)?.token(undefined);
     },
     close: async () => await signer.close?.(),
   };

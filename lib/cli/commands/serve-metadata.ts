@@ -1,6 +1,7 @@
 import { closeSync, writeSync } from 'node:fs';
 
-import { TpmJwtError } from '../../errors.js';
+import { invalidArgument, TpmJwtError } from '../../errors.js';
+import { isLoopback } from '../../metadata/guard.js';
 import { startMetadataServer, type MetadataServerOptions } from '../../metadata/server.js';
 import { flagValue, optional, required, UsageError, type Values } from '../args.js';
 import type { Command } from '../command.js';
@@ -10,7 +11,7 @@ const MODES = ['oauth2', 'jwt-access', 'wif'] as const;
 
 export const serveMetadata: Command = {
   usage: `tpm-jwt serve-metadata (--credentials F | --key KEYREF --email EMAIL)
-         [--listen 127.0.0.1:8080 | --socket PATH [--socket-mode 0600]]
+         [--listen 127.0.0.1:8080 [--allow-remote] | --socket PATH [--socket-mode 0600]]
          [--mode oauth2|jwt-access|wif] [--token-url URL] [--scope S ...]
          [--project-id P] [--numeric-project-id N] [--instance-id N] [--zone Z] [--universe-domain D]
          [--ready-fd N]
@@ -23,6 +24,14 @@ an access token; jwt-access serves a self-signed JWT with a scope claim; wif tak
 --credentials as the credential configuration wif-config wrote (no service-account
 key at all). One JSON line per request on stderr; SIGTERM or SIGINT drains and exits 0.
 
+It listens on loopback only: --listen on any other address (0.0.0.0, a LAN
+address, a host name) hands this account's tokens to every machine that can reach
+it, and is refused unless --allow-remote says that is meant. Requests that came
+through a proxy (Forwarded, Via, X-Forwarded-*, X-Real-IP) are refused, as are those
+with two Host headers. New scope sets and audiences (each a TPM signing and an
+exchange) are limited to 10 a minute after a burst of 20; past that they get 429,
+while those already served are never limited.
+
   tpm-jwt serve-metadata --credentials sa-tpm.json
   tpm-jwt serve-metadata --mode wif --credentials wif/credential-configuration.json`,
   options: {
@@ -30,6 +39,7 @@ key at all). One JSON line per request on stderr; SIGTERM or SIGINT drains and e
     mode: { type: 'string' },
     'token-url': { type: 'string' },
     listen: { type: 'string' },
+    'allow-remote': { type: 'boolean' },
     socket: { type: 'string' },
     'socket-mode': { type: 'string' },
     scope: { type: 'string', multiple: true },
@@ -119,13 +129,20 @@ key at all). One JSON line per request on stderr; SIGTERM or SIGINT drains and e
   },
 };
 
-/** --listen HOST:PORT or --socket PATH (with --socket-mode), at most one of them. */
-function listenPlace(values: Values): Pick<MetadataServerOptions, 'host' | 'port' | 'socket' | 'socketMode'> {
+/**
+ * --listen HOST:PORT (a HOST not loopback only with --allow-remote) or --socket PATH
+ * (with --socket-mode), at most one of them. Checked before the TPM is opened.
+ */
+function listenPlace(
+  values: Values,
+): Pick<MetadataServerOptions, 'host' | 'port' | 'socket' | 'socketMode' | 'allowRemote'> {
   const socket = optional(values, 'socket');
   const listen = optional(values, 'listen');
   const mode = optional(values, 'socket-mode');
+  const allowRemote = values['allow-remote'] === true;
   if (socket !== undefined) {
     if (listen !== undefined) throw new UsageError('give --listen or --socket, not both');
+    if (allowRemote) throw new UsageError('--allow-remote goes with --listen');
     if (mode !== undefined && !/^0?[0-7]{3}$/.test(mode)) throw new UsageError('--socket-mode must be octal, as 0660');
     return { socket, ...(mode !== undefined && { socketMode: parseInt(mode, 8) }) };
   }
@@ -134,7 +151,14 @@ function listenPlace(values: Values): Pick<MetadataServerOptions, 'host' | 'port
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(listen);
   const port = Number(match?.[3]);
   if (!match || port > 65535) throw new UsageError(`--listen ${listen}: expected HOST:PORT, as 127.0.0.1:8080`);
-  return { host: (match[1] ?? match[2])!, port };
+  const host = (match[1] ?? match[2])!;
+  if (!allowRemote && !isLoopback(host)) {
+    throw invalidArgument(
+      `--listen ${listen} is not loopback: every machine that reaches it would get this account's tokens; ` +
+        'add --allow-remote if that is meant',
+    );
+  }
+  return { host, port, ...(allowRemote && { allowRemote }) };
 }
 
 function parseFd(text: string): number {
