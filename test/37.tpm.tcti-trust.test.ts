@@ -3,16 +3,21 @@
  * kinds that only talk to a TPM. Each refused form goes through every entry point that
  * reads descriptors, and markers prove nothing ran: a command that would create a file,
  * a library whose constructor would, a "device" that would be written to. Its key
- * path is read relative to it, and only from a regular file.
+ * path is read relative to it, and only from a regular file. A simulator it names is
+ * on this machine, and it cannot turn encryption off but for a device: a listener
+ * proves nothing connected.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import * as path from 'node:path';
 
-import { TpmAuthClient } from '../lib/google/index.js';
+import { TpmAuthClient, TpmIdentityPoolClient } from '../lib/google/index.js';
 import { jwt } from '../lib/index.js';
-import { checkTctiFromFile } from '../lib/tpm/tcti-trust.js';
+import { startMetadataServer } from '../lib/metadata/index.js';
+import { checkEncryptFromFile, checkTctiFromFile } from '../lib/tpm/tcti-trust.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
@@ -117,7 +122,7 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
       '',
       'swtpm',
       'swtpm:host=127.0.0.1,port=2321',
-      'mssim:host=tpm.local,port=2321',
+      'mssim:host=localhost,port=2321',
       'tabrmd',
       'tabrmd:bus_name=com.intel.tss2.Tabrmd,bus_type=session',
     ]) {
@@ -183,4 +188,225 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
       });
     }
   });
+
+  describe('simulators on this machine, encryption on', () => {
+    const ISSUER = 'https://devices.example.com';
+    const AUDIENCE = '//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/d/providers/p';
+    // Set for these tests, whatever the environment says: each refusal is the rule's own.
+    let restoreEnv: () => void;
+    before(() => {
+      restoreEnv = overlayEnv({ TPM_JWT_ALLOW_ANY_TCTI: '', TPM_JWT_ALLOW_REMOTE_TPM: '', TPM_KEY_PIN: 'secret' });
+    });
+    after(() => restoreEnv());
+
+    /** A credential configuration whose command runs wif-token with `flags`, read in-process. */
+    const wifConfiguration = (flags: string): string => {
+      const file = path.join(dir, 'credential-configuration.json');
+      const command = `tpm-jwt wif-token --key handle:0x81000020 --issuer ${ISSUER} ${flags}`;
+      writeFileSync(
+        file,
+        JSON.stringify({
+          type: 'external_account',
+          audience: AUDIENCE,
+          credential_source: { executable: { command } },
+        }),
+      );
+      return file;
+    };
+    // Every in-process reader of credential configurations, as a user reaches it.
+    const configurationReaders: [string, (file: string) => Promise<{ close(): Promise<void> }>][] = [
+      [
+        'TpmIdentityPoolClient.fromCredentialConfiguration',
+        (file) => TpmIdentityPoolClient.fromCredentialConfiguration(file),
+      ],
+      [
+        'startMetadataServer({ mode: wif })',
+        (file) => startMetadataServer({ mode: 'wif', credentialConfiguration: file, email: EMAIL, port: 0 }),
+      ],
+    ];
+
+    it('accepts localhost, 127.0.0.0/8, ::1 and a Unix socket; refuses every other host in a file', () => {
+      for (const tcti of [
+        'swtpm:host=localhost',
+        'swtpm:host=LocalHost,port=2321',
+        'swtpm:host=127.255.0.9,port=2321',
+        'mssim:host=::1,port=2321',
+        'swtpm:host=0:0:0:0:0:0:0:1',
+        'swtpm:port=2321',
+        'swtpm:path=/run/swtpm/socket',
+        'mssim',
+      ]) {
+        assert.equal(checkTctiFromFile(tcti, 'sa.json', {}), tcti);
+      }
+      for (const tcti of [
+        'swtpm:host=tpm.example.com,port=2321',
+        'mssim:host=10.0.0.7,port=2321',
+        'swtpm:host=0.0.0.0',
+        'swtpm:host=fd00::2',
+        'swtpm:host=::ffff:10.0.0.1',
+        'swtpm:host=127.0.0.1.evil.example',
+        'swtpm:host=localhost.evil.example',
+        // The resolver's other spellings of an address.
+        'swtpm:host=127.1',
+        'swtpm:host=2130706433',
+        'swtpm:host=0x7f.0.0.1',
+        'swtpm:host=127.0.0.256',
+      ]) {
+        assert.throws(
+          () => checkTctiFromFile(tcti, 'sa.json', {}),
+          { code: 'ERR_INVALID_ARGUMENT', message: /sa\.json: .*not this machine.*TPM_JWT_ALLOW_REMOTE_TPM=1/ },
+          tcti,
+        );
+        // Each opt-in lifts it: the remote one for hosts only, the general one for everything.
+        assert.equal(checkTctiFromFile(tcti, 'sa.json', { TPM_JWT_ALLOW_REMOTE_TPM: '1' }), tcti);
+        assert.equal(checkTctiFromFile(tcti, 'sa.json', { TPM_JWT_ALLOW_ANY_TCTI: '1' }), tcti);
+      }
+      assert.throws(() => checkTctiFromFile('cmd:true', 'sa.json', { TPM_JWT_ALLOW_REMOTE_TPM: '1' }), {
+        code: 'ERR_INVALID_ARGUMENT',
+      });
+      for (const tcti of [
+        'swtpm:path=run/socket',
+        'swtpm:path=',
+        'swtpm:path=/run/s,host=127.0.0.1',
+        'mssim:path=/s',
+      ]) {
+        assert.throws(() => checkTctiFromFile(tcti, 'sa.json', {}), { code: 'ERR_INVALID_ARGUMENT' }, tcti);
+      }
+    });
+
+    it('refuses a descriptor naming another host before connecting; TPM_JWT_ALLOW_REMOTE_TPM=1 lifts it', async function () {
+      const address = externalAddress();
+      if (address === undefined) this.skip();
+      const listener = await connectionCounter('0.0.0.0');
+      try {
+        const tcti = `swtpm:host=${address},port=${listener.port}`;
+        for (const [entry, open] of entryPoints) {
+          await assert.rejects(open(descriptor(tcti)), { code: 'ERR_INVALID_ARGUMENT' }, entry);
+        }
+        for (const [entry, open] of configurationReaders) {
+          await assert.rejects(open(wifConfiguration(`--tcti ${tcti}`)), { code: 'ERR_INVALID_ARGUMENT' }, entry);
+        }
+        assert.equal(listener.connections, 0, 'nothing connected to the host the file named');
+        // Opted in, the same descriptor reaches that host (and finds no TPM there).
+        const restore = overlayEnv({ TPM_JWT_ALLOW_REMOTE_TPM: '1' });
+        try {
+          await assert.rejects(jwt.Credentials.fromServiceAccountFile(descriptor(tcti)), {
+            code: 'ERR_TPM_CONNECTION',
+          });
+        } finally {
+          restore();
+        }
+        assert.ok(listener.connections > 0, 'the listener is reachable at that address');
+      } finally {
+        await listener.close();
+      }
+    });
+
+    it('refuses --no-encrypt in a credential configuration unless its TPM is a device, before connecting', async () => {
+      const listener = await connectionCounter('127.0.0.1');
+      try {
+        const tcti = `swtpm:host=127.0.0.1,port=${listener.port}`;
+        for (const [entry, open] of configurationReaders) {
+          for (const flags of [
+            `--tcti ${tcti} --auth-env TPM_KEY_PIN --no-encrypt`,
+            '--tcti swtpm --no-encrypt',
+            // No TCTI in the file: the user's own decides, and a swtpm is no device.
+            '--no-encrypt',
+          ]) {
+            await assert.rejects(
+              open(wifConfiguration(flags)),
+              { code: 'ERR_INVALID_ARGUMENT', message: /--no-encrypt.*only for a device.*TPM_JWT_ALLOW_ANY_TCTI=1/ },
+              `${entry}: ${flags}`,
+            );
+          }
+        }
+        assert.equal(listener.connections, 0, 'nothing connected');
+        // Encrypted, the same configuration connects (and finds no TPM there).
+        await assert.rejects(
+          TpmIdentityPoolClient.fromCredentialConfiguration(wifConfiguration(`--tcti ${tcti} --auth-env TPM_KEY_PIN`)),
+          { code: 'ERR_TPM_CONNECTION' },
+        );
+        assert.equal(listener.connections, 1);
+      } finally {
+        await listener.close();
+      }
+      // Opted in, a file may turn it off.
+      const restore = overlayEnv({ TPM_JWT_ALLOW_ANY_TCTI: '1' });
+      try {
+        await (
+          await TpmIdentityPoolClient.fromCredentialConfiguration(wifConfiguration(`--tcti ${swtpm.tcti} --no-encrypt`))
+        ).close();
+      } finally {
+        restore();
+      }
+    });
+
+    it('cannot send an environment variable in clear to a host the file names (auth_env, --no-encrypt)', async function () {
+      const address = externalAddress();
+      if (address === undefined) this.skip();
+      const listener = await connectionCounter('0.0.0.0');
+      try {
+        const file = wifConfiguration(
+          `--tcti swtpm:host=${address},port=${listener.port} --auth-env HOME --no-encrypt`,
+        );
+        await assert.rejects(TpmIdentityPoolClient.fromCredentialConfiguration(file), { code: 'ERR_INVALID_ARGUMENT' });
+        // Allowing remote TPMs keeps the link encrypted.
+        const restore = overlayEnv({ TPM_JWT_ALLOW_REMOTE_TPM: '1' });
+        try {
+          await assert.rejects(TpmIdentityPoolClient.fromCredentialConfiguration(file), {
+            code: 'ERR_INVALID_ARGUMENT',
+            message: /--no-encrypt/,
+          });
+        } finally {
+          restore();
+        }
+        assert.equal(listener.connections, 0, 'nothing connected to the host the file named');
+      } finally {
+        await listener.close();
+      }
+    });
+
+    it('lets a file turn encryption off for a device TCTI, its own or the user’s', () => {
+      const check = (tcti: string | undefined, env: NodeJS.ProcessEnv) => () =>
+        checkEncryptFromFile(false, tcti, 'c.json', env);
+      assert.doesNotThrow(check('device:/dev/tpmrm0', {}));
+      assert.doesNotThrow(check('device', {}));
+      assert.doesNotThrow(check(undefined, { TPM2TOOLS_TCTI: 'device:/dev/tpmrm0' }));
+      assert.doesNotThrow(check('', { TSS2_TCTI: 'device:/dev/tpm0' }));
+      assert.doesNotThrow(check('swtpm', { TPM_JWT_ALLOW_ANY_TCTI: '1' }));
+      for (const [tcti, env] of [
+        ['swtpm:host=127.0.0.1', {}],
+        ['tabrmd', {}],
+        ['mssim', { TPM2TOOLS_TCTI: 'device:/dev/tpmrm0' }],
+        [undefined, {}],
+        [undefined, { TPM2TOOLS_TCTI: 'swtpm' }],
+        ['swtpm:host=tpm.example.com', { TPM_JWT_ALLOW_REMOTE_TPM: '1' }],
+      ] as const) {
+        assert.throws(check(tcti, env), { code: 'ERR_INVALID_ARGUMENT', message: /^c\.json: / }, String(tcti));
+      }
+      // Encryption on is always fine.
+      assert.doesNotThrow(() => checkEncryptFromFile(undefined, 'swtpm', 'c.json', {}));
+      assert.doesNotThrow(() => checkEncryptFromFile(true, 'swtpm', 'c.json', {}));
+    });
+  });
 });
+
+/** This machine's first address that is not loopback, if it has one. */
+function externalAddress(): string | undefined {
+  return Object.values(networkInterfaces())
+    .flat()
+    .find((info) => info !== undefined && !info.internal && info.family === 'IPv4')?.address;
+}
+
+/** A TCP listener on `host` that counts connections and drops each at once: no TPM answers there. */
+async function connectionCounter(host: string): Promise<{ port: number; connections: number; close(): Promise<void> }> {
+  const counter = { port: 0, connections: 0, close: async () => {} };
+  const server = createServer((socket) => {
+    counter.connections += 1;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  counter.port = (server.address() as { port: number }).port;
+  counter.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return counter;
+}

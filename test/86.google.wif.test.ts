@@ -2,11 +2,14 @@
  * Keyless Workload Identity Federation: google-auth-library's own ExternalAccountClient
  * runs `tpm-jwt wif-token` as the executable of a credential configuration, and a
  * stand-in STS verifies the TPM-signed subject token against the provider's JWKS.
+ * Read in-process, a configuration names only Google's endpoints unless the user opts
+ * in (TPM_JWT_ALLOW_ANY_ENDPOINT=1), as the tests that point one at the stand-in do.
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,10 +23,12 @@ import { openWifSigner, readWifConfiguration, wifSubjectTokenSupplier } from '..
 import { parseWifTokenCommand } from '../lib/google/wif-config.js';
 import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
 import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, TpmSigner, type TpmKey } from '../lib/index.js';
+import { startMetadataServer } from '../lib/metadata/index.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, storageOptions } from './helpers/fake-google.js';
 import { startFakeSts, type FakeSts } from './helpers/fake-sts.js';
+import { loopbackOnly } from './helpers/loopback-only.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { overlayEnv } from './helpers/env.js';
 
@@ -260,9 +265,16 @@ describe('86 Workload Identity Federation with the TPM key', () => {
       writeFileSync(refuse, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
       const written = await cli([...args(out), '--executable', refuse]);
       assert.equal(written.code, 0, written.stderr);
-      const client = await TpmIdentityPoolClient.fromCredentialConfiguration(
-        path.join(out, 'credential-configuration.json'),
-      );
+      // The file names the stand-in STS (--token-url): read from a file, that needs the opt-in.
+      const restore = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '1' });
+      let client: TpmIdentityPoolClient;
+      try {
+        client = await TpmIdentityPoolClient.fromCredentialConfiguration(
+          path.join(out, 'credential-configuration.json'),
+        );
+      } finally {
+        restore();
+      }
       try {
         const google = await startFakeGoogle(key.publicKey);
         try {
@@ -313,7 +325,8 @@ describe('86 Workload Identity Federation with the TPM key', () => {
         assert.throws(() => parseWifTokenCommand(command), { code: 'ERR_INVALID_ARGUMENT' }, command);
       }
 
-      // The key's kid, as the subprocess would sign it.
+      // The key's kid, as the subprocess would sign it. (Nothing here is exchanged: the
+      // configurations name Google's STS by default.)
       const own = path.join(dir, 'kid');
       mkdirSync(own);
       const configuration = (name: string, flags: string) => {
@@ -322,12 +335,7 @@ describe('86 Workload Identity Federation with the TPM key', () => {
         const source = { executable: { command } };
         writeFileSync(
           file,
-          JSON.stringify({
-            type: 'external_account',
-            audience: AUDIENCE,
-            token_url: sts.tokenUrl,
-            credential_source: source,
-          }),
+          JSON.stringify({ type: 'external_account', audience: AUDIENCE, credential_source: source }),
         );
         return file;
       };
@@ -376,4 +384,190 @@ describe('86 Workload Identity Federation with the TPM key', () => {
       }
     });
   });
+
+  describe('endpoints a credential configuration names', () => {
+    // Nothing may reach Google (or any host but this one) from here.
+    const network = loopbackOnly();
+    const EMAIL = 'runner@p.iam.gserviceaccount.com';
+    const GOOGLE_STS = 'https://sts.googleapis.com/v1/token';
+    const GOOGLE_IMPERSONATION = `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${EMAIL}:generateAccessToken`;
+    let standIn: { url: string; requests: string[]; close(): Promise<void> };
+    let own: string;
+    let restoreEnv: () => void;
+    before(async () => {
+      standIn = await recordingServer();
+      own = path.join(dir, 'endpoints');
+      mkdirSync(own);
+      // Whatever the environment says: each refusal is the rule's own.
+      restoreEnv = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '', GOOGLE_CLOUD_UNIVERSE_DOMAIN: '' });
+    });
+    after(async () => {
+      restoreEnv();
+      await standIn.close();
+    });
+    afterEach(() => assert.deepEqual(network.attempts, [], 'no connection left this machine'));
+
+    let count = 0;
+    /** A configuration that runs wif-token on the suite key, with `fields` added. */
+    const configuration = (fields: Record<string, unknown>): string => {
+      const file = path.join(own, `c${++count}.json`);
+      const command = `tpm-jwt wif-token --key 0x81008601 --issuer ${ISSUER} --tcti ${swtpm.tcti}`;
+      const source = { executable: { command } };
+      writeFileSync(
+        file,
+        JSON.stringify({ type: 'external_account', audience: AUDIENCE, ...fields, credential_source: source }),
+      );
+      return file;
+    };
+    // Every in-process reader of credential configurations, as a user reaches it.
+    const readers: [string, (file: string) => Promise<{ close(): Promise<void> }>][] = [
+      [
+        'TpmIdentityPoolClient.fromCredentialConfiguration',
+        (file) => TpmIdentityPoolClient.fromCredentialConfiguration(file),
+      ],
+      [
+        'startMetadataServer({ mode: wif })',
+        (file) => startMetadataServer({ mode: 'wif', credentialConfiguration: file, email: EMAIL, port: 0 }),
+      ],
+    ];
+
+    it('refuses a token_url that is not Google STS for its universe, before any request', async () => {
+      const refused: [string, unknown][] = [
+        ['the stand-in', `${standIn.url}/v1/token`],
+        ['another host', 'https://sts.example.com/v1/token'],
+        ['plain http', 'http://sts.googleapis.com/v1/token'],
+        ['a suffix', 'https://sts.googleapis.com.evil.example/v1/token'],
+        ['user info', 'https://sts.googleapis.com@evil.example/v1/token'],
+        ['credentials', 'https://user:pw@sts.googleapis.com/v1/token'],
+        ['a port', 'https://sts.googleapis.com:8443/v1/token'],
+        ['a query', 'https://sts.googleapis.com/v1/token?next=https://evil.example'],
+        ['another path', 'https://sts.googleapis.com/v1/other'],
+        ['another service', 'https://iamcredentials.googleapis.com/v1/token'],
+        ['not a URL', 'sts.googleapis.com/v1/token'],
+        ['not a string', 42],
+      ];
+      for (const [what, tokenUrl] of refused) {
+        for (const [reader, open] of readers) {
+          await assert.rejects(
+            open(configuration({ token_url: tokenUrl })),
+            { code: 'ERR_INVALID_ARGUMENT', message: /token_url .*TPM_JWT_ALLOW_ANY_ENDPOINT=1/ },
+            `${reader}: ${what}`,
+          );
+        }
+      }
+      // A universe the environment does not name: the file would choose where tokens go.
+      await assert.rejects(
+        readWifConfiguration(
+          configuration({ token_url: 'https://sts.evil.example/v1/token', universe_domain: 'evil.example' }),
+        ),
+        { code: 'ERR_INVALID_ARGUMENT', message: /set GOOGLE_CLOUD_UNIVERSE_DOMAIN=evil\.example to trust/ },
+      );
+      // Google's own for another universe is not this file's.
+      const restore = overlayEnv({ GOOGLE_CLOUD_UNIVERSE_DOMAIN: 'example.net' });
+      try {
+        await assert.rejects(
+          readWifConfiguration(configuration({ token_url: GOOGLE_STS, universe_domain: 'example.net' })),
+          { code: 'ERR_INVALID_ARGUMENT', message: /universe example\.net/ },
+        );
+      } finally {
+        restore();
+      }
+      for (const universe of ['evil.example/x?', '@evil.example', 'localhost', 7]) {
+        await assert.rejects(
+          readWifConfiguration(configuration({ universe_domain: universe })),
+          { code: 'ERR_INVALID_ARGUMENT' },
+          String(universe),
+        );
+      }
+      assert.deepEqual(standIn.requests, [], 'the stand-in saw no request');
+    });
+
+    it("refuses a foreign impersonation URL beside Google's STS: the federated token would go there", async () => {
+      for (const impersonation of [
+        `${standIn.url}/v1/projects/-/serviceAccounts/${EMAIL}:generateAccessToken`,
+        `https://evil.example/v1/projects/-/serviceAccounts/${EMAIL}:generateAccessToken`,
+        `https://sts.googleapis.com/v1/projects/-/serviceAccounts/${EMAIL}:generateAccessToken`,
+        `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${EMAIL}:signJwt`,
+      ]) {
+        for (const [reader, open] of readers) {
+          await assert.rejects(
+            open(configuration({ token_url: GOOGLE_STS, service_account_impersonation_url: impersonation })),
+            {
+              code: 'ERR_INVALID_ARGUMENT',
+              message: /service_account_impersonation_url .*TPM_JWT_ALLOW_ANY_ENDPOINT=1/,
+            },
+            `${reader}: ${impersonation}`,
+          );
+        }
+      }
+      assert.deepEqual(standIn.requests, [], 'the stand-in saw no request');
+    });
+
+    it("accepts Google's endpoints for the file's universe", async () => {
+      for (const fields of [
+        {},
+        { token_url: GOOGLE_STS, service_account_impersonation_url: GOOGLE_IMPERSONATION },
+        { token_url: 'https://sts.mtls.googleapis.com/v1/token' },
+        { token_url: 'https://STS.googleapis.com/v1/token' },
+        {
+          universe_domain: 'example.net',
+          token_url: 'https://sts.example.net/v1/token',
+          service_account_impersonation_url: GOOGLE_IMPERSONATION.replace('googleapis.com', 'example.net'),
+        },
+      ]) {
+        // Another universe once the environment names it, as Google's client libraries read it.
+        const restore = overlayEnv({ GOOGLE_CLOUD_UNIVERSE_DOMAIN: 'example.net' });
+        try {
+          const read = await readWifConfiguration(configuration(fields));
+          assert.equal(read.options.token_url, (fields as { token_url?: string }).token_url, JSON.stringify(fields));
+        } finally {
+          restore();
+        }
+      }
+      const client = await TpmIdentityPoolClient.fromCredentialConfiguration(
+        configuration({ token_url: GOOGLE_STS, service_account_impersonation_url: GOOGLE_IMPERSONATION }),
+      );
+      await client.close();
+    });
+
+    it('TPM_JWT_ALLOW_ANY_ENDPOINT=1 lets a file the user trusts name the stand-ins', async () => {
+      const file = configuration({
+        token_url: sts.tokenUrl,
+        service_account_impersonation_url: `${sts.iamUrl}/v1/projects/-/serviceAccounts/${EMAIL}:generateAccessToken`,
+      });
+      await assert.rejects(TpmIdentityPoolClient.fromCredentialConfiguration(file), { code: 'ERR_INVALID_ARGUMENT' });
+      const exchanged = sts.exchanged.length;
+      const restore = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '1' });
+      let client: TpmIdentityPoolClient;
+      try {
+        client = await TpmIdentityPoolClient.fromCredentialConfiguration(file);
+      } finally {
+        restore();
+      }
+      try {
+        const { token } = await client.getAccessToken();
+        assert.ok(token?.startsWith('sa.') && sts.issued.has(token));
+        assert.equal(sts.exchanged.length, exchanged + 1);
+        assert.deepEqual(sts.impersonated.slice(-1), [EMAIL]);
+      } finally {
+        await client.close();
+      }
+    });
+  });
 });
+
+/** An HTTP server on loopback that records every request and answers 404. */
+async function recordingServer(): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

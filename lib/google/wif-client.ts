@@ -11,8 +11,14 @@ import { openServiceAccountFile, tpmSignerOptions } from '../crypt/service-accou
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
+import { checkEncryptFromFile } from '../tpm/tcti-trust.js';
 import { CachedToken } from './cached-token.js';
-import { parseWifTokenCommand, type WifTokenArgs } from './wif-config.js';
+import {
+  checkEndpointFromFile,
+  checkUniverseDomainFromFile,
+  parseWifTokenCommand,
+  type WifTokenArgs,
+} from './wif-config.js';
 import { mintSubjectToken, providerAudience } from './wif-subject-token.js';
 
 export interface TpmSubjectTokenOptions {
@@ -76,9 +82,11 @@ type IdentityPoolClientOptions = ConstructorParameters<typeof IdentityPoolClient
 
 /**
  * Reads a credential configuration that runs `tpm-jwt wif-token` (what wif-config
- * writes). Its TCTI is held to the kinds a file may name (tcti-trust.ts). Throws
- * ERR_KEY_FILE_INVALID for a file that is not JSON, ERR_INVALID_ARGUMENT for another
- * kind of configuration.
+ * writes). Its TCTI is held to the kinds a file may name (tcti-trust.ts) when the
+ * signer is opened; its token_url and service_account_impersonation_url to Google's
+ * endpoints for its universe domain (checkEndpointFromFile), here, before any request.
+ * Throws ERR_KEY_FILE_INVALID for a file that is not JSON, ERR_INVALID_ARGUMENT for
+ * another kind of configuration or an endpoint a file may not name.
  */
 export async function readWifConfiguration(file: string): Promise<WifConfiguration> {
   let config: {
@@ -103,13 +111,28 @@ export async function readWifConfiguration(file: string): Promise<WifConfigurati
   if (config.type !== 'external_account' || typeof command !== 'string' || typeof config.audience !== 'string') {
     throw invalidArgument(`${file} is not an external_account configuration with an executable source`);
   }
-  const impersonation = config.service_account_impersonation_url;
+  // The subject token goes to token_url, the federated token to the impersonation URL.
+  const universeDomain = checkUniverseDomainFromFile(config.universe_domain, file);
+  const tokenUrl =
+    config.token_url === undefined
+      ? undefined
+      : checkEndpointFromFile(config.token_url, 'token_url', 'sts', universeDomain, file);
+  const impersonation =
+    config.service_account_impersonation_url === undefined
+      ? undefined
+      : checkEndpointFromFile(
+          config.service_account_impersonation_url,
+          'service_account_impersonation_url',
+          'impersonation',
+          universeDomain,
+          file,
+        );
   return {
     options: {
       type: 'external_account',
       audience: config.audience,
       subject_token_type: config.subject_token_type ?? 'urn:ietf:params:oauth:token-type:jwt',
-      ...(config.token_url !== undefined && { token_url: config.token_url }),
+      ...(tokenUrl !== undefined && { token_url: tokenUrl }),
       ...(impersonation !== undefined && { service_account_impersonation_url: impersonation }),
       ...(config.service_account_impersonation !== undefined && {
         service_account_impersonation: config.service_account_impersonation,
@@ -131,7 +154,9 @@ function impersonatedAccount(url: string | undefined): string | undefined {
 /**
  * Opens the signer a configuration's command names, held to the rules of any file
  * that names a TPM key (service-account.ts): a checked TCTI, a key file that is a
- * regular file, auth from a named variable. The caller closes it.
+ * regular file, auth from a named variable; and --no-encrypt only for a device TCTI
+ * (tcti-trust.ts). Throws ERR_INVALID_ARGUMENT before connecting for what a file may
+ * not ask. The caller closes it.
  */
 export async function openWifSigner(configuration: WifConfiguration): Promise<Signer> {
   const { key, credentials, tcti, kid, authEnv, pcrs, encrypt } = configuration.command;
@@ -146,6 +171,7 @@ export async function openWifSigner(configuration: WifConfiguration): Promise<Si
     ...(pcrs !== undefined && { pcrs }),
   };
   const options = await tpmSignerOptions({ tpm, ...(kid !== undefined && { private_key_id: kid }) }, origin);
+  checkEncryptFromFile(encrypt, options.tcti, configuration.file);
   return TpmSigner.open({ ...options, ...(encrypt !== undefined && { encrypt }) });
 }
 

@@ -11,6 +11,95 @@ import { TOKEN_TYPE_JWT } from './wif-subject-token.js';
 
 export const STS_TOKEN_URL = 'https://sts.googleapis.com/v1/token';
 
+/** Set to 1 to let credential configurations name any token or impersonation endpoint. */
+export const ALLOW_ANY_ENDPOINT_ENV = 'TPM_JWT_ALLOW_ANY_ENDPOINT';
+
+const DEFAULT_UNIVERSE_DOMAIN = 'googleapis.com';
+
+/** Google's endpoints a file may name, per kind: the hosts (before .<universe>) and the path. */
+const FILE_ENDPOINTS = {
+  sts: { hosts: ['sts', 'sts.mtls'], path: /^\/v1\/token$/, shape: '/v1/token' },
+  impersonation: {
+    hosts: ['iamcredentials'],
+    path: /^\/v1\/projects\/[^/]+\/serviceAccounts\/[^/:]+:generateAccessToken$/,
+    shape: '/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken',
+  },
+  oauth2: { hosts: ['oauth2'], path: /^\/token$/, shape: '/token' },
+} as const satisfies Record<string, { hosts: readonly string[]; path: RegExp; shape: string }>;
+
+/** The variable Google's client libraries read the universe domain from. */
+const UNIVERSE_DOMAIN_ENV = 'GOOGLE_CLOUD_UNIVERSE_DOMAIN';
+
+/**
+ * A file's universe_domain (default googleapis.com), which must be a DNS name; and one
+ * other than googleapis.com only when the environment names the same one in
+ * GOOGLE_CLOUD_UNIVERSE_DOMAIN: a file that picks its own universe picks the hosts its
+ * tokens go to. Throws ERR_INVALID_ARGUMENT otherwise, unless the user set
+ * TPM_JWT_ALLOW_ANY_ENDPOINT=1.
+ */
+export function checkUniverseDomainFromFile(
+  universeDomain: unknown,
+  source: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  if (universeDomain === undefined) return DEFAULT_UNIVERSE_DOMAIN;
+  if (env[ALLOW_ANY_ENDPOINT_ENV] === '1') return universeDomain as string;
+  const label = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
+  if (!(typeof universeDomain === 'string' && new RegExp(`^${label}(\\.${label})+$`).test(universeDomain))) {
+    throw invalidArgument(`${source}: universe_domain must be a domain name, as googleapis.com`);
+  }
+  if (universeDomain !== DEFAULT_UNIVERSE_DOMAIN && env[UNIVERSE_DOMAIN_ENV] !== universeDomain) {
+    throw invalidArgument(
+      `${source}: universe_domain ${universeDomain} is not ${DEFAULT_UNIVERSE_DOMAIN}, and the environment ` +
+        `does not name it: set ${UNIVERSE_DOMAIN_ENV}=${universeDomain} to trust that universe ` +
+        `(or ${ALLOW_ANY_ENDPOINT_ENV}=1 for files you trust)`,
+    );
+  }
+  return universeDomain;
+}
+
+/**
+ * `url`, the `field` of a file (`source`, for messages), returned when it is Google's
+ * endpoint of that kind for the file's universe domain: https, one of the kind's hosts
+ * under `universeDomain`, no port, credentials, query or fragment, the kind's path
+ * (sts: https://sts.UD/v1/token or https://sts.mtls.UD/v1/token; impersonation:
+ * https://iamcredentials.UD/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken;
+ * oauth2: https://oauth2.UD/token). Returned unchecked when the user set
+ * TPM_JWT_ALLOW_ANY_ENDPOINT=1. Throws ERR_INVALID_ARGUMENT otherwise: what goes there
+ * is a fresh TPM-signed token or a federated access token. Endpoints the user passes
+ * (an option, a flag) are not checked.
+ */
+export function checkEndpointFromFile(
+  url: unknown,
+  field: string,
+  kind: keyof typeof FILE_ENDPOINTS,
+  universeDomain: string,
+  source: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  if (env[ALLOW_ANY_ENDPOINT_ENV] === '1') return url as string;
+  const { hosts, path, shape } = FILE_ENDPOINTS[kind];
+  const allowed = hosts.map((host) => `https://${host}.${universeDomain}${shape}`).join(' or ');
+  const parsed = typeof url === 'string' && URL.canParse(url) ? new URL(url) : undefined;
+  if (
+    !parsed ||
+    parsed.protocol !== 'https:' ||
+    parsed.username !== '' ||
+    parsed.password !== '' ||
+    parsed.port !== '' ||
+    parsed.search !== '' ||
+    parsed.hash !== '' ||
+    !hosts.some((host) => parsed.hostname === `${host}.${universeDomain}`) ||
+    !path.test(parsed.pathname)
+  ) {
+    throw invalidArgument(
+      `${source}: ${field} ${JSON.stringify(url)} is not Google's endpoint for universe ${universeDomain} ` +
+        `(${allowed}); set ${ALLOW_ANY_ENDPOINT_ENV}=1 to let files you trust name any endpoint`,
+    );
+  }
+  return url as string;
+}
+
 export interface WifProvider {
   projectNumber: string;
   pool: string;

@@ -4,22 +4,33 @@
  * they are told (`pcap`, `device:` on a regular file). So a TCTI read from a file that
  * may have come from elsewhere (a credentials descriptor, a credential configuration,
  * a server configuration) is limited to the kinds that only talk to a TPM, with their
- * configuration checked, unless the user opts in with TPM_JWT_ALLOW_ANY_TCTI=1. What the
- * user passes directly (the `tcti` option, --tcti, TPM2TOOLS_TCTI, TSS2_TCTI) is not
+ * configuration checked, unless the user opts in with TPM_JWT_ALLOW_ANY_TCTI=1. A
+ * simulator it names must be on this machine (TPM_JWT_ALLOW_REMOTE_TPM=1 lifts that),
+ * and it may not turn parameter encryption off but for a device: the auth value would
+ * cross the link in clear, to whatever host the file names. What the user passes
+ * directly (the `tcti` option, --tcti, --no-encrypt, TPM2TOOLS_TCTI, TSS2_TCTI) is not
  * checked: it is the user's own choice.
  */
 import { realpathSync, statSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import * as path from 'node:path';
 
 import { invalidArgument, TpmJwtError } from '../errors.js';
+import { resolveTcti } from './tcti.js';
 
-/** Set to 1 to let files name any TCTI, as the user does directly. */
+/** Set to 1 to let files name any TCTI, on any host, encrypted or not, as the user does directly. */
 export const ALLOW_ANY_TCTI_ENV = 'TPM_JWT_ALLOW_ANY_TCTI';
+
+/** Set to 1 to let files name a swtpm or mssim on another host (still encrypted). */
+export const ALLOW_REMOTE_TPM_ENV = 'TPM_JWT_ALLOW_REMOTE_TPM';
 
 /** The device TCTI's own default. */
 const DEFAULT_DEVICE = '/dev/tpm0';
 
 type Options = Record<string, string>;
+
+/** Each kind's check; one that rewrites the TCTI (device: its resolved path) returns it. */
+type Check = (conf: string, what: string, env: NodeJS.ProcessEnv) => string | void;
 
 /** `key=value,key=value` with only the keys in `allowed`, each at most once. */
 function keyValues(conf: string, allowed: readonly string[], what: string): Options {
@@ -35,13 +46,42 @@ function keyValues(conf: string, allowed: readonly string[], what: string): Opti
   return options;
 }
 
-/** host=H,port=P for the TCP simulators. */
-function checkSocket(conf: string, what: string): void {
-  const { host, port } = keyValues(conf, ['host', 'port'], what);
-  if (host !== undefined && !/^[A-Za-z0-9.:-]{1,253}$/.test(host)) throw invalidArgument(`${what}: bad host`);
-  if (port !== undefined && !(/^[0-9]{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
-    throw invalidArgument(`${what}: port must be 1 to 65535`);
-  }
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const LOOPBACK_IPV4 = new RegExp(`^127(\\.${OCTET}){3}$`);
+
+/**
+ * Whether `host` is this machine: localhost, 127.0.0.0/8 in plain dotted decimal, or
+ * ::1 in any spelling. Only literal forms: a name resolves wherever DNS says, and the
+ * resolver's other IPv4 spellings (127.1, 0x7f.0.0.1, 2130706433) are refused.
+ */
+function isLoopback(host: string): boolean {
+  if (host.toLowerCase() === 'localhost' || LOOPBACK_IPV4.test(host)) return true;
+  return isIPv6(host) && new URL(`http://[${host}]/`).hostname === '[::1]';
+}
+
+/**
+ * host=H,port=P for the TCP simulators (swtpm also path=, a Unix socket). The host
+ * must be loopback unless the user set TPM_JWT_ALLOW_REMOTE_TPM=1; both default to
+ * localhost.
+ */
+function checkSocket(keys: readonly string[]): Check {
+  return (conf, what, env) => {
+    const { host, port, path: socket } = keyValues(conf, keys, what);
+    if (host !== undefined && !/^[A-Za-z0-9.:-]{1,253}$/.test(host)) throw invalidArgument(`${what}: bad host`);
+    if (port !== undefined && !(/^[0-9]{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+      throw invalidArgument(`${what}: port must be 1 to 65535`);
+    }
+    if (socket !== undefined) {
+      if (host !== undefined) throw invalidArgument(`${what}: host= or path=, not both`);
+      if (!path.isAbsolute(socket)) throw invalidArgument(`${what}: path= must be an absolute path`);
+    }
+    if (host !== undefined && !isLoopback(host) && env[ALLOW_REMOTE_TPM_ENV] !== '1') {
+      throw invalidArgument(
+        `${what}: ${host} is not this machine; a file may name only a local TPM simulator ` +
+          `(localhost, 127.0.0.0/8, ::1; set ${ALLOW_REMOTE_TPM_ENV}=1 to allow other hosts from files you trust)`,
+      );
+    }
+  };
 }
 
 /** bus_name=NAME,bus_type=system|session for the access broker. */
@@ -78,22 +118,19 @@ function checkDevice(conf: string, what: string): string {
   return `device:${real}`;
 }
 
-/** Each kind's check; one that rewrites the TCTI (device: its resolved path) returns it. */
-type Check = (conf: string, what: string) => string | void;
-
 const CHECKS: Readonly<Record<string, Check>> = {
   device: checkDevice,
-  swtpm: checkSocket,
-  mssim: checkSocket,
+  swtpm: checkSocket(['host', 'port', 'path']),
+  mssim: checkSocket(['host', 'port']),
   tabrmd: checkTabrmd,
 };
 
 /**
  * `tcti` as read from `source` (a file name, for messages): returned when it names
- * device (as the resolved device path), swtpm, mssim or tabrmd with a valid
- * configuration, or unchanged when the user set TPM_JWT_ALLOW_ANY_TCTI=1. Throws
- * ERR_INVALID_ARGUMENT otherwise, before tpm2-tss sees it, and ERR_TPM_CONNECTION for
- * a device path where nothing exists.
+ * device (as the resolved device path), swtpm or mssim on this machine, or tabrmd,
+ * with a valid configuration, or unchanged when the user set TPM_JWT_ALLOW_ANY_TCTI=1.
+ * Throws ERR_INVALID_ARGUMENT otherwise, before tpm2-tss sees it or anything connects,
+ * and ERR_TPM_CONNECTION for a device path where nothing exists.
  */
 export function checkTctiFromFile(tcti: unknown, source: string, env: NodeJS.ProcessEnv = process.env): string {
   if (typeof tcti !== 'string') throw invalidArgument(`${source}: tcti must be a string`);
@@ -110,5 +147,28 @@ export function checkTctiFromFile(tcti: unknown, source: string, env: NodeJS.Pro
         `(set ${ALLOW_ANY_TCTI_ENV}=1 to allow any TCTI from files you trust)`,
     );
   }
-  return check(conf, what) ?? tcti;
+  return check(conf, what, env) ?? tcti;
+}
+
+/**
+ * Whether a file may set `encrypt` (false: --no-encrypt) for `tcti`, the TCTI it
+ * named as checkTctiFromFile returned it (absent or '': the user's own, from the
+ * environment). Encryption may be turned off only for a device: TCTI, or when the user
+ * set TPM_JWT_ALLOW_ANY_TCTI=1. Throws ERR_INVALID_ARGUMENT otherwise, before anything
+ * connects.
+ */
+export function checkEncryptFromFile(
+  encrypt: boolean | undefined,
+  tcti: string | undefined,
+  source: string,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
+  if (encrypt !== false || env[ALLOW_ANY_TCTI_ENV] === '1') return;
+  const effective = resolveTcti(tcti, env);
+  if (effective === 'device' || effective.startsWith('device:')) return;
+  throw invalidArgument(
+    `${source}: a file may turn encryption off (--no-encrypt) only for a device: TCTI, not for ` +
+      `${effective === '' ? "tpm2-tss's default search" : `'${effective}'`}: auth values would cross the link ` +
+      `in clear (set ${ALLOW_ANY_TCTI_ENV}=1 to allow it from files you trust)`,
+  );
 }
