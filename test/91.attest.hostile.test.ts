@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -18,26 +18,12 @@ import { MAX_DOCUMENT_CERTIFICATES } from '../lib/attest/document.js';
 import { certificatePems, MAX_DOCUMENT_SIZE } from '../lib/attest/format.js';
 import { verifyAttestation } from '../lib/attest/verify.js';
 import { ATTR, CA, forgeAttestation, issueCertificate } from './helpers/forged-attestation.js';
+import { countSignatureChecks } from './helpers/signature-checks.js';
 
 const failing = (verdict: AttestationVerdict) => verdict.reasons.filter((r) => !r.ok).map((r) => r.check);
 const reason = (verdict: AttestationVerdict, check: string) => verdict.reasons.find((r) => r.check === check)!.detail;
 const ec = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const EK = { eku: ['2.23.133.8.1'], keyUsage: 0x0008 /* keyAgreement */, tpmManufacturer: true };
-
-/** Counts X509Certificate.verify calls (every signature the verifier checks) while `run` runs. */
-function countingSignatureChecks<T>(run: () => T): { result: T; checks: number } {
-  const original = X509Certificate.prototype.verify;
-  let checks = 0;
-  X509Certificate.prototype.verify = function (this: X509Certificate, key: KeyObject) {
-    checks++;
-    return original.call(this, key);
-  };
-  try {
-    return { result: run(), checks };
-  } finally {
-    X509Certificate.prototype.verify = original;
-  }
-}
 
 /** The forged document with its EK certificate and chain replaced. */
 function withEkChain(doc: AttestationDocument, ekPem: string, chain: string[]): AttestationDocument {
@@ -61,7 +47,7 @@ describe('91 attestation: hostile documents', () => {
       });
       const leafPem = issueCertificate(ec().publicKey, 'X', ec().privateKey, { ...EK, subject: 'device' });
       const doc = withEkChain(forged.doc, leafPem, impostors);
-      const { result, checks } = countingSignatureChecks(() => verifyAttestation(doc, { roots: rootPem }));
+      const { result, checks } = countSignatureChecks(() => verifyAttestation(doc, { roots: rootPem }));
       assert.ok(checks <= MAX_SIGNATURE_CHECKS + 4, `${checks} signature checks`);
       assert.ok(failing(result).includes('ek-certificate'));
       assert.match(reason(result, 'ek-certificate'), /more than 64 signature checks|does not chain/);
@@ -70,7 +56,7 @@ describe('91 attestation: hostile documents', () => {
     it('takes a CA repeated many times as one, and still finds the chain', () => {
       const intermediate = forged.doc.ek.chain[0]!;
       const doc = withEkChain(forged.doc, forged.doc.ek.certificates[0]!.pem, Array(14).fill(intermediate));
-      const { result, checks } = countingSignatureChecks(() => verifyAttestation(doc, trust));
+      const { result, checks } = countSignatureChecks(() => verifyAttestation(doc, trust));
       assert.deepEqual(failing(result), []);
       assert.ok(checks <= 8, `${checks} signature checks`);
     });

@@ -5,7 +5,7 @@
  * changed. Seeded, so a failure names the seed and case to replay.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -19,6 +19,7 @@ import type { KeyFile } from '../lib/tpm/key-file.js';
 import { decodeKeyFile } from '../lib/tpm/key-file-reader.js';
 import { forgeAttestation } from './helpers/forged-attestation.js';
 import { prng } from './helpers/prng.js';
+import { countSignatureChecks } from './helpers/signature-checks.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const SEED = Number(process.env['TPM_JWT_FUZZ_SEED'] ?? 20261122);
@@ -437,20 +438,5 @@ function sameDer(a: string, b: string): boolean {
     return new X509Certificate(a).raw.equals(new X509Certificate(b).raw);
   } catch {
     return false;
-  }
-}
-
-/** Counts X509Certificate.verify calls (every signature the verifier checks) while `run` runs. */
-function countSignatureChecks<T>(run: () => T): { result: T; checks: number } {
-  const original = X509Certificate.prototype.verify;
-  let checks = 0;
-  X509Certificate.prototype.verify = function (this: X509Certificate, key: KeyObject) {
-    checks++;
-    return original.call(this, key);
-  };
-  try {
-    return { result: run(), checks };
-  } finally {
-    X509Certificate.prototype.verify = original;
   }
 }
