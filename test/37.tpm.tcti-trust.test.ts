@@ -274,7 +274,7 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
       }
     });
 
-    it('refuses a descriptor naming another host before connecting; TPM_JWT_ALLOW_REMOTE_TPM=1 lifts it', async function () {
+    it('refuses a descriptor naming another host before connecting; the opt-in lifts it', async function () {
       const address = externalAddress();
       if (address === undefined) this.skip();
       const listener = await connectionCounter('0.0.0.0');
@@ -341,7 +341,7 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
       }
     });
 
-    it('cannot send an environment variable in clear to a host the file names (auth_env, --no-encrypt)', async function () {
+    it('cannot send a variable in clear to a host the file names (auth_env, --no-encrypt)', async function () {
       const address = externalAddress();
       if (address === undefined) this.skip();
       const listener = await connectionCounter('0.0.0.0');

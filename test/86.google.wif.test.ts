@@ -390,7 +390,8 @@ describe('86 Workload Identity Federation with the TPM key', () => {
     const network = loopbackOnly();
     const EMAIL = 'runner@p.iam.gserviceaccount.com';
     const GOOGLE_STS = 'https://sts.googleapis.com/v1/token';
-    const GOOGLE_IMPERSONATION = `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${EMAIL}:generateAccessToken`;
+    const GOOGLE_IMPERSONATION =
+      'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/' + `${EMAIL}:generateAccessToken`;
     let standIn: { url: string; requests: string[]; close(): Promise<void> };
     let own: string;
     let restoreEnv: () => void;

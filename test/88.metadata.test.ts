@@ -422,7 +422,7 @@ describe('88 metadata server backed by the TPM', function () {
       });
     });
 
-    it('serve-metadata --listen on a host that is not loopback needs --allow-remote, checked before the TPM', async () => {
+    it('serve-metadata --listen off loopback needs --allow-remote, checked before the TPM', async () => {
       // A TCTI that reaches nothing: the refusal must come first.
       const keyArgs = ['--key', '0x81000001', '--email', EMAIL, '--tcti', 'swtpm:host=127.0.0.1,port=1'];
       for (const listen of ['0.0.0.0:8080', '[::]:8080', '192.0.2.1:80']) {
@@ -589,7 +589,7 @@ describe('88 metadata server backed by the TPM', function () {
       assert.deepEqual(made, ['pinned', 'a']);
     });
 
-    it('answers 429 past the rate, shared by scope sets and audiences, with no TPM signing; known ones still 200', async () => {
+    it('answers 429 past the rate (scope sets and audiences alike) without signing; known ones 200', async () => {
       const own = await start({ newScopesAndAudiences: { perMinute: 0, burst: 3 } });
       const signs = signer.count;
       const statuses = async (paths: string[]) =>

@@ -317,7 +317,9 @@ export function chainToRoots(
     if (!(err instanceof ChainBudget)) throw err;
     return {
       ok: false,
-      why: `${describe(leaf)}: finding its chain took more than ${MAX_SIGNATURE_CHECKS} signature checks (too many same-named CAs)`,
+      why:
+        `${describe(leaf)}: finding its chain took more than ${MAX_SIGNATURE_CHECKS} signature checks ` +
+        '(too many same-named CAs)',
     };
   }
   const why = `${describe(leaf)} (issuer ${oneLine(leaf.issuer)}) does not chain to a given root`;
