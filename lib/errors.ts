@@ -9,7 +9,7 @@ export const JOSE_ERROR_CODES = [
 ] as const;
 
 /**
- * Every stable error code (README.md, "Error codes"). native/tss/error_code.h lists the same set, which
+ * Every stable error code (docs/errors.md). native/tss/error_code.h lists the same set, which
  * the addon exports as `errorCodes`; test/05.errors.test.ts holds the two equal.
  */
 export const ERROR_CODES = [
@@ -30,7 +30,7 @@ export const ERROR_CODES = [
   'ERR_TOKEN_EXCHANGE',
 ] as const;
 
-/** Stable error codes (README.md, "Error codes"); jose's names where jose has the same failure. */
+/** Stable error codes (docs/errors.md); jose's names where jose has the same failure. */
 export type TpmJwtErrorCode = (typeof ERROR_CODES)[number];
 
 export interface TpmJwtErrorOptions {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 import { Tpm, TpmJwtError } from '../lib/index.js';
 import { ERROR_CODES, JOSE_ERROR_CODES } from '../lib/errors.js';
@@ -14,6 +15,12 @@ describe('05 error codes', () => {
   it('has no duplicate in ERROR_CODES, and the jose codes are among them', () => {
     assert.equal(new Set(ERROR_CODES).size, ERROR_CODES.length);
     for (const code of JOSE_ERROR_CODES) assert.ok(ERROR_CODES.includes(code), code);
+  });
+
+  it('documents exactly the codes of ERROR_CODES in docs/errors.md, in the same order', () => {
+    const table = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+    const documented = [...table.matchAll(/^\| `(ERR_[A-Z_]+)` \|/gm)].map((match) => match[1]);
+    assert.deepEqual(documented, [...ERROR_CODES]);
   });
 
   it('names the same codes in the addon as in ERROR_CODES', () => {
