@@ -21,7 +21,7 @@ import { TpmAuthClient } from '../lib/google/index.js';
 import { jwt, Tpm, TpmSigner, type Signer, type TpmKey } from '../lib/index.js';
 import { signAtOnce } from '../test/helpers/signer-processes.js';
 import { benchMetadata } from './metadata.js';
-import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
+import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -136,8 +136,8 @@ async function main(): Promise<void> {
   const scale = values.quick ? 0.2 : 1;
   const n = (count: number) => Math.max(10, Math.round(count * scale));
   const dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-bench-'));
-  let swtpm: Swtpm | undefined;
-  const tcti = values.tcti ?? (swtpm = await startSwtpm()).tcti;
+  let swtpm: SoftwareTpm | undefined;
+  const tcti = values.tcti ?? (swtpm = await startSoftwareTpm()).tcti;
   const tpms: Tpm[] = [];
   try {
     progress(`TPM ${tcti}`);

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 
 import { jwt, Tpm, TpmSigner } from '../lib/index.js';
 import { resolveTcti } from '../lib/tpm/tcti.js';
-import { startSwtpm, type Swtpm } from './swtpm.js';
+import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
 
 const EMAIL = 'demo@tpm-jwt.iam.gserviceaccount.com';
 const AUDIENCE = 'https://pubsub.googleapis.com/';
@@ -41,11 +41,11 @@ async function withProgress<T>(label: string, work: Promise<T>): Promise<T> {
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { tcti: { type: 'string' }, alg: { type: 'string', default: 'RS256' } } });
   const alg = values.alg === 'ES256' || values.alg === 'PS256' ? values.alg : 'RS256';
-  let swtpm: Swtpm | undefined;
+  let swtpm: SoftwareTpm | undefined;
   let tcti = resolveTcti(values.tcti) || reachableDevice();
   if (!tcti) {
     say('No TPM configured or reachable: starting a private swtpm for this run.');
-    swtpm = await startSwtpm();
+    swtpm = await startSoftwareTpm();
     tcti = swtpm.tcti;
   }
   const tpm = await Tpm.open({ tcti });

@@ -10,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { startSwtpm } from './swtpm.js';
+import { startSoftwareTpm } from '../lib/testing/index.js';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const ADDON = path.join(ROOT, 'build-debug', 'Debug', 'tpm_jwt.node');
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   say('building the addon (Debug) and dist/');
   execFileSync('npx', ['cmake-js', 'rebuild', '--out', 'build-debug', '-D'], { cwd: ROOT, stdio: 'ignore' });
   execFileSync('npm', ['run', 'build:ts'], { cwd: ROOT, stdio: 'ignore' });
-  const swtpm = await startSwtpm();
+  const swtpm = await startSoftwareTpm();
   try {
     say('memcheck, 5 rounds');
     const short = memcheck(swtpm.tcti, 5);

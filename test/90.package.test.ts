@@ -65,6 +65,31 @@ describe('90 package', () => {
     assert.equal(google.stdout.trim(), 'function', google.stderr);
   });
 
+  it('tpm-jwt/testing is its own entry point', () => {
+    const script = `
+      import { startChipRelay, startSoftwareTpm, CHIP_PROFILES } from 'tpm-jwt/testing';
+      console.log(JSON.stringify([typeof startSoftwareTpm, typeof startChipRelay, Object.keys(CHIP_PROFILES)]));`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.deepEqual(
+      JSON.parse(result.stdout),
+      ['function', 'function', ['discrete-spi', 'fast-firmware']],
+      result.stderr,
+    );
+  });
+
+  it('tpm-jwt/metadata loads google-auth-library only for the wif mode, not on import', () => {
+    const script = `
+      import { createRequire } from 'node:module';
+      import { startMetadataServer } from 'tpm-jwt/metadata';
+      const loaded = Object.keys(createRequire(import.meta.url)('node:module')._cache);
+      console.log(JSON.stringify({
+        start: typeof startMetadataServer,
+        google: loaded.filter((file) => file.includes('google-auth-library')).length,
+      }));`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(result.stdout), { start: 'function', google: 0 }, result.stderr);
+  });
+
   it('loads with require() as well as import', () => {
     const result = spawnSync(
       process.execPath,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
+import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
 import { Tpm, TpmJwtError, TpmSigner } from '../lib/index.js';
 import { startRelay } from './helpers/relay.js';
 import { tpm2 } from './helpers/tools.js';
@@ -34,9 +34,9 @@ const mkdtemp = () => {
 describe('92 reliability: a TPM that goes away, answers "retry", or is left open', function () {
   this.timeout(120_000);
   // Its own swtpm, even with TPM_JWT_TEST_TCTI: this suite kills and restarts it.
-  let swtpm: Swtpm;
+  let swtpm: SoftwareTpm;
   before(async () => {
-    swtpm = await startSwtpm();
+    swtpm = await startSoftwareTpm();
   });
   after(async () => {
     await swtpm?.stop();
@@ -90,9 +90,9 @@ describe('92 reliability: a TPM that goes away, answers "retry", or is left open
     const tpm = await Tpm.open({ tcti: swtpm.tcti });
     try {
       const key = await tpm.createKey({ alg: 'ES256', persist: 0x81000011 });
-      const resume = await swtpm.crash();
+      await swtpm.kill();
       await assert.rejects(key.sign(Buffer.from('x')), { code: 'ERR_TPM_CONNECTION' });
-      await resume();
+      await swtpm.start();
       assert.equal((await key.sign(Buffer.from('y'))).length, 64);
       await tpm.evict(0x81000011);
     } finally {
@@ -193,7 +193,7 @@ describe('92 reliability: a TPM that goes away, answers "retry", or is left open
   it('fails only with ERR_TPM_CONNECTION while swtpm restarts under a signing loop, then signs again', async () => {
     // A TPM of its own: each restart without an orderly shutdown counts against the
     // dictionary-attack limit of the TPM it happens to.
-    const own = await startSwtpm();
+    const own = await startSoftwareTpm();
     const keyFile = path.join(mkdtemp(), 'key.pem');
     const setup = await Tpm.open({ tcti: own.tcti });
     writeFileSync(keyFile, (await setup.createKey({ alg: 'ES256' })).toPem());

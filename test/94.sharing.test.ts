@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
+import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
 import { Tpm, TpmSigner } from '../lib/index.js';
 import { signAtOnce } from './helpers/signer-processes.js';
 import { useSwtpm } from './helpers/swtpm.js';
@@ -55,10 +55,10 @@ describe('94 sharing one TPM between processes, without a resource manager', fun
   // The rest take every slot of a TPM from outside, or restart it: each on a TPM of
   // its own, so that no other client (docker-compose runs one) is in the way.
   describe('on a TPM of its own', () => {
-    let own: Swtpm;
+    let own: SoftwareTpm;
     let ownKeyFile: string;
     beforeEach(async () => {
-      own = await startSwtpm();
+      own = await startSoftwareTpm();
       const tpm = await Tpm.open({ tcti: own.tcti });
       ownKeyFile = path.join(dir, 'own-key.pem');
       writeFileSync(ownKeyFile, (await tpm.createKey({ alg: 'ES256' })).toPem());

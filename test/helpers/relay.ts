@@ -5,7 +5,7 @@
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 
-import { freePortPair } from '../../scripts/swtpm.js';
+import { freePortPair } from '../../lib/testing/index.js';
 
 /**
  * Decides, per TPM command seen on the server port, what the relay does with it: pass

@@ -7,7 +7,7 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
-import { startSwtpm, type Swtpm } from '../../scripts/swtpm.js';
+import { startSoftwareTpm, type SoftwareTpm } from '../../lib/testing/index.js';
 import { Tpm, type TpmOpenOptions } from '../../lib/index.js';
 import { ekCa, manufacture, type EkCa } from './ek-ca.js';
 import { leftovers } from './tools.js';
@@ -43,7 +43,7 @@ export interface SwtpmOptions {
  */
 export function useSwtpm(options: SwtpmOptions = {}): SwtpmFixture {
   const external = options.ekCertificates ? undefined : process.env['TPM_JWT_TEST_TCTI'];
-  let swtpm: Swtpm | undefined;
+  let swtpm: SoftwareTpm | undefined;
   let ca: EkCa | undefined;
   const steps: (() => unknown)[] = [];
   const fixture: SwtpmFixture = {
@@ -72,7 +72,7 @@ export function useSwtpm(options: SwtpmOptions = {}): SwtpmFixture {
   };
   before(async function () {
     this.timeout(20_000);
-    if (!external) swtpm = await startSwtpm();
+    if (!external) swtpm = await startSoftwareTpm();
     if (options.ekCertificates) {
       // swtpm_setup runs a TPM of its own on the state it writes: manufactured beside the
       // running swtpm, the state is copied in while that one is idle (no command, so no

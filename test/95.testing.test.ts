@@ -1,0 +1,211 @@
+/**
+ * tpm-jwt/testing, as a project that installs tpm-jwt uses it: a software TPM that starts,
+ * restarts and cleans up after itself, manufactured with EK certificates and a key ready;
+ * and a chip relay whose every fault is seen by tpm2-tools (ESYS with no tpm-jwt code in
+ * between) as configured.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { verify } from 'node:crypto';
+
+import { attestKey, TpmSigner, verifyAttestation } from '../lib/index.js';
+import { startChipRelay, startSoftwareTpm, type ChipRelay, type SoftwareTpm } from '../lib/testing/index.js';
+
+/** Runs a tpm2-tools command against `tcti` without blocking the event loop (a relay may run on it). */
+function tpm2(tcti: string, command: string, ...args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(`tpm2_${command}`, args, {
+      env: { ...process.env, TPM2TOOLS_TCTI: tcti },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('exit', (status) => resolve({ status, stderr }));
+  });
+}
+
+describe('95 tpm-jwt/testing', function () {
+  this.timeout(60_000);
+
+  describe('startSoftwareTpm', () => {
+    it('starts a TPM tpm2-tools can use, keeps persistent objects across restart() and kill()/start(), removes its state on stop()', async () => {
+      const tpm = await startSoftwareTpm({ key: { alg: 'ES256', persist: 0x81000095 } });
+      try {
+        assert.equal(tpm.key?.ref, 'handle:0x81000095');
+        assert.equal((await tpm2(tpm.tcti, 'getrandom', '8')).status, 0);
+        await tpm.restart();
+        await tpm.kill();
+        assert.notEqual((await tpm2(tpm.tcti, 'getrandom', '8')).status, 0, 'answered while killed');
+        await tpm.start();
+        const signer = await TpmSigner.open({ key: tpm.key!.ref, tcti: tpm.tcti });
+        const message = Buffer.from('after a restart');
+        const signature = await signer.sign(message);
+        await signer.close();
+        assert.ok(verify('sha256', message, { key: tpm.key!.publicKey, dsaEncoding: 'ieee-p1363' }, signature));
+      } finally {
+        await tpm.stop();
+      }
+      assert.equal(existsSync(tpm.stateDir), false);
+    });
+
+    it('makes a key file when no handle is given', async () => {
+      const tpm = await startSoftwareTpm({ key: { alg: 'RS256' } });
+      try {
+        assert.equal(path.dirname(tpm.key!.ref), tpm.stateDir);
+        const signer = await TpmSigner.open({ key: tpm.key!.ref, tcti: tpm.tcti });
+        assert.equal(signer.algorithm, 'RS256');
+        await signer.close();
+      } finally {
+        await tpm.stop();
+      }
+    });
+
+    it('manufactures EK certificates whose CA verifies an attestation', async () => {
+      const tpm = await startSoftwareTpm({ manufacture: true, key: { alg: 'ES256' } });
+      try {
+        const ca = tpm.ca!;
+        const doc = await attestKey({ tcti: tpm.tcti, key: tpm.key!.ref, ekChain: ca.intermediate });
+        const verdict = await verifyAttestation(doc, { roots: ca.root });
+        assert.equal(verdict.reasons.find((r) => r.check === 'ek-certificate')?.ok, true);
+      } finally {
+        await tpm.stop();
+      }
+    });
+
+    it('cleans up by itself when the process exits without stop()', () => {
+      const lib = fileURLToPath(new URL('../lib/testing/index.ts', import.meta.url));
+      const script = `
+        const { startSoftwareTpm } = await import(${JSON.stringify(lib)});
+        const tpm = await startSoftwareTpm();
+        console.log(tpm.stateDir);`;
+      const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(run.status, 0, run.stderr);
+      const stateDir = run.stdout.trim();
+      assert.equal(existsSync(stateDir), false, `${stateDir} was left behind`);
+      const left = spawnSync('pgrep', ['-f', `dir=${stateDir}`]);
+      assert.notEqual(left.status, 0, 'its swtpm still runs');
+    });
+
+    it('says how to install swtpm when it is missing', () => {
+      const bin = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-path-'));
+      symlinkSync(process.execPath, path.join(bin, 'node'));
+      const lib = fileURLToPath(new URL('../lib/testing/index.ts', import.meta.url));
+      const script = `
+        const { startSoftwareTpm } = await import(${JSON.stringify(lib)});
+        await startSoftwareTpm().catch((err) => console.log(err.message));`;
+      const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        // A PATH with node and nothing else on it.
+        env: { ...process.env, PATH: bin },
+      });
+      rmSync(bin, { recursive: true, force: true });
+      assert.match(run.stdout, /apt-get install swtpm swtpm-tools/);
+    });
+  });
+
+  describe('startChipRelay', () => {
+    let tpm: SoftwareTpm;
+    let relay: ChipRelay;
+    before(async () => {
+      tpm = await startSoftwareTpm();
+      relay = await startChipRelay({ tcti: tpm.tcti, seed: 95 });
+    });
+    after(async () => {
+      await relay.close();
+      await tpm.stop();
+    });
+    beforeEach(() => {
+      relay.setFaults([]);
+      relay.setProfile(undefined);
+      relay.clear();
+    });
+
+    it('answers in the TPM place with a response code: ESYS retries TPM_RC_RETRY, reports TPM_RC_LOCKOUT', async () => {
+      relay.setFaults([{ command: 'GetRandom', rc: 'RETRY', times: 2 }]);
+      assert.equal((await tpm2(relay.tcti, 'getrandom', '8')).status, 0);
+      assert.deepEqual(
+        relay.log.filter((r) => r.command === 'GetRandom').map((r) => r.rc),
+        [0x922, 0x922, 0],
+      );
+      relay.setFaults([{ command: 'GetRandom', rc: 'LOCKOUT' }]);
+      const locked = await tpm2(relay.tcti, 'getrandom', '8');
+      assert.notEqual(locked.status, 0);
+      assert.match(locked.stderr, /0x921|lockout/i);
+    });
+
+    it('fires on the Nth, every Nth, and a seeded share of matching commands', async () => {
+      const run = async (fault: Parameters<ChipRelay['setFaults']>[0][number], calls: number) => {
+        relay.clear();
+        relay.setFaults([fault]);
+        const statuses: (number | null)[] = [];
+        for (let i = 0; i < calls; i++) statuses.push((await tpm2(relay.tcti, 'getrandom', '4')).status);
+        return statuses.map((status) => (status === 0 ? '.' : 'x')).join('');
+      };
+      assert.equal(await run({ command: 'GetRandom', nth: 2, rc: 'NV_RATE' }, 4), '.x..');
+      assert.equal(await run({ command: 'GetRandom', every: 2, rc: 'CANCELED' }, 4), '.x.x');
+      const share = await run({ command: 'GetRandom', share: 0.5, rc: 0x101 }, 12);
+      assert.ok(share.includes('x') && share.includes('.'), share);
+      // Other commands never match a fault for GetRandom.
+      assert.equal(await run({ command: 'Sign', rc: 'LOCKOUT' }, 2), '..');
+    });
+
+    it('cuts the connection before the command or in the middle of its response, and the next one works', async () => {
+      for (const drop of ['before', 'mid-response'] as const) {
+        relay.clear();
+        relay.setFaults([{ command: 'GetRandom', nth: 1, drop }]);
+        const cut = await tpm2(relay.tcti, 'getrandom', '8');
+        assert.notEqual(cut.status, 0, drop);
+        assert.equal(relay.log.find((r) => r.command === 'GetRandom')?.rc, undefined);
+        assert.equal((await tpm2(relay.tcti, 'getrandom', '8')).status, 0, `after ${drop}`);
+      }
+    });
+
+    it('stalls a command, and charges a profile per command, one command at a time', async () => {
+      relay.setFaults([{ command: 'GetRandom', nth: 1, stallMs: 300 }]);
+      assert.equal((await tpm2(relay.tcti, 'getrandom', '8')).status, 0);
+      const stalled = relay.log.find((r) => r.command === 'GetRandom')!;
+      assert.equal(stalled.fault, 'stall 300 ms');
+      assert.ok(stalled.end - stalled.start >= 295, `${stalled.end - stalled.start} ms`);
+
+      relay.clear();
+      relay.setFaults([]);
+      relay.setProfile({ default: 2, GetRandom: 40 });
+      await Promise.all([tpm2(relay.tcti, 'getrandom', '8'), tpm2(relay.tcti, 'getrandom', '8')]);
+      assert.equal(relay.count('GetRandom'), 2);
+      assert.equal(relay.tpmTime(), 40 * 2 + 2 * (relay.count() - 2));
+      // A chip runs one command at a time: the two never overlap.
+      const [a, b] = relay.log.filter((r) => r.command === 'GetRandom');
+      assert.ok(b!.end - a!.end >= 39, `${b!.end - a!.end} ms apart`);
+    });
+
+    it("records tpm-jwt's own commands: a sign with a persistent key", async () => {
+      const setup = await startSoftwareTpm({ key: { alg: 'ES256', persist: 0x81000096 } });
+      const chip = await startChipRelay({ tcti: setup.tcti, profile: 'discrete-spi' });
+      try {
+        const signer = await TpmSigner.open({ key: setup.key!.ref, tcti: chip.tcti, encrypt: false });
+        chip.clear();
+        await signer.sign(Buffer.from('one'));
+        // swtpm answers the first Sign after startup TPM_RC_RETRY, as chips may; ESYS sends it again.
+        assert.deepEqual(
+          chip.log.filter((r) => r.command === 'Sign').map((r) => r.rc),
+          [0x922, 0],
+        );
+        chip.clear();
+        await signer.sign(Buffer.from('two'));
+        assert.equal(chip.count('Sign'), 1);
+        assert.equal(chip.count('CreatePrimary'), 0);
+        await signer.close();
+      } finally {
+        await chip.close();
+        await setup.stop();
+      }
+    });
+  });
+});
