@@ -25,7 +25,6 @@
         "native/tss/object_cache.cc",
         "native/tss/policy.cc",
         "native/tss/primary.cc",
-        "native/tss/public_info.cc",
         "native/tss/saved_context.cc",
         "native/tss/session.cc",
         "native/tss/sign.cc",

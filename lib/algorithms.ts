@@ -4,8 +4,6 @@
  */
 import { constants, type KeyObject } from 'node:crypto';
 
-import type { NativeKeySpec } from './native.js';
-
 /** TPM 2.0 algorithm identifiers (TCG Algorithm Registry) that tpm-jwt uses. */
 export const TPM2_ALG = Object.freeze({
   RSA: 0x0001,
@@ -187,8 +185,15 @@ export function algorithmsForKey(key: KeyObject): JwsAlgorithm[] {
   return key.asymmetricKeyType === 'ec' && curve ? algorithmsFor('EC', curve) : [];
 }
 
+/** A key to create or import, as the addon takes it: TPMI_ALG_PUBLIC, and RSA bits or a TPMI_ECC_CURVE. */
+export interface TpmKeySpec {
+  type: number;
+  bits?: number;
+  curve?: number;
+}
+
 /** What TPM2_Create needs for a key that signs `info.alg`; `bits` applies to RSA only. */
-export function tpmKeySpec(info: AlgorithmInfo, bits: RsaKeySize = RSA_KEY_SIZES[0]): NativeKeySpec {
+export function tpmKeySpec(info: AlgorithmInfo, bits: RsaKeySize = RSA_KEY_SIZES[0]): TpmKeySpec {
   return info.curve ? { type: info.tpm.type, curve: info.curve.tpm } : { type: info.tpm.type, bits };
 }
 

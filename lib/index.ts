@@ -14,7 +14,7 @@ export {
 export type { ImportSource } from './tpm/import.js';
 export { TpmKey, type SignOptions } from './tpm/key.js';
 export type { CertificateOptions } from './tpm/certificate.js';
-export type { KeyAttributes } from './tpm/public-key.js';
+export type { KeyAttributes } from './wire/public-key.js';
 export type { PcrSelection } from './tpm/pcrs.js';
 export type { Signer } from './crypt/signer.js';
 export { SoftwareSigner, type ServiceAccountKeyInfo } from './crypt/software-signer.js';

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { TpmKeySpec } from './algorithms.js';
 import { TpmJwtError } from './errors.js';
 
 /** PolicyPCR over `indexes` of the `bank` (a TPMI_ALG_HASH), then PolicyAuthValue if set. */
@@ -22,35 +23,16 @@ export type NativeKeyRef = ({ handle: number } | { parent: number; public: Uint8
   policy?: NativePcrPolicy;
 };
 
-export interface NativeKeySpec {
-  type: number;
-  bits?: number;
-  curve?: number;
-}
-
 export interface NativeSignScheme {
   scheme: number;
   hash: number;
   coordinateSize?: number;
 }
 
+/** A key's blobs: marshaled TPM2B_PUBLIC (decoded in TypeScript, wire/tpm-structures.ts) and TPM2B_PRIVATE. */
 export interface NativeKeyBlob {
   public: Buffer;
   private: Buffer;
-}
-
-/** The decoded TPMT_PUBLIC fields of a key. */
-export interface NativePublicInfo {
-  type: number;
-  nameAlg: number;
-  attributes: number;
-  /** The key's fixed TPMI_ALG_SIG_SCHEME and its hash; TPM2_ALG_NULL (0x10) when open. */
-  scheme: number;
-  schemeHash: number;
-  /** The digest of the policy that authorises the key; empty when it has none. */
-  authPolicy: Buffer;
-  rsa?: { bits: number; exponent: number; modulus: Buffer };
-  ecc?: { curve: number; x: Buffer; y: Buffer };
 }
 
 /** The attestation key: a primary in the endorsement hierarchy (see native/tss/attestation_key.h). */
@@ -101,7 +83,7 @@ export interface NativeContext {
     session: { encrypt: boolean; saltKey?: 'primary' | 'ek'; saltKeyName?: Uint8Array },
     retryTimeoutMs?: number,
   ): Promise<{ saltKeyName: Buffer }>;
-  createKey(parent: number, spec: NativeKeySpec, auth?: Uint8Array, policy?: NativePcrPolicy): Promise<NativeKeyBlob>;
+  createKey(parent: number, spec: TpmKeySpec, auth?: Uint8Array, policy?: NativePcrPolicy): Promise<NativeKeyBlob>;
   /** Marshaled TPM2B_PUBLIC of a persistent object. */
   readPublic(handle: number): Promise<Buffer>;
   persist(key: NativeKeyRef, handle: number, force: boolean): Promise<void>;
@@ -148,7 +130,7 @@ export interface NativeAddon {
    * wraps it, then wipes it).
    */
   marshalImportable(key: {
-    spec: NativeKeySpec;
+    spec: TpmKeySpec;
     secret: Uint8Array;
     auth?: Uint8Array;
     modulus?: Uint8Array;
@@ -156,8 +138,6 @@ export interface NativeAddon {
     x?: Uint8Array;
     y?: Uint8Array;
   }): { public: Buffer; sensitive: Buffer };
-  /** Decodes a marshaled TPM2B_PUBLIC; throws ERR_KEY_FILE_INVALID. */
-  describePublic(tpm2bPublic: Uint8Array): NativePublicInfo;
   /** Every code the native layer knows, frozen: the same set as ERROR_CODES in errors.ts. */
   readonly errorCodes: readonly string[];
 }

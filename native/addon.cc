@@ -1,5 +1,6 @@
-// Entry point of the tpm_jwt addon: the Context class and the pure helpers that need
-// tpm2-tss's marshaling code.
+// Entry point of the tpm_jwt addon: the Context class and the pure helper that needs
+// tpm2-tss's marshaling code. Public areas leave the addon as their marshaled bytes;
+// TypeScript decodes them (lib/wire/tpm-structures.ts), for the device and the verifier alike.
 #include <napi.h>
 
 #include <cstdlib>
@@ -10,8 +11,6 @@
 #include "js_error.h"
 #include "tss/error_code.h"
 #include "tss/import.h"
-#include "tss/marshal.h"
-#include "tss/public_info.h"
 
 namespace {
 
@@ -31,15 +30,6 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   info.Env().GetInstanceData<AddonData>()->error_class =
       Napi::Persistent(info[0].As<Napi::Function>());
   return info.Env().Undefined();
-}
-
-// describePublic(tpm2bPublic): the fields of a marshaled TPM2B_PUBLIC.
-Napi::Value DescribePublic(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  TPM2B_PUBLIC pub;
-  tss::Status status = tss::UnmarshalPublic(ToBytes(info[0], "public"), &pub);
-  if (!status.ok()) throw Napi::Error(env, ToJsError(env, status));
-  return ToJs(env, tss::DescribePublic(pub.publicArea));
 }
 
 // marshalImportable(key): { public, sensitive } for a key to import. The sensitive
@@ -72,7 +62,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   exports.Set("Context", ContextWrap::Define(env));
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
-  exports.Set("describePublic", Napi::Function::New<DescribePublic>(env, "describePublic"));
   exports.Set("marshalImportable",
               Napi::Function::New<MarshalImportable>(env, "marshalImportable"));
   exports.Set("errorCodes", ErrorCodes(env));

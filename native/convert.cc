@@ -215,27 +215,3 @@ tss::SessionOptions ToSessionOptions(const Napi::Value& value) {
   options.salt_key_name = ToOptionalBytes(object.Get("saltKeyName"), "session.saltKeyName");
   return options;
 }
-
-Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("type", Napi::Number::New(env, info.type));
-  out.Set("nameAlg", Napi::Number::New(env, info.name_alg));
-  out.Set("attributes", Napi::Number::New(env, info.attributes));
-  out.Set("scheme", Napi::Number::New(env, info.scheme));
-  out.Set("schemeHash", Napi::Number::New(env, info.scheme_hash));
-  out.Set("authPolicy", ToBuffer(env, info.auth_policy));
-  if (info.type == TPM2_ALG_RSA) {
-    Napi::Object rsa = Napi::Object::New(env);
-    rsa.Set("bits", Napi::Number::New(env, info.rsa_bits));
-    rsa.Set("exponent", Napi::Number::New(env, info.rsa_exponent));
-    rsa.Set("modulus", ToBuffer(env, info.rsa_modulus));
-    out.Set("rsa", rsa);
-  } else if (info.type == TPM2_ALG_ECC) {
-    Napi::Object ecc = Napi::Object::New(env);
-    ecc.Set("curve", Napi::Number::New(env, info.ecc_curve));
-    ecc.Set("x", ToBuffer(env, info.ecc_x));
-    ecc.Set("y", ToBuffer(env, info.ecc_y));
-    out.Set("ecc", ecc);
-  }
-  return out;
-}

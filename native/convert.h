@@ -13,7 +13,6 @@
 #include "tss/endorsement.h"
 #include "tss/import.h"
 #include "tss/key_ref.h"
-#include "tss/public_info.h"
 #include "tss/secret.h"
 #include "tss/session.h"
 #include "tss/sign.h"
@@ -51,4 +50,3 @@ template <typename Allocator>
 Napi::Buffer<uint8_t> ToBuffer(Napi::Env env, const std::vector<uint8_t, Allocator>& bytes) {
   return Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size());
 }
-Napi::Object ToJs(Napi::Env env, const tss::PublicInfo& info);

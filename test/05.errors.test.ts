@@ -49,12 +49,15 @@ describe('05 error codes', () => {
     });
   });
 
-  it('carries the code of a synchronous native failure (ERR_KEY_FILE_INVALID)', () => {
+  it('carries the code of a synchronous native failure (ERR_INVALID_ARGUMENT)', () => {
+    const spec = { type: TPM2_ALG_ECC, curve: TPM2_ECC_NIST_P256 };
     assert.throws(
-      () => native().describePublic(new Uint8Array([0, 1, 2])),
+      () =>
+        native().marshalImportable({ spec, secret: new Uint8Array(32), x: new Uint8Array(200), y: new Uint8Array(32) }),
       (err: unknown) => {
         assert.ok(err instanceof TpmJwtError);
-        assert.equal(err.code, 'ERR_KEY_FILE_INVALID');
+        assert.equal(err.code, 'ERR_INVALID_ARGUMENT');
+        assert.match(err.message, /EC point is too long/);
         return true;
       },
     );

@@ -140,6 +140,15 @@ describe('20 TPM keys', () => {
     await tpm.evict(0x81000023);
   });
 
+  it('refuses an HMAC key, neither RSA nor ECC (ERR_TPM_UNSUPPORTED)', async () => {
+    toolsPersist('0x81000025', '-G', 'hmac');
+    await assert.rejects(tpm.loadKey(0x81000025), {
+      code: 'ERR_TPM_UNSUPPORTED',
+      message: /neither an RSA nor an ECC key \(type 0x8\)/,
+    });
+    await tpm.evict(0x81000025);
+  });
+
   it('signs with a restricted key (TPM-side hashing), 5,000-byte messages included', async () => {
     toolsPersist(
       '0x81000024',

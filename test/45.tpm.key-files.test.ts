@@ -4,7 +4,7 @@ import { createHash, createPublicKey, verify } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { startSwtpm } from '../scripts/swtpm.js';
+import { startSoftwareTpm } from '../lib/testing/index.js';
 import { Tpm, TpmSigner } from '../lib/index.js';
 import { decodeKeyFile } from '../lib/tpm/key-file-reader.js';
 import { encodeKeyFile, type KeyFile } from '../lib/tpm/key-file.js';
@@ -215,8 +215,25 @@ describe('45 TSS2 key files', () => {
       assert.deepEqual(tpm2(swtpm.tcti, 'getcap', 'handles-transient').trim(), '');
     });
 
+    it('a public area that is one TPM2B but no TPMT_PUBLIC, decoded in TypeScript', async () => {
+      const decoded = decodeKeyFile(pem);
+      const area = Buffer.from(decoded.public).subarray(2);
+      const sized = (bytes: Buffer) => Buffer.concat([Buffer.of(bytes.length >> 8, bytes.length & 0xff), bytes]);
+      const cases: [Buffer, RegExp][] = [
+        [sized(Buffer.concat([area, Buffer.of(0)])), /public area has trailing bytes/],
+        [sized(area.subarray(0, area.length - 3)), /public area is truncated/],
+      ];
+      for (const [bad, message] of cases) {
+        await assert.rejects(tpm.loadKey(encodeKeyFile({ ...decoded, public: bad })), {
+          code: 'ERR_KEY_FILE_INVALID',
+          message,
+        });
+      }
+      assert.deepEqual(tpm2(swtpm.tcti, 'getcap', 'handles-transient').trim(), '');
+    });
+
     it('a key file from another TPM', async () => {
-      const other = await startSwtpm();
+      const other = await startSoftwareTpm();
       try {
         const otherTpm = await Tpm.open({ tcti: other.tcti });
         const foreign = (await otherTpm.createKey({ alg: 'ES256' })).toPem();

@@ -26,13 +26,13 @@ import {
   type Tpm,
 } from '../lib/index.js';
 import { createActivationChallenge as challengeSync } from '../lib/attest/challenge.js';
-import { keyBinding } from '../lib/attest/format.js';
-import { makeCredential } from '../lib/attest/make-credential.js';
-import { objectName, parsePublic } from '../lib/attest/tpm-structures.js';
+import { toPem } from '../lib/attest/nv-certificates.js';
 import { verifyAttestation as verifySync } from '../lib/attest/verify.js';
 import { decodeKeyFile } from '../lib/tpm/key-file-reader.js';
-import { publicKeyOf } from '../lib/tpm/public-key.js';
-import { toPem } from '../lib/tpm/attest-nv.js';
+import { keyBinding } from '../lib/wire/attestation-format.js';
+import { makeCredential } from '../lib/wire/make-credential.js';
+import { publicKeyOf } from '../lib/wire/public-key.js';
+import { objectName, parsePublic } from '../lib/wire/tpm-structures.js';
 import { assertFails, cli, spawnCli } from './helpers/cli.js';
 import { manufacture } from './helpers/ek-ca.js';
 import {

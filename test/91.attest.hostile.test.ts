@@ -15,8 +15,8 @@ import { TpmJwtError, type AttestationDocument, type AttestationVerdict } from '
 import { createActivationChallenge } from '../lib/attest/challenge.js';
 import { MAX_SIGNATURE_CHECKS } from '../lib/attest/certificates.js';
 import { MAX_DOCUMENT_CERTIFICATES } from '../lib/attest/document.js';
-import { certificatePems, MAX_DOCUMENT_SIZE } from '../lib/attest/format.js';
 import { verifyAttestation } from '../lib/attest/verify.js';
+import { certificatePems, MAX_DOCUMENT_SIZE } from '../lib/wire/attestation-format.js';
 import { ATTR, CA, forgeAttestation, issueCertificate } from './helpers/forged-attestation.js';
 import { countSignatureChecks } from './helpers/signature-checks.js';
 

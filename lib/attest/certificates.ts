@@ -22,7 +22,7 @@ import {
 } from '@peculiar/asn1-x509';
 
 import { invalidArgument } from '../errors.js';
-import { certificatePems } from './format.js';
+import { certificatePems } from '../wire/attestation-format.js';
 
 /** Every certificate in PEM text; throws ERR_INVALID_ARGUMENT for one that does not parse. */
 export function parseCertificates(pem: string, what: string): X509Certificate[] {

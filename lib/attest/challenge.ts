@@ -9,8 +9,6 @@ import { createHash, createPublicKey, randomBytes, timingSafeEqual, type KeyObje
 
 import { TPM2_ALG } from '../algorithms.js';
 import { invalidArgument } from '../errors.js';
-import { rootCertificates, type Roots } from './certificates.js';
-import { readAttestation, trustedEks, type TrustedEk } from './document.js';
 import {
   base64Field,
   CHALLENGE_FORMAT,
@@ -20,9 +18,11 @@ import {
   type ActivationChallenge,
   type ActivationExpectation,
   type ActivationResponse,
-} from './format.js';
-import { makeCredential } from './make-credential.js';
-import { objectName, parsePublic } from './tpm-structures.js';
+} from '../wire/attestation-format.js';
+import { makeCredential } from '../wire/make-credential.js';
+import { objectName, parsePublic } from '../wire/tpm-structures.js';
+import { rootCertificates, type Roots } from './certificates.js';
+import { readAttestation, trustedEks, type TrustedEk } from './document.js';
 
 export interface ChallengeOptions {
   /** Trust anchors for the EK certificate (PEM text, or certificates). */

@@ -7,8 +7,14 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 
 import { invalidArgument } from '../errors.js';
+import {
+  ATTESTATION_FORMAT,
+  base64Field,
+  certificatePems,
+  readDocument,
+  type AttestationDocument,
+} from '../wire/attestation-format.js';
 import { chainToRoots, describe, ekCertificateProblem, parseCertificates } from './certificates.js';
-import { ATTESTATION_FORMAT, base64Field, certificatePems, readDocument, type AttestationDocument } from './format.js';
 
 export interface ReadAttestation {
   readonly doc: AttestationDocument;

@@ -3,24 +3,29 @@
  * the server's verifyAttestation and createActivationChallenge. Each loads its module on
  * first call, so importing the package costs nothing until attestation is used.
  */
-import type { ActivateCredentialOptions, AttestKeyOptions } from '../tpm/attest.js';
+import type { ActivationChallenge, ActivationResponse, AttestationDocument } from '../wire/attestation-format.js';
 import type { ActivationChallengePair, ChallengeOptions } from './challenge.js';
-import type { ActivationChallenge, ActivationResponse, AttestationDocument } from './format.js';
+import type { ActivateCredentialOptions, AttestKeyOptions } from './device.js';
 import type { AttestationVerdict, VerifyAttestationOptions } from './verify.js';
 
+export type {
+  ActivationChallenge,
+  ActivationExpectation,
+  ActivationResponse,
+  AttestationDocument,
+} from '../wire/attestation-format.js';
+export type { ActivationChallengePair, ChallengeOptions } from './challenge.js';
 export type {
   ActivateCredentialOptions,
   AttestationKeyOptions,
   AttestationTpmOptions,
   AttestKeyOptions,
-} from '../tpm/attest.js';
-export type { ActivationChallengePair, ChallengeOptions } from './challenge.js';
-export type { ActivationChallenge, ActivationExpectation, ActivationResponse, AttestationDocument } from './format.js';
+} from './device.js';
 export type { AttestationCheck, AttestationReason, AttestationVerdict, VerifyAttestationOptions } from './verify.js';
 
-/** Device: certifies a TPM key with an AK; the attestation document for a verifier (see tpm/attest.ts). */
+/** Device: certifies a TPM key with an AK; the attestation document for a verifier (see device.ts). */
 export async function attestKey(options: AttestKeyOptions): Promise<AttestationDocument> {
-  return (await import('../tpm/attest.js')).attestKey(options);
+  return (await import('./device.js')).attestKey(options);
 }
 
 /** Device: answers a verifier's activation challenge (or a tpm2_makecredential file) with the recovered secret. */
@@ -28,7 +33,7 @@ export async function activateCredential(
   challenge: ActivationChallenge | string | Uint8Array,
   options?: ActivateCredentialOptions,
 ): Promise<ActivationResponse> {
-  return (await import('../tpm/attest.js')).activateCredential(challenge, options);
+  return (await import('./device.js')).activateCredential(challenge, options);
 }
 
 /** Server, no TPM needed: the verdict on an attestation, each check with its reason; throws only when malformed. */

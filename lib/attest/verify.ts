@@ -29,11 +29,8 @@ import {
 import { anyCurve, TPM2_ALG } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { keyThumbprint, publicJwk, type PublicJwk } from '../jwk.js';
-import { decodeAttributes, describeKey, leftPad, publicKeyOf, type KeyAttributes } from '../tpm/public-key.js';
-import { akCertificateProblem, chainToRoots, describe, rootCertificates, type Roots } from './certificates.js';
-import { checkActivation, readActivation, type ReadActivation } from './challenge.js';
-import { readAttestation, trustedEks, type ReadAttestation, type TrustedEk } from './document.js';
-import { keyBinding, parseNonce } from './format.js';
+import { keyBinding, parseNonce } from '../wire/attestation-format.js';
+import { decodeAttributes, describeKey, leftPad, publicKeyOf, type KeyAttributes } from '../wire/public-key.js';
 import {
   hashLabel,
   objectName,
@@ -48,7 +45,10 @@ import {
   type TpmAttest,
   type TpmPublic,
   type TpmSignature,
-} from './tpm-structures.js';
+} from '../wire/tpm-structures.js';
+import { akCertificateProblem, chainToRoots, describe, rootCertificates, type Roots } from './certificates.js';
+import { checkActivation, readActivation, type ReadActivation } from './challenge.js';
+import { readAttestation, trustedEks, type ReadAttestation, type TrustedEk } from './document.js';
 
 export type AttestationCheck =
   | 'ek-certificate'

@@ -1,6 +1,6 @@
 /**
  * Importing an existing RSA or EC P-256 private key (a service account's key) under
- * the TPM's storage parent: wrapped in software for that parent (duplication.ts),
+ * the TPM's storage parent: wrapped in software for that parent (wire/duplication.ts),
  * unwrapped only inside the TPM by TPM2_Import. The result is a key blob like a
  * created one, usable only by this TPM; the PEM can then be deleted.
  */
@@ -18,8 +18,9 @@ import {
 } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { native, type NativeContext } from '../native.js';
-import { wrapForImport, type WrappingParent } from './duplication.js';
-import { leftPad, publicKeyOf } from './public-key.js';
+import { wrapForImport, type WrappingParent } from '../wire/duplication.js';
+import { leftPad, publicKeyOf } from '../wire/public-key.js';
+import { readPublicArea } from './public-area.js';
 
 /** What importKey takes: PEM text (PKCS#8, PKCS#1, SEC1) or a service-account JSON. */
 export type ImportSource = string | { private_key: string; private_key_id?: string };
@@ -80,7 +81,7 @@ function importable(key: KeyObject, auth: Uint8Array | undefined) {
 
 /** The parent's public key in the form the wrapper needs. */
 async function wrappingParent(context: NativeContext, parent: number): Promise<WrappingParent> {
-  const info = native().describePublic(await context.parentPublic(parent));
+  const info = readPublicArea(await context.parentPublic(parent), "the parent's public area");
   const curve = info.ecc && curveByTpmId(info.ecc.curve);
   if (info.type === TPM2_ALG.ECC && info.ecc && curve) {
     return { type: 'ecc', curve, x: leftPad(info.ecc.x, curve.size), y: leftPad(info.ecc.y, curve.size) };

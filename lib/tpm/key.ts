@@ -3,12 +3,12 @@ import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 import { algorithmInfo, type JwsAlgorithm } from '../algorithms.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
-import type { NativeContext, NativeKeyRef, NativePreparedKey, NativePublicInfo } from '../native.js';
+import type { NativeContext, NativeKeyRef, NativePreparedKey } from '../native.js';
+import { decodeAttributes, describeKey, type KeyAttributes } from '../wire/public-key.js';
+import type { TpmPublic } from '../wire/tpm-structures.js';
 import type { CertificateOptions } from './certificate.js';
-import { exposePreparedKey } from './internal.js';
 import { encodeKeyFile } from './key-file.js';
 import { policyCommands, type PcrSelection } from './pcrs.js';
-import { decodeAttributes, describeKey, type KeyAttributes } from './public-key.js';
 
 export interface SignOptions {
   /** Defaults to the key's algorithm (RS256 for RSA keys unless created for PS256). */
@@ -19,12 +19,14 @@ export interface SignOptions {
  * @internal Makes a TpmKey for Tpm.createKey, loadKey and importKey: the constructor is
  * private, so users get keys only from a Tpm.
  */
-export let makeTpmKey: (
-  context: NativeContext,
-  ref: NativeKeyRef,
-  info: NativePublicInfo,
-  preferred?: JwsAlgorithm,
-) => TpmKey;
+export let makeTpmKey: (context: NativeContext, ref: NativeKeyRef, info: TpmPublic, preferred?: JwsAlgorithm) => TpmKey;
+
+/**
+ * @internal The addon's own copy of `key`'s reference (handle or blobs, auth value, policy),
+ * as prepareKey made it, for library code that makes its own addon calls with a key
+ * (attestation). The JavaScript copy of the auth value is zeroed once the key is open.
+ */
+export let preparedKeyOf: (key: TpmKey) => NativePreparedKey;
 
 export class TpmKey {
   /** The public half, for verifying what this key signs. */
@@ -46,10 +48,10 @@ export class TpmKey {
 
   static {
     makeTpmKey = (context, ref, info, preferred) => new TpmKey(context, ref, info, preferred);
-    exposePreparedKey((key) => key.#prepared);
+    preparedKeyOf = (key) => key.#prepared;
   }
 
-  private constructor(context: NativeContext, ref: NativeKeyRef, info: NativePublicInfo, preferred?: JwsAlgorithm) {
+  private constructor(context: NativeContext, ref: NativeKeyRef, info: TpmPublic, preferred?: JwsAlgorithm) {
     const { publicKey, algorithms } = describeKey(info);
     this.#context = context;
     this.#ref = ref;

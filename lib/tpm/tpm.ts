@@ -13,10 +13,10 @@ import { native, type NativeContext, type NativeKeyRef } from '../native.js';
 import { withAuth } from './auth.js';
 import { formatHandle, OWNER_HIERARCHY, parsePersistentHandle, PERSISTENT_FIRST, PERSISTENT_LAST } from './handle.js';
 import type { ImportSource } from './import.js';
-import { exposeTpmContext } from './internal.js';
 import { isKeyFilePem } from './key-file.js';
 import { checkPcrs, fromPolicyCommands, nativePolicy, type PcrSelection } from './pcrs.js';
 import { makeTpmKey, type TpmKey } from './key.js';
+import { readPublicArea } from './public-area.js';
 import { resolveTcti } from './tcti.js';
 
 export interface TpmOpenOptions {
@@ -99,6 +99,12 @@ function sessionOptions(options: TpmOpenOptions) {
   };
 }
 
+/**
+ * @internal The addon context `tpm` makes its calls on (closed with the Tpm), for library
+ * code that makes its own addon calls on a connection (attestation).
+ */
+export let tpmContext: (tpm: Tpm) => NativeContext;
+
 export class Tpm {
   /** The TCTI in use ('' when tpm2-tss searched its defaults). */
   readonly tcti: string;
@@ -108,7 +114,7 @@ export class Tpm {
   #closing: Promise<void> | undefined;
 
   static {
-    exposeTpmContext((tpm) => tpm.#context);
+    tpmContext = (tpm) => tpm.#context;
   }
 
   private constructor(context: NativeContext, tcti: string, saltKeyName: string) {
@@ -227,7 +233,7 @@ export class Tpm {
         ...(auth && { auth }),
         ...(recorded && { policy: nativePolicy(recorded.pcrs, recorded.authValue) }),
       };
-      const info = native().describePublic(file.public);
+      const info = readPublicArea(file.public);
       await this.#context.probe(ref);
       return makeTpmKey(this.#context, ref, info);
     }
@@ -243,7 +249,7 @@ export class Tpm {
     return makeTpmKey(
       this.#context,
       { handle: persistent, ...(auth && { auth }), ...(pcrs && { policy: nativePolicy(pcrs, !!auth?.length) }) },
-      native().describePublic(pub),
+      readPublicArea(pub),
     );
   }
 
@@ -276,7 +282,7 @@ export class Tpm {
       await this.#context.persist(ref, persist, force);
       ref = { handle: persist, ...use };
     }
-    return makeTpmKey(this.#context, ref, native().describePublic(blob.public), alg);
+    return makeTpmKey(this.#context, ref, readPublicArea(blob.public), alg);
   }
 
   async #assertFree(handle: number): Promise<void> {

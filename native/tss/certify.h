@@ -21,7 +21,8 @@ struct Certification {
 };
 
 // tpm-jwt's limit on qualifying data: a nonce of up to 64 bytes (a SHA-512 digest), as
-// lib/attest/format.ts's parseNonce accepts. TPM2B_DATA itself holds up to 66 (a TPMT_HA).
+// lib/wire/attestation-format.ts's parseNonce accepts. TPM2B_DATA itself holds up to 66
+// (a TPMT_HA).
 constexpr size_t kMaxQualifyingData = 64;
 
 // Certifies `key` with the AK of `ak` (persisted at `ak.handle` when it is empty, see

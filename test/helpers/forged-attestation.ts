@@ -35,7 +35,7 @@ import {
   Version,
 } from '@peculiar/asn1-x509';
 
-import { keyBinding, type AttestationDocument } from '../../lib/attest/format.js';
+import { keyBinding, type AttestationDocument } from '../../lib/wire/attestation-format.js';
 
 export const ALG = { RSA: 0x0001, SHA1: 0x0004, SHA256: 0x000b, SM3: 0x0012, NULL: 0x0010, ECDSA: 0x0018, ECC: 0x0023 };
 /** TPMA_OBJECT bits. */

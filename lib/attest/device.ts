@@ -9,6 +9,14 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 
 import { anyCurve, TPM2_ALG } from '../algorithms.js';
+import { invalidArgument, TpmJwtError } from '../errors.js';
+import { keyThumbprint } from '../jwk.js';
+import type { NativeAkSpec, NativeContext, NativeEkSpec } from '../native.js';
+import { formatHandle, parsePersistentHandle } from '../tpm/handle.js';
+import { preparedKeyOf } from '../tpm/key.js';
+import { loadKeyRef } from '../tpm/key-ref.js';
+import { readPublicArea } from '../tpm/public-area.js';
+import { tpmContext, usingTpm, type TpmOpenOptions } from '../tpm/tpm.js';
 import {
   ATTESTATION_FORMAT,
   base64Field,
@@ -21,16 +29,10 @@ import {
   type ActivationChallenge,
   type ActivationResponse,
   type AttestationDocument,
-} from '../attest/format.js';
-import { invalidArgument, TpmJwtError } from '../errors.js';
-import { keyThumbprint } from '../jwk.js';
-import { native, type NativeAkSpec, type NativeContext, type NativeEkSpec } from '../native.js';
-import { platformAkTemplate, readNvCertificates } from './attest-nv.js';
-import { formatHandle, parsePersistentHandle } from './handle.js';
-import { preparedKeyOf, tpmContext } from './internal.js';
-import { loadKeyRef } from './key-ref.js';
-import { leftPad } from './public-key.js';
-import { usingTpm, type TpmOpenOptions } from './tpm.js';
+} from '../wire/attestation-format.js';
+import { leftPad } from '../wire/public-key.js';
+import type { TpmPublic } from '../wire/tpm-structures.js';
+import { platformAkTemplate, readNvCertificates } from './nv-certificates.js';
 
 /** The TPM connection an attestation call opens: Tpm.open's options. */
 export type AttestationTpmOptions = TpmOpenOptions;
@@ -179,6 +181,19 @@ function uniqueOf(key: KeyObject): Buffer {
   ]);
 }
 
+/** A persistent object's unique field as uniqueOf gives it; undefined for an object that is no RSA or ECC key. */
+function ownUnique(tpm2bPublic: Buffer, coordinateSize: number): Uint8Array | undefined {
+  let pub: TpmPublic;
+  try {
+    pub = readPublicArea(tpm2bPublic, 'a persistent object');
+  } catch (err) {
+    if (err instanceof TpmJwtError) return undefined;
+    throw err;
+  }
+  if (pub.rsa) return pub.rsa.modulus;
+  return pub.ecc && Buffer.concat([leftPad(pub.ecc.x, coordinateSize), leftPad(pub.ecc.y, coordinateSize)]);
+}
+
 /**
  * The EK the credential is encrypted to: a persistent EK with that public key, else the
  * primary from the TCG default template (which LoadEk checks against it).
@@ -194,11 +209,7 @@ async function ekSpec(
   if (!unique) return { type };
   for (const candidate of await context.handles(EK_HANDLES_FIRST, 32)) {
     if (candidate > EK_HANDLES_FIRST + 0xff) break;
-    const info = native().describePublic(await context.readPublic(candidate));
-    const size = unique.length / 2;
-    const own = info.rsa
-      ? info.rsa.modulus
-      : info.ecc && Buffer.concat([leftPad(info.ecc.x, size), leftPad(info.ecc.y, size)]);
+    const own = ownUnique(await context.readPublic(candidate), unique.length / 2);
     if (own && Buffer.compare(Buffer.from(own), unique) === 0) return { type, handle: candidate, unique };
   }
   return { type, unique };

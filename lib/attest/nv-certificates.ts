@@ -7,10 +7,10 @@
  */
 import { X509Certificate } from 'node:crypto';
 
-import type { EkCertificate } from '../attest/format.js';
 import { TpmJwtError } from '../errors.js';
 import type { NativeContext } from '../native.js';
-import { formatHandle } from './handle.js';
+import { formatHandle } from '../tpm/handle.js';
+import type { EkCertificate } from '../wire/attestation-format.js';
 
 /** EK certificate indices: low range RSA 2048 and ECC P-256, then the high range. */
 const EK_CERTIFICATE_INDICES = [

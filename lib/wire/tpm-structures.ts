@@ -1,13 +1,13 @@
 /**
- * The TPM 2.0 structures an attestation carries (Part 2: TPMT_PUBLIC, TPMS_ATTEST,
- * TPMT_SIGNATURE), read from their wire bytes in TypeScript, so a verifier needs no
- * TPM and no addon. Anything malformed is ERR_INVALID_ARGUMENT naming the structure.
+ * The TPM 2.0 structures tpm-jwt reads (Part 2: TPMT_PUBLIC, TPMS_ATTEST, TPMT_SIGNATURE),
+ * from their wire bytes in TypeScript: the one decoder of public areas, for the verifier
+ * (no TPM, no addon) and the device side alike. Anything malformed is
+ * ERR_INVALID_ARGUMENT naming the structure, unless the caller names another code.
  */
 import { createHash } from 'node:crypto';
 
 import { hashByTpmId, TPM2_ALG, type HashInfo } from '../algorithms.js';
-import { invalidArgument } from '../errors.js';
-import type { NativePublicInfo } from '../native.js';
+import { invalidArgument, TpmJwtError, type TpmJwtErrorCode } from '../errors.js';
 
 /** TPM_GENERATED_VALUE: the magic only the TPM writes at the start of a TPMS_ATTEST. */
 export const TPM_GENERATED_VALUE = 0xff544347;
@@ -43,19 +43,25 @@ export function hashLabel(alg: number): string {
   return hash ? `${hash.node.toUpperCase().replace('SHA', 'SHA-')} (${id})` : `hash algorithm ${id}`;
 }
 
-/** Reads big-endian TPM fields in order; running past the end is ERR_INVALID_ARGUMENT. */
+/** Reads big-endian TPM fields in order; running past the end fails with `code`. */
 class Reader {
   readonly bytes: Buffer;
   readonly what: string;
+  readonly code: TpmJwtErrorCode;
   #offset = 0;
 
-  constructor(bytes: Buffer, what: string) {
+  constructor(bytes: Buffer, what: string, code: TpmJwtErrorCode = 'ERR_INVALID_ARGUMENT') {
     this.bytes = bytes;
     this.what = what;
+    this.code = code;
+  }
+
+  fail(message: string): TpmJwtError {
+    return new TpmJwtError(this.code, message);
   }
 
   #take(size: number): Buffer {
-    if (this.#offset + size > this.bytes.length) throw invalidArgument(`${this.what} is truncated`);
+    if (this.#offset + size > this.bytes.length) throw this.fail(`${this.what} is truncated`);
     const out = this.bytes.subarray(this.#offset, this.#offset + size);
     this.#offset += size;
     return out;
@@ -68,21 +74,44 @@ class Reader {
   /** A TPM2B: a 16-bit size, then that many bytes, at most `max` (the TPM2B's buffer size). */
   sized = (max: number, field: string): Buffer => {
     const size = this.u16();
-    if (size > max) throw invalidArgument(`${this.what}: ${field} is ${size} bytes, more than a TPM sends (${max})`);
+    if (size > max) throw this.fail(`${this.what}: ${field} is ${size} bytes, more than a TPM sends (${max})`);
     return this.#take(size);
   };
 
   end(): void {
-    if (this.#offset !== this.bytes.length) throw invalidArgument(`${this.what} has trailing bytes`);
+    if (this.#offset !== this.bytes.length) throw this.fail(`${this.what} has trailing bytes`);
   }
 }
 
-/** A TPMT_PUBLIC, decoded: the NativePublicInfo fields plus what a verifier checks. */
-export interface TpmPublic extends NativePublicInfo {
+/** A TPMT_PUBLIC of an RSA or ECC key, decoded. */
+export interface TpmPublic {
   /** The TPMT_PUBLIC bytes, which the object's Name is the digest of. */
   readonly area: Buffer;
+  /** TPM2_ALG_RSA or TPM2_ALG_ECC. */
+  readonly type: number;
+  readonly nameAlg: number;
+  /** TPMA_OBJECT. */
+  readonly attributes: number;
+  /** The key's fixed TPMI_ALG_SIG_SCHEME and its hash; TPM2_ALG_NULL (0x10) when open. */
+  readonly scheme: number;
+  readonly schemeHash: number;
+  /** The digest of the policy that authorises the key; empty when it has none. */
   readonly authPolicy: Buffer;
+  /** As the TPM stores it: an exponent of 0 means 65537. */
+  readonly rsa?: { bits: number; exponent: number; modulus: Buffer };
+  readonly ecc?: { curve: number; x: Buffer; y: Buffer };
 }
+
+/** The codes parsePublic fails with. */
+export interface PublicAreaCodes {
+  /** Not one well-formed structure (truncated, trailing bytes, a field larger than a TPM sends). */
+  readonly malformed: TpmJwtErrorCode;
+  /** Well-formed so far, but an object of another type than RSA or ECC. */
+  readonly otherType: TpmJwtErrorCode;
+}
+
+/** A verifier's codes: a public area in a document is an argument. */
+const ARGUMENT_CODES: PublicAreaCodes = { malformed: 'ERR_INVALID_ARGUMENT', otherType: 'ERR_INVALID_ARGUMENT' };
 
 const TPM_ALG_RSAES = 0x0015;
 const TPM_ALG_ECDAA = 0x001a;
@@ -105,15 +134,23 @@ function symmetric(r: Reader): void {
   }
 }
 
-/** Decodes a TPM2B_PUBLIC (with its size) or, with `sized` false, a bare TPMT_PUBLIC. */
-export function parsePublic(bytes: Uint8Array, what = 'the public area', sized = true): TpmPublic {
+/**
+ * Decodes a TPM2B_PUBLIC (with its size) or, with `sized` false, a bare TPMT_PUBLIC, of an
+ * RSA or ECC key. Throws ERR_INVALID_ARGUMENT naming `what`, or the `codes` given.
+ */
+export function parsePublic(
+  bytes: Uint8Array,
+  what = 'the public area',
+  sized = true,
+  codes: PublicAreaCodes = ARGUMENT_CODES,
+): TpmPublic {
   let area: Buffer = Buffer.from(bytes);
   if (sized) {
-    const outer = new Reader(area, what);
+    const outer = new Reader(area, what, codes.malformed);
     area = outer.sized(MAX.publicArea, 'the TPMT_PUBLIC');
     outer.end();
   }
-  const r = new Reader(area, what);
+  const r = new Reader(area, what, codes.malformed);
   const type = r.u16();
   const nameAlg = r.u16();
   const attributes = r.u32();
@@ -135,7 +172,7 @@ export function parsePublic(bytes: Uint8Array, what = 'the public area', sized =
     const y = r.sized(MAX.ecc, 'y');
     info = { area, type, nameAlg, attributes, authPolicy, ...s, ecc: { curve, x, y } };
   } else {
-    throw invalidArgument(`${what} is neither an RSA nor an ECC key (type 0x${type.toString(16)})`);
+    throw new TpmJwtError(codes.otherType, `${what} is neither an RSA nor an ECC key (type 0x${type.toString(16)})`);
   }
   r.end();
   return info;

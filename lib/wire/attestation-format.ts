@@ -2,8 +2,8 @@
  * The documents of key attestation, as JSON: what the device sends (the attestation,
  * the activation response), what the verifier sends back (the activation challenge) and
  * what it keeps to check the answer (the expectation). Binary TPM structures are base64;
- * certificates PEM. The verifier's vocabulary, which the device side (lib/tpm/attest.ts)
- * writes to.
+ * certificates PEM. The device side (lib/attest/device.ts) writes them and the verifier
+ * reads them: one vocabulary, the two sides' shared wire format.
  */
 import { createHash } from 'node:crypto';
 

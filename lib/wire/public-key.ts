@@ -10,7 +10,7 @@ import {
   type JwsAlgorithm,
 } from '../algorithms.js';
 import { TpmJwtError } from '../errors.js';
-import type { NativePublicInfo } from '../native.js';
+import type { TpmPublic } from './tpm-structures.js';
 
 /** TPMA_OBJECT bits, by name (TPM 2.0 Part 2, 8.3). */
 const ATTRIBUTE_BITS = {
@@ -65,7 +65,7 @@ function unsupported(message: string): TpmJwtError {
  * The JWS algorithms a key of this public area can sign with, default first: its type
  * and curve decide, and a fixed scheme in the key narrows them to that one.
  */
-function signingAlgorithms(info: NativePublicInfo, candidates: JwsAlgorithm[]): JwsAlgorithm[] {
+function signingAlgorithms(info: TpmPublic, candidates: JwsAlgorithm[]): JwsAlgorithm[] {
   const attributes = decodeAttributes(info.attributes);
   if (!attributes.sign) throw unsupported('the key is not a signing key (its sign attribute is clear)');
   if (info.scheme === TPM2_ALG.NULL) return candidates;
@@ -83,7 +83,7 @@ function signingAlgorithms(info: NativePublicInfo, candidates: JwsAlgorithm[]): 
 }
 
 /** The public key of an RSA or ECC public area on a curve in the table; undefined for other keys. */
-export function publicKeyOf(info: NativePublicInfo): KeyObject | undefined {
+export function publicKeyOf(info: TpmPublic): KeyObject | undefined {
   if (info.type === TPM2_ALG.RSA && info.rsa) {
     return createPublicKey({
       key: { kty: 'RSA', n: b64url(info.rsa.modulus), e: b64url(exponentBytes(info.rsa.exponent)) },
@@ -102,7 +102,7 @@ export function publicKeyOf(info: NativePublicInfo): KeyObject | undefined {
 }
 
 /** The key's public key and the JWS algorithms it can sign with (default first). */
-export function describeKey(info: NativePublicInfo): {
+export function describeKey(info: TpmPublic): {
   publicKey: KeyObject;
   algorithms: JwsAlgorithm[];
 } {

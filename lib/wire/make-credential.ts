@@ -9,8 +9,8 @@ import type { KeyObject } from 'node:crypto';
 
 import { anyCurve, hashByName, type CurveInfo } from '../algorithms.js';
 import { TpmJwtError } from '../errors.js';
-import { outerWrap, tpm2b, type WrapParameters, type WrappingParent } from '../tpm/duplication.js';
-import { leftPad } from '../tpm/public-key.js';
+import { outerWrap, tpm2b, type WrapParameters, type WrappingParent } from './duplication.js';
+import { leftPad } from './public-key.js';
 
 /**
  * The EK's name algorithm and AES key size, as the TCG EK templates pair them with its
