@@ -257,6 +257,28 @@ describe('86 Workload Identity Federation with the TPM key', () => {
       assert.deepEqual(sts.impersonated.slice(-1), [email]);
     });
 
+    it('--no-encrypt is carried into the command the libraries run, and only when given', async () => {
+      const command = (out: string) =>
+        JSON.parse(readFileSync(path.join(out, 'credential-configuration.json'), 'utf8')).credential_source.executable
+          .command as string;
+      const plain = path.join(dir, 'encrypted');
+      mkdirSync(plain);
+      assert.equal((await cli(args(plain))).code, 0);
+      assert.doesNotMatch(command(plain), /--no-encrypt/);
+      assert.equal(parseWifTokenCommand(command(plain)).encrypt, undefined);
+
+      const out = path.join(dir, 'no-encrypt');
+      mkdirSync(out);
+      const written = await cli([...args(out), '--no-encrypt']);
+      assert.equal(written.code, 0, written.stderr);
+      assert.match(command(out), / --tcti \S+ --no-encrypt$/);
+      assert.equal(parseWifTokenCommand(command(out)).encrypt, false);
+      // The library runs it as written: the subprocess signs with encryption off.
+      const config = JSON.parse(readFileSync(path.join(out, 'credential-configuration.json'), 'utf8'));
+      const { token } = await ExternalAccountClient.fromJSON(config)!.getAccessToken();
+      assert.ok(token && sts.issued.has(token));
+    });
+
     it('tpm-jwt/google signs the subject tokens in-process; Storage lists buckets with it', async () => {
       const out = path.join(dir, 'in-process');
       mkdirSync(out);

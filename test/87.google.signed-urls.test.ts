@@ -17,7 +17,7 @@ import { Storage as Storage8 } from 'storage8';
 
 import { SoftwareSigner, TpmSigner, type Signer, type TpmKey } from '../lib/index.js';
 import { TpmAuthClient, tpmStorageOptions } from '../lib/google/index.js';
-import { signStorageUrl } from '../lib/google/storage-url.js';
+import { signStorageUrl } from '../lib/google/storage.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { writeDescriptor } from './helpers/descriptor.js';
@@ -47,7 +47,7 @@ const rsaVerifies = (key: TpmKey, data: string | Uint8Array, signature: string) 
 
 /**
  * google-auth-library 11 logs a deprecation notice for every GoogleAuth given
- * `credentials`, which here holds only the email (storage-options.ts says why): expected,
+ * `credentials`, which here holds only the email (tpmStorageOptions says why): expected,
  * so kept out of the test report. Any other warning still shows.
  */
 function hideCredentialsNotice(): void {

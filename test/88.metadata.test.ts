@@ -16,13 +16,12 @@ import { promisify } from 'node:util';
 
 import { decodeJwt } from 'jose';
 
-import { startSwtpm, type Swtpm } from '../scripts/swtpm.js';
+import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
 import { publicJwk, Tpm, TpmSigner, type Signer, type TpmKey } from '../lib/index.js';
 import { CLOUD_PLATFORM_SCOPE } from '../lib/google/index.js';
 import { allowedHosts, isLoopback } from '../lib/metadata/guard.js';
-import { NewKeyRate } from '../lib/metadata/new-key-rate.js';
-import { SourcesByKey } from '../lib/metadata/sources-by-key.js';
-import type { TokenSource } from '../lib/google/token-source.js';
+import { TokenCache } from '../lib/jwt/token-cache.js';
+import { NewKeyRate, tokenAtRate } from '../lib/metadata/new-key-rate.js';
 import { startMetadataServer, type MetadataServer, type MetadataServerOptions } from '../lib/metadata/index.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.js';
@@ -576,17 +575,21 @@ describe('88 metadata server backed by the TPM', function () {
       assert.deepEqual([never.take(), never.take()], [true, false]);
     });
 
-    it('SourcesByKey: a kept or pinned key is never limited; a new one is made only when the rate allows', () => {
-      const made: string[] = [];
-      const source = { token: async () => ({ token: 't', expiry: new Date() }) } as unknown as TokenSource;
-      const sources = new SourcesByKey((key) => (made.push(key), source), 32, ['pinned'], new NewKeyRate(0, 1));
-      assert.equal(sources.get('a'), source);
-      assert.equal(sources.get('b'), undefined);
+    it('tokenAtRate: a kept or pinned key is never limited; a new one is fetched only when the rate allows', async () => {
+      const fetched: string[] = [];
+      const tokens = new TokenCache(
+        async (key: string) => (fetched.push(key), { token: key, expiry: new Date(Date.now() + 3_600_000) }),
+        { maxSize: 32, pinned: ['pinned'] },
+      );
+      const rate = new NewKeyRate(0, 1);
+      assert.equal((await tokenAtRate(tokens, 'a', rate))?.token, 'a');
+      assert.equal(tokenAtRate(tokens, 'b', rate), undefined);
+      assert.equal(tokens.has('b'), false, 'a refused key is not kept');
       for (let i = 0; i < 100; i++) {
-        assert.equal(sources.get('a'), source);
-        assert.equal(sources.get('pinned'), source);
+        assert.equal((await tokenAtRate(tokens, 'a', rate))?.token, 'a');
+        assert.equal((await tokenAtRate(tokens, 'pinned', rate))?.token, 'pinned');
       }
-      assert.deepEqual(made, ['pinned', 'a']);
+      assert.deepEqual(fetched, ['a', 'pinned']);
     });
 
     it('answers 429 past the rate (scope sets and audiences alike) without signing; known ones 200', async () => {
@@ -854,9 +857,9 @@ describe('88 metadata server backed by the TPM', function () {
 
 describe('88 metadata server when the TPM goes away', function () {
   this.timeout(60_000);
-  let swtpm: Swtpm;
+  let swtpm: SoftwareTpm;
   before(async () => {
-    swtpm = await startSwtpm();
+    swtpm = await startSoftwareTpm();
   });
   after(async () => {
     await swtpm?.stop();
@@ -871,12 +874,12 @@ describe('88 metadata server when the TPM goes away', function () {
     try {
       const tokenPath = `${V1}/instance/service-accounts/default/token`;
       assert.equal((await get(server, tokenPath)).status, 200);
-      const resume = await swtpm.crash();
+      await swtpm.kill();
       const down = await get(server, `${tokenPath}?scopes=needs-a-signature`);
       assert.equal(down.status, 503);
       assert.equal(JSON.parse(down.body).error, 'ERR_TPM_CONNECTION');
       assert.equal((await get(server, tokenPath)).status, 200, 'a cached token is still served');
-      await resume();
+      await swtpm.start();
       const back = await get(server, `${tokenPath}?scopes=needs-a-signature`);
       assert.equal(back.status, 200);
       assert.equal(decodeJwt(JSON.parse(back.body).access_token).scope, 'needs-a-signature');

@@ -1,8 +1,8 @@
 /**
- * google-auth-library's AuthClient over a Signer whose key is in a TPM. Each mode is a
- * TokenSource (jwt-access-source.ts, oauth2-source.ts, id-token-source.ts); the client
- * picks one when it is made and adds what every mode shares: the signer's lifetime,
- * headers, and the AuthClient methods the client libraries call.
+ * google-auth-library's AuthClient over a Signer whose key is in a TPM. The client holds
+ * one TokenSource for its mode (token-sources.ts) and adds what every mode shares: the
+ * signer's lifetime, headers any google-auth-library major reads, IAM signBlob answered
+ * in the TPM (storage.ts), and the AuthClient methods the client libraries call.
  */
 import { AuthClient } from 'google-auth-library';
 
@@ -10,15 +10,9 @@ import type { Signer } from '../crypt/signer.js';
 import { TpmSigner, type TpmSignerOptions } from '../crypt/tpm-signer.js';
 import { openServiceAccountFile } from '../crypt/service-account.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
-import type { ExpiringToken } from './cached-token.js';
-import { CompatHeaders, exposeHeaders } from './headers.js';
-import { signBlob, signBlobPayload } from './sign-blob.js';
-import type { TokenSource } from './token-source.js';
-import { defaultTokenUrl, makeTokenSource, type TpmAuthMode } from './token-sources.js';
-
-export { CLOUD_PLATFORM_SCOPE } from './scopes.js';
-
-export type { TpmAuthMode } from './token-sources.js';
+import type { ExpiringToken } from '../jwt/token-cache.js';
+import { signBlob, signBlobPayload } from './storage.js';
+import { defaultTokenUrl, makeTokenSource, type TokenSource, type TpmAuthMode } from './token-sources.js';
 
 export interface TpmAuthClientOptions {
   /** Signs the tokens; or give `keyRef` (and TPM options) to open a TpmSigner on first use. */
@@ -189,7 +183,7 @@ export class TpmAuthClient extends AuthClient {
 
   /**
    * An authorised request through the client's transporter, except IAM signBlob for this
-   * client's own account, which is answered here by sign() and never sent (sign-blob.ts).
+   * client's own account, which is answered here by sign() and never sent (storage.ts).
    * ERR_TPM_CLOSED after close().
    */
   async request<T>(options: RequestOptions): ReturnType<typeof this.transporter.request<T>> {
@@ -252,4 +246,97 @@ export class TpmAuthClient extends AuthClient {
     });
     return this.#signer;
   }
+}
+
+/** What tpmStorageOptions returns: spread it into `new Storage({...})` options. */
+export interface TpmStorageOptions {
+  /**
+   * The TpmAuthClient, typed to fit any Storage: Storage 7 and 8 declare `authClient` with
+   * their own nested google-auth-library, and a client built on another copy (the one
+   * tpm-jwt sees) does not type-check there though it works.
+   */
+  authClient: any;
+  /** Only the email (and universe) GoogleAuth.getCredentials() reports: no private key. */
+  credentials: { client_email: string; universe_domain: string };
+  projectId?: string;
+}
+
+/**
+ * Options for `new Storage({ ...tpmStorageOptions(client), ...yours })` (Storage 7 and 8,
+ * google-auth-library 9, 10, 11) with which getSignedUrl and generateSignedPostPolicyV4
+ * sign in the TPM and never call IAM. Signing fails as Storage's SigningError unless the
+ * key signs RS256. Storage signs through the GoogleAuth it wraps around `authClient`:
+ * GoogleAuth.sign takes the account's email from getCredentials(), which reads only the
+ * `credentials` JSON (or the GCE metadata server), never the client, then POSTs IAM
+ * signBlob for that email through the client's request(), which answers it in the TPM.
+ * `credentials` holds no key: `authClient` still authorises every call, because
+ * GoogleAuth uses a given client before any JSON.
+ */
+export function tpmStorageOptions(client: TpmAuthClient): TpmStorageOptions {
+  return {
+    authClient: client,
+    credentials: { client_email: client.email, universe_domain: client.universeDomain },
+    ...(client.projectId ? { projectId: client.projectId } : {}),
+  };
+}
+
+/**
+ * Request headers every google-auth-library major reads correctly. 10 and 11 (and
+ * gax, building gRPC metadata) call get/forEach or iterate them like WHATWG Headers;
+ * 9 merges them with Object.assign and reads Object.keys. CompatHeaders is both: each
+ * header is an own enumerable property (lower-case name), and the Headers methods live
+ * on the prototype. It is also far cheaper to make than a real Headers, which matters
+ * on the cached-token path every request takes.
+ */
+class CompatHeaders implements Iterable<[string, string]> {
+  [name: string]: unknown;
+
+  constructor(entries: Record<string, string> = {}) {
+    for (const name in entries) this[name.toLowerCase()] = String(entries[name]);
+  }
+
+  get(name: string): string | null {
+    const key = name.toLowerCase();
+    return Object.hasOwn(this, key) ? (this[key] as string) : null;
+  }
+  has(name: string): boolean {
+    return Object.hasOwn(this, name.toLowerCase());
+  }
+  set(name: string, value: string): void {
+    this[name.toLowerCase()] = String(value);
+  }
+  append(name: string, value: string): void {
+    const current = this.get(name);
+    this.set(name, current === null ? value : `${current}, ${value}`);
+  }
+  delete(name: string): void {
+    delete this[name.toLowerCase()];
+  }
+  getSetCookie(): string[] {
+    return [];
+  }
+  forEach(callback: (value: string, name: string, parent: this) => void, thisArg?: unknown): void {
+    for (const [name, value] of this.entries()) callback.call(thisArg, value, name, this);
+  }
+  *entries(): IterableIterator<[string, string]> {
+    for (const name of Object.keys(this).sort()) yield [name, this[name] as string];
+  }
+  *keys(): IterableIterator<string> {
+    for (const [name] of this.entries()) yield name;
+  }
+  *values(): IterableIterator<string> {
+    for (const [, value] of this.entries()) yield value;
+  }
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+}
+
+/** Copies each header of a response onto the headers object as a plain property too. */
+function exposeHeaders(headers: { forEach?: (fn: (value: string, name: string) => void) => void }): void {
+  headers.forEach?.((value, name) => {
+    if (!Object.hasOwn(headers, name)) {
+      Object.defineProperty(headers, name, { value, enumerable: true, configurable: true, writable: true });
+    }
+  });
 }

@@ -1,18 +1,21 @@
 /**
- * Keyless federation inside Node, without a subprocess: google-auth-library's
- * IdentityPoolClient with a subject-token supplier that signs in the TPM.
+ * Keyless federation through google-auth-library, without a subprocess: an
+ * IdentityPoolClient whose subject-token supplier signs in the TPM, the credential
+ * configuration it is read from, and the tokens a federated client obtains (access
+ * tokens, and ID tokens from IAM's generateIdToken) for callers that cache them.
  */
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 
-import { IdentityPoolClient, type SubjectTokenSupplier } from 'google-auth-library';
+import { IdentityPoolClient, type BaseExternalAccountClient, type SubjectTokenSupplier } from 'google-auth-library';
 
 import { openServiceAccountFile, tpmSignerOptions } from '../crypt/service-account.js';
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
+import { TokenCache, type ExpiringToken } from '../jwt/token-cache.js';
 import { checkEncryptFromFile } from '../tpm/tcti-trust.js';
-import { CachedToken } from './cached-token.js';
+import { jwtExpiry } from './token-sources.js';
 import {
   checkEndpointFromFile,
   checkUniverseDomainFromFile,
@@ -20,6 +23,9 @@ import {
   type WifTokenArgs,
 } from './wif-config.js';
 import { mintSubjectToken, providerAudience } from './wif-subject-token.js';
+
+/** How many provider audiences a supplier keeps a subject token for (a client asks for one). */
+const SUBJECT_AUDIENCES_KEPT = 10;
 
 export interface TpmSubjectTokenOptions {
   signer: Signer;
@@ -38,24 +44,17 @@ export interface TpmSubjectTokenOptions {
  * this does: one signing per token lifetime and audience, shared by concurrent calls.
  */
 export function tpmSubjectTokenSupplier(options: TpmSubjectTokenOptions): SubjectTokenSupplier {
-  const tokens = new Map<string, CachedToken>();
-  return {
-    async getSubjectToken({ audience }) {
-      let cached = tokens.get(audience);
-      if (!cached) {
-        cached = new CachedToken(() =>
-          mintSubjectToken(options.signer, {
-            issuer: options.issuer,
-            ...(options.subject !== undefined && { subject: options.subject }),
-            audience: options.audience ?? providerAudience(audience),
-            ...(options.lifetime !== undefined && { lifetime: options.lifetime }),
-          }),
-        );
-        tokens.set(audience, cached);
-      }
-      return (await cached.get()).token;
-    },
-  };
+  const tokens = new TokenCache(
+    (audience: string) =>
+      mintSubjectToken(options.signer, {
+        issuer: options.issuer,
+        ...(options.subject !== undefined && { subject: options.subject }),
+        audience: options.audience ?? providerAudience(audience),
+        ...(options.lifetime !== undefined && { lifetime: options.lifetime }),
+      }),
+    { maxSize: SUBJECT_AUDIENCES_KEPT },
+  );
+  return { getSubjectToken: async ({ audience }) => (await tokens.get(audience)).token };
 }
 
 /** What a credential configuration that runs `tpm-jwt wif-token` says, checked. */
@@ -220,4 +219,57 @@ export class TpmIdentityPoolClient extends IdentityPoolClient {
   async close(): Promise<void> {
     await this.#signer.close?.();
   }
+}
+
+/** ERR_TOKEN_EXCHANGE for what the client threw, unless it is already ours (a TPM failure keeps its code). */
+function exchangeError(what: string, err: unknown): TpmJwtError {
+  if (err instanceof TpmJwtError) return err;
+  // google-auth-library's message carries the server's own error text (invalid_grant: ...).
+  const status = (err as { response?: { status?: number } }).response?.status;
+  const message = err instanceof Error ? err.message : String(err);
+  const detail = status === undefined ? message : `HTTP ${status}: ${message}`;
+  return new TpmJwtError('ERR_TOKEN_EXCHANGE', `${what}: ${detail.slice(0, 500)}`, { cause: err });
+}
+
+/** The access token `client` obtains (STS, then impersonation when it is configured); ERR_TOKEN_EXCHANGE. */
+export async function federatedAccessToken(client: BaseExternalAccountClient): Promise<ExpiringToken> {
+  let token: string | null | undefined;
+  try {
+    ({ token } = await client.getAccessToken());
+  } catch (err) {
+    throw exchangeError('federated token exchange', err);
+  }
+  const expiry = client.credentials.expiry_date;
+  if (!token || typeof expiry !== 'number') {
+    throw new TpmJwtError('ERR_TOKEN_EXCHANGE', 'federated token exchange: no token with an expiry');
+  }
+  return { token, expiry: new Date(expiry) };
+}
+
+/**
+ * An ID token for `audience` from generateIdToken at `url` (…/serviceAccounts/EMAIL:generateIdToken),
+ * called by `client`, whose principal needs roles/iam.workloadIdentityUser on the account.
+ * Throws ERR_TOKEN_EXCHANGE.
+ */
+export async function generatedIdToken(
+  client: BaseExternalAccountClient,
+  url: string,
+  audience: string,
+): Promise<ExpiringToken> {
+  let token: unknown;
+  try {
+    ({ token } = (
+      await client.request<{ token?: unknown }>({
+        url,
+        method: 'POST',
+        data: { audience, includeEmail: true },
+        responseType: 'json',
+      })
+    ).data);
+  } catch (err) {
+    throw exchangeError(`generateIdToken ${url}`, err);
+  }
+  const expiry = await jwtExpiry(token);
+  if (!expiry) throw new TpmJwtError('ERR_TOKEN_EXCHANGE', `generateIdToken ${url}: the answer has no ID token`);
+  return { token: token as string, expiry };
 }

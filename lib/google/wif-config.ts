@@ -7,14 +7,13 @@
 import { parseArgs } from 'node:util';
 
 import { invalidArgument } from '../errors.js';
+import { DEFAULT_UNIVERSE_DOMAIN } from './token-sources.js';
 import { TOKEN_TYPE_JWT } from './wif-subject-token.js';
 
 export const STS_TOKEN_URL = 'https://sts.googleapis.com/v1/token';
 
 /** Set to 1 to let credential configurations name any token or impersonation endpoint. */
 export const ALLOW_ANY_ENDPOINT_ENV = 'TPM_JWT_ALLOW_ANY_ENDPOINT';
-
-const DEFAULT_UNIVERSE_DOMAIN = 'googleapis.com';
 
 /** Google's endpoints a file may name, per kind: the hosts (before .<universe>) and the path. */
 const FILE_ENDPOINTS = {
@@ -176,7 +175,10 @@ type WifTokenFlagValues = {
   [K in keyof typeof WIF_TOKEN_FLAGS]?: (typeof WIF_TOKEN_FLAGS)[K]['type'] extends 'boolean' ? boolean : string;
 };
 
-/** `<executable...> wif-token --key K --issuer I [--subject S] [--tcti T]`, as a list. */
+/**
+ * `<executable...> wif-token --key K --issuer I [--subject S] [--tcti T] [--no-encrypt]`, as a list:
+ * the command carries the TPM link's settings the user chose, encryption off included.
+ */
 export function wifTokenCommand(executable: readonly string[], args: WifTokenArgs): string[] {
   return [
     ...executable,
@@ -187,6 +189,7 @@ export function wifTokenCommand(executable: readonly string[], args: WifTokenArg
     args.issuer,
     ...(args.subject !== undefined ? ['--subject', args.subject] : []),
     ...(args.tcti !== undefined ? ['--tcti', args.tcti] : []),
+    ...(args.encrypt === false ? ['--no-encrypt'] : []),
   ];
 }
 

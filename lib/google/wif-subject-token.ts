@@ -10,7 +10,7 @@ import type { JwsAlgorithm } from '../algorithms.js';
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
 import { keyThumbprint } from '../jwk.js';
-import { mintToken } from '../jwt/mint.js';
+import { mintToken } from '../jwt/encode.js';
 
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 export const TOKEN_TYPE_ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';

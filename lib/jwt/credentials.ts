@@ -4,18 +4,25 @@
  */
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
-import { applyBearer, mintToken, nearExpiry, type HeaderBag } from './mint.js';
-import { SigningCredentials, type SigningCredentialsOptions } from './signing-credentials.js';
+import { mintToken } from './encode.js';
+import {
+  applyBearer,
+  SigningCredentials,
+  type HeaderBag,
+  type SigningCredentialsOptions,
+} from './signing-credentials.js';
+import { TokenCache } from './token-cache.js';
 
 export interface CredentialsOptions extends SigningCredentialsOptions {
   audience?: string;
 }
 
+/** The one key of a Credentials' cache: it holds one token. */
+const ONE = '';
+
 export class Credentials extends SigningCredentials<CredentialsOptions> {
-  token: string | undefined;
-  expiry: Date | undefined;
   readonly audience: string | undefined;
-  #refreshing: Promise<void> | undefined;
+  readonly #tokens = new TokenCache(() => mintToken(this.signer, this), { maxSize: 1 });
 
   constructor(signer: Signer, options: CredentialsOptions) {
     super(signer, options);
@@ -27,19 +34,29 @@ export class Credentials extends SigningCredentials<CredentialsOptions> {
     this.audience = options.audience;
   }
 
+  /** The last token minted, fresh or not; undefined before the first refresh. */
+  get token(): string | undefined {
+    return this.#tokens.last(ONE)?.token;
+  }
+
+  /** When the last token minted expires; undefined before the first refresh. */
+  get expiry(): Date | undefined {
+    return this.#tokens.last(ONE)?.expiry;
+  }
+
   /** True from REFRESH_THRESHOLD_SECONDS before expiry on; false with no token yet. */
   get expired(): boolean {
-    return this.expiry !== undefined && nearExpiry(this.expiry);
+    const last = this.#tokens.last(ONE);
+    return last !== undefined && !this.#tokens.isFresh(last);
   }
 
   get valid(): boolean {
-    return this.token !== undefined && !this.expired;
+    return this.#tokens.peek(ONE) !== undefined;
   }
 
-  /** Mints a new token. Concurrent calls share one signing. */
-  refresh(): Promise<void> {
-    this.#refreshing ??= this.#mint().finally(() => (this.#refreshing = undefined));
-    return this.#refreshing;
+  /** Mints a new token. Concurrent calls share one signing; a failed one keeps the last token. */
+  async refresh(): Promise<void> {
+    await this.#tokens.refresh(ONE);
   }
 
   /** Sets the Authorization (and x-goog-user-project) headers. */
@@ -51,17 +68,10 @@ export class Credentials extends SigningCredentials<CredentialsOptions> {
 
   /** Refreshes when the token is missing or near expiry, then applies it. */
   async beforeRequest(_request: unknown, _method: string, _url: string, headers: HeaderBag): Promise<void> {
-    if (!this.valid) await this.refresh();
-    this.apply(headers);
+    this.apply(headers, (await this.#tokens.get(ONE)).token);
   }
 
   protected override options(): CredentialsOptions {
     return { ...super.options(), ...(this.audience !== undefined && { audience: this.audience }) };
-  }
-
-  async #mint(): Promise<void> {
-    const { token, expiry } = await mintToken(this.signer, this);
-    this.token = token;
-    this.expiry = expiry;
   }
 }

@@ -1,7 +1,12 @@
-/** Compact JWS with an external Signer (jose can only sign with keys it holds). */
+/**
+ * Compact JWS with an external Signer (jose can only sign with keys it holds), and the
+ * self-signed JWT every credential and token source mints with it.
+ */
+import type { JWTPayload } from 'jose';
+
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
-import { encodeSegment } from './base64url.js';
+import type { ExpiringToken } from './token-cache.js';
 
 export interface EncodeOptions {
   /** Extra header members; `alg` cannot differ from the signer's. */
@@ -9,6 +14,9 @@ export interface EncodeOptions {
   /** The `kid` header; defaults to the signer's keyId. */
   keyId?: string;
 }
+
+/** Unpadded base64url of JSON, as JWS segments are. */
+const encodeSegment = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 /**
  * Signs `payload` as a JWT (google.auth.jwt.encode): header `{ alg, typ: 'JWT', kid }`,
@@ -31,4 +39,28 @@ export async function encode(
   const signingInput = `${encodeSegment(header)}.${encodeSegment(payload)}`;
   const signature = await signer.sign(Buffer.from(signingInput));
   return `${signingInput}.${Buffer.from(signature).toString('base64url')}`;
+}
+
+export interface MintClaims {
+  issuer: string;
+  subject: string;
+  audience?: string | undefined;
+  additionalClaims: Readonly<Record<string, unknown>>;
+  tokenLifetime: number;
+}
+
+/** Signs `{ iss, sub, iat, exp, aud?, ...additionalClaims }` now; `keyId` overrides the signer's kid. */
+export async function mintToken(signer: Signer, claims: MintClaims, keyId?: string): Promise<ExpiringToken> {
+  const iat = Math.floor(Date.now() / 1000);
+  const exp = iat + claims.tokenLifetime;
+  const payload: JWTPayload = {
+    iss: claims.issuer,
+    sub: claims.subject,
+    iat,
+    exp,
+    ...(claims.audience !== undefined && { aud: claims.audience }),
+    ...claims.additionalClaims,
+  };
+  const token = await encode(signer, payload, keyId === undefined ? {} : { keyId });
+  return { token, expiry: new Date(exp * 1000) };
 }

@@ -5,8 +5,14 @@
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
 import { rememberLast } from '../remember-last.js';
-import { applyBearer, mintToken, nearExpiry, type HeaderBag } from './mint.js';
-import { SigningCredentials, type SigningCredentialsOptions } from './signing-credentials.js';
+import { mintToken } from './encode.js';
+import {
+  applyBearer,
+  SigningCredentials,
+  type HeaderBag,
+  type SigningCredentialsOptions,
+} from './signing-credentials.js';
+import { TokenCache, type ExpiringToken } from './token-cache.js';
 
 export interface OnDemandCredentialsOptions extends SigningCredentialsOptions {
   /** How many audiences' tokens to keep (least recently used go first). */
@@ -28,9 +34,7 @@ export function audienceForUrl(url: string): string {
 
 export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsOptions> {
   readonly maxCacheSize: number;
-  // Map iteration order is insertion order: re-inserting on use makes it an LRU.
-  readonly #cache = new Map<string, { token: string; expiry: Date }>();
-  readonly #minting = new Map<string, Promise<{ token: string; expiry: Date }>>();
+  readonly #tokens: TokenCache<string>;
   readonly #audienceFor = rememberLast(audienceForUrl);
 
   constructor(signer: Signer, options: OnDemandCredentialsOptions) {
@@ -41,6 +45,13 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
     const size = options.maxCacheSize ?? DEFAULT_MAX_CACHE_SIZE;
     if (!Number.isInteger(size) || size < 1) throw invalidArgument('maxCacheSize must be a positive integer');
     this.maxCacheSize = size;
+    this.#tokens = new TokenCache(
+      (audience) => {
+        const { issuer, subject, additionalClaims, tokenLifetime } = this;
+        return mintToken(this.signer, { issuer, subject, additionalClaims, tokenLifetime, audience });
+      },
+      { maxSize: size },
+    );
   }
 
   /** Always true: tokens are made per request. */
@@ -54,34 +65,22 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
   }
 
   /**
-   * The token for `audience`: cached until close to expiry; concurrent callers share
-   * one signing, and a failed signing leaves nothing behind.
+   * The token for `audience`: cached until close to expiry, the least recently used
+   * audience dropped past maxCacheSize; concurrent callers share one signing, and a
+   * failed signing is not kept (token-cache.ts).
    */
   async tokenForAudience(audience: string): Promise<string> {
     return (await this.expiringTokenForAudience(audience)).token;
   }
 
   /** tokenForAudience with the token's expiry. */
-  expiringTokenForAudience(audience: string): Promise<{ token: string; expiry: Date }> {
-    const cached = this.#fresh(audience);
-    if (cached) return Promise.resolve(cached);
-    let minting = this.#minting.get(audience);
-    if (!minting) {
-      const { issuer, subject, additionalClaims, tokenLifetime } = this;
-      minting = mintToken(this.signer, { issuer, subject, additionalClaims, tokenLifetime, audience })
-        .then((minted) => {
-          this.#remember(audience, minted.token, minted.expiry);
-          return minted;
-        })
-        .finally(() => this.#minting.delete(audience));
-      this.#minting.set(audience, minting);
-    }
-    return minting;
+  expiringTokenForAudience(audience: string): Promise<ExpiringToken> {
+    return this.#tokens.get(audience);
   }
 
   /** The cached token for `audience` if it is not close to expiry; no signing. */
   cachedToken(audience: string): string | undefined {
-    return this.#fresh(audience)?.token;
+    return this.#tokens.peek(audience)?.token;
   }
 
   /** Applies the token for the URL's audience (scheme://host/path). */
@@ -89,23 +88,6 @@ export class OnDemandCredentials extends SigningCredentials<OnDemandCredentialsO
     const audience = this.#audienceFor(url);
     const token = this.cachedToken(audience) ?? (await this.tokenForAudience(audience));
     applyBearer(headers, token, this.quotaProjectId);
-  }
-
-  /** The cached entry for `audience` if not close to expiry, marked as just used. */
-  #fresh(audience: string): { token: string; expiry: Date } | undefined {
-    const cached = this.#cache.get(audience);
-    if (!cached || nearExpiry(cached.expiry)) return undefined;
-    this.#cache.delete(audience);
-    this.#cache.set(audience, cached);
-    return cached;
-  }
-
-  #remember(audience: string, token: string, expiry: Date): void {
-    this.#cache.delete(audience);
-    this.#cache.set(audience, { token, expiry });
-    while (this.#cache.size > this.maxCacheSize) {
-      this.#cache.delete(this.#cache.keys().next().value!);
-    }
   }
 
   protected override options(): OnDemandCredentialsOptions {

@@ -2,7 +2,7 @@
  * What Credentials and OnDemandCredentials have in common (google.auth.credentials.
  * Signing + CredentialsWithQuotaProject): a signer, who the tokens are from, extra
  * claims, a lifetime and a quota project; the factories from service-account JSON;
- * and copies with some of that changed.
+ * copies with some of that changed; and how a token is put on a request.
  */
 import {
   readServiceAccountFile,
@@ -14,6 +14,23 @@ import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
 
 export const DEFAULT_LIFETIME_SECONDS = 3600;
+
+/** Request headers as either a plain object or WHATWG Headers. */
+export type HeaderBag = Record<string, string> | { set(name: string, value: string): void };
+
+function setHeader(headers: HeaderBag, name: string, value: string): void {
+  if (typeof (headers as { set?: unknown }).set === 'function') {
+    (headers as { set(name: string, value: string): void }).set(name, value);
+  } else {
+    (headers as Record<string, string>)[name] = value;
+  }
+}
+
+/** Sets `authorization: Bearer <token>` and, with a quota project, x-goog-user-project. */
+export function applyBearer(headers: HeaderBag, token: string, quotaProjectId: string | undefined): void {
+  setHeader(headers, 'authorization', `Bearer ${token}`);
+  if (quotaProjectId !== undefined) setHeader(headers, 'x-goog-user-project', quotaProjectId);
+}
 
 export interface SigningCredentialsOptions {
   issuer: string;

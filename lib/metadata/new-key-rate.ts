@@ -1,12 +1,15 @@
 /**
- * A token bucket for how fast a metadata server makes token sources for keys it has
- * not seen (a scope set, an audience): each costs a TPM signing and an exchange.
+ * How fast a metadata server takes on keys it does not keep a token for (a scope set,
+ * an audience): each costs a TPM signing and an exchange, and a client cycling through
+ * made-up scope sets would otherwise keep the TPM busy and evict every kept token.
+ * A key already kept is never limited.
  */
+import type { ExpiringToken, TokenCache } from '../jwt/token-cache.js';
 
 /**
  * How fast new keys may be made: a token bucket holding up to `burst`, refilled at
  * `perMinute` (0: never, so `burst` new keys in all). One bucket may serve several
- * SourcesByKey, so access tokens and ID tokens share one budget.
+ * caches, so access tokens and ID tokens share one budget.
  */
 export class NewKeyRate {
   readonly #perMs: number;
@@ -33,4 +36,16 @@ export class NewKeyRate {
     this.#available -= 1;
     return true;
   }
+}
+
+/**
+ * The token for `key` from `tokens`; undefined, and nothing fetched or kept, when the
+ * key is not kept there and `rate` (if any) allows no new key now.
+ */
+export function tokenAtRate<K>(
+  tokens: TokenCache<K>,
+  key: K,
+  rate: NewKeyRate | undefined,
+): Promise<ExpiringToken> | undefined {
+  return tokens.has(key) || !rate || rate.take() ? tokens.get(key) : undefined;
 }

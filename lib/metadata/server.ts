@@ -12,8 +12,7 @@ import { connect, type AddressInfo } from 'node:net';
 
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
-import { DEFAULT_UNIVERSE_DOMAIN } from '../google/token-sources.js';
-import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
+import { CLOUD_PLATFORM_SCOPE, DEFAULT_UNIVERSE_DOMAIN } from '../google/token-sources.js';
 import { allowedHosts, isLoopback } from './guard.js';
 import { handle, type HandlerContext, type RequestLog } from './handler.js';
 import { policyGate } from './policy-gate.js';

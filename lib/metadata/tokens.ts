@@ -1,13 +1,14 @@
 /**
  * Where a metadata server's tokens come from: access tokens per scope set and ID
- * tokens per audience, each kind from the token sources of lib/google, so caching,
- * refresh ahead of expiry and one signing for concurrent requests are theirs.
+ * tokens per audience, each kind kept in a TokenCache (caching, refresh ahead of
+ * expiry and one signing for concurrent requests are its rules), bounded because
+ * clients choose the keys, the default scope set pinned so that no client can make
+ * the common request sign again, and new keys taken on at the pace of a NewKeyRate.
  */
 import type { Signer } from '../crypt/signer.js';
-import type { ExpiringToken } from '../google/cached-token.js';
-import { makeTokenSource } from '../google/token-sources.js';
-import type { NewKeyRate } from './new-key-rate.js';
-import { SourcesByKey } from './sources-by-key.js';
+import { newToken } from '../google/token-sources.js';
+import { TokenCache, type ExpiringToken } from '../jwt/token-cache.js';
+import { tokenAtRate, type NewKeyRate } from './new-key-rate.js';
 
 export interface MetadataTokens {
   /** An access token for `scopes` (sorted, unique); undefined for a new scope set the rate refuses. */
@@ -20,10 +21,10 @@ export interface MetadataTokens {
   close(): Promise<void>;
 }
 
-/** How many scope sets and audiences keep a source each, beyond the default scopes. */
-export const KEPT_SOURCES = 32;
+/** How many scope sets and audiences keep a token each, beyond the default scopes. */
+export const KEPT_KEYS = 32;
 
-/** The key of a scope set in a SourcesByKey, and back. */
+/** The key of a scope set in a TokenCache, and back. */
 export const scopeKey = (scopes: readonly string[]) => scopes.join(' ');
 export const keyScopes = (key: string) => key.split(' ');
 
@@ -32,9 +33,9 @@ export interface SignerTokensOptions {
   email: string;
   /** oauth2: the JWT-bearer exchange; jwt-access: a self-signed JWT with a scope claim. */
   mode: 'oauth2' | 'jwt-access';
-  /** The scope set most requests ask for: its source is never dropped. */
+  /** The scope set most requests ask for: its token is never dropped. */
   defaultScopes: readonly string[];
-  /** How fast new scope sets and audiences may get a source; default unlimited. */
+  /** How fast new scope sets and audiences may get a token; default unlimited. */
   newKeys?: NewKeyRate;
   tokenUrl?: string;
   universeDomain?: string;
@@ -52,22 +53,18 @@ export function signerTokens(options: SignerTokensOptions): MetadataTokens {
     ...(tokenUrl !== undefined && { tokenUrl }),
     ...(universeDomain !== undefined && { universeDomain }),
   };
-  const access = new SourcesByKey(
-    (key) => makeTokenSource({ ...common, mode, scopes: keyScopes(key) }),
-    KEPT_SOURCES,
-    [scopeKey(options.defaultScopes)],
-    newKeys,
-  );
-  const identity = new SourcesByKey(
-    (audience) => makeTokenSource({ ...common, mode: 'id-token', targetAudience: audience }),
-    KEPT_SOURCES,
-    [],
-    newKeys,
+  const access = new TokenCache((key: string) => newToken({ ...common, mode, scopes: keyScopes(key) }), {
+    maxSize: KEPT_KEYS,
+    pinned: [scopeKey(options.defaultScopes)],
+  });
+  const identity = new TokenCache(
+    (audience: string) => newToken({ ...common, mode: 'id-token', targetAudience: audience }),
+    { maxSize: KEPT_KEYS },
   );
   return {
-    accessToken: async (scopes) => access.get(scopeKey(scopes))?.token(undefined),
+    accessToken: async (scopes) => tokenAtRate(access, scopeKey(scopes), newKeys),
     idTokens: true,
-    idToken: async (audience) => identity.get(audience)?.token(undefined),
+    idToken: async (audience) => tokenAtRate(identity, audience, newKeys),
     close: async () => {},
   };
 }

@@ -8,12 +8,17 @@ import { IdentityPoolClient } from 'google-auth-library';
 
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
-import { externalAccountSource, generateIdTokenSource } from '../google/external-account-sources.js';
-import { CLOUD_PLATFORM_SCOPE } from '../google/scopes.js';
-import { openWifSigner, readWifConfiguration, wifSubjectTokenSupplier } from '../google/wif-client.js';
-import type { NewKeyRate } from './new-key-rate.js';
-import { SourcesByKey } from './sources-by-key.js';
-import { keyScopes, KEPT_SOURCES, scopeKey, type MetadataTokens } from './tokens.js';
+import { CLOUD_PLATFORM_SCOPE } from '../google/token-sources.js';
+import {
+  federatedAccessToken,
+  generatedIdToken,
+  openWifSigner,
+  readWifConfiguration,
+  wifSubjectTokenSupplier,
+} from '../google/wif-client.js';
+import { TokenCache } from '../jwt/token-cache.js';
+import { tokenAtRate, type NewKeyRate } from './new-key-rate.js';
+import { keyScopes, KEPT_KEYS, scopeKey, type MetadataTokens } from './tokens.js';
 
 export interface WifTokens extends MetadataTokens {
   /** The service account the configuration impersonates (the email to report), if any. */
@@ -43,29 +48,28 @@ export async function wifTokens(
       scopes,
       subject_token_supplier: supplier,
     });
-  const access = new SourcesByKey(
-    (key) => externalAccountSource(client(keyScopes(key), true)),
-    KEPT_SOURCES,
-    [scopeKey(defaultScopes)],
-    newKeys,
-  );
+  // A client per exchange: the cache, not the client, keeps the token.
+  const access = new TokenCache((key: string) => federatedAccessToken(client(keyScopes(key), true)), {
+    maxSize: KEPT_KEYS,
+    pinned: [scopeKey(defaultScopes)],
+  });
   // generateIdToken sits beside generateAccessToken (serviceAccount is set only when the
   // impersonation URL has that form), called with the federated token: one client, so
   // one exchange, for every audience.
-  let identity: SourcesByKey | undefined;
+  let identity: TokenCache | undefined;
   if (serviceAccount !== undefined) {
     const caller = client([CLOUD_PLATFORM_SCOPE], false);
     const url = impersonation!.replace(/:generateAccessToken$/, ':generateIdToken');
-    identity = new SourcesByKey((audience) => generateIdTokenSource(caller, url, audience), KEPT_SOURCES, [], newKeys);
+    identity = new TokenCache((audience) => generatedIdToken(caller, url, audience), { maxSize: KEPT_KEYS });
   }
   return {
     serviceAccount,
     signer,
-    accessToken: async (scopes) => access.get(scopeKey(scopes))?.token(undefined),
+    accessToken: async (scopes) => tokenAtRate(access, scopeKey(scopes), newKeys),
     idTokens: identity !== undefined,
     async idToken(audience) {
       if (!identity) throw invalidArgument('ID tokens need a service account to impersonate');
-      return identity.get(audience)?.token(undefined);
+      return tokenAtRate(identity, audience, newKeys);
     },
     close: async () => await signer.close?.(),
   };

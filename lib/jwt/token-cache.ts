@@ -1,0 +1,114 @@
+/**
+ * The one token cache: tokens by key (an audience, a scope set, or a single key), each
+ * fetched when first asked for and again shortly before it expires, one fetch per key
+ * in flight, the least recently used key dropped past a bound. Every credential and
+ * token source in this package keeps its tokens here, so these rules hold everywhere.
+ */
+
+import { invalidArgument } from '../errors.js';
+
+/** A bearer token and when it stops being accepted. */
+export interface ExpiringToken {
+  token: string;
+  expiry: Date;
+}
+
+/** Tokens are refreshed this long before they expire (google-auth's REFRESH_THRESHOLD). */
+export const REFRESH_THRESHOLD_SECONDS = 225;
+
+export interface TokenCacheOptions<K> {
+  /** How many keys are kept besides the pinned ones; the least recently used goes first. */
+  maxSize: number;
+  /** Keys never dropped (what nearly every request asks for). */
+  pinned?: Iterable<K>;
+  /** The wall clock in ms, as Date.now (tests pass their own). */
+  now?: () => number;
+}
+
+interface Entry {
+  /** The last token fetched, fresh or not. */
+  token: ExpiringToken | undefined;
+  /** The fetch in flight, which every caller for the key shares. */
+  pending: Promise<ExpiringToken> | undefined;
+}
+
+/**
+ * Rules: a token is served until REFRESH_THRESHOLD_SECONDS before its expiry, then
+ * fetched anew (callers wait for it); concurrent callers for a key share one fetch; a
+ * failed fetch rejects its callers and leaves the entry as it was, so the next call
+ * fetches again; past `maxSize` keys the least recently used one (by get, peek or
+ * refresh) that is not pinned is dropped, a fetch it had in flight still answering
+ * its callers.
+ */
+export class TokenCache<K = string> {
+  readonly #fetch: (key: K) => Promise<ExpiringToken>;
+  readonly #maxSize: number;
+  readonly #now: () => number;
+  readonly #pinned = new Map<K, Entry>();
+  // Map order is insertion order: re-inserting a key on use keeps the least recent first.
+  readonly #recent = new Map<K, Entry>();
+
+  /** Fetches nothing yet; throws ERR_INVALID_ARGUMENT for a maxSize that is not a positive integer. */
+  constructor(fetch: (key: K) => Promise<ExpiringToken>, options: TokenCacheOptions<K>) {
+    if (!Number.isInteger(options.maxSize) || options.maxSize < 1) {
+      throw invalidArgument('maxSize must be a positive integer');
+    }
+    this.#fetch = fetch;
+    this.#maxSize = options.maxSize;
+    this.#now = options.now ?? Date.now;
+    for (const key of options.pinned ?? []) this.#pinned.set(key, { token: undefined, pending: undefined });
+  }
+
+  /** Whether `key` is kept: pinned, or used and not dropped since (with or without a token). */
+  has(key: K): boolean {
+    return this.#pinned.has(key) || this.#recent.has(key);
+  }
+
+  /** True while `token` may still be served: until REFRESH_THRESHOLD_SECONDS before its expiry. */
+  isFresh(token: ExpiringToken): boolean {
+    return this.#now() < token.expiry.getTime() - REFRESH_THRESHOLD_SECONDS * 1000;
+  }
+
+  /** The fresh token for `key`, or undefined; never fetches. Synchronous: the path most requests take. */
+  peek(key: K): ExpiringToken | undefined {
+    const token = (this.#pinned.get(key) ?? this.#recent.get(key))?.token;
+    if (!token || !this.isFresh(token)) return undefined;
+    this.#use(key);
+    return token;
+  }
+
+  /** The last token fetched for `key`, fresh or not; undefined before the first. */
+  last(key: K): ExpiringToken | undefined {
+    return (this.#pinned.get(key) ?? this.#recent.get(key))?.token;
+  }
+
+  /** The fresh token for `key`, else the one a fetch (shared with concurrent callers) returns. */
+  get(key: K): Promise<ExpiringToken> {
+    const entry = this.#use(key);
+    if (entry.token && this.isFresh(entry.token)) return Promise.resolve(entry.token);
+    return this.#fetchInto(key, entry);
+  }
+
+  /** A newly fetched token for `key` even if a fresh one is kept; joins a fetch already in flight. */
+  refresh(key: K): Promise<ExpiringToken> {
+    return this.#fetchInto(key, this.#use(key));
+  }
+
+  #fetchInto(key: K, entry: Entry): Promise<ExpiringToken> {
+    entry.pending ??= new Promise<ExpiringToken>((resolve) => resolve(this.#fetch(key)))
+      .then((token) => (entry.token = token))
+      .finally(() => (entry.pending = undefined));
+    return entry.pending;
+  }
+
+  /** The entry for `key`, made if need be and marked most recently used; drops the least recent past the bound. */
+  #use(key: K): Entry {
+    const pinned = this.#pinned.get(key);
+    if (pinned) return pinned;
+    const entry = this.#recent.get(key) ?? { token: undefined, pending: undefined };
+    this.#recent.delete(key);
+    this.#recent.set(key, entry);
+    if (this.#recent.size > this.#maxSize) this.#recent.delete(this.#recent.keys().next().value!);
+    return entry;
+  }
+}
