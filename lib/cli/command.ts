@@ -18,6 +18,11 @@ export interface Command {
   /** Whether the command takes positional arguments. */
   readonly positionals?: boolean;
   run(values: Values, io: Io, positionals: string[]): Promise<void>;
+  /**
+   * Reports a failure where the command's callers look for it (wif-token: JSON on
+   * stdout), with the code and message the `error [CODE]: message` line shows.
+   */
+  reportFailure?(code: string, message: string, io: Io): void;
 }
 
 /** The Tpm.open options --tcti and --no-encrypt ask for. */

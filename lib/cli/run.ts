@@ -5,6 +5,7 @@ import { TpmJwtError } from '../errors.js';
 import { parse, UsageError } from './args.js';
 import type { Command, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
+import { cliWording } from './wording.js';
 
 function version(): string {
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -56,20 +57,22 @@ export async function run(argv: string[], io: Io): Promise<number> {
     await command.run(values, io, positionals);
     return 0;
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.err(`error [USAGE]: ${err.message}\nusage: ${command.usage.split('\n\n')[0]}\n`);
-      return 2;
-    }
-    return failed(err, io);
+    return failed(err, io, command);
   }
 }
 
-/** The one-line `error [CODE]: message` for a failed command, and its exit code. */
-function failed(err: unknown, io: Io): number {
-  const code = err instanceof TpmJwtError ? err.code : 'ERR';
-  const message = String(err instanceof Error ? err.message : err)
+/**
+ * The one-line `error [CODE]: message` for a failed command (USAGE and the usage for a
+ * usage error), in the CLI's terms; the command's own report carries the same code and
+ * message. Returns the exit code: 2 for a usage error, else 1.
+ */
+function failed(err: unknown, io: Io, command?: Command): number {
+  const usage = err instanceof UsageError;
+  const code = usage ? 'USAGE' : err instanceof TpmJwtError ? err.code : 'ERR';
+  const message = cliWording(String(err instanceof Error ? err.message : err))
     .split('\n')
     .join(' ');
-  io.err(`error [${code}]: ${message}\n`);
-  return 1;
+  command?.reportFailure?.(code, message, io);
+  io.err(`error [${code}]: ${message}\n${usage && command ? `usage: ${command.usage.split('\n\n')[0]}\n` : ''}`);
+  return usage ? 2 : 1;
 }

@@ -1,41 +1,78 @@
 /** The signer and service-account email a token command uses: --key/--email or --credentials. */
+import type { KeyObject } from 'node:crypto';
+
 import { openServiceAccountFile, type ServiceAccountInfo } from '../crypt/service-account.js';
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
+import { keyThumbprint } from '../jwk.js';
 import { parsePcrs } from '../tpm/pcrs.js';
 import { authFromEnv, flagValue, optional, required, UsageError, type OptionSpec, type Values } from './args.js';
 import { tpmOptions, type Io } from './command.js';
 
-export const SIGNER_OPTIONS = {
+/** The key a command signs with: --key (with --auth-env, --pcrs) or --credentials. */
+export const KEY_OPTIONS = {
   key: { type: 'string' },
-  email: { type: 'string' },
   credentials: { type: 'string' },
-  kid: { type: 'string' },
   'auth-env': { type: 'string' },
   pcrs: { type: 'string' },
+} as const satisfies OptionSpec;
+
+/** The key, the kid of the tokens it signs, and the service account's email. */
+export const SIGNER_OPTIONS = {
+  ...KEY_OPTIONS,
+  email: { type: 'string' },
+  kid: { type: 'string' },
 } as const satisfies OptionSpec;
 
 /**
  * Opens the signer --credentials or --key (with --tcti, --auth-env, --pcrs, --kid)
  * names, and the descriptor's info when there is one; the caller closes the signer.
+ * Its key id is --kid, else the descriptor's private_key_id, else with `defaultKid`
+ * the key's RFC 7638 thumbprint (as pubkey and wif-config name it in a JWKS).
  */
-export async function openKeySigner(values: Values, io: Io): Promise<{ signer: Signer; info?: ServiceAccountInfo }> {
+export async function openKeySigner(
+  values: Values,
+  io: Io,
+  options: { defaultKid?: boolean } = {},
+): Promise<{ signer: Signer; info?: ServiceAccountInfo }> {
+  const kid = optional(values, 'kid');
   const descriptor = optional(values, 'credentials');
+  let opened: { signer: Signer; info?: ServiceAccountInfo };
   if (descriptor !== undefined) {
     if (values['key'] !== undefined) throw new UsageError('give --key or --credentials, not both');
-    return openServiceAccountFile(descriptor);
+    opened = await openServiceAccountFile(descriptor);
+  } else {
+    const auth = authFromEnv(values, io.env);
+    const pcrs = optional(values, 'pcrs');
+    const signer = await TpmSigner.open({
+      ...tpmOptions(values),
+      key: required(values, 'key'),
+      ...(pcrs !== undefined && { pcrs: flagValue('pcrs', pcrs, parsePcrs) }),
+      ...(auth !== undefined && { auth }),
+      ...(kid !== undefined && { keyId: kid }),
+    });
+    opened = { signer };
   }
-  const auth = authFromEnv(values, io.env);
-  const kid = optional(values, 'kid');
-  const pcrs = optional(values, 'pcrs');
-  const signer = await TpmSigner.open({
-    ...tpmOptions(values),
-    key: required(values, 'key'),
-    ...(pcrs !== undefined && { pcrs: flagValue('pcrs', pcrs, parsePcrs) }),
-    ...(auth !== undefined && { auth }),
-    ...(kid !== undefined && { keyId: kid }),
-  });
-  return { signer };
+  const { signer } = opened;
+  const publicKey = (signer as { publicKey?: KeyObject }).publicKey;
+  const keyId = kid ?? signer.keyId ?? (options.defaultKid && publicKey ? keyThumbprint(publicKey) : undefined);
+  return keyId === signer.keyId ? opened : { ...opened, signer: withKeyId(signer, keyId!) };
+}
+
+/**
+ * `signer` under another key id. Its key and public key stay where the metadata
+ * server's policy gate and the STS subject token look for them (by shape).
+ */
+function withKeyId(signer: Signer, keyId: string): Signer {
+  const { key, publicKey } = signer as { key?: unknown; publicKey?: KeyObject };
+  return {
+    algorithm: signer.algorithm,
+    keyId,
+    ...(key !== undefined && { key }),
+    ...(publicKey !== undefined && { publicKey }),
+    sign: (message) => signer.sign(message),
+    close: async () => await signer.close?.(),
+  } as Signer;
 }
 
 /**
@@ -45,9 +82,10 @@ export async function openKeySigner(values: Values, io: Io): Promise<{ signer: S
 export async function openSigner(
   values: Values,
   io: Io,
+  options: { defaultKid?: boolean } = {},
 ): Promise<{ signer: Signer; email: string; info?: ServiceAccountInfo }> {
   // Checked first: a missing --email is a usage error, not a reason to open the TPM.
   const email = values['credentials'] === undefined ? required(values, 'email') : optional(values, 'email');
-  const { signer, info } = await openKeySigner(values, io);
+  const { signer, info } = await openKeySigner(values, io, options);
   return { signer, email: email ?? info!.client_email!, ...(info && { info }) };
 }

@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 
-import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
-import { parseNonce } from '../../attest/format.js';
-import { activateCredential, attestKey, type AttestationKeyOptions } from '../../tpm/attest.js';
+import { parseNonce } from '../../wire/attestation-format.js';
+import { activateCredential, attestKey, type AttestationKeyOptions } from '../../attest/device.js';
 import { parsePersistentHandle } from '../../tpm/handle.js';
 import { authFromEnv, flagValue, optional, required, UsageError, type Values } from '../args.js';
 import { json, tpmOptions, type Command, type Io } from '../command.js';
+import { refuseExisting, writeOutput } from '../output-file.js';
 
 async function readArgument(file: string, what: string): Promise<Buffer> {
   try {
@@ -20,25 +20,56 @@ function akOptions(values: Values): AttestationKeyOptions {
   const type = optional(values, 'ak-type');
   if (type !== undefined && type !== 'rsa' && type !== 'ecc') throw new UsageError('--ak-type must be rsa or ecc');
   const handle = optional(values, 'ak-handle');
-  if (values['force'] !== undefined && handle === undefined) throw new UsageError('--force applies to --ak-handle');
+  if (values['replace-ak-handle'] !== undefined && handle === undefined) {
+    throw new UsageError('--replace-ak-handle applies to --ak-handle');
+  }
   return {
     ...(type !== undefined && { akType: type }),
     ...(handle !== undefined && { akHandle: flagValue('ak-handle', handle, parsePersistentHandle) }),
   };
 }
 
-/** Writes a document to --out (mode 0600: an activation response holds the secret) or stdout. */
-async function emit(values: Values, io: Io, document: unknown): Promise<void> {
+/**
+ * --out and --force, checked before the TPM work: --force replaces an existing --out
+ * file, as everywhere (the object at --ak-handle is --replace-ak-handle's).
+ */
+async function outFile(values: Values): Promise<{ out?: string; force: boolean }> {
   const out = optional(values, 'out');
+  const force = values['force'] === true;
+  if (out === undefined) {
+    if (force) {
+      throw new UsageError(
+        '--force replaces an existing --out file; to replace the object at --ak-handle, pass --replace-ak-handle',
+      );
+    }
+    return { force };
+  }
+  await refuseExisting([out], force);
+  return { out, force };
+}
+
+/** Writes a document to --out (mode 0600: an activation response holds the secret) or stdout. */
+async function emit({ out, force }: { out?: string; force: boolean }, io: Io, document: unknown): Promise<void> {
   if (out === undefined) io.out(json(document));
-  else await writeFileAtomic(out, json(document), { force: true });
+  else await writeOutput(out, json(document), force);
+}
+
+/** The library's ERR_TPM_HANDLE_IN_USE for --ak-handle, naming the flag that replaces the object. */
+function akHandleInUse(err: unknown): never {
+  if (err instanceof TpmJwtError && err.code === 'ERR_TPM_HANDLE_IN_USE') {
+    const named = err.message.replace(/\bpass force\b/, 'pass --replace-ak-handle');
+    const message = named === err.message ? `${named}; pass --replace-ak-handle to replace it` : named;
+    throw new TpmJwtError(err.code, message, { cause: err });
+  }
+  throw err;
 }
 
 export const attest: Command = {
   usage: `tpm-jwt attest --key KEYREF [--nonce HEX] [--kid KID] [--email EMAIL] [--ek-chain chain.pem]
-               [--ak-type rsa|ecc] [--ak-handle HANDLE [--force]] [--auth-env VAR] [--out attestation.json]
+               [--ak-type rsa|ecc] [--ak-handle HANDLE [--replace-ak-handle]] [--auth-env VAR]
+               [--out attestation.json [--force]]
 tpm-jwt attest --activate challenge.json|credential.bin [--ak-type rsa|ecc] [--ak-handle HANDLE]
-               [--ek-handle HANDLE] [--out activation.json]
+               [--ek-handle HANDLE] [--out activation.json [--force]]
 
 Certifies the key with an attestation key (AK) in the endorsement hierarchy
 (TPM2_Certify) and writes the attestation: the certify info and signature, the AK's and
@@ -47,8 +78,9 @@ TPM's NV (--ek-chain adds intermediates), and a platform AK certificate where NV
 one (GCE). The qualifying data is --nonce, or a hash binding the kid (default: the key's
 JWK thumbprint) and --email. The AK is made from the standard template and flushed, or
 kept at --ak-handle and reused (a handle holding anything but that AK, an endorsement
-primary of --ak-type's template, is refused unless --force). NV indices that cannot be
-read (unwritten, read-locked, policy-read) are skipped, with a note in the attestation.
+primary of --ak-type's template, is refused unless --replace-ak-handle). NV indices that
+cannot be read (unwritten, read-locked, policy-read) are skipped, with a note in the
+attestation. --out writes mode 0600 and never replaces an existing file unless --force.
 
 --activate answers the verifier's challenge (verify-attestation --challenge-out, or a
 tpm2_makecredential file): the TPM recovers the secret only if it holds the EK and the AK.
@@ -66,6 +98,7 @@ never creates, persists or evicts anything at a handle.
     'ak-type': { type: 'string' },
     'ak-handle': { type: 'string' },
     'ek-handle': { type: 'string' },
+    'replace-ak-handle': { type: 'boolean' },
     force: { type: 'boolean' },
     'auth-env': { type: 'string' },
     activate: { type: 'string' },
@@ -75,7 +108,7 @@ never creates, persists or evicts anything at a handle.
     const ak = akOptions(values);
     const activate = optional(values, 'activate');
     if (activate !== undefined) {
-      for (const flag of ['key', 'nonce', 'kid', 'email', 'ek-chain', 'auth-env', 'force']) {
+      for (const flag of ['key', 'nonce', 'kid', 'email', 'ek-chain', 'auth-env', 'replace-ak-handle']) {
         if (values[flag] !== undefined) throw new UsageError(`--${flag} does not apply to --activate`);
       }
       const ekHandle = optional(values, 'ek-handle');
@@ -84,7 +117,8 @@ never creates, persists or evicts anything at a handle.
         ...ak,
         ...(ekHandle !== undefined && { ekHandle: flagValue('ek-handle', ekHandle, parsePersistentHandle) }),
       };
-      await emit(values, io, await activateCredential(await readArgument(activate, 'challenge'), options));
+      const output = await outFile(values);
+      await emit(output, io, await activateCredential(await readArgument(activate, 'challenge'), options));
       return;
     }
     if (values['ek-handle'] !== undefined) throw new UsageError('--ek-handle applies to --activate');
@@ -96,6 +130,7 @@ never creates, persists or evicts anything at a handle.
     const auth = authFromEnv(values, io.env);
     const chainFile = optional(values, 'ek-chain');
     const ekChain = chainFile === undefined ? undefined : (await readArgument(chainFile, 'EK chain')).toString('utf8');
+    const output = await outFile(values);
     const document = await attestKey({
       ...tpmOptions(values),
       ...ak,
@@ -105,8 +140,8 @@ never creates, persists or evicts anything at a handle.
       ...(email !== undefined && { email }),
       ...(ekChain !== undefined && { ekChain }),
       ...(auth !== undefined && { auth }),
-      force: values['force'] === true,
-    });
-    await emit(values, io, document);
+      force: values['replace-ak-handle'] === true,
+    }).catch(akHandleInUse);
+    await emit(output, io, document);
   },
 };

@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 
-import { writeFileAtomic } from '../../atomic-file.js';
 import type { ServiceAccountInfo } from '../../crypt/service-account.js';
 import { TpmJwtError } from '../../errors.js';
 import { formatHandle } from '../../tpm/handle.js';
 import type { ImportSource } from '../../tpm/import.js';
 import { authFromEnv, keyDestination, optional, required } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
+import { refuseExisting, writeOutput } from '../output-file.js';
 
 /** A service-account JSON, or PEM text as it is. */
 function parseSource(text: string, file: string): { source: ImportSource; account?: ServiceAccountInfo } {
@@ -31,7 +31,8 @@ export const importCommand: Command = {
 Wraps the private key for the TPM's storage primary and has the TPM import it:
 afterwards only this TPM can use it, and the input file can be deleted. For a
 service-account JSON, prints the tpm_service_account descriptor that replaces it;
-for a PEM key, prints the public key.
+for a PEM key, prints the public key. --out writes mode 0600; an occupied HANDLE or
+an existing file is refused unless --force.
 
   tpm-jwt import --in sa.json --persist 0x81008001 > sa-tpm.json && shred -u sa.json`,
   options: {
@@ -45,6 +46,7 @@ for a PEM key, prints the public key.
     const input = required(values, 'in');
     const { out, persist, force } = keyDestination(values);
     const auth = authFromEnv(values, io.env);
+    if (out !== undefined) await refuseExisting([out], force);
     let text: string;
     try {
       text = await readFile(input, 'utf8');
@@ -60,7 +62,7 @@ for a PEM key, prints the public key.
         ...(persist !== undefined && { persist }),
         ...(auth !== undefined && { auth }),
       });
-      if (out !== undefined) await writeFileAtomic(out, imported.toPem(), { force });
+      if (out !== undefined) await writeOutput(out, imported.toPem(), force);
       return imported;
     });
     const keyRef = out ?? `handle:${formatHandle(persist!)}`;

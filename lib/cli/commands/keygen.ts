@@ -1,19 +1,10 @@
-import { access } from 'node:fs/promises';
-
 import { ALGORITHMS, isAlgorithm, isRsaKeySize, RSA_KEY_SIZES } from '../../algorithms.js';
-import { writeFileAtomic } from '../../atomic-file.js';
-import { TpmJwtError } from '../../errors.js';
 import { formatHandle } from '../../tpm/handle.js';
 import { formatPcrs, parsePcrs } from '../../tpm/pcrs.js';
 import { authFromEnv, flagValue, keyDestination, optional, required, UsageError } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
+import { refuseExisting, writeOutput } from '../output-file.js';
 import { publicJwk } from '../../jwk.js';
-
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
 
 export const keygen: Command = {
   usage: `tpm-jwt keygen --alg ${ALGORITHMS.join('|')} [--bits ${RSA_KEY_SIZES.join('|')}]
@@ -43,9 +34,7 @@ persistent key, pass the same --pcrs when using it).
     if (!isAlgorithm(alg)) throw new UsageError(`--alg must be one of ${ALGORITHMS.join(', ')}`);
     const { out, persist, force } = keyDestination(values);
     // Refuse an existing file before the keygen, which takes seconds on real TPMs.
-    if (out !== undefined && !force && (await exists(out))) {
-      throw new TpmJwtError('ERR_INVALID_ARGUMENT', `${out} exists; pass --force to replace it`);
-    }
+    if (out !== undefined) await refuseExisting([out], force);
     const bitsText = optional(values, 'bits');
     const bits = bitsText === undefined ? undefined : Number(bitsText);
     if (bits !== undefined && !isRsaKeySize(bits)) {
@@ -64,7 +53,7 @@ persistent key, pass the same --pcrs when using it).
         ...(auth !== undefined && { auth }),
       }),
     );
-    if (out !== undefined) await writeFileAtomic(out, key.toPem(), { force });
+    if (out !== undefined) await writeOutput(out, key.toPem(), force);
     const where = out ?? formatHandle(persist!);
     const pem = key.publicKey.export({ type: 'spki', format: 'pem' }).toString();
     if (values['json']) {

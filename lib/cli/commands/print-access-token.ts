@@ -6,6 +6,7 @@ import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
 export const printAccessToken: Command = {
   usage: `tpm-jwt print-access-token (--key KEYREF --email EMAIL | --credentials F)
          [--mode jwt-access|oauth2] [--scope S ...] [--audience URL] [--token-url URL]
+         [--kid KID] [--auth-env VAR] [--pcrs sha256:0,7]
 
 For tools that run a command to get a token. jwt-access (default) prints a
 self-signed JWT with a scope claim (or --audience); oauth2 exchanges it for an

@@ -10,8 +10,8 @@ import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
 const MODES = ['oauth2', 'jwt-access', 'wif'] as const;
 
 export const serveMetadata: Command = {
-  usage: `tpm-jwt serve-metadata (--credentials F | --key KEYREF --email EMAIL)
-         [--listen 127.0.0.1:8080 [--allow-remote] | --socket PATH [--socket-mode 0600]]
+  usage: `tpm-jwt serve-metadata (--credentials F | --key KEYREF --email EMAIL [--auth-env VAR] [--pcrs sha256:0,7])
+         [--kid KID] [--listen 127.0.0.1:8080 [--allow-remote] | --socket PATH [--socket-mode 0600]]
          [--mode oauth2|jwt-access|wif] [--token-url URL] [--scope S ...]
          [--project-id P] [--numeric-project-id N] [--instance-id N] [--zone Z] [--universe-domain D]
          [--ready-fd N]
@@ -22,7 +22,10 @@ GCE_METADATA_HOST=127.0.0.1:8080 (Node, Go, Java) or GCE_METADATA_IP and
 GCE_METADATA_ROOT (Python). oauth2 (default) exchanges a TPM-signed assertion for
 an access token; jwt-access serves a self-signed JWT with a scope claim; wif takes
 --credentials as the credential configuration wif-config wrote (no service-account
-key at all). One JSON line per request on stderr; SIGTERM or SIGINT drains and exits 0.
+key at all). Self-signed tokens carry kid --kid, else the descriptor's private_key_id,
+else the key's RFC 7638 thumbprint (as pubkey --format jwks names it; a key uploaded to
+Google has Google's key id: pass that). One JSON line per request on stderr; SIGTERM
+or SIGINT drains and exits 0.
 
 It listens on loopback only: --listen on any other address (0.0.0.0, a LAN
 address, a host name) hands this account's tokens to every machine that can reach
@@ -86,7 +89,7 @@ while those already served are never limited.
         ...(projectId !== undefined && { projectId }),
       };
     } else {
-      const { signer, email, info } = await openSigner(values, io);
+      const { signer, email, info } = await openSigner(values, io, { defaultKid: true });
       release = async () => await signer.close?.();
       const tokenUrl = optional(values, 'token-url');
       const project = projectId ?? info?.project_id;

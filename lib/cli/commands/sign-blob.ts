@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 
 import { TpmJwtError } from '../../errors.js';
-import { signBlob } from '../../google/sign-blob.js';
+import { signBlob } from '../../google/storage.js';
 import { optional } from '../args.js';
 import type { Command } from '../command.js';
-import { openKeySigner, SIGNER_OPTIONS } from '../signer-source.js';
+import { KEY_OPTIONS, openKeySigner } from '../signer-source.js';
 
 /** The bytes of --in FILE, or of standard input. */
 async function readBlob(file: string | undefined, readStdin: () => Promise<Uint8Array>): Promise<Uint8Array> {
@@ -17,7 +17,8 @@ async function readBlob(file: string | undefined, readStdin: () => Promise<Uint8
 }
 
 export const signBlobCommand: Command = {
-  usage: `tpm-jwt sign-blob (--key KEYREF | --credentials descriptor.json) [--in FILE] [--auth-env VAR]
+  usage: `tpm-jwt sign-blob (--key KEYREF | --credentials descriptor.json) [--in FILE]
+         [--auth-env VAR] [--pcrs sha256:0,7]
 
 Prints the base64 RSASSA-PKCS1-v1_5 SHA-256 signature of the bytes of FILE (or of
 standard input), made in the TPM: what IAM signBlob returns, without IAM. The key
@@ -25,7 +26,7 @@ must be RSA (RS256).
 
   tpm-jwt sign-blob --key 0x81008001 --in string-to-sign.txt
   printf '%s' "$POLICY_BASE64" | tpm-jwt sign-blob --credentials sa-tpm.json`,
-  options: { ...SIGNER_OPTIONS, in: { type: 'string' } },
+  options: { ...KEY_OPTIONS, in: { type: 'string' } },
   async run(values, io) {
     const blob = await readBlob(optional(values, 'in'), () => io.readStdin());
     const { signer } = await openKeySigner(values, io);

@@ -1,7 +1,7 @@
-import { MAX_SIGNED_URL_SECONDS, SIGNED_URL_METHODS, signStorageUrl } from '../../google/storage-url.js';
+import { MAX_SIGNED_URL_SECONDS, SIGNED_URL_METHODS, signStorageUrl } from '../../google/storage.js';
 import { optional, UsageError } from '../args.js';
 import { json, type Command } from '../command.js';
-import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
+import { KEY_OPTIONS, openSigner } from '../signer-source.js';
 
 const UNIT_SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -24,7 +24,7 @@ function parseGsUrl(text: string | undefined): { bucket: string; object: string 
 
 export const signedUrl: Command = {
   usage: `tpm-jwt signed-url (--credentials descriptor.json | --key KEYREF --email EMAIL) gs://BUCKET/OBJECT
-         [--method GET|HEAD|PUT|DELETE] [--expires 15m] [--endpoint URL]
+         [--method GET|HEAD|PUT|DELETE] [--expires 15m] [--endpoint URL] [--auth-env VAR] [--pcrs sha256:0,7]
 
 Prints a Cloud Storage V4 signed URL (GOOG4-RSA-SHA256) for the object, signed in
 the TPM: anyone holding it may --method the object until it expires (--expires N,
@@ -37,7 +37,8 @@ name is signed). --json adds the method and expiry.
   curl -T q4.pdf "$(tpm-jwt signed-url --credentials sa-tpm.json gs://my-bucket/reports/q4.pdf --method PUT)"`,
   positionals: true,
   options: {
-    ...SIGNER_OPTIONS,
+    ...KEY_OPTIONS,
+    email: { type: 'string' },
     method: { type: 'string' },
     expires: { type: 'string' },
     endpoint: { type: 'string' },

@@ -1,4 +1,4 @@
-import { MODES, type TpmAuthMode } from '../../google/modes.js';
+import { MODES, type TpmAuthMode } from '../../google/token-sources.js';
 import { Credentials } from '../../jwt/credentials.js';
 import { optional, UsageError, type Values } from '../args.js';
 import { json, type Command } from '../command.js';

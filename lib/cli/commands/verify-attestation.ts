@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 
 import { createActivationChallenge } from '../../attest/challenge.js';
-import { parseNonce } from '../../attest/format.js';
+import { parseNonce } from '../../wire/attestation-format.js';
 import { verifyAttestation } from '../../attest/verify.js';
-import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
 import { flagValue, optional, required, UsageError } from '../args.js';
 import { json, type Command } from '../command.js';
+import { refuseExisting, writeOutput } from '../output-file.js';
+import { cliWording } from '../wording.js';
 
 async function readText(file: string, what: string): Promise<string> {
   try {
@@ -20,7 +21,7 @@ export const verifyAttestationCommand: Command = {
   usage: `tpm-jwt verify-attestation ATTESTATION --ca roots.pem [--ak-ca ak-roots.pem] [--nonce HEX]
         [--expected expected.json --activation activation.json]
 tpm-jwt verify-attestation ATTESTATION --ca roots.pem --challenge-out challenge.json --expected-out expected.json
-        [--ek rsa|ecc]
+        [--ek rsa|ecc] [--force]
 
 Checks an attestation from \`tpm-jwt attest\`: an EK certificate (by its extensions) chains
 to --ca, the AK is bound to that TPM (credential activation, or a platform AK certificate
@@ -36,7 +37,7 @@ Credential activation, in three steps:
   tpm-jwt attest --activate challenge.json --out activation.json            # on the device
   tpm-jwt verify-attestation attestation.json --ca roots.pem --expected expected.json --activation activation.json
 Send challenge.json to the device; keep expected.json (mode 0600) and never send it: the
-answer is checked against it.`,
+answer is checked against it. Existing files are never replaced unless --force.`,
   positionals: true,
   options: {
     ca: { type: 'string' },
@@ -47,6 +48,7 @@ answer is checked against it.`,
     'challenge-out': { type: 'string' },
     'expected-out': { type: 'string' },
     ek: { type: 'string' },
+    force: { type: 'boolean' },
   },
   async run(values, io, positionals) {
     if (positionals.length !== 1) throw new UsageError('give one ATTESTATION file');
@@ -67,8 +69,8 @@ answer is checked against it.`,
         );
       }
       if (ek !== undefined && ek !== 'rsa' && ek !== 'ecc') throw new UsageError('--ek must be rsa or ecc');
-    } else if (ek !== undefined) {
-      throw new UsageError('--ek applies to --challenge-out');
+    } else if (ek !== undefined || values['force'] !== undefined) {
+      throw new UsageError(`--${ek !== undefined ? 'ek' : 'force'} applies to --challenge-out`);
     }
     if ((expected === undefined) !== (activation === undefined)) {
       throw new UsageError('give --expected and --activation together');
@@ -78,10 +80,12 @@ answer is checked against it.`,
     const roots = await readText(required(values, 'ca'), 'CA file');
 
     if (challengeOut !== undefined && expectedOut !== undefined) {
+      const force = values['force'] === true;
+      await refuseExisting([expectedOut, challengeOut], force);
       const made = createActivationChallenge(attestation, { roots, ...(ek === 'rsa' || ek === 'ecc' ? { ek } : {}) });
       // The expectation first: a challenge without it could never be checked.
-      await writeFileAtomic(expectedOut, json(made.expected), { force: true });
-      await writeFileAtomic(challengeOut, json(made.challenge), { force: true });
+      await writeOutput(expectedOut, json(made.expected), force);
+      await writeOutput(challengeOut, json(made.challenge), force);
       io.err(`wrote ${challengeOut}: send it to the device (tpm-jwt attest --activate)\n`);
       io.err(`wrote ${expectedOut}: keep it here, never send it (verify-attestation --expected)\n`);
       return;
@@ -97,9 +101,11 @@ answer is checked against it.`,
         },
       }),
     });
-    io.out(json(verdict));
+    // Each reason in the CLI's terms: flags, not the library's option names.
+    const reasons = verdict.reasons.map((r) => ({ ...r, detail: cliWording(r.detail) }));
+    io.out(json({ ...verdict, reasons }));
     if (!verdict.ok) {
-      const failed = verdict.reasons.filter((r) => !r.ok).map((r) => `${r.check}: ${r.detail}`);
+      const failed = reasons.filter((r) => !r.ok).map((r) => `${r.check}: ${r.detail}`);
       throw new TpmJwtError('ERR_INVALID_ARGUMENT', `attestation rejected: ${failed.join('; ')}`);
     }
   },

@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { writeFileAtomic } from '../../atomic-file.js';
 import { TpmJwtError } from '../../errors.js';
 import {
   checkProvider,
@@ -17,6 +15,7 @@ import { parseKeyRef } from '../../tpm/handle.js';
 import { loadKeyRef } from '../../tpm/key-ref.js';
 import { optional, required } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
+import { refuseExisting, writeOutput } from '../output-file.js';
 
 /** This CLI as the libraries will run it: node, then the package's own main.js. */
 function thisCli(): string[] {
@@ -25,7 +24,7 @@ function thisCli(): string[] {
 
 export const wifConfig: Command = {
   usage: `tpm-jwt wif-config --key KEYREF --project-number N --pool P --provider V --issuer URI
-         [--service-account EMAIL] [--subject S] [--out-dir D] [--force]
+         [--service-account EMAIL] [--subject S] [--out-dir D] [--force] [--token-url URL] [--executable PATH]
 
 Writes, for keyless Workload Identity Federation with the key, to --out-dir (default .):
   jwks.json                      the key's JWKS, for create-oidc --jwk-json-path
@@ -34,7 +33,8 @@ Writes, for keyless Workload Identity Federation with the key, to --out-dir (def
                                  through service-account impersonation)
 and prints the gcloud commands that create the pool, the provider and the grant.
 The subject is the key's RFC 7638 thumbprint unless --subject. Existing files are
-kept unless --force.
+kept unless --force. --token-url names another STS endpoint; --executable, the
+tpm-jwt the configuration runs (default: this one, with node).
 
   tpm-jwt wif-config --key 0x81008001 --project-number 123456789 --pool devices \\
     --provider tpm-keys --issuer https://devices.example.com --out-dir /etc/tpm-jwt`,
@@ -61,6 +61,10 @@ kept unless --force.
     checkProvider(provider);
     const serviceAccount = optional(values, 'service-account');
     const outDir = path.resolve(optional(values, 'out-dir') ?? '.');
+    const force = values['force'] === true;
+    const jwksPath = path.join(outDir, 'jwks.json');
+    const configPath = path.join(outDir, 'credential-configuration.json');
+    await refuseExisting([jwksPath, configPath], force);
     const ref = required(values, 'key');
     // The libraries run the command from anywhere: a key file is named absolutely.
     const keyRef = 'path' in parseKeyRef(ref) ? path.resolve(ref) : ref;
@@ -81,6 +85,7 @@ kept unless --force.
       issuer: provider.issuer,
       ...(optional(values, 'subject') !== undefined && { subject }),
       ...(tcti !== undefined && { tcti }),
+      ...(values['no-encrypt'] === true && { encrypt: false }),
     });
     const tokenUrl = optional(values, 'token-url');
     const config = credentialConfiguration(provider, {
@@ -90,15 +95,8 @@ kept unless --force.
       ...(serviceAccount !== undefined && { serviceAccount }),
       ...(tokenUrl !== undefined && { tokenUrl }),
     });
-    const force = values['force'] === true;
-    const jwksPath = path.join(outDir, 'jwks.json');
-    const configPath = path.join(outDir, 'credential-configuration.json');
-    for (const file of [jwksPath, configPath]) {
-      if (!force && existsSync(file))
-        throw new TpmJwtError('ERR_INVALID_ARGUMENT', `${file} exists; pass --force to replace it`);
-    }
-    await writeFileAtomic(jwksPath, json({ keys: [jwk] }), { force });
-    await writeFileAtomic(configPath, json(config), { force });
+    await writeOutput(jwksPath, json({ keys: [jwk] }), force);
+    await writeOutput(configPath, json(config), force);
     io.err(`wrote ${jwksPath} and ${configPath} (audience ${stsAudience(provider)}, subject ${subject})\n`);
     const commands = gcloudCommands(provider, {
       jwksPath,
