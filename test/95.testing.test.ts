@@ -32,7 +32,7 @@ describe('95 tpm-jwt/testing', function () {
   this.timeout(60_000);
 
   describe('startSoftwareTpm', () => {
-    it('starts a TPM tpm2-tools can use, keeps persistent objects across restart() and kill()/start(), removes its state on stop()', async () => {
+    it('starts a TPM tpm2-tools uses; persistent objects survive restart() and kill()/start(); stop() removes it', async () => {
       const tpm = await startSoftwareTpm({ key: { alg: 'ES256', persist: 0x81000095 } });
       try {
         assert.equal(tpm.key?.ref, 'handle:0x81000095');
