@@ -575,7 +575,7 @@ describe('88 metadata server backed by the TPM', function () {
       assert.deepEqual([never.take(), never.take()], [true, false]);
     });
 
-    it('tokenAtRate: kept and pinned keys are never limited; a new one is fetched only as the rate allows', async () => {
+    it('tokenAtRate: kept and pinned keys are never limited; a new one is fetched as the rate allows', async () => {
       const fetched: string[] = [];
       const tokens = new TokenCache(
         async (key: string) => (fetched.push(key), { token: key, expiry: new Date(Date.now() + 3_600_000) }),

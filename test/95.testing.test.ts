@@ -32,7 +32,7 @@ describe('95 tpm-jwt/testing', function () {
   this.timeout(60_000);
 
   describe('startSoftwareTpm', () => {
-    it('starts a TPM tpm2-tools uses; persistent objects survive restart() and kill()/start(); stop() removes it', async () => {
+    it('starts a TPM tools can use, survives restart() and kill()/start(), is gone after stop()', async () => {
       const tpm = await startSoftwareTpm({ key: { alg: 'ES256', persist: 0x81000095 } });
       try {
         assert.equal(tpm.key?.ref, 'handle:0x81000095');
