@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -108,6 +108,70 @@ describe('95 tpm-jwt/testing', function () {
       rmSync(bin, { recursive: true, force: true });
       assert.match(run.stdout, /apt-get install swtpm swtpm-tools/);
     });
+  });
+
+  it('tpm-jwt simulate --env --daemon: exports for eval, a manufactured TPM with faults, gone once killed', async () => {
+    const main = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
+    const run = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        main,
+        'simulate',
+        '--env',
+        '--daemon',
+        '--manufacture',
+        '--key',
+        'ES256',
+        '--fault',
+        'command=GetRandom,rc=LOCKOUT,nth=1',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    const env = Object.fromEntries(
+      [...run.stdout.matchAll(/^export (\w+)='([^']*)'$/gm)].map((match) => [match[1]!, match[2]!]),
+    );
+    assert.deepEqual(Object.keys(env).sort(), [
+      'TPM2TOOLS_TCTI',
+      'TPM_JWT_EK_CHAIN',
+      'TPM_JWT_EK_ROOT',
+      'TPM_JWT_KEY',
+      'TPM_JWT_SIMULATE_PID',
+    ]);
+    const pid = Number(env['TPM_JWT_SIMULATE_PID']);
+    try {
+      const first = await tpm2(env['TPM2TOOLS_TCTI']!, 'getrandom', '4');
+      assert.match(first.stderr, /0x921/);
+      assert.equal((await tpm2(env['TPM2TOOLS_TCTI']!, 'getrandom', '4')).status, 0);
+      const doc = await attestKey({
+        tcti: env['TPM2TOOLS_TCTI']!,
+        key: env['TPM_JWT_KEY']!,
+        ekChain: readFileSync(env['TPM_JWT_EK_CHAIN']!, 'utf8'),
+      });
+      const roots = readFileSync(env['TPM_JWT_EK_ROOT']!, 'utf8');
+      const verdict = await verifyAttestation(doc, { roots });
+      assert.equal(verdict.reasons.find((r) => r.check === 'ek-certificate')?.ok, true);
+    } finally {
+      process.kill(pid, 'SIGTERM');
+    }
+    for (let i = 0; i < 100 && existsSync(path.dirname(env['TPM_JWT_KEY']!)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(existsSync(path.dirname(env['TPM_JWT_KEY']!)), false, 'the state outlived the simulator');
+  });
+
+  it('tpm-jwt simulate refuses a fault it cannot apply, naming what it takes', () => {
+    const main = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
+    for (const fault of ['command=Sgn,rc=RETRY', 'command=Sign,rc=SOMETIMES', 'command=Sign,every=often']) {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', main, 'simulate', '--fault', fault], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(run.status, 2, `${fault}: ${run.stderr}`);
+      assert.match(run.stderr, /--fault/);
+    }
   });
 
   describe('startChipRelay', () => {

@@ -54,6 +54,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./wif-config.js')).wifConfig,
   },
   {
+    name: 'simulate',
+    summary: 'run a software TPM (optionally manufactured, behind a chip profile and faults) for tests and CI',
+    load: async () => (await import('./simulate.js')).simulateCommand,
+  },
+  {
     name: 'serve-metadata',
     summary: 'serve a GCE-compatible metadata server that mints from the TPM key, for every language',
     load: async () => (await import('./serve-metadata.js')).serveMetadata,
