@@ -110,7 +110,7 @@ describe('95 tpm-jwt/testing', function () {
     });
   });
 
-  it('tpm-jwt simulate --env --daemon: exports for eval, a manufactured TPM with faults, gone once killed', async () => {
+  it('tpm-jwt simulate --env --daemon: exports to eval, a manufactured TPM with faults, gone on kill', async () => {
     const main = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
     const run = spawnSync(
       process.execPath,
