@@ -51,6 +51,8 @@ describe('65 jwt token cache', () => {
     }
     assert.equal(cache.peek('a'), undefined);
     assert.equal(cache.last('a'), undefined);
+    // Nor is the key: a rate limit on new keys must see its retry as new.
+    assert.equal(cache.has('a'), false);
     const retry = cache.get('a');
     assert.equal(calls.length, 2, 'the next get fetched again');
     calls[1]!.resolve(token('t-1'));

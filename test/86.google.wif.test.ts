@@ -237,6 +237,14 @@ describe('86 Workload Identity Federation with the TPM key', () => {
       assert.equal((await cli([...args(out), '--force'])).code, 0);
     });
 
+    it('makes an --out-dir that does not exist yet, for this user only', async () => {
+      const out = path.join(dir, 'made', 'by', 'wif-config');
+      const result = await cli(args(out));
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(statSync(out).mode & 0o777, 0o700);
+      assert.ok(statSync(path.join(out, 'credential-configuration.json')).isFile());
+    });
+
     it('with --service-account, the libraries impersonate it with the federated token', async () => {
       const out = path.join(dir, 'impersonate');
       mkdirSync(out);

@@ -592,6 +592,23 @@ describe('88 metadata server backed by the TPM', function () {
       assert.deepEqual(fetched, ['a', 'pinned']);
     });
 
+    it('tokenAtRate: a key whose fetch failed (a made-up scope Google refused) stays new to the rate', async () => {
+      let fetches = 0;
+      const tokens = new TokenCache<string>(
+        async () => {
+          fetches++;
+          throw Object.assign(new Error('invalid_scope'), { code: 'ERR_TOKEN_EXCHANGE' });
+        },
+        { maxSize: 32 },
+      );
+      const rate = new NewKeyRate(0, 2);
+      for (let i = 0; i < 10; i++) {
+        const answer = tokenAtRate(tokens, 'made-up', rate);
+        if (answer) await assert.rejects(answer, { code: 'ERR_TOKEN_EXCHANGE' });
+      }
+      assert.equal(fetches, 2, 'each retry of a failing key took a new key from the rate');
+    });
+
     it('answers 429 past the rate (scope sets and audiences alike) without signing; known ones 200', async () => {
       const own = await start({ newScopesAndAudiences: { perMinute: 0, burst: 3 } });
       const signs = signer.count;

@@ -205,9 +205,10 @@ describe('95 tpm-jwt/testing', function () {
     });
 
     it('fires on the Nth, every Nth, and a seeded share of matching commands', async () => {
-      const run = async (fault: Parameters<ChipRelay['setFaults']>[0][number], calls: number) => {
+      type Faults = Parameters<ChipRelay['setFaults']>[0];
+      const run = async (fault: Faults[number] | Faults, calls: number) => {
         relay.clear();
-        relay.setFaults([fault]);
+        relay.setFaults(Array.isArray(fault) ? fault : [fault]);
         const statuses: (number | null)[] = [];
         for (let i = 0; i < calls; i++) statuses.push((await tpm2(relay.tcti, 'getrandom', '4')).status);
         return statuses.map((status) => (status === 0 ? '.' : 'x')).join('');
@@ -216,6 +217,12 @@ describe('95 tpm-jwt/testing', function () {
       assert.equal(await run({ command: 'GetRandom', every: 2, rc: 'CANCELED' }, 4), '.x.x');
       const share = await run({ command: 'GetRandom', share: 0.5, rc: 0x101 }, 12);
       assert.ok(share.includes('x') && share.includes('.'), share);
+      // Each fault counts every command it matches, whichever fired.
+      const both: Faults = [
+        { command: 'GetRandom', nth: 1, rc: 'NV_RATE' },
+        { command: 'GetRandom', nth: 2, rc: 'CANCELED' },
+      ];
+      assert.equal(await run(both, 3), 'xx.');
       // Other commands never match a fault for GetRandom.
       assert.equal(await run({ command: 'Sign', rc: 'LOCKOUT' }, 2), '..');
     });

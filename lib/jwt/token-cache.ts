@@ -59,7 +59,7 @@ export class TokenCache<K = string> {
     for (const key of options.pinned ?? []) this.#pinned.set(key, { token: undefined, pending: undefined });
   }
 
-  /** Whether `key` is kept: pinned, or used and not dropped since (with or without a token). */
+  /** Whether `key` is kept: pinned, or fetched (or being fetched) and not dropped since. */
   has(key: K): boolean {
     return this.#pinned.has(key) || this.#recent.has(key);
   }
@@ -96,7 +96,16 @@ export class TokenCache<K = string> {
 
   #fetchInto(key: K, entry: Entry): Promise<ExpiringToken> {
     entry.pending ??= new Promise<ExpiringToken>((resolve) => resolve(this.#fetch(key)))
-      .then((token) => (entry.token = token))
+      .then(
+        (token) => (entry.token = token),
+        (err: unknown) => {
+          // A key whose only fetch failed is not kept: it would count as known (a rate
+          // limit on new keys would wave its retries through) and push out keys that
+          // hold tokens.
+          if (!entry.token && this.#recent.get(key) === entry) this.#recent.delete(key);
+          throw err;
+        },
+      )
       .finally(() => (entry.pending = undefined));
     return entry.pending;
   }

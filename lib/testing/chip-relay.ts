@@ -137,7 +137,8 @@ class Framer {
     const frames: Buffer[] = [];
     while (this.#pending.length >= 10) {
       const size = this.#pending.readUInt32BE(2);
-      if (size < 10 || this.#pending.length < size) break;
+      if (size < 10) throw new Error('a TPM header with a size under 10 bytes');
+      if (this.#pending.length < size) break;
       frames.push(this.#pending.subarray(0, size));
       this.#pending = this.#pending.subarray(size);
     }
@@ -147,6 +148,8 @@ class Framer {
 
 /** Starts a relay in front of the swtpm `options.tcti` names (its port and the control port above). */
 export async function startChipRelay(options: ChipRelayOptions): Promise<ChipRelay> {
+  if (/(^|[:,])path=/.test(options.tcti))
+    throw new TypeError('a chip relay forwards TCP: give a swtpm TCTI with host and port');
   const host = /host=([^,]+)/.exec(options.tcti)?.[1] ?? '127.0.0.1';
   const target = Number(/port=(\d+)/.exec(options.tcti)?.[1] ?? 2321);
   const origin = performance.now();
@@ -181,9 +184,11 @@ export async function startChipRelay(options: ChipRelayOptions): Promise<ChipRel
 
   /** The first armed fault that fires for this command, its counts updated. */
   const faultFor = (code: number): Fault | undefined => {
-    for (const entry of armed) {
-      if (entry.code !== undefined && entry.code !== code) continue;
-      entry.matched++;
+    // Every matching fault counts the command, whichever fires: each one's nth and every
+    // count the commands it matches since it was set.
+    const matching = armed.filter((entry) => entry.code === undefined || entry.code === code);
+    for (const entry of matching) entry.matched++;
+    for (const entry of matching) {
       const { nth, every, share, times } = entry.fault;
       if (times !== undefined && entry.fired >= times) continue;
       if (nth !== undefined && entry.matched !== nth) continue;
@@ -207,12 +212,21 @@ export async function startChipRelay(options: ChipRelayOptions): Promise<ChipRel
     const upstreamFrames = new Framer();
     const waiting: ((response: Buffer | undefined) => void)[] = [];
     const exchange = (command: Buffer): Promise<Buffer | undefined> => {
+      // A client gone while its command waited (a stall, a hook) must not open a
+      // connection nobody will close: swtpm would serve it and no one else.
+      if (client.destroyed) return Promise.resolve(undefined);
       if (!upstream) {
         upstream = createConnection({ host, port: target });
         track(upstream);
         upstream.on('data', (chunk: Buffer) => {
-          if (options.capture) chunks.push(Buffer.from(chunk));
-          for (const frame of upstreamFrames.push(chunk)) waiting.shift()?.(frame);
+          let frames: Buffer[];
+          try {
+            frames = upstreamFrames.push(chunk);
+          } catch {
+            upstream?.destroy();
+            return;
+          }
+          for (const frame of frames) waiting.shift()?.(frame);
         });
         upstream.once('close', () => {
           for (const resolve of waiting.splice(0)) resolve(undefined);
@@ -268,7 +282,18 @@ export async function startChipRelay(options: ChipRelayOptions): Promise<ChipRel
     const commands = new Framer();
     client.on('data', (chunk: Buffer) => {
       if (options.capture) chunks.push(Buffer.from(chunk));
-      for (const frame of commands.push(chunk)) chain = chain.then(() => handle(frame));
+      let frames: Buffer[];
+      try {
+        frames = commands.push(chunk);
+      } catch {
+        client.destroy();
+        return;
+      }
+      for (const frame of frames) {
+        // A command the relay cannot handle (a hook that threw) cuts the connection, as a
+        // broken link would; it never goes unanswered or unhandled.
+        chain = chain.then(() => handle(frame)).catch(() => void client.destroy());
+      }
     });
     client.once('close', () => upstream?.destroy());
   });
@@ -290,7 +315,12 @@ export async function startChipRelay(options: ChipRelayOptions): Promise<ChipRel
       server.listen(at, '127.0.0.1', () => resolve());
     });
   await listen(serverPort, port);
-  await listen(controlPort, port + 1);
+  try {
+    await listen(controlPort, port + 1);
+  } catch (err) {
+    serverPort.close();
+    throw err;
+  }
 
   return {
     tcti: `swtpm:host=127.0.0.1,port=${port}`,

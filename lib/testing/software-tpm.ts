@@ -120,6 +120,12 @@ async function spawnSwtpm(stateDir: string, port: number): Promise<ChildProcess>
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  // Another process's swtpm may hold these ports: ours then fails to bind and exits,
+  // while the probe above reached the other one.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  if (child.exitCode !== null || child.signalCode !== null) {
+    throw new Error(`swtpm did not start on port ${port}: ${stderr.trim() || 'it exited'}`);
+  }
   // A TPM left running keeps no process alive: the exit hook stops it.
   child.unref();
   (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
@@ -260,8 +266,17 @@ export async function startSoftwareTpm(options: SoftwareTpmOptions = {}): Promis
       }
       ca = manufacture(stateDir, caDir);
     }
-    const port = await freePortPair();
-    child = await spawnSwtpm(stateDir, port);
+    // Free ports can be taken between the check and swtpm's bind: a few tries.
+    let port = await freePortPair();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        child = await spawnSwtpm(stateDir, port);
+        break;
+      } catch (err) {
+        if (attempt === 3) throw err;
+        port = await freePortPair();
+      }
+    }
     const tcti = `swtpm:host=127.0.0.1,port=${port}`;
     const key = options.key ? await provision(tcti, stateDir, options.key) : undefined;
     const kill = () => killed(child, 'SIGKILL');

@@ -29,15 +29,20 @@ function parseFault(text: string): Fault {
     }
     const number = Number(value);
     const named = key === 'command' || key === 'drop' || (key === 'rc' && Number.isNaN(number));
-    if (!named && Number.isNaN(number)) throw new UsageError(`--fault ${text}: ${key} must be a number`);
+    const inRange = key === 'share' ? number >= 0 && number <= 1 : key === 'rc' ? number <= 0xffffffff : true;
+    if (!named && (!Number.isInteger(key === 'share' ? 0 : number) || number < 0 || !inRange)) {
+      throw new UsageError(
+        `--fault ${text}: ${key} must be a ${key === 'share' ? 'share from 0 to 1' : 'whole number'}`,
+      );
+    }
     fault[key] = named ? value : number;
   }
-  if (typeof fault['command'] === 'string' && !(fault['command'] in TPM_COMMANDS)) {
+  if (typeof fault['command'] === 'string' && !Object.hasOwn(TPM_COMMANDS, fault['command'])) {
     throw new UsageError(
       `--fault ${text}: no TPM command ${fault['command']} (names as TPM2_CC_ has them: Sign, Load, ...)`,
     );
   }
-  if (typeof fault['rc'] === 'string' && !(fault['rc'] in TPM_RESPONSES)) {
+  if (typeof fault['rc'] === 'string' && !Object.hasOwn(TPM_RESPONSES, fault['rc'])) {
     throw new UsageError(`--fault ${text}: rc is a number or one of ${Object.keys(TPM_RESPONSES).join(', ')}`);
   }
   if (fault['drop'] !== undefined && fault['drop'] !== 'before' && fault['drop'] !== 'mid-response') {
@@ -155,6 +160,7 @@ the commands they match (rc takes a name such as RETRY, YIELDED, TESTING, NV_RAT
 LOCKOUT, or a number). --env prints export lines; --daemon returns once it is up, the
 simulator running on (stop it with kill $TPM_JWT_SIMULATE_PID).
 
+  tpm-jwt simulate --manufacture --key ES256@0x81000001
   eval "$(npx tpm-jwt simulate --env --daemon --manufacture --key ES256)"
   npx tpm-jwt simulate --profile discrete-spi --fault command=Sign,rc=RETRY,every=3`,
   options: {

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -95,6 +96,9 @@ tpm-jwt the configuration runs (default: this one, with node).
       ...(serviceAccount !== undefined && { serviceAccount }),
       ...(tokenUrl !== undefined && { tokenUrl }),
     });
+    // An output directory that does not exist yet is made, for this user only: the
+    // libraries' token cache goes there too.
+    await mkdir(outDir, { recursive: true, mode: 0o700 });
     await writeOutput(jwksPath, json({ keys: [jwk] }), force);
     await writeOutput(configPath, json(config), force);
     io.err(`wrote ${jwksPath} and ${configPath} (audience ${stsAudience(provider)}, subject ${subject})\n`);
