@@ -18,6 +18,8 @@ namespace {
 // How many times a "not now" answer is tried again, and how long to wait first.
 constexpr int kTransientRetries = 4;
 constexpr auto kTransientBackoff = std::chrono::milliseconds(10);
+// How many times a session or objects the TPM no longer has are replaced in one call.
+constexpr int kLostRounds = 3;
 // Waiting for a free slot: from the first to the longest pause, each with jitter so
 // that processes that collided do not retry in step.
 constexpr auto kSlotBackoffFirst = std::chrono::milliseconds(2);
@@ -46,12 +48,17 @@ void TpmCall::Execute(tss::Context& ctx) {
       std::this_thread::sleep_for(kTransientBackoff * attempt);
       Run(ctx);
     }
-    if (tss::IsSessionLost(status_)) {
-      ctx.DropSession();
-      Run(ctx);
-    }
-    if (tss::IsObjectLost(status_)) {
-      ctx.ForgetLoadedObjects();
+    // A TPM that restarts, or another process that flushes, between two commands of a
+    // call looks like this; it can happen again during the retry (swtpm is reached by a
+    // connection per command, so a restart breaks no link), hence a few rounds.
+    for (int round = 0; round < kLostRounds; ++round) {
+      if (tss::IsSessionLost(status_)) {
+        ctx.DropSession();
+      } else if (tss::IsObjectLost(status_)) {
+        ctx.ForgetLoadedObjects();
+      } else {
+        break;
+      }
       Run(ctx);
     }
     WaitForSlots(ctx);

@@ -28,7 +28,7 @@ class TpmCall {
 
   // Executor thread. Every failure ends in the status. A broken context is reopened
   // first; TPM_RC_RETRY and the like are tried again a few times; a session or
-  // objects the TPM dropped are replaced and the work run once more (no call did
+  // objects the TPM dropped are replaced and the work run again, a few rounds (no call did
   // anything lasting before those failures); full slots are waited for; a lost
   // connection marks the context broken (and an idempotent call is tried once more).
   void Execute(tss::Context& ctx);
