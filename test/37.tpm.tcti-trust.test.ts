@@ -16,11 +16,11 @@ import * as path from 'node:path';
 
 import { TpmAuthClient, TpmIdentityPoolClient } from '../lib/google/index.js';
 import { jwt } from '../lib/index.js';
-import { startMetadataServer } from '../lib/metadata/index.js';
 import { checkEncryptFromFile, checkTctiFromFile } from '../lib/tpm/tcti-trust.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { configurationReaders } from './helpers/configuration-readers.js';
 import { overlayEnv } from './helpers/env.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
@@ -214,16 +214,7 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
       return file;
     };
     // Every in-process reader of credential configurations, as a user reaches it.
-    const configurationReaders: [string, (file: string) => Promise<{ close(): Promise<void> }>][] = [
-      [
-        'TpmIdentityPoolClient.fromCredentialConfiguration',
-        (file) => TpmIdentityPoolClient.fromCredentialConfiguration(file),
-      ],
-      [
-        'startMetadataServer({ mode: wif })',
-        (file) => startMetadataServer({ mode: 'wif', credentialConfiguration: file, email: EMAIL, port: 0 }),
-      ],
-    ];
+    const readers = configurationReaders(EMAIL);
 
     it('accepts localhost, 127.0.0.0/8, ::1 and a Unix socket; refuses every other host in a file', () => {
       for (const tcti of [
@@ -283,7 +274,7 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
         for (const [entry, open] of entryPoints) {
           await assert.rejects(open(descriptor(tcti)), { code: 'ERR_INVALID_ARGUMENT' }, entry);
         }
-        for (const [entry, open] of configurationReaders) {
+        for (const [entry, open] of readers) {
           await assert.rejects(open(wifConfiguration(`--tcti ${tcti}`)), { code: 'ERR_INVALID_ARGUMENT' }, entry);
         }
         assert.equal(listener.connections, 0, 'nothing connected to the host the file named');
@@ -306,7 +297,7 @@ describe('37 credentials files from elsewhere: TCTI, key paths', () => {
       const listener = await connectionCounter('127.0.0.1');
       try {
         const tcti = `swtpm:host=127.0.0.1,port=${listener.port}`;
-        for (const [entry, open] of configurationReaders) {
+        for (const [entry, open] of readers) {
           for (const flags of [
             `--tcti ${tcti} --auth-env TPM_KEY_PIN --no-encrypt`,
             '--tcti swtpm --no-encrypt',

@@ -23,13 +23,13 @@ import { openWifSigner, readWifConfiguration, wifSubjectTokenSupplier } from '..
 import { parseWifTokenCommand } from '../lib/google/wif-config.js';
 import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
 import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, TpmSigner, type TpmKey } from '../lib/index.js';
-import { startMetadataServer } from '../lib/metadata/index.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, storageOptions } from './helpers/fake-google.js';
 import { startFakeSts, type FakeSts } from './helpers/fake-sts.js';
 import { loopbackOnly } from './helpers/loopback-only.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { configurationReaders } from './helpers/configuration-readers.js';
 import { overlayEnv } from './helpers/env.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -451,16 +451,7 @@ describe('86 Workload Identity Federation with the TPM key', () => {
       return file;
     };
     // Every in-process reader of credential configurations, as a user reaches it.
-    const readers: [string, (file: string) => Promise<{ close(): Promise<void> }>][] = [
-      [
-        'TpmIdentityPoolClient.fromCredentialConfiguration',
-        (file) => TpmIdentityPoolClient.fromCredentialConfiguration(file),
-      ],
-      [
-        'startMetadataServer({ mode: wif })',
-        (file) => startMetadataServer({ mode: 'wif', credentialConfiguration: file, email: EMAIL, port: 0 }),
-      ],
-    ];
+    const readers = configurationReaders(EMAIL);
 
     it('refuses a token_url that is not Google STS for its universe, before any request', async () => {
       const refused: [string, unknown][] = [

@@ -37,3 +37,21 @@ export function withTpm<T>(values: Values, fn: (tpm: Tpm) => Promise<T>): Promis
 }
 
 export const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
+/**
+ * Resolves on SIGTERM or SIGINT: how a long-running command (a server, a simulator) waits
+ * to drain and exit 0. It holds the process alive meanwhile.
+ */
+export function untilSignalled(): Promise<void> {
+  const alive = setInterval(() => undefined, 1 << 30);
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      clearInterval(alive);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}

@@ -4,7 +4,7 @@ import { invalidArgument, TpmJwtError } from '../../errors.js';
 import { isLoopback } from '../../metadata/guard.js';
 import { startMetadataServer, type MetadataServerOptions } from '../../metadata/server.js';
 import { flagValue, optional, required, UsageError, type Values } from '../args.js';
-import type { Command } from '../command.js';
+import { untilSignalled, type Command } from '../command.js';
 import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
 
 const MODES = ['oauth2', 'jwt-access', 'wif'] as const;
@@ -116,15 +116,7 @@ while those already served are never limited.
         await server.close();
         throw new TpmJwtError('ERR_INVALID_ARGUMENT', `--ready-fd ${fd}: ${(err as Error).message}`);
       }
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          resolve();
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
-      });
+      await untilSignalled();
       await server.close();
     } finally {
       await release();

@@ -15,7 +15,7 @@ import {
   TPM_RESPONSES,
 } from '../../testing/index.js';
 import { flagValue, optional, UsageError, type Values } from '../args.js';
-import type { Command, Io } from '../command.js';
+import { untilSignalled, type Command, type Io } from '../command.js';
 
 const FAULT_KEYS = new Set(['command', 'rc', 'drop', 'stallMs', 'nth', 'every', 'share', 'times']);
 
@@ -90,18 +90,7 @@ async function simulate(values: Values, io: Io): Promise<void> {
       });
     }
     io.out(describe(tpm, relay?.tcti ?? tpm.tcti, values['env'] === true));
-    // Nothing else keeps the process alive while it waits for a signal.
-    const alive = setInterval(() => undefined, 1 << 30);
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
-        resolve();
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-    });
-    clearInterval(alive);
+    await untilSignalled();
   } finally {
     await relay?.close();
     await tpm.stop();
