@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const LIB = fileURLToPath(new URL('../lib/', import.meta.url));
+const TEST = fileURLToPath(new URL('./', import.meta.url));
 
 /**
  * Bottom up. A unit is a folder of lib/, or a name for files directly in lib/ (ROOT_FILES).
@@ -40,6 +41,21 @@ const ROOT_FILES: Readonly<Record<string, string>> = {
   'remember-last.ts': 'base',
   'native.ts': 'native',
   'index.ts': 'entry',
+};
+
+/**
+ * The numbers of each layer's suites in test/ (named NN.layer.topic.test.ts), as README.md
+ * gives them; a suite named for no layer is the package's base (below 10) or the package
+ * as a whole (90 and up).
+ */
+const TEST_NUMBERS: Readonly<Record<string, readonly [number, number]>> = {
+  tpm: [10, 29],
+  attest: [30, 39],
+  jwt: [40, 49],
+  google: [50, 59],
+  metadata: [60, 69],
+  testing: [70, 79],
+  cli: [80, 89],
 };
 
 /** The attestation verifier's modules: servers run them with neither a TPM nor the addon. */
@@ -153,5 +169,16 @@ describe('02 layers of lib/', () => {
       'the verifier reaches the addon layer',
     );
     assert.ok(reached.includes('wire/tpm-structures.ts'), 'the verifier decodes TPM structures with lib/wire');
+  });
+
+  it('numbers the suites in test/ by layer', () => {
+    const misplaced = readdirSync(TEST).filter((file) => {
+      if (!file.endsWith('.test.ts')) return false;
+      const [number, layer] = file.split('.') as [string, string];
+      const range = TEST_NUMBERS[layer];
+      const n = Number(number);
+      return range ? n < range[0] || n > range[1] : n >= 10 && n < 90;
+    });
+    assert.deepEqual(misplaced, [], 'renumber these into their layer (TEST_NUMBERS)');
   });
 });

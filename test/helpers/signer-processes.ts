@@ -1,4 +1,4 @@
-/** Many processes signing on one TPM at once (test/94, bench/): test/fixtures/share-signer.ts. */
+/** Many processes signing on one TPM at once (test/28, bench/): test/fixtures/share-signer.ts. */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 

@@ -21,7 +21,7 @@ function verifies(alg: JwsAlgorithm, key: KeyObject, data: Buffer, sig: Uint8Arr
   }
 }
 
-describe('30 TpmKey.sign', () => {
+describe('14 TpmKey.sign', () => {
   const swtpm = useSwtpm();
   let tpm: Tpm;
   const keys = new Map<string, TpmKey>();

@@ -31,7 +31,7 @@ const mkdtemp = () => {
   return dir;
 };
 
-describe('92 reliability: a TPM that goes away, answers "retry", or is left open', function () {
+describe('27 reliability: a TPM that goes away, answers "retry", or is left open', function () {
   this.timeout(120_000);
   // Its own swtpm, even with TPM_JWT_TEST_TCTI: this suite kills and restarts it.
   let swtpm: SoftwareTpm;

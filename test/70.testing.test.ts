@@ -28,7 +28,7 @@ function tpm2(tcti: string, command: string, ...args: string[]): Promise<{ statu
   });
 }
 
-describe('95 tpm-jwt/testing', function () {
+describe('70 tpm-jwt/testing', function () {
   this.timeout(60_000);
 
   describe('startSoftwareTpm', () => {

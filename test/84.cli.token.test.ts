@@ -14,7 +14,7 @@ const EMAIL = 'sa@p.iam.gserviceaccount.com';
 const AUD = 'https://pubsub.googleapis.com/';
 const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 
-describe('80 CLI token / verify', () => {
+describe('84 CLI token / verify', () => {
   const swtpm = useSwtpm();
   let dir: string;
   let key: TpmKey;

@@ -31,7 +31,7 @@ function softwareSigner(type: 'rsa' | 'ec', kid: string): SoftwareSigner {
   return SoftwareSigner.fromPem(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), kid);
 }
 
-describe('50 jwt.encode / decode', () => {
+describe('40 jwt.encode / decode', () => {
   const swtpm = useSwtpm();
   const signers = new Map<string, Signer & { publicKey: KeyObject }>();
 

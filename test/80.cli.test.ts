@@ -9,7 +9,7 @@ import { assertFails, cli, spawnCli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
 
-describe('40 CLI', () => {
+describe('80 CLI', () => {
   const swtpm = useSwtpm();
   let dir: string;
   const withTcti = (...args: string[]) => cli([...args, '--tcti', swtpm.tcti]);

@@ -41,7 +41,7 @@ function assertRefusedFile(result: CliResult, file: string): void {
   assert.match(result.stderr, /--force/);
 }
 
-describe('41 CLI friction', () => {
+describe('82 CLI friction', () => {
   describe('--help and the docs', () => {
     it('--help shows every flag each command accepts', async () => {
       const missing: string[] = [];

@@ -7,7 +7,7 @@ import { useSwtpm } from './helpers/swtpm.js';
 
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
 
-describe('70 jwt.OnDemandCredentials', () => {
+describe('46 jwt.OnDemandCredentials', () => {
   const swtpm = useSwtpm();
   let tpmSigner: TpmSigner;
   let software: SoftwareSigner;

@@ -12,7 +12,7 @@ import { assertFails, cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
 
-describe('45 TSS2 key files', () => {
+describe('22 TSS2 key files', () => {
   const swtpm = useSwtpm();
   let tpm: Tpm;
   let dir: string;

@@ -9,7 +9,7 @@ import { tpm2 } from './helpers/tools.js';
 
 const HANDLE = 0x81000010;
 
-describe('20 TPM keys', () => {
+describe('12 TPM keys', () => {
   const swtpm = useSwtpm();
   let tpm: Tpm;
   let dir: string;

@@ -12,7 +12,7 @@ import { tpm2 } from './helpers/tools.js';
 // PCR 16 is the debug PCR: resettable from software, so tests can move it and back.
 const PCR16 = { bank: 'sha256', indexes: [16] } as const;
 
-describe('36 PCR-bound keys', () => {
+describe('18 PCR-bound keys', () => {
   const swtpm = useSwtpm();
   let tpm: Tpm;
   let dir: string;

@@ -10,7 +10,7 @@ import { startRelay } from './helpers/relay.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
 
-describe('35 TPM security: auth values, lockout, encrypted sessions', () => {
+describe('16 TPM security: auth values, lockout, encrypted sessions', () => {
   const swtpm = useSwtpm();
   let tpm: Tpm;
 

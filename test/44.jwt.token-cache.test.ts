@@ -20,7 +20,7 @@ function controlledFetch() {
   return { calls, clock, fetch, token };
 }
 
-describe('65 jwt token cache', () => {
+describe('44 jwt token cache', () => {
   it('single flight: concurrent gets for a key share one fetch; other keys fetch on their own', async () => {
     const { calls, clock, fetch, token } = controlledFetch();
     const cache = new TokenCache(fetch, { maxSize: 10, now: () => clock.now });

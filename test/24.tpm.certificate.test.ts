@@ -14,7 +14,7 @@ const EMAIL = 'sa@p.iam.gserviceaccount.com';
 const openssl = (...args: string[]) =>
   execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-describe('47 TPM-signed certificates', () => {
+describe('24 TPM-signed certificates', () => {
   const swtpm = useSwtpm();
   let tpm: Tpm;
   let dir: string;

@@ -30,7 +30,7 @@ function assertHoldsNoSecret(haystack: Buffer, key: KeyObject, what: string): vo
   }
 }
 
-describe('48 importing a service-account key', () => {
+describe('26 importing a service-account key', () => {
   const swtpm = useSwtpm();
   let tpm: Tpm;
   let dir: string;

@@ -22,7 +22,7 @@ import { useSwtpm } from './helpers/swtpm.js';
 const EMAIL = 'sa@p1.iam.gserviceaccount.com';
 const now = () => Math.floor(Date.now() / 1000);
 
-describe('85 TpmAuthClient with Google Cloud client libraries', () => {
+describe('50 TpmAuthClient with Google Cloud client libraries', () => {
   const swtpm = useSwtpm();
   const network = loopbackOnly();
   let key: TpmKey;

@@ -62,7 +62,7 @@ function hideCredentialsNotice(): void {
   });
 }
 
-describe('87 Storage signed URLs and signBlob with the TPM key', () => {
+describe('54 Storage signed URLs and signBlob with the TPM key', () => {
   const swtpm = useSwtpm();
   const network = loopbackOnly();
   hideCredentialsNotice();

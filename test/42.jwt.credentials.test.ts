@@ -13,7 +13,7 @@ import { overlayEnv } from './helpers/env.js';
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
 const AUD = 'https://storage.googleapis.com/';
 
-describe('60 jwt.Credentials', () => {
+describe('42 jwt.Credentials', () => {
   const swtpm = useSwtpm();
   let dir: string;
   let rsaPem: string;

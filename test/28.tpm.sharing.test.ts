@@ -13,7 +13,7 @@ import { signAtOnce } from './helpers/signer-processes.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { leftovers, tpm2 } from './helpers/tools.js';
 
-describe('94 sharing one TPM between processes, without a resource manager', function () {
+describe('28 sharing one TPM between processes, without a resource manager', function () {
   this.timeout(120_000);
   const swtpm = useSwtpm();
   let dir: string;

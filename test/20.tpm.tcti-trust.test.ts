@@ -25,7 +25,7 @@ import { overlayEnv } from './helpers/env.js';
 const EMAIL = 'sa@p.iam.gserviceaccount.com';
 const AUD = 'https://pubsub.googleapis.com/';
 
-describe('37 credentials files from elsewhere: TCTI, key paths', () => {
+describe('20 credentials files from elsewhere: TCTI, key paths', () => {
   const swtpm = useSwtpm();
   let dir: string;
   let ran: string;

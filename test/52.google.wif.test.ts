@@ -41,7 +41,7 @@ const AUDIENCE =
   '//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/devices/providers/tpm-keys';
 const ISSUER = 'https://devices.example.com';
 
-describe('86 Workload Identity Federation with the TPM key', () => {
+describe('52 Workload Identity Federation with the TPM key', () => {
   const swtpm = useSwtpm();
   let key: TpmKey;
   let sts: FakeSts;

@@ -100,7 +100,7 @@ function issueTokens(google: FakeGoogle) {
   return issued;
 }
 
-describe('88 metadata server backed by the TPM', function () {
+describe('60 metadata server backed by the TPM', function () {
   this.timeout(120_000);
   const swtpm = useSwtpm();
   let key: TpmKey;
@@ -872,7 +872,7 @@ describe('88 metadata server backed by the TPM', function () {
   });
 });
 
-describe('88 metadata server when the TPM goes away', function () {
+describe('60 metadata server when the TPM goes away', function () {
   this.timeout(60_000);
   let swtpm: SoftwareTpm;
   before(async () => {
@@ -907,7 +907,7 @@ describe('88 metadata server when the TPM goes away', function () {
   });
 });
 
-describe('88 metadata server with a key bound to PCRs', function () {
+describe('60 metadata server with a key bound to PCRs', function () {
   this.timeout(60_000);
   const swtpm = useSwtpm();
   afterEach(() => tpm2(swtpm.tcti, 'pcrreset', '16'));
