@@ -3,8 +3,12 @@
  * and the compiled dist/ with its .d.ts), with ESM import and with require().
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import * as pkg from 'tpm-jwt';
 import type { JwsAlgorithm, Signer, TpmJwtErrorCode } from 'tpm-jwt';
@@ -97,5 +101,74 @@ describe('90 package', () => {
       { encoding: 'utf8' },
     );
     assert.equal(result.stdout.trim(), 'function function', result.stderr);
+  });
+
+  describe('the prepack check', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const check = path.join(root, 'scripts/check-prebuilds');
+    let dir: string;
+
+    /** A package in `dir` whose prepack is the check; `prebuilds` holds each prebuild's ELF machine. */
+    function packageWith(prebuilds: Record<string, number>) {
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir);
+      const scripts = { prepack: `${check} .`, prepare: 'true' };
+      writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'p', version: '1.0.0', scripts }));
+      for (const [arch, machine] of Object.entries(prebuilds)) {
+        const file = path.join(dir, `prebuilds/linux-${arch}/tpm-jwt.napi.glibc.node`);
+        mkdirSync(path.dirname(file), { recursive: true });
+        copyFileSync(path.join(root, 'build/Release/tpm_jwt.node'), file);
+        const elf = readFileSync(file);
+        elf[18] = machine;
+        writeFileSync(file, elf);
+      }
+    }
+    const npmPack = (env: NodeJS.ProcessEnv = {}) =>
+      spawnSync('npm', ['pack', '--dry-run'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...env } });
+
+    before(() => (dir = path.join(mkdtempSync(path.join(tmpdir(), 'tpm-jwt-prepack-')), 'p')));
+    after(() => rmSync(path.dirname(dir), { recursive: true, force: true }));
+
+    it("is the package's prepack script", () => {
+      const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+      assert.equal(manifest.scripts.prepack, 'scripts/check-prebuilds');
+    });
+
+    it('refuses to pack without both prebuilds, each for its architecture, and says what to run', () => {
+      for (const prebuilds of [{}, { x64: 0x3e }, { x64: 0x3e, arm64: 0x3e }]) {
+        packageWith(prebuilds);
+        const result = npmPack();
+        assert.notEqual(result.status, 0, JSON.stringify(prebuilds));
+        assert.match(result.stderr, /prebuilds\/linux-arm64\/tpm-jwt\.napi\.glibc\.node/);
+        assert.match(result.stderr, /npm run build:prebuilds/);
+      }
+      packageWith({ x64: 0x3e, arm64: 0xb7 });
+      assert.equal(npmPack().status, 0);
+    });
+
+    it('packs without prebuilds when told to', () => {
+      packageWith({});
+      assert.equal(npmPack({ TPM_JWT_PACK_WITHOUT_PREBUILDS: '1' }).status, 0);
+    });
+
+    it('never stops a git-dependency install, which runs prepare but not prepack', function () {
+      this.timeout(120_000);
+      packageWith({});
+      const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, stdio: 'ignore' });
+      git('init', '-q');
+      git('add', '.');
+      git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'p');
+      const consumer = path.join(path.dirname(dir), 'consumer');
+      mkdirSync(consumer);
+      writeFileSync(
+        path.join(consumer, 'package.json'),
+        JSON.stringify({ name: 'c', version: '1.0.0', private: true }),
+      );
+      execFileSync('npm', ['install', '--no-audit', '--no-fund', `git+file://${dir}`], {
+        cwd: consumer,
+        stdio: 'ignore',
+      });
+      assert.equal(JSON.parse(readFileSync(path.join(consumer, 'node_modules/p/package.json'), 'utf8')).name, 'p');
+    });
   });
 });

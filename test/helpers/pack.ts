@@ -5,10 +5,15 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Packs the package into `dir`; the tarball's path and the files it holds. */
-export function pack(dir: string): { tarball: string; files: string[] } {
+/**
+ * Packs the package into `dir`; the tarball's path and the files it holds. Without
+ * `prebuilds`, packs whatever prebuilds there are (none in a plain checkout): the
+ * tarball then builds from source on install.
+ */
+export function pack(dir: string, { prebuilds = true } = {}): { tarball: string; files: string[] } {
   const packed = execFileSync('npm', ['pack', '--pack-destination', dir, '--json'], {
     cwd: ROOT,
+    env: prebuilds ? process.env : { ...process.env, TPM_JWT_PACK_WITHOUT_PREBUILDS: '1' },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
   });
