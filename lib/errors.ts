@@ -74,3 +74,19 @@ export class TpmJwtError extends Error {
 export function invalidArgument(message: string): TpmJwtError {
   return new TpmJwtError('ERR_INVALID_ARGUMENT', message);
 }
+
+/**
+ * An error's message with its causes' after it, each once. fetch says only "fetch
+ * failed"; why (connect ECONNREFUSED, getaddrinfo ENOTFOUND, a certificate error) is in
+ * its cause, and a user reading our message needs it.
+ */
+export function messageWithCauses(err: unknown): string {
+  const parts: string[] = [];
+  // A cause chain is short; the bound only keeps a cycle from looping.
+  for (let e = err, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (message !== '' && !parts.some((part) => part.includes(message))) parts.push(message);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return parts.join(': ');
+}

@@ -15,6 +15,7 @@ import { CLOUD_PLATFORM_SCOPE, TpmAuthClient } from '../lib/google/index.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, storageOptions, type FakeGoogle } from './helpers/fake-google.js';
+import { refusingUrl } from './helpers/http.js';
 import { loopbackOnly } from './helpers/loopback-only.js';
 import { writeDescriptor } from './helpers/descriptor.js';
 import { useSwtpm } from './helpers/swtpm.js';
@@ -321,6 +322,14 @@ describe('50 TpmAuthClient with Google Cloud client libraries', () => {
       google.onToken = () => ({ body: { id_token: unsigned({ aud: 'https://a.run.app' }) } });
       const id = client({ mode: 'id-token', tokenUrl: google.tokenUrl, targetAudience: 'https://a.run.app' });
       await assert.rejects(id.getRequestHeaders(), { code: 'ERR_TOKEN_EXCHANGE', message: /not a JWT with an exp/ });
+    });
+
+    it('names why a request failed (connection refused), not only "fetch failed"', async () => {
+      const oauth = client({ mode: 'oauth2', tokenUrl: await refusingUrl('/token') });
+      await assert.rejects(oauth.getRequestHeaders(), {
+        code: 'ERR_TOKEN_EXCHANGE',
+        message: /fetch failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/,
+      });
     });
 
     for (const [what, arrange, message] of failures) {

@@ -19,7 +19,12 @@ import { Storage as Storage7 } from 'storage7';
 import { Storage as Storage8 } from 'storage8';
 
 import { TpmIdentityPoolClient, tpmSubjectTokenSupplier } from '../lib/google/index.js';
-import { openWifSigner, readWifConfiguration, wifSubjectTokenSupplier } from '../lib/google/wif-client.js';
+import {
+  federatedAccessToken,
+  openWifSigner,
+  readWifConfiguration,
+  wifSubjectTokenSupplier,
+} from '../lib/google/wif-client.js';
 import { parseWifTokenCommand } from '../lib/google/wif-config.js';
 import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
 import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, TpmSigner, type TpmKey } from '../lib/index.js';
@@ -27,6 +32,7 @@ import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, storageOptions } from './helpers/fake-google.js';
 import { startFakeSts, type FakeSts } from './helpers/fake-sts.js';
+import { refusingUrl } from './helpers/http.js';
 import { loopbackOnly } from './helpers/loopback-only.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { configurationReaders } from './helpers/configuration-readers.js';
@@ -571,6 +577,25 @@ describe('52 Workload Identity Federation with the TPM key', () => {
         assert.ok(token?.startsWith('sa.') && sts.issued.has(token));
         assert.equal(sts.exchanged.length, exchanged + 1);
         assert.deepEqual(sts.impersonated.slice(-1), [EMAIL]);
+      } finally {
+        await client.close();
+      }
+    });
+
+    it('names why the exchange failed for the metadata server (STS refuses connections), not only "fetch failed"', async () => {
+      const file = configuration({ token_url: await refusingUrl('/v1/token') });
+      const restore = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '1' });
+      let client: TpmIdentityPoolClient;
+      try {
+        client = await TpmIdentityPoolClient.fromCredentialConfiguration(file);
+      } finally {
+        restore();
+      }
+      try {
+        await assert.rejects(federatedAccessToken(client), {
+          code: 'ERR_TOKEN_EXCHANGE',
+          message: /connect ECONNREFUSED 127\.0\.0\.1:\d+/,
+        });
       } finally {
         await client.close();
       }

@@ -11,7 +11,7 @@
  * Tokens are kept in a TokenCache (lib/jwt/token-cache.ts): its rules are theirs.
  */
 import type { Signer } from '../crypt/signer.js';
-import { invalidArgument, TpmJwtError } from '../errors.js';
+import { invalidArgument, messageWithCauses, TpmJwtError } from '../errors.js';
 import { decode } from '../jwt/decode.js';
 import { mintToken } from '../jwt/encode.js';
 import { DEFAULT_LIFETIME_SECONDS } from '../jwt/signing-credentials.js';
@@ -239,7 +239,7 @@ async function exchangeAssertion(
     });
     text = await response.text();
   } catch (err) {
-    const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (err as Error).message;
+    const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : messageWithCauses(err);
     throw exchangeFailure(tokenUrl, reason, err);
   }
   let body: unknown;

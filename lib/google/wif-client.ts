@@ -12,7 +12,7 @@ import { IdentityPoolClient, type BaseExternalAccountClient, type SubjectTokenSu
 import { openServiceAccountFile, tpmSignerOptions } from '../crypt/service-account.js';
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
-import { invalidArgument, TpmJwtError } from '../errors.js';
+import { invalidArgument, messageWithCauses, TpmJwtError } from '../errors.js';
 import { TokenCache, type ExpiringToken } from '../jwt/token-cache.js';
 import { checkEncryptFromFile } from '../tpm/tcti-trust.js';
 import { jwtExpiry } from './token-sources.js';
@@ -226,7 +226,7 @@ function exchangeError(what: string, err: unknown): TpmJwtError {
   if (err instanceof TpmJwtError) return err;
   // google-auth-library's message carries the server's own error text (invalid_grant: ...).
   const status = (err as { response?: { status?: number } }).response?.status;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = messageWithCauses(err);
   const detail = status === undefined ? message : `HTTP ${status}: ${message}`;
   return new TpmJwtError('ERR_TOKEN_EXCHANGE', `${what}: ${detail.slice(0, 500)}`, { cause: err });
 }
