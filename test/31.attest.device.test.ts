@@ -306,6 +306,7 @@ describe('31 key attestation on a TPM with EK certificates', () => {
       const verdict = await verifyAttestation(doc, { roots: stranger, activation });
       assert.deepEqual(failing(verdict), ['ek-certificate', 'ak-bound']);
       assert.match(reason(verdict, 'ek-certificate'), /does not chain to a given root/);
+      assert.match(reason(verdict, 'ek-certificate'), /intermediate CA, the device sends it .*ekChain/);
     });
 
     it('a wrong nonce (and a replay without one)', async () => {
@@ -602,6 +603,11 @@ describe('31 key attestation on a TPM without EK certificates', () => {
     await assert.rejects(attestKey({ tcti: swtpm.tcti, key }), (err: TpmJwtError) => {
       assert.equal(err.code, 'ERR_TPM_UNSUPPORTED');
       assert.match(err.message, /no readable EK certificate/);
+      assert.match(
+        err.message,
+        /swtpm_setup --tpm2 --create-ek-cert/,
+        'the next step is in the library, not only the CLI',
+      );
       return true;
     });
   });

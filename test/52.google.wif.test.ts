@@ -582,7 +582,7 @@ describe('52 Workload Identity Federation with the TPM key', () => {
       }
     });
 
-    it('names why the exchange failed for the metadata server (STS refuses connections), not only "fetch failed"', async () => {
+    it('names why an exchange failed (STS refuses connections), not only "fetch failed"', async () => {
       const file = configuration({ token_url: await refusingUrl('/v1/token') });
       const restore = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '1' });
       let client: TpmIdentityPoolClient;

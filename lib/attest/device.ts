@@ -96,11 +96,12 @@ function akSpec(
   };
 }
 
-function chainFrom(pem: string | undefined): string[] {
+/** The PEM certificates of an EK chain; ERR_INVALID_ARGUMENT naming `what` when it holds none. */
+export function chainCertificates(pem: string | undefined, what = 'ekChain'): string[] {
   if (pem === undefined) return [];
-  if (typeof pem !== 'string') throw invalidArgument('ekChain must be PEM text');
+  if (typeof pem !== 'string') throw invalidArgument(`${what} must be PEM text`);
   const certificates = certificatePems(pem);
-  if (certificates.length === 0) throw invalidArgument('ekChain holds no PEM certificate');
+  if (certificates.length === 0) throw invalidArgument(`${what} holds no PEM certificate`);
   return certificates.map((c) => `${c}\n`);
 }
 
@@ -117,7 +118,7 @@ export async function attestKey(options: AttestKeyOptions): Promise<AttestationD
   const type = akType(options.akType);
   if (typeof options.key !== 'string') throw invalidArgument('key must be a KEYREF string');
   const nonce = options.nonce === undefined ? undefined : parseNonce(options.nonce);
-  const extraChain = chainFrom(options.ekChain);
+  const extraChain = chainCertificates(options.ekChain);
   if (options.email !== undefined && typeof options.email !== 'string') throw invalidArgument('email must be a string');
   if (options.kid !== undefined && (typeof options.kid !== 'string' || options.kid === '')) {
     throw invalidArgument('kid must be a non-empty string');
@@ -130,7 +131,9 @@ export async function attestKey(options: AttestKeyOptions): Promise<AttestationD
       throw new TpmJwtError(
         'ERR_TPM_UNSUPPORTED',
         'the TPM holds no readable EK certificate in NV (0x01c00002, 0x01c0000a, ...): nothing can vouch for it' +
-          (nv.notes.length > 0 ? ` (${nv.notes.join('; ')})` : ''),
+          (nv.notes.length > 0 ? ` (${nv.notes.join('; ')})` : '') +
+          '. A TPM gets one from its maker; a swtpm when its state is made with swtpm_setup --tpm2 ' +
+          '--create-ek-cert --create-platform-cert (as tpm-jwt simulate and tpm-jwt/testing do)',
       );
     }
     const key = await loadKeyRef(tpm, options.key, { ...(options.auth !== undefined && { auth: options.auth }) });

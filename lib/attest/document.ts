@@ -122,7 +122,12 @@ export function trustedEks(
       const what = `${keyLabel(publicKey)} EK certificate (NV ${index}) ${describe(cert)}`;
       trusted.push({ index, cert, publicKey, summary: `${what} chains to ${describe(result.root)}` });
     } else {
-      problems.push(`EK certificate (NV ${index}): ${result.why}`);
+      // The usual cause: the TPM's NV holds the EK certificate but not its intermediate CA.
+      problems.push(
+        `EK certificate (NV ${index}): ${result.why} (if its issuer is an intermediate CA, the device sends it ` +
+          "with the attestation: attestKey's ekChain, attest --ek-chain; otherwise the EK maker's root is not " +
+          'among the roots)',
+      );
     }
   }
   return { trusted, problems };

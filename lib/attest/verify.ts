@@ -253,7 +253,7 @@ function akBound(
   const notes: string[] = [];
   const cert = read.akCertificate;
   if (cert && !akRoots) {
-    notes.push('the AK certificate was not checked: no AK roots were given (akRoots, --ak-ca)');
+    notes.push('the AK certificate was not checked: no AK roots were given');
   } else if (cert && akRoots) {
     const gap = akCertificateGap(cert, parts, akRoots, trusted, at);
     if (gap) gaps.push(gap);
@@ -266,8 +266,8 @@ function akBound(
   }
   if (proofs.length === 0 && gaps.length === 0) {
     gaps.push(
-      'nothing ties the AK to the EK: run credential activation (createActivationChallenge, then ' +
-        'activateCredential on the device) or check a platform AK certificate against akRoots',
+      'nothing ties the AK to the EK: neither a credential activation nor a platform AK certificate checked ' +
+        'against AK roots',
     );
   }
   return gaps.length === 0 ? [true, [...proofs, ...notes].join('; ')] : [false, [...gaps, ...notes].join('; ')];

@@ -5,7 +5,6 @@ import { TpmJwtError } from '../errors.js';
 import { parse, UsageError } from './args.js';
 import type { Command, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
-import { cliWording } from './wording.js';
 
 function version(): string {
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -69,7 +68,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
 function failed(err: unknown, io: Io, command?: Command): number {
   const usage = err instanceof UsageError;
   const code = usage ? 'USAGE' : err instanceof TpmJwtError ? err.code : 'ERR';
-  const message = cliWording(String(err instanceof Error ? err.message : err))
+  const message = String(err instanceof Error ? err.message : err)
     .split('\n')
     .join(' ');
   command?.reportFailure?.(code, message, io);

@@ -2,10 +2,11 @@ import { readFile } from 'node:fs/promises';
 
 import { TpmJwtError } from '../../errors.js';
 import { parseNonce } from '../../wire/attestation-format.js';
-import { activateCredential, attestKey, type AttestationKeyOptions } from '../../attest/device.js';
+import { activateCredential, attestKey, chainCertificates, type AttestationKeyOptions } from '../../attest/device.js';
 import { parsePersistentHandle } from '../../tpm/handle.js';
 import { authFromEnv, flagValue, optional, required, UsageError, type Values } from '../args.js';
 import { json, tpmOptions, type Command, type Io } from '../command.js';
+import { handleInUse } from '../handle-in-use.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
 
 async function readArgument(file: string, what: string): Promise<Buffer> {
@@ -16,7 +17,7 @@ async function readArgument(file: string, what: string): Promise<Buffer> {
   }
 }
 
-function akOptions(values: Values): AttestationKeyOptions {
+function akOptions(values: Values): AttestationKeyOptions & { akHandle?: number } {
   const type = optional(values, 'ak-type');
   if (type !== undefined && type !== 'rsa' && type !== 'ecc') throw new UsageError('--ak-type must be rsa or ecc');
   const handle = optional(values, 'ak-handle');
@@ -52,16 +53,6 @@ async function outFile(values: Values): Promise<{ out?: string; force: boolean }
 async function emit({ out, force }: { out?: string; force: boolean }, io: Io, document: unknown): Promise<void> {
   if (out === undefined) io.out(json(document));
   else await writeOutput(out, json(document), force);
-}
-
-/** The library's ERR_TPM_HANDLE_IN_USE for --ak-handle, naming the flag that replaces the object. */
-function akHandleInUse(err: unknown): never {
-  if (err instanceof TpmJwtError && err.code === 'ERR_TPM_HANDLE_IN_USE') {
-    const named = err.message.replace(/\bpass force\b/, 'pass --replace-ak-handle');
-    const message = named === err.message ? `${named}; pass --replace-ak-handle to replace it` : named;
-    throw new TpmJwtError(err.code, message, { cause: err });
-  }
-  throw err;
 }
 
 export const attest: Command = {
@@ -130,6 +121,7 @@ never creates, persists or evicts anything at a handle.
     const auth = authFromEnv(values, io.env);
     const chainFile = optional(values, 'ek-chain');
     const ekChain = chainFile === undefined ? undefined : (await readArgument(chainFile, 'EK chain')).toString('utf8');
+    chainCertificates(ekChain, '--ek-chain');
     const output = await outFile(values);
     const document = await attestKey({
       ...tpmOptions(values),
@@ -141,7 +133,11 @@ never creates, persists or evicts anything at a handle.
       ...(ekChain !== undefined && { ekChain }),
       ...(auth !== undefined && { auth }),
       force: values['replace-ak-handle'] === true,
-    }).catch(akHandleInUse);
+    }).catch((err) =>
+      ak.akHandle === undefined
+        ? Promise.reject(err)
+        : handleInUse(err, '--ak-handle', ak.akHandle, '--replace-ak-handle'),
+    );
     await emit(output, io, document);
   },
 };

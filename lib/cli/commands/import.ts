@@ -6,6 +6,7 @@ import { formatHandle } from '../../tpm/handle.js';
 import type { ImportSource } from '../../tpm/import.js';
 import { authFromEnv, keyDestination, optional, required } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
+import { handleInUse } from '../handle-in-use.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
 
 /** A service-account JSON, or PEM text as it is. */
@@ -57,11 +58,15 @@ an existing file is refused unless --force.
     const tcti = optional(values, 'tcti');
 
     const key = await withTpm(values, async (tpm) => {
-      const imported = await tpm.importKey(source, {
-        force,
-        ...(persist !== undefined && { persist }),
-        ...(auth !== undefined && { auth }),
-      });
+      const imported = await tpm
+        .importKey(source, {
+          force,
+          ...(persist !== undefined && { persist }),
+          ...(auth !== undefined && { auth }),
+        })
+        .catch((err) =>
+          persist === undefined ? Promise.reject(err) : handleInUse(err, '--persist', persist, '--force'),
+        );
       if (out !== undefined) await writeOutput(out, imported.toPem(), force);
       return imported;
     });

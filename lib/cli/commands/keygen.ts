@@ -3,6 +3,7 @@ import { formatHandle } from '../../tpm/handle.js';
 import { formatPcrs, parsePcrs } from '../../tpm/pcrs.js';
 import { authFromEnv, flagValue, keyDestination, optional, required, UsageError } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
+import { handleInUse } from '../handle-in-use.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
 import { publicJwk } from '../../jwk.js';
 
@@ -52,7 +53,7 @@ persistent key, pass the same --pcrs when using it).
         ...(bits !== undefined && { bits }),
         ...(auth !== undefined && { auth }),
       }),
-    );
+    ).catch((err) => (persist === undefined ? Promise.reject(err) : handleInUse(err, '--persist', persist, '--force')));
     if (out !== undefined) await writeOutput(out, key.toPem(), force);
     const where = out ?? formatHandle(persist!);
     const pem = key.publicKey.export({ type: 'spki', format: 'pem' }).toString();

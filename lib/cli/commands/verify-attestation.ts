@@ -2,12 +2,12 @@ import { readFile } from 'node:fs/promises';
 
 import { createActivationChallenge } from '../../attest/challenge.js';
 import { parseNonce } from '../../wire/attestation-format.js';
-import { verifyAttestation } from '../../attest/verify.js';
+import { rootCertificates } from '../../attest/certificates.js';
+import { verifyAttestation, type AttestationVerdict } from '../../attest/verify.js';
 import { TpmJwtError } from '../../errors.js';
 import { flagValue, optional, required, UsageError } from '../args.js';
 import { json, type Command } from '../command.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
-import { cliWording } from '../wording.js';
 
 async function readText(file: string, what: string): Promise<string> {
   try {
@@ -15,6 +15,19 @@ async function readText(file: string, what: string): Promise<string> {
   } catch (err) {
     throw new TpmJwtError('ERR_INVALID_ARGUMENT', `cannot read ${what} ${file}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * A failed ak-bound check with what the user can run next: the three steps of credential
+ * activation, or --ak-ca for a platform AK certificate, whichever was not given.
+ */
+function withNextStep(reason: AttestationVerdict['reasons'][number], activation?: string, akCa?: string): string {
+  if (reason.check !== 'ak-bound' || reason.ok || activation !== undefined) return reason.detail;
+  const activate =
+    'run credential activation (verify-attestation --challenge-out C --expected-out E, then attest --activate C ' +
+    '--out A on the device, then verify-attestation --expected E --activation A)';
+  const certificate = akCa === undefined ? '; or check a platform AK certificate with --ak-ca' : '';
+  return `${reason.detail} (${activate}${certificate})`;
 }
 
 export const verifyAttestationCommand: Command = {
@@ -77,7 +90,8 @@ answer is checked against it. Existing files are never replaced unless --force.`
     }
     const nonceBytes = nonce === undefined ? undefined : flagValue('nonce', nonce, parseNonce);
     const attestation = await readText(positionals[0]!, 'attestation');
-    const roots = await readText(required(values, 'ca'), 'CA file');
+    // Parsed here, so that a file holding no certificate is refused by its flag's name.
+    const roots = rootCertificates(await readText(required(values, 'ca'), 'CA file'), '--ca');
 
     if (challengeOut !== undefined && expectedOut !== undefined) {
       const force = values['force'] === true;
@@ -92,7 +106,7 @@ answer is checked against it. Existing files are never replaced unless --force.`
     }
     const verdict = verifyAttestation(attestation, {
       roots,
-      ...(akCa !== undefined && { akRoots: await readText(akCa, 'AK CA file') }),
+      ...(akCa !== undefined && { akRoots: rootCertificates(await readText(akCa, 'AK CA file'), '--ak-ca') }),
       ...(nonceBytes !== undefined && { nonce: nonceBytes }),
       ...(expected !== undefined && {
         activation: {
@@ -101,8 +115,7 @@ answer is checked against it. Existing files are never replaced unless --force.`
         },
       }),
     });
-    // Each reason in the CLI's terms: flags, not the library's option names.
-    const reasons = verdict.reasons.map((r) => ({ ...r, detail: cliWording(r.detail) }));
+    const reasons = verdict.reasons.map((r) => ({ ...r, detail: withNextStep(r, activation, akCa) }));
     io.out(json({ ...verdict, reasons }));
     if (!verdict.ok) {
       const failed = reasons.filter((r) => !r.ok).map((r) => `${r.check}: ${r.detail}`);
