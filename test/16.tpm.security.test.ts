@@ -4,9 +4,9 @@ import { createHash, verify } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 import { Tpm } from '../lib/index.js';
+import { startChipRelay } from '../lib/testing/index.js';
 import { withAuth } from '../lib/tpm/auth.js';
 import { assertFails, cli } from './helpers/cli.js';
-import { startRelay } from './helpers/relay.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
 
@@ -118,7 +118,7 @@ describe('16 TPM security: auth values, lockout, encrypted sessions', () => {
 
   describe('on the wire (a recording relay between the TCTI and swtpm)', () => {
     async function signThroughRelay(encrypt: boolean): Promise<{ wire: Buffer; digest: Buffer; auth: Buffer }> {
-      const relay = await startRelay(swtpm.tcti);
+      const relay = await startChipRelay({ tcti: swtpm.tcti, capture: true });
       try {
         const viaRelay = await Tpm.open({ tcti: relay.tcti, encrypt });
         try {

@@ -6,23 +6,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
+import { startChipRelay, startSoftwareTpm, TPM_RESPONSES, type SoftwareTpm } from '../lib/testing/index.js';
 import { Tpm, TpmJwtError, TpmSigner } from '../lib/index.js';
-import { startRelay } from './helpers/relay.js';
 import { tpm2 } from './helpers/tools.js';
-
-const TPM2_CC_SIGN = 0x0000015d;
-const TPM2_CC_CONTEXT_SAVE = 0x00000162;
-const TPM2_RC_RETRY = 0x00000922;
-
-/** A bare TPM response: header only, with `rc`. */
-const response = (rc: number) => {
-  const out = Buffer.alloc(10);
-  out.writeUInt16BE(0x8001, 0);
-  out.writeUInt32BE(10, 2);
-  out.writeUInt32BE(rc, 6);
-  return out;
-};
 
 const dirs: string[] = [];
 const mkdtemp = () => {
@@ -101,7 +87,7 @@ describe('27 reliability: a TPM that goes away, answers "retry", or is left open
   });
 
   it('closes a context whose TPM is gone without trying to reach it', async () => {
-    const relay = await startRelay(swtpm.tcti);
+    const relay = await startChipRelay({ tcti: swtpm.tcti });
     const tpm = await Tpm.open({ tcti: relay.tcti });
     const key = await tpm.createKey({ alg: 'ES256' });
     await relay.close();
@@ -117,10 +103,13 @@ describe('27 reliability: a TPM that goes away, answers "retry", or is left open
     let held!: () => void;
     const holding = new Promise<void>((resolve) => (held = resolve));
     let release: (() => void) | undefined;
-    const relay = await startRelay(swtpm.tcti, (command) => {
-      if (command.readUInt32BE(6) !== TPM2_CC_SIGN || release) return undefined;
-      held();
-      return new Promise<void>((resolve) => (release = resolve));
+    const relay = await startChipRelay({
+      tcti: swtpm.tcti,
+      onCommand: ({ name }) => {
+        if (name !== 'Sign' || release) return undefined;
+        held();
+        return new Promise<void>((resolve) => (release = resolve));
+      },
     });
     const tpm = await Tpm.open({ tcti: relay.tcti });
     let child: ChildProcess | undefined;
@@ -232,17 +221,15 @@ describe('27 reliability: a TPM that goes away, answers "retry", or is left open
   it('reopens after the link broke under a command whose failure was ignored, not "wrong order"', async () => {
     // The context saves its session when it goes idle, ignoring a failure (the next
     // call would start a new session anyway): here the link breaks right then.
-    let drops = 2;
-    const relay = await startRelay(swtpm.tcti, (command) => {
-      if (command.readUInt32BE(6) !== TPM2_CC_CONTEXT_SAVE || drops === 0) return undefined;
-      drops--;
-      return 'drop';
+    const relay = await startChipRelay({
+      tcti: swtpm.tcti,
+      faults: [{ command: 'ContextSave', drop: 'before', times: 2 }],
     });
     const tpm = await Tpm.open({ tcti: relay.tcti });
     try {
       const key = await tpm.loadKey((await tpm.createKey({ alg: 'ES256' })).toPem());
       for (const n of [1, 2, 3, 4]) assert.equal((await key.sign(Buffer.from(`sign ${n}`))).length, 64);
-      assert.equal(drops, 0);
+      assert.equal(relay.log.filter((r) => r.fault !== undefined).length, 2);
     } finally {
       await tpm.close();
       await relay.close();
@@ -255,25 +242,19 @@ describe('27 reliability: a TPM that goes away, answers "retry", or is left open
   });
 
   it('tries TPM_RC_RETRY again, a bounded number of times', async () => {
-    let retries = 8;
-    let injected = 0;
-    const relay = await startRelay(swtpm.tcti, (command) => {
-      if (command.readUInt32BE(6) !== TPM2_CC_SIGN || retries <= 0) return undefined;
-      retries--;
-      injected++;
-      return response(TPM2_RC_RETRY);
-    });
+    const relay = await startChipRelay({ tcti: swtpm.tcti, faults: [{ command: 'Sign', rc: 'RETRY', times: 8 }] });
+    const injected = () => relay.log.filter((r) => r.fault !== undefined).length;
     const tpm = await Tpm.open({ tcti: relay.tcti });
     try {
       const key = await tpm.createKey({ alg: 'ES256' });
       // More "retry" answers than tpm2-tss absorbs on its own (5 submissions).
       assert.equal((await key.sign(Buffer.from('eventually'))).length, 64);
-      assert.equal(injected, 8);
+      assert.equal(injected(), 8);
 
-      retries = Infinity;
-      injected = 0;
-      await assert.rejects(key.sign(Buffer.from('never')), { code: 'ERR_TPM', tpmRc: TPM2_RC_RETRY });
-      assert.ok(injected > 8 && injected <= 25, `gave up after ${injected} attempts`);
+      relay.clear();
+      relay.setFaults([{ command: 'Sign', rc: 'RETRY' }]);
+      await assert.rejects(key.sign(Buffer.from('never')), { code: 'ERR_TPM', tpmRc: TPM_RESPONSES.RETRY });
+      assert.ok(injected() > 8 && injected() <= 25, `gave up after ${injected()} attempts`);
     } finally {
       await tpm.close();
       await relay.close();
