@@ -13,7 +13,13 @@ import { fileURLToPath } from 'node:url';
 import { verify } from 'node:crypto';
 
 import { attestKey, TpmSigner, verifyAttestation } from '../lib/index.js';
-import { startChipRelay, startSoftwareTpm, type ChipRelay, type SoftwareTpm } from '../lib/testing/index.js';
+import {
+  freePortPair,
+  startChipRelay,
+  startSoftwareTpm,
+  type ChipRelay,
+  type SoftwareTpm,
+} from '../lib/testing/index.js';
 
 /** Runs a tpm2-tools command against `tcti` without blocking the event loop (a relay may run on it). */
 function tpm2(tcti: string, command: string, ...args: string[]): Promise<{ status: number | null; stderr: string }> {
@@ -171,6 +177,39 @@ describe('70 tpm-jwt/testing', function () {
       });
       assert.equal(run.status, 2, `${fault}: ${run.stderr}`);
       assert.match(run.stderr, /--fault/);
+    }
+  });
+
+  it('tpm-jwt simulate --tcti --listen: a chip relay in front of a running TPM, listening where told', async () => {
+    const main = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
+    const own = await startSoftwareTpm();
+    const port = await freePortPair();
+    const args = ['--tcti', own.tcti, '--profile', 'fast-firmware', '--listen', `127.0.0.1:${port}`];
+    const run = spawnSync(process.execPath, ['--import', 'tsx', main, 'simulate', '--env', '--daemon', ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    try {
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, new RegExp(`^export TPM2TOOLS_TCTI='swtpm:host=127\\.0\\.0\\.1,port=${port}'$`, 'm'));
+      assert.doesNotMatch(run.stdout, /TPM_JWT_KEY|TPM_JWT_EK_ROOT/, 'it made no TPM of its own');
+      assert.equal((await tpm2(`swtpm:host=127.0.0.1,port=${port}`, 'getrandom', '4')).status, 0);
+    } finally {
+      const pid = /TPM_JWT_SIMULATE_PID='(\d+)'/.exec(run.stdout)?.[1];
+      if (pid) process.kill(Number(pid), 'SIGTERM');
+      await own.stop();
+    }
+    for (const [wrong, why] of [
+      [['--tcti', own.tcti], /--tcti is for the chip relay/],
+      [['--tcti', own.tcti, '--profile', 'fast-firmware', '--manufacture'], /--manufacture and --key apply/],
+      [['--profile', 'fast-firmware', '--listen', 'nowhere'], /--listen nowhere: expected HOST:PORT/],
+    ] as const) {
+      const refused = spawnSync(process.execPath, ['--import', 'tsx', main, 'simulate', ...wrong], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(refused.status, 2, refused.stderr);
+      assert.match(refused.stderr, why);
     }
   });
 

@@ -22,6 +22,7 @@ import {
 } from '../lib/testing/index.js';
 
 const HANDLE = 0x81000071;
+const KEY = 'handle:0x81000071';
 const EMAIL = 'chip@p.iam.gserviceaccount.com';
 
 describe('71 the main flows on a simulated discrete chip, counted in TPM commands', function () {
@@ -69,19 +70,19 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
   }
 
   describe('signing', () => {
-    it('a persistent key: one Sign, and the encrypted session saved around it; no CreatePrimary once open', async () => {
-      const opened = await TpmSigner.open({ key: `handle:0x${HANDLE.toString(16)}`, tcti: relay.tcti });
+    it('a persistent key: one Sign, the encrypted session saved around it; no CreatePrimary once open', async () => {
+      const opened = await TpmSigner.open({ key: KEY, tcti: relay.tcti });
       // The salt for the encrypted session: one primary, at open.
       assert.equal(sent()['CreatePrimary'], 1);
       await opened.close();
 
-      const encrypted = await warmSigner(`handle:0x${HANDLE.toString(16)}`, true);
+      const encrypted = await warmSigner(KEY, true);
       await encrypted.sign(Buffer.from('a'));
       // The session is saved between calls, so it holds no slot while the signer is idle.
       assert.deepEqual(sent(), { ContextLoad: 1, Sign: 1, ContextSave: 1 });
       await encrypted.close();
 
-      const plain = await warmSigner(`handle:0x${HANDLE.toString(16)}`, false);
+      const plain = await warmSigner(KEY, false);
       await plain.sign(Buffer.from('a'));
       assert.deepEqual(sent(), { Sign: 1 });
       await plain.close();
@@ -128,7 +129,7 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
     });
 
     it('the metadata server (jwt-access): twenty concurrent token requests, one Sign', async () => {
-      const signer = await warmSigner(`handle:0x${HANDLE.toString(16)}`, true);
+      const signer = await warmSigner(KEY, true);
       const server = await startMetadataServer({ mode: 'jwt-access', signer, email: EMAIL, port: 0 });
       try {
         const url = `${server.url}/computeMetadata/v1/instance/service-accounts/default/token`;
@@ -148,7 +149,7 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
   it('attestation: one Certify, each EK certificate read from NV once', async () => {
     const doc = await attestKey({
       tcti: relay.tcti,
-      key: `handle:0x${HANDLE.toString(16)}`,
+      key: KEY,
       ekChain: swtpm.ca!.intermediate,
     });
     assert.ok(doc.ek.certificates.length >= 1);
@@ -168,7 +169,7 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
     const transient: TpmResponseName[] = ['RETRY', 'YIELDED', 'TESTING', 'NV_RATE'];
     for (const rc of transient) {
       it(`signs through TPM_RC_${rc} answered to every second Sign, each signature valid`, async () => {
-        const signer = await warmSigner(`handle:0x${HANDLE.toString(16)}`, false);
+        const signer = await warmSigner(KEY, false);
         relay.setFaults([{ command: 'Sign', every: 2, rc }]);
         for (const n of [1, 2, 3, 4]) {
           const message = Buffer.from(`under ${rc} ${n}`);
@@ -184,7 +185,7 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
     }
 
     it('TPM_RC_LOCKOUT is ERR_TPM_LOCKOUT at once, not tried again; the next signature goes through', async () => {
-      const signer = await warmSigner(`handle:0x${HANDLE.toString(16)}`, false);
+      const signer = await warmSigner(KEY, false);
       relay.setFaults([{ command: 'Sign', rc: 'LOCKOUT', times: 1 }]);
       await assert.rejects(signer.sign(Buffer.from('x')), (err: TpmJwtError) => err.code === 'ERR_TPM_LOCKOUT');
       assert.deepEqual(sent(), { Sign: 1 });
@@ -194,7 +195,7 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
     });
 
     it('a link cut halfway through a response: one new connection, the signature made again, no error', async () => {
-      const signer = await warmSigner(`handle:0x${HANDLE.toString(16)}`, false);
+      const signer = await warmSigner(KEY, false);
       relay.setFaults([{ command: 'Sign', drop: 'mid-response', times: 1 }]);
       const message = Buffer.from('across a cut link');
       const signature = await signer.sign(message);
@@ -205,7 +206,7 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
     });
 
     it('the metadata server serves through a cut link with no failed request', async () => {
-      const signer = await warmSigner(`handle:0x${HANDLE.toString(16)}`, true);
+      const signer = await warmSigner(KEY, true);
       const server = await startMetadataServer({ mode: 'jwt-access', signer, email: EMAIL, port: 0 });
       try {
         relay.setFaults([{ command: 'Sign', drop: 'before', times: 1 }]);

@@ -67,6 +67,12 @@ export interface ChipRelayOptions {
   onCommand?: (command: { name: string; code: number; bytes: Buffer }) => void | Promise<void>;
   /** Keep every byte both ways (what a wiretap on the TPM link would see): `captured()`. */
   capture?: boolean;
+  /**
+   * Where the relay listens: its server port, and the control port above it. Loopback on a
+   * free pair by default; another host (a container's 0.0.0.0) gives the TPM to every
+   * machine that reaches it, as swtpm's own bindaddr does.
+   */
+  listen?: { host?: string; port?: number };
 }
 
 export interface ChipRelay {
@@ -308,11 +314,12 @@ export async function startChipRelay(options: ChipRelayOptions): Promise<ChipRel
     upstream.once('close', () => client.destroy());
   });
 
-  const port = await freePortPair();
+  const listenHost = options.listen?.host ?? '127.0.0.1';
+  const port = options.listen?.port ?? (await freePortPair());
   const listen = (server: Server, at: number) =>
     new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(at, '127.0.0.1', () => resolve());
+      server.listen(at, listenHost, () => resolve());
     });
   await listen(serverPort, port);
   try {
@@ -323,7 +330,8 @@ export async function startChipRelay(options: ChipRelayOptions): Promise<ChipRel
   }
 
   return {
-    tcti: `swtpm:host=127.0.0.1,port=${port}`,
+    // A wildcard address is reached on this machine at loopback.
+    tcti: `swtpm:host=${listenHost === '0.0.0.0' || listenHost === '::' ? '127.0.0.1' : listenHost},port=${port}`,
     log,
     count(command) {
       if (command === undefined) return log.length;

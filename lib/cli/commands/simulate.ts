@@ -58,11 +58,20 @@ function parseKey(text: string): { alg: 'RS256' | 'PS256' | 'ES256'; persist?: n
   return { alg, ...(handle !== undefined && { persist: flagValue('key', handle, parsePersistentHandle) }) };
 }
 
+/** `HOST:PORT` or `[V6]:PORT`: where the relay listens. */
+function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (!match || !(port > 0 && port < 65535))
+    throw new UsageError(`--listen ${text}: expected HOST:PORT (PORT and PORT+1)`);
+  return { host: (match[1] ?? match[2])!, port };
+}
+
 /** What the shell is told: the TCTI, and where the CA and the key are. */
-function describe(tpm: SoftwareTpm, tcti: string, env: boolean): string {
+function describe(tpm: SoftwareTpm | undefined, tcti: string, env: boolean): string {
   const vars: [string, string][] = [['TPM2TOOLS_TCTI', tcti]];
-  if (tpm.ca) vars.push(['TPM_JWT_EK_ROOT', tpm.ca.rootFile], ['TPM_JWT_EK_CHAIN', tpm.ca.intermediateFile]);
-  if (tpm.key) vars.push(['TPM_JWT_KEY', tpm.key.ref]);
+  if (tpm?.ca) vars.push(['TPM_JWT_EK_ROOT', tpm.ca.rootFile], ['TPM_JWT_EK_CHAIN', tpm.ca.intermediateFile]);
+  if (tpm?.key) vars.push(['TPM_JWT_KEY', tpm.key.ref]);
   if (!env)
     return vars.map(([name, value]) => (name === 'TPM2TOOLS_TCTI' ? value : `${name}=${value}`)).join('\n') + '\n';
   return vars.map(([name, value]) => `export ${name}='${value.replace(/'/g, `'\\''`)}'`).join('\n') + '\n';
@@ -76,24 +85,42 @@ async function simulate(values: Values, io: Io): Promise<void> {
   }
   const faults = ((values['fault'] as string[] | undefined) ?? []).map(parseFault);
   const keyFlag = optional(values, 'key');
-  const tpm = await startSoftwareTpm({
-    manufacture: values['manufacture'] === true,
-    ...(keyFlag !== undefined && { key: parseKey(keyFlag) }),
-  });
+  const given = optional(values, 'tcti');
+  const listenFlag = optional(values, 'listen');
+  const listen = listenFlag === undefined ? undefined : parseListen(listenFlag);
+  const relayed = profile !== undefined || faults.length > 0;
+  if (given !== undefined && (keyFlag !== undefined || values['manufacture'] !== undefined)) {
+    throw new UsageError(
+      '--tcti names a TPM that is already made: --manufacture and --key apply to the one simulate starts',
+    );
+  }
+  if ((given !== undefined || listen !== undefined) && !relayed) {
+    throw new UsageError(
+      `--${given !== undefined ? 'tcti' : 'listen'} is for the chip relay: give --profile or --fault`,
+    );
+  }
+  const tpm =
+    given === undefined
+      ? await startSoftwareTpm({
+          manufacture: values['manufacture'] === true,
+          ...(keyFlag !== undefined && { key: parseKey(keyFlag) }),
+        })
+      : undefined;
   let relay: ChipRelay | undefined;
   try {
-    if (profile !== undefined || faults.length > 0) {
+    if (relayed) {
       relay = await startChipRelay({
-        tcti: tpm.tcti,
+        tcti: given ?? tpm!.tcti,
         ...(profile !== undefined && { profile: profile as keyof typeof CHIP_PROFILES }),
         faults,
+        ...(listen !== undefined && { listen }),
       });
     }
-    io.out(describe(tpm, relay?.tcti ?? tpm.tcti, values['env'] === true));
+    io.out(describe(tpm, relay?.tcti ?? tpm!.tcti, values['env'] === true));
     await untilSignalled();
   } finally {
     await relay?.close();
-    await tpm.stop();
+    await tpm?.stop();
   }
 }
 
@@ -104,7 +131,7 @@ async function simulate(values: Values, io: Io): Promise<void> {
 async function daemonize(values: Values, io: Io): Promise<void> {
   const args = ['simulate'];
   for (const flag of ['manufacture', 'env']) if (values[flag] === true) args.push(`--${flag}`);
-  for (const flag of ['key', 'profile']) {
+  for (const flag of ['key', 'profile', 'tcti', 'listen']) {
     const value = optional(values, flag);
     if (value !== undefined) args.push(`--${flag}`, value);
   }
@@ -137,7 +164,7 @@ export const simulateCommand: Command = {
   usage: `tpm-jwt simulate [--manufacture] [--key ALG[@HANDLE]] [--profile discrete-spi|fast-firmware]
                  [--fault command=NAME,(rc=CODE|drop=before|drop=mid-response|stallMs=N)
                           [,nth=N|every=N|share=P][,times=N] ...]
-                 [--env] [--daemon]
+                 [--tcti TCTI] [--listen HOST:PORT] [--env] [--daemon]
 
 Starts a software TPM (swtpm on free loopback ports, state in a temporary directory) and
 prints its TCTI; keeps running until SIGTERM or SIGINT, then removes it. --manufacture
@@ -146,17 +173,23 @@ to pass verify-attestation --ca and attest --ek-chain); --key makes a key, as a 
 or persisted at HANDLE (TPM_JWT_KEY). --profile and --fault put a chip relay in front:
 each command takes as long as on that kind of chip, and the faults answer, cut or stall
 the commands they match (rc takes a name such as RETRY, YIELDED, TESTING, NV_RATE,
-LOCKOUT, or a number). --env prints export lines; --daemon returns once it is up, the
-simulator running on (stop it with kill $TPM_JWT_SIMULATE_PID).
+LOCKOUT, or a number). --tcti puts the relay in front of a TPM that is already running
+instead of starting one (a swtpm container, say); --listen is where the relay listens
+(PORT and PORT+1, as swtpm; loopback on free ports by default, and every machine that
+reaches another address gets the TPM). --env prints export lines; --daemon returns once
+it is up, the simulator running on (stop it with kill $TPM_JWT_SIMULATE_PID).
 
   tpm-jwt simulate --manufacture --key ES256@0x81000001
   eval "$(npx tpm-jwt simulate --env --daemon --manufacture --key ES256)"
-  npx tpm-jwt simulate --profile discrete-spi --fault command=Sign,rc=RETRY,every=3`,
+  npx tpm-jwt simulate --profile discrete-spi --fault command=Sign,rc=RETRY,every=3
+  tpm-jwt simulate --tcti swtpm:host=swtpm,port=2321 --profile discrete-spi --listen 0.0.0.0:2421`,
   options: {
     manufacture: { type: 'boolean' },
     key: { type: 'string' },
     profile: { type: 'string' },
     fault: { type: 'string', multiple: true },
+    tcti: { type: 'string' },
+    listen: { type: 'string' },
     env: { type: 'boolean' },
     daemon: { type: 'boolean' },
   },
