@@ -58,6 +58,23 @@ describe('70 tpm-jwt/testing', function () {
       assert.equal(existsSync(tpm.stateDir), false);
     });
 
+    it('died() tells a crash from a kill(), restart() or stop() that was asked for', async () => {
+      const tpm = await startSoftwareTpm();
+      const settled = (ms: number) =>
+        Promise.race([tpm.died(), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms))]);
+      try {
+        await tpm.restart();
+        await tpm.kill();
+        await tpm.start();
+        assert.equal(await settled(300), undefined, 'a restart or kill that was asked for is no death');
+        // As a crash, or another process's signal, would end it.
+        spawnSync('pkill', ['-KILL', '-f', `dir=${tpm.stateDir}`]);
+        assert.match((await settled(5_000)) ?? 'still alive', /^swtpm exited \(SIGKILL\)$/);
+      } finally {
+        await tpm.stop();
+      }
+    });
+
     it('makes a key file when no handle is given', async () => {
       const tpm = await startSoftwareTpm({ key: { alg: 'RS256' } });
       try {
@@ -166,6 +183,28 @@ describe('70 tpm-jwt/testing', function () {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     assert.equal(existsSync(path.dirname(env['TPM_JWT_KEY']!)), false, 'the state outlived the simulator');
+  });
+
+  it('tpm-jwt simulate stops, and says why, when its swtpm dies under it', async () => {
+    const main = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', main, 'simulate', '--key', 'ES256'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const key = await new Promise<string>((resolve) =>
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const match = /^TPM_JWT_KEY=(.*)$/m.exec(out);
+        if (match) resolve(match[1]!);
+      }),
+    );
+    spawnSync('pkill', ['-KILL', '-f', `dir=${path.dirname(key)}`]);
+    assert.equal(await exited, 1);
+    assert.match(err, /^error \[ERR_TPM_CONNECTION\]: swtpm exited \(SIGKILL\)/);
+    assert.equal(existsSync(path.dirname(key)), false, 'its state is removed all the same');
   });
 
   it('tpm-jwt simulate refuses a fault it cannot apply, naming what it takes', () => {

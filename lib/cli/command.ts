@@ -40,18 +40,22 @@ export const json = (value: unknown): string => `${JSON.stringify(value, null, 2
 
 /**
  * Resolves on SIGTERM or SIGINT: how a long-running command (a server, a simulator) waits
- * to drain and exit 0. It holds the process alive meanwhile.
+ * to drain and exit 0. It holds the process alive meanwhile. Rejects with `failure`'s
+ * error if that comes first (what the command serves went away).
  */
-export function untilSignalled(): Promise<void> {
+export function untilSignalled(failure?: Promise<never>): Promise<void> {
   const alive = setInterval(() => undefined, 1 << 30);
-  return new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
+  return new Promise<void>((resolve, reject) => {
+    const stop = (err?: unknown) => {
+      process.off('SIGTERM', signalled);
+      process.off('SIGINT', signalled);
       clearInterval(alive);
-      resolve();
+      if (err === undefined) resolve();
+      else reject(err);
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    const signalled = () => stop();
+    process.on('SIGTERM', signalled);
+    process.on('SIGINT', signalled);
+    failure?.catch(stop);
   });
 }

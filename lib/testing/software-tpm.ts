@@ -65,6 +65,12 @@ export interface SoftwareTpm {
   start(): Promise<void>;
   /** Stops swtpm and removes its state (and a temporary CA). */
   stop(): Promise<void>;
+  /**
+   * Resolves, with how it ended, once swtpm exits without kill(), restart() or stop()
+   * asking it to: a crash, or someone else's signal. A long-running simulator stops then,
+   * rather than serve a TPM that is gone.
+   */
+  died(): Promise<string>;
 }
 
 /** What process exit must still clean up: swtpm processes and directories. */
@@ -279,10 +285,24 @@ export async function startSoftwareTpm(options: SoftwareTpmOptions = {}): Promis
     }
     const tcti = `swtpm:host=127.0.0.1,port=${port}`;
     const key = options.key ? await provision(tcti, stateDir, options.key) : undefined;
-    const kill = () => killed(child, 'SIGKILL');
+    let death: ((why: string) => void) | undefined;
+    const dying = new Promise<string>((resolve) => (death = resolve));
+    // Every exit that kill(), restart() and stop() did not ask for is a death.
+    const asked = new WeakSet<ChildProcess>();
+    const watch = (process: ChildProcess) =>
+      process.once('exit', (code, signal) => {
+        if (!asked.has(process)) death?.(`swtpm exited (${signal ?? `status ${code}`})`);
+      });
+    const ending = (signal: NodeJS.Signals) => {
+      if (child) asked.add(child);
+      return killed(child, signal);
+    };
+    watch(child!);
+    const kill = () => ending('SIGKILL');
     const start = async () => {
       if (child && child.exitCode === null && child.signalCode === null) return;
       child = await spawnSwtpm(stateDir, port);
+      watch(child);
     };
     return {
       tcti,
@@ -296,9 +316,10 @@ export async function startSoftwareTpm(options: SoftwareTpmOptions = {}): Promis
         await start();
       },
       async stop() {
-        await killed(child, 'SIGTERM');
+        await ending('SIGTERM');
         removeAll();
       },
+      died: () => dying,
     };
   } catch (err) {
     await killed(child, 'SIGKILL');

@@ -117,7 +117,9 @@ async function simulate(values: Values, io: Io): Promise<void> {
       });
     }
     io.out(describe(tpm, relay?.tcti ?? tpm!.tcti, values['env'] === true));
-    await untilSignalled();
+    // A TPM that died is no TPM to point at: stop, and say so, rather than relay to nothing.
+    const died = tpm?.died().then((why) => Promise.reject(new TpmJwtError('ERR_TPM_CONNECTION', why)));
+    await untilSignalled(died);
   } finally {
     await relay?.close();
     await tpm?.stop();
