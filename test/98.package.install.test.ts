@@ -73,6 +73,44 @@ describe('98 the packed tarball, installed as a dependency', function () {
     assert.equal(JSON.parse(verified.stdout).sub, 'sa@p.iam.gserviceaccount.com');
   });
 
+  it("runs the project's own tests on a manufactured swtpm behind a discrete chip that answers RETRY", () => {
+    // docs/testing.md's example, as a project that installed tpm-jwt writes it: nothing from this repo.
+    writeFileSync(
+      path.join(project, 'chip.test.mjs'),
+      `
+      import assert from 'node:assert/strict';
+      import { test } from 'node:test';
+      import { attestKey, TpmSigner, verifyAttestation } from 'tpm-jwt';
+      import { startChipRelay, startSoftwareTpm } from 'tpm-jwt/testing';
+
+      test('signs and attests on a simulated chip', async () => {
+        const tpm = await startSoftwareTpm({ manufacture: true, key: { alg: 'ES256' } });
+        const chip = await startChipRelay({
+          tcti: tpm.tcti,
+          profile: 'discrete-spi',
+          faults: [{ command: 'Sign', nth: 1, rc: 'RETRY' }],
+        });
+        try {
+          const signer = await TpmSigner.open({ key: tpm.key.ref, tcti: chip.tcti });
+          assert.equal((await signer.sign(Buffer.from('hello'))).length, 64);
+          await signer.close();
+          assert.equal(chip.log.filter((r) => r.fault).length, 1);
+          assert.ok(chip.tpmTime() >= 150);
+          const doc = await attestKey({ tcti: chip.tcti, key: tpm.key.ref, ekChain: tpm.ca.intermediate });
+          const verdict = await verifyAttestation(doc, { roots: tpm.ca.root });
+          assert.equal(verdict.reasons.find((r) => r.check === 'ek-certificate').ok, true);
+        } finally {
+          await chip.close();
+          await tpm.stop();
+        }
+      });
+    `,
+    );
+    const tested = run(process.execPath, ['--test', 'chip.test.mjs']);
+    assert.equal(tested.status, 0, tested.stdout + tested.stderr);
+    assert.match(tested.stdout, /# pass 1/);
+  });
+
   it('loads with require() from CommonJS and with import', () => {
     const cjs = run(process.execPath, [
       '-e',
