@@ -1,7 +1,5 @@
 #include "context.h"
 
-#include <cstdio>
-
 #include "auth.h"
 
 namespace tss {
@@ -174,10 +172,8 @@ Status Context::OpenHandle(TPM2_HANDLE handle, ESYS_TR* out) {
   ESYS_TR tr = ESYS_TR_NONE;
   TSS2_RC rc = Esys_TR_FromTPMPublic(esys_, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
   if (rc != TSS2_RC_SUCCESS) {
-    char hex[16];
-    snprintf(hex, sizeof hex, "0x%08x", handle);
     return Status::Tss(rc, "Esys_TR_FromTPMPublic")
-        .Detail(std::string("no object at handle ") + hex);
+        .Detail("no object at handle " + HandleHex(handle));
   }
   handles_[handle] = tr;
   *out = tr;

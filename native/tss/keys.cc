@@ -1,6 +1,5 @@
 #include "keys.h"
 
-#include <cstdio>
 #include <cstring>
 
 #include "esys_ptr.h"
@@ -9,16 +8,6 @@
 #include "transient.h"
 
 namespace tss {
-
-namespace {
-
-std::string Hex(TPM2_HANDLE handle) {
-  char out[16];
-  snprintf(out, sizeof out, "0x%08x", handle);
-  return out;
-}
-
-}  // namespace
 
 Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec, const SecretBytes& auth,
                  const PcrPolicy& policy, KeyBlob* out) {
@@ -74,9 +63,9 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
   bool occupied = false;
   TSS_RETURN_IF_ERROR(IsOccupied(ctx, handle, &occupied));
   if (occupied && !force) {
-    return Status::Fail(
-        ErrorCode::kTpmHandleInUse,
-        "handle " + Hex(handle) + " already holds a persistent object; pass force to replace it");
+    return Status::Fail(ErrorCode::kTpmHandleInUse,
+                        "handle " + HandleHex(handle) +
+                            " already holds a persistent object; pass force to replace it");
   }
   Transient loaded(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
@@ -101,7 +90,7 @@ Status MakePersistent(Context& ctx, ESYS_TR object, TPM2_HANDLE handle, bool occ
   if (rc != TSS2_RC_SUCCESS) {
     Status s = Status::Tss(rc, "Esys_EvictControl");
     // The TPM has no atomic replace: say plainly what state the handle is in.
-    if (occupied) s.Detail("the object that was at " + Hex(handle) + " has been evicted");
+    if (occupied) s.Detail("the object that was at " + HandleHex(handle) + " has been evicted");
     return s;
   }
   Esys_TR_Close(ctx.esys(), &persistent);
