@@ -1,13 +1,6 @@
 #include "saved_context.h"
 
-#include "secret.h"
-
 namespace tss {
-
-void SavedContext::WipeAndFree::operator()(TPMS_CONTEXT* context) const {
-  Wipe(context, sizeof *context);
-  Esys_Free(context);
-}
 
 Status SavedContext::Save(ESYS_CONTEXT* esys, ESYS_TR object) {
   TPMS_CONTEXT* saved = nullptr;

@@ -6,8 +6,7 @@
 
 #include <tss2/tss2_esys.h>
 
-#include <memory>
-
+#include "esys_ptr.h"
 #include "status.h"
 
 namespace tss {
@@ -30,10 +29,7 @@ class SavedContext {
   void FlushSession(ESYS_CONTEXT* esys);
 
  private:
-  struct WipeAndFree {
-    void operator()(TPMS_CONTEXT* context) const;
-  };
-  std::unique_ptr<TPMS_CONTEXT, WipeAndFree> blob_;
+  EsysSecretPtr<TPMS_CONTEXT> blob_;
 };
 
 }  // namespace tss
