@@ -75,11 +75,8 @@ Status Context::Auth(TPMA_SESSION crypt, ESYS_TR* out) {
     return Status();
   }
   if (session_ == ESYS_TR_NONE && !saved_session_.empty()) {
-    Status loaded = saved_session_.Load(esys_, true, &session_);
-    if (IsConnectionLost(loaded) || IsSlotShortage(loaded)) return loaded;
-    // Anything else: the TPM no longer has it (restarted, or flushed by another
-    // process); a new session serves as well.
-    if (!loaded.ok()) DropSession();
+    // A saved session the TPM no longer has is dropped: a new one serves as well.
+    TSS_RETURN_IF_ERROR(saved_session_.Load(esys_, true, &session_));
   }
   if (session_ == ESYS_TR_NONE) {
     TSS_RETURN_IF_ERROR(StartSaltedSession(esys_, session_options_, &session_, &salt_key_name_));

@@ -21,7 +21,9 @@ class SavedContext {
   // an object stays loaded (the caller flushes it).
   Status Save(ESYS_CONTEXT* esys, ESYS_TR object);
   // TPM2_ContextLoad of the blob. A session's blob is used up by loading it (the TPM
-  // accepts each one once), so it is released; an object's may be loaded again.
+  // accepts each one once), so it is released; an object's may be loaded again. A blob
+  // the TPM no longer accepts is stale: it is released and `out` is ESYS_TR_NONE, with
+  // success. Only a lost connection or full slots fail, and keep the blob.
   Status Load(ESYS_CONTEXT* esys, bool is_session, ESYS_TR* out);
   // For a saved session: TPM2_FlushContext of its handle, which a saved session keeps
   // in the TPM, then releases the blob. It needs no free slot, unlike loading it to
