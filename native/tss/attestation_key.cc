@@ -45,31 +45,27 @@ std::vector<uint8_t> WithoutUnique(TPMT_PUBLIC pub) {
 // The TPM hashes (TPM2_Hash, no object slot); this layer links no crypto library.
 Status IsAkOf(Context& ctx, ESYS_TR tr, const TPM2B_PUBLIC& tmpl, bool* out) {
   *out = false;
-  TPM2B_PUBLIC* pub_raw = nullptr;
-  TPM2B_NAME* name_raw = nullptr;
-  TPM2B_NAME* qualified_raw = nullptr;
-  TSS_CALL(Esys_ReadPublic, ctx.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
-           &name_raw, &qualified_raw);
-  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
-  EsysPtr<TPM2B_NAME> name(name_raw);
-  EsysPtr<TPM2B_NAME> qualified(qualified_raw);
-  if (WithoutUnique(pub->publicArea) != WithoutUnique(tmpl.publicArea)) return Status();
+  TPM2B_PUBLIC pub;
+  TPM2B_NAME name;
+  TPM2B_NAME qualified;
+  TSS_RETURN_IF_ERROR(ReadObjectPublic(ctx.esys(), tr, &pub, &name, &qualified));
+  if (WithoutUnique(pub.publicArea) != WithoutUnique(tmpl.publicArea)) return Status();
 
   TPM2B_MAX_BUFFER data = {};
   const TPM2_HANDLE hierarchy = TPM2_RH_ENDORSEMENT;
   for (int i = 0; i < 4; ++i) data.buffer[i] = static_cast<uint8_t>(hierarchy >> (24 - 8 * i));
-  memcpy(data.buffer + 4, name->name, name->size);
-  data.size = static_cast<UINT16>(4 + name->size);
+  memcpy(data.buffer + 4, name.name, name.size);
+  data.size = static_cast<UINT16>(4 + name.size);
   TPM2B_DIGEST* digest_raw = nullptr;
   TPMT_TK_HASHCHECK* ticket_raw = nullptr;
   TSS_CALL(Esys_Hash, ctx.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &data,
-           pub->publicArea.nameAlg, ESYS_TR_RH_NULL, &digest_raw, &ticket_raw);
+           pub.publicArea.nameAlg, ESYS_TR_RH_NULL, &digest_raw, &ticket_raw);
   EsysPtr<TPM2B_DIGEST> digest(digest_raw);
   EsysPtr<TPMT_TK_HASHCHECK> ticket(ticket_raw);
-  const uint16_t alg = pub->publicArea.nameAlg;
-  *out = qualified->size == 2 + digest->size && qualified->name[0] == (alg >> 8) &&
-         qualified->name[1] == (alg & 0xff) &&
-         memcmp(qualified->name + 2, digest->buffer, digest->size) == 0;
+  const uint16_t alg = pub.publicArea.nameAlg;
+  *out = qualified.size == 2 + digest->size && qualified.name[0] == (alg >> 8) &&
+         qualified.name[1] == (alg & 0xff) &&
+         memcmp(qualified.name + 2, digest->buffer, digest->size) == 0;
   return Status();
 }
 

@@ -48,11 +48,30 @@ Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out) {
   ctx.ForgetHandle(handle);
   ESYS_TR tr = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.OpenHandle(handle, &tr));
+  return ReadObjectPublic(ctx.esys(), tr, out);
+}
+
+Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out, TPM2B_NAME* name,
+                        TPM2B_NAME* qualified_name) {
   TPM2B_PUBLIC* pub_raw = nullptr;
-  TSS_CALL(Esys_ReadPublic, ctx.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
-           nullptr, nullptr);
+  TPM2B_NAME* name_raw = nullptr;
+  TPM2B_NAME* qualified_raw = nullptr;
+  TSS_CALL(Esys_ReadPublic, esys, object, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
+           name != nullptr ? &name_raw : nullptr,
+           qualified_name != nullptr ? &qualified_raw : nullptr);
   EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
+  EsysPtr<TPM2B_NAME> owned_name(name_raw);
+  EsysPtr<TPM2B_NAME> owned_qualified(qualified_raw);
   *out = *pub;
+  if (name != nullptr) *name = *owned_name;
+  if (qualified_name != nullptr) *qualified_name = *owned_qualified;
+  return Status();
+}
+
+Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out) {
+  TPM2B_PUBLIC pub;
+  TSS_RETURN_IF_ERROR(ReadObjectPublic(esys, object, &pub));
+  *out = MarshalPublic(pub);
   return Status();
 }
 
