@@ -18,6 +18,10 @@ constexpr TPMA_OBJECT kEndorsementAttributes =
     TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
     TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
 
+constexpr TPMA_OBJECT kAkAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
+                                      TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                      TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
+
 // PolicySecret(TPM_RH_ENDORSEMENT) in SHA-256, the EK profile's policy A: the EK is used
 // only with endorsement auth.
 constexpr uint8_t kEndorsementPolicy[32] = {
@@ -88,6 +92,33 @@ TPM2B_PUBLIC RsaEndorsementKeyTemplate() {
   pub.parameters.rsaDetail.exponent = 0;
   // The profile's unique field: 256 zero bytes.
   pub.unique.rsa.size = 256;
+  return out;
+}
+
+TPM2B_PUBLIC AkTemplate(TPMI_ALG_PUBLIC type) {
+  TPM2B_PUBLIC out = {};
+  TPMT_PUBLIC& pub = out.publicArea;
+  pub.type = type;
+  pub.nameAlg = TPM2_ALG_SHA256;
+  pub.objectAttributes = kAkAttributes;
+  if (type == TPM2_ALG_ECC) {
+    TPMS_ECC_PARMS& ecc = pub.parameters.eccDetail;
+    ecc.symmetric.algorithm = TPM2_ALG_NULL;
+    ecc.scheme.scheme = TPM2_ALG_ECDSA;
+    ecc.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+    ecc.curveID = TPM2_ECC_NIST_P256;
+    ecc.kdf.scheme = TPM2_ALG_NULL;
+    // go-tpm-tools' unique: 32 zero bytes each, which changes the key: kept to match.
+    pub.unique.ecc.x.size = 32;
+    pub.unique.ecc.y.size = 32;
+  } else {
+    TPMS_RSA_PARMS& rsa = pub.parameters.rsaDetail;
+    rsa.symmetric.algorithm = TPM2_ALG_NULL;
+    rsa.scheme.scheme = TPM2_ALG_RSASSA;
+    rsa.scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
+    rsa.keyBits = 2048;
+    rsa.exponent = 0;
+  }
   return out;
 }
 

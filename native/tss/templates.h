@@ -1,5 +1,5 @@
 // TPMT_PUBLIC templates: the storage parent every created or imported key hangs under,
-// and the signing keys themselves.
+// the endorsement key, the attestation key, and the signing keys themselves.
 #pragma once
 
 #include <tss2/tss2_tpm2_types.h>
@@ -29,6 +29,11 @@ TPM2B_PUBLIC EndorsementKeyTemplate();
 // fixedParent|sensitiveDataOrigin|adminWithPolicy, AES-128-CFB, authPolicy
 // PolicySecret(TPM_RH_ENDORSEMENT), unique 256 zero bytes.
 TPM2B_PUBLIC RsaEndorsementKeyTemplate();
+
+// go-tpm-tools' AK templates: RSA 2048 RSASSA-SHA256 or ECC P-256 ECDSA-SHA256,
+// restricted|sign|fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth, nameAlg
+// SHA-256, no symmetric algorithm; unique empty (RSA) or zero x and y (ECC).
+TPM2B_PUBLIC AkTemplate(TPMI_ALG_PUBLIC type);
 
 // An unrestricted signing key with a NULL scheme, so the scheme (RSASSA or RSAPSS,
 // ECDSA) is chosen per signature: fixedTPM|fixedParent|sensitiveDataOrigin|
