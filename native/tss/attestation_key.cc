@@ -14,9 +14,7 @@ namespace {
 
 Status TemplateOf(const AkSpec& spec, TPM2B_PUBLIC* out) {
   if (spec.tmpl.empty()) {
-    if (spec.type != TPM2_ALG_RSA && spec.type != TPM2_ALG_ECC) {
-      return Status::Fail(ErrorCode::kInvalidArgument, "the AK type must be RSA or ECC");
-    }
+    TSS_RETURN_IF_ERROR(CheckKeyType(spec.type, "the AK type"));
     *out = AkTemplate(spec.type);
     return Status();
   }

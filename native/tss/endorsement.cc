@@ -30,9 +30,7 @@ Status LoadEk(Context& ctx, const EkSpec& spec, Transient* out, TPMT_PUBLIC* pub
     TSS_RETURN_IF_ERROR(ctx.OpenHandle(spec.handle, &tr));
     out->Borrow(tr);
   } else {
-    if (spec.type != TPM2_ALG_RSA && spec.type != TPM2_ALG_ECC) {
-      return Status::Fail(ErrorCode::kInvalidArgument, "the EK type must be RSA or ECC");
-    }
+    TSS_RETURN_IF_ERROR(CheckKeyType(spec.type, "the EK type"));
     const TPM2B_PUBLIC tmpl =
         spec.type == TPM2_ALG_RSA ? RsaEndorsementKeyTemplate() : EndorsementKeyTemplate();
     ESYS_TR auth = ESYS_TR_NONE;

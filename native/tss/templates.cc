@@ -48,6 +48,11 @@ TPM2B_PUBLIC EndorsementBase(TPMI_ALG_PUBLIC type) {
 
 }  // namespace
 
+Status CheckKeyType(TPMI_ALG_PUBLIC type, const std::string& what) {
+  if (type == TPM2_ALG_RSA || type == TPM2_ALG_ECC) return Status();
+  return Status::Fail(ErrorCode::kInvalidArgument, what + " must be RSA or ECC");
+}
+
 TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type) {
   TPM2B_PUBLIC out = {};
   TPMT_PUBLIC& pub = out.publicArea;

@@ -5,6 +5,9 @@
 #include <tss2/tss2_tpm2_types.h>
 
 #include <cstdint>
+#include <string>
+
+#include "status.h"
 
 namespace tss {
 
@@ -29,6 +32,10 @@ TPM2B_PUBLIC EndorsementKeyTemplate();
 // fixedParent|sensitiveDataOrigin|adminWithPolicy, AES-128-CFB, authPolicy
 // PolicySecret(TPM_RH_ENDORSEMENT), unique 256 zero bytes.
 TPM2B_PUBLIC RsaEndorsementKeyTemplate();
+
+// Fails with ERR_INVALID_ARGUMENT ("`what` must be RSA or ECC") unless `type` is one of
+// the two an AK or EK can have.
+Status CheckKeyType(TPMI_ALG_PUBLIC type, const std::string& what);
 
 // go-tpm-tools' AK templates: RSA 2048 RSASSA-SHA256 or ECC P-256 ECDSA-SHA256,
 // restricted|sign|fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth, nameAlg
