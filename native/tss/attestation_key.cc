@@ -64,14 +64,20 @@ Status IsAkOf(Context& ctx, ESYS_TR tr, const TPM2B_PUBLIC& tmpl, bool* out) {
   return Status();
 }
 
-// Makes the AK at `handle`, after evicting what is there when `occupied`.
-Status PersistNew(Context& ctx, const TPM2B_PUBLIC& tmpl, TPM2_HANDLE handle, bool occupied) {
-  Transient made(ctx.esys());
+// The endorsement primary of `tmpl`, made now and owned by `out`.
+Status CreateAk(Context& ctx, const TPM2B_PUBLIC& tmpl, Transient* out) {
   ESYS_TR auth = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
   ESYS_TR tr = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(CreatePrimary(ctx.esys(), ESYS_TR_RH_ENDORSEMENT, auth, tmpl, &tr));
-  made.Own(tr);
+  out->Own(tr);
+  return Status();
+}
+
+// Makes the AK at `handle`, after evicting what is there when `occupied`.
+Status PersistNew(Context& ctx, const TPM2B_PUBLIC& tmpl, TPM2_HANDLE handle, bool occupied) {
+  Transient made(ctx.esys());
+  TSS_RETURN_IF_ERROR(CreateAk(ctx, tmpl, &made));
   return MakePersistent(ctx, made.get(), handle, occupied);
 }
 
@@ -87,14 +93,7 @@ bool IsAttestationKey(const TPMT_PUBLIC& pub) {
 Status LoadAk(Context& ctx, const AkSpec& spec, AkHandleUse use, Transient* out) {
   TPM2B_PUBLIC tmpl;
   TSS_RETURN_IF_ERROR(TemplateOf(spec, &tmpl));
-  if (spec.handle == 0) {
-    ESYS_TR auth = ESYS_TR_NONE;
-    TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
-    ESYS_TR tr = ESYS_TR_NONE;
-    TSS_RETURN_IF_ERROR(CreatePrimary(ctx.esys(), ESYS_TR_RH_ENDORSEMENT, auth, tmpl, &tr));
-    out->Own(tr);
-    return Status();
-  }
+  if (spec.handle == 0) return CreateAk(ctx, tmpl, out);
   bool occupied = false;
   TSS_RETURN_IF_ERROR(IsOccupied(ctx, spec.handle, &occupied));
   if (occupied) {

@@ -31,12 +31,10 @@ Status LoadEk(Context& ctx, const EkSpec& spec, Transient* out, TPMT_PUBLIC* pub
     out->Borrow(tr);
   } else {
     TSS_RETURN_IF_ERROR(CheckKeyType(spec.type, "the EK type"));
-    const TPM2B_PUBLIC tmpl =
-        spec.type == TPM2_ALG_RSA ? RsaEndorsementKeyTemplate() : EndorsementKeyTemplate();
     ESYS_TR auth = ESYS_TR_NONE;
     TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
     ESYS_TR tr = ESYS_TR_NONE;
-    TSS_RETURN_IF_ERROR(CreatePrimary(ctx.esys(), ESYS_TR_RH_ENDORSEMENT, auth, tmpl, &tr, &made));
+    TSS_RETURN_IF_ERROR(CreateEndorsementKey(ctx.esys(), auth, spec.type, &tr, &made));
     out->Own(tr);
   }
   *pub = made.publicArea;

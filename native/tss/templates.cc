@@ -77,26 +77,23 @@ TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type) {
   return out;
 }
 
-TPM2B_PUBLIC EndorsementKeyTemplate() {
-  TPM2B_PUBLIC out = EndorsementBase(TPM2_ALG_ECC);
+TPM2B_PUBLIC EndorsementKeyTemplate(TPMI_ALG_PUBLIC type) {
+  TPM2B_PUBLIC out = EndorsementBase(type);
   TPMT_PUBLIC& pub = out.publicArea;
-  pub.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-  pub.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-  pub.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-  // The profile's unique field: 32 zero bytes for x and y.
-  pub.unique.ecc.x.size = 32;
-  pub.unique.ecc.y.size = 32;
-  return out;
-}
-
-TPM2B_PUBLIC RsaEndorsementKeyTemplate() {
-  TPM2B_PUBLIC out = EndorsementBase(TPM2_ALG_RSA);
-  TPMT_PUBLIC& pub = out.publicArea;
-  pub.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-  pub.parameters.rsaDetail.keyBits = 2048;
-  pub.parameters.rsaDetail.exponent = 0;
-  // The profile's unique field: 256 zero bytes.
-  pub.unique.rsa.size = 256;
+  if (type == TPM2_ALG_ECC) {
+    pub.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+    pub.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+    pub.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+    // The profile's unique field: 32 zero bytes for x and y.
+    pub.unique.ecc.x.size = 32;
+    pub.unique.ecc.y.size = 32;
+  } else {
+    pub.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+    pub.parameters.rsaDetail.keyBits = 2048;
+    pub.parameters.rsaDetail.exponent = 0;
+    // The profile's unique field: 256 zero bytes.
+    pub.unique.rsa.size = 256;
+  }
   return out;
 }
 

@@ -24,14 +24,13 @@ struct KeySpec {
 // TPM2_ALG_RSA, the RSA-2048 equivalent for TPMs without ECC.
 TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type);
 
-// The TCG EK Credential Profile's ECC P-256 endorsement key (template L-2): the key
-// whose certificate the manufacturer issues, so its Name identifies the TPM.
-TPM2B_PUBLIC EndorsementKeyTemplate();
-
-// The same profile's RSA 2048 endorsement key (template L-1): restricted|decrypt|fixedTPM|
-// fixedParent|sensitiveDataOrigin|adminWithPolicy, AES-128-CFB, authPolicy
-// PolicySecret(TPM_RH_ENDORSEMENT), unique 256 zero bytes.
-TPM2B_PUBLIC RsaEndorsementKeyTemplate();
+// The TCG EK Credential Profile's endorsement key: the key whose certificate the
+// manufacturer issues, so its Name identifies the TPM. TPM2_ALG_ECC: ECC P-256
+// (template L-2), unique 32 zero bytes for x and y; TPM2_ALG_RSA: RSA 2048 (template
+// L-1), unique 256 zero bytes. Both restricted|decrypt|fixedTPM|fixedParent|
+// sensitiveDataOrigin|adminWithPolicy, AES-128-CFB, authPolicy
+// PolicySecret(TPM_RH_ENDORSEMENT).
+TPM2B_PUBLIC EndorsementKeyTemplate(TPMI_ALG_PUBLIC type);
 
 // Fails with ERR_INVALID_ARGUMENT ("`what` must be RSA or ECC") unless `type` is one of
 // the two an AK or EK can have.
