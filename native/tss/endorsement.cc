@@ -1,6 +1,7 @@
 #include "endorsement.h"
 
 #include "keys.h"
+#include "policy.h"
 #include "primary.h"
 #include "templates.h"
 
@@ -54,23 +55,14 @@ Status EndorsementAuth(Context& ctx, const TPMT_PUBLIC& ek, Transient* policy, E
     *out = ESYS_TR_PASSWORD;
     return Status();
   }
-  TPMT_SYM_DEF no_symmetric = {};
-  no_symmetric.algorithm = TPM2_ALG_NULL;
-  ESYS_TR session = ESYS_TR_NONE;
-  TSS_CALL(Esys_StartAuthSession, ctx.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-           ESYS_TR_NONE, ESYS_TR_NONE, nullptr, TPM2_SE_POLICY, &no_symmetric, ek.nameAlg,
-           &session);
-  policy->Own(session);
-  // Kept after the command so the guard's flush is the one path that ends it.
-  TSS_CALL(Esys_TRSess_SetAttributes, ctx.esys(), session, TPMA_SESSION_CONTINUESESSION,
-           TPMA_SESSION_CONTINUESESSION);
+  TSS_RETURN_IF_ERROR(StartPolicySession(ctx.esys(), ek.nameAlg, policy));
   // The endorsement hierarchy's authValue (empty unless its owner set one) proves the
   // secret; PolicySecret has no parameter worth encrypting.
   ESYS_TR endorsement_auth = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.Auth(0, &endorsement_auth));
-  TSS_CALL(Esys_PolicySecret, ctx.esys(), ESYS_TR_RH_ENDORSEMENT, session, endorsement_auth,
+  TSS_CALL(Esys_PolicySecret, ctx.esys(), ESYS_TR_RH_ENDORSEMENT, policy->get(), endorsement_auth,
            ESYS_TR_NONE, ESYS_TR_NONE, nullptr, nullptr, nullptr, 0, nullptr, nullptr);
-  *out = session;
+  *out = policy->get();
   return Status();
 }
 
