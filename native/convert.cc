@@ -174,7 +174,8 @@ TPM2_HANDLE ToPersistentHandle(const Napi::Value& value, const char* name) {
 // An AK's or EK's `type`: TPM2_ALG_RSA or TPM2_ALG_ECC.
 TPMI_ALG_PUBLIC ToKeyType(const Napi::Value& value, const std::string& name) {
   const auto type = static_cast<TPMI_ALG_PUBLIC>(ToUint32(value, name.c_str()));
-  if (type != TPM2_ALG_RSA && type != TPM2_ALG_ECC) Fail(value.Env(), name + " must be RSA or ECC");
+  const tss::Status valid = tss::CheckKeyType(type, name);
+  if (!valid.ok()) Fail(value.Env(), valid.Message());
   return type;
 }
 

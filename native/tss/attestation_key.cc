@@ -6,20 +6,15 @@
 #include "keys.h"
 #include "marshal.h"
 #include "primary.h"
+#include "templates.h"
 
 namespace tss {
 
 namespace {
 
-constexpr TPMA_OBJECT kAkAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
-                                      TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                                      TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
-
 Status TemplateOf(const AkSpec& spec, TPM2B_PUBLIC* out) {
   if (spec.tmpl.empty()) {
-    if (spec.type != TPM2_ALG_RSA && spec.type != TPM2_ALG_ECC) {
-      return Status::Fail(ErrorCode::kInvalidArgument, "the AK type must be RSA or ECC");
-    }
+    TSS_RETURN_IF_ERROR(CheckKeyType(spec.type, "the AK type"));
     *out = AkTemplate(spec.type);
     return Status();
   }
@@ -45,73 +40,48 @@ std::vector<uint8_t> WithoutUnique(TPMT_PUBLIC pub) {
 // The TPM hashes (TPM2_Hash, no object slot); this layer links no crypto library.
 Status IsAkOf(Context& ctx, ESYS_TR tr, const TPM2B_PUBLIC& tmpl, bool* out) {
   *out = false;
-  TPM2B_PUBLIC* pub_raw = nullptr;
-  TPM2B_NAME* name_raw = nullptr;
-  TPM2B_NAME* qualified_raw = nullptr;
-  TSS_CALL(Esys_ReadPublic, ctx.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
-           &name_raw, &qualified_raw);
-  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
-  EsysPtr<TPM2B_NAME> name(name_raw);
-  EsysPtr<TPM2B_NAME> qualified(qualified_raw);
-  if (WithoutUnique(pub->publicArea) != WithoutUnique(tmpl.publicArea)) return Status();
+  TPM2B_PUBLIC pub;
+  TPM2B_NAME name;
+  TPM2B_NAME qualified;
+  TSS_RETURN_IF_ERROR(ReadObjectPublic(ctx.esys(), tr, &pub, &name, &qualified));
+  if (WithoutUnique(pub.publicArea) != WithoutUnique(tmpl.publicArea)) return Status();
 
   TPM2B_MAX_BUFFER data = {};
   const TPM2_HANDLE hierarchy = TPM2_RH_ENDORSEMENT;
   for (int i = 0; i < 4; ++i) data.buffer[i] = static_cast<uint8_t>(hierarchy >> (24 - 8 * i));
-  memcpy(data.buffer + 4, name->name, name->size);
-  data.size = static_cast<UINT16>(4 + name->size);
+  memcpy(data.buffer + 4, name.name, name.size);
+  data.size = static_cast<UINT16>(4 + name.size);
   TPM2B_DIGEST* digest_raw = nullptr;
   TPMT_TK_HASHCHECK* ticket_raw = nullptr;
   TSS_CALL(Esys_Hash, ctx.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &data,
-           pub->publicArea.nameAlg, ESYS_TR_RH_NULL, &digest_raw, &ticket_raw);
+           pub.publicArea.nameAlg, ESYS_TR_RH_NULL, &digest_raw, &ticket_raw);
   EsysPtr<TPM2B_DIGEST> digest(digest_raw);
   EsysPtr<TPMT_TK_HASHCHECK> ticket(ticket_raw);
-  const uint16_t alg = pub->publicArea.nameAlg;
-  *out = qualified->size == 2 + digest->size && qualified->name[0] == (alg >> 8) &&
-         qualified->name[1] == (alg & 0xff) &&
-         memcmp(qualified->name + 2, digest->buffer, digest->size) == 0;
+  const uint16_t alg = pub.publicArea.nameAlg;
+  *out = qualified.size == 2 + digest->size && qualified.name[0] == (alg >> 8) &&
+         qualified.name[1] == (alg & 0xff) &&
+         memcmp(qualified.name + 2, digest->buffer, digest->size) == 0;
+  return Status();
+}
+
+// The endorsement primary of `tmpl`, made now and owned by `out`.
+Status CreateAk(Context& ctx, const TPM2B_PUBLIC& tmpl, Transient* out) {
+  ESYS_TR auth = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
+  ESYS_TR tr = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(CreatePrimary(ctx.esys(), ESYS_TR_RH_ENDORSEMENT, auth, tmpl, &tr));
+  out->Own(tr);
   return Status();
 }
 
 // Makes the AK at `handle`, after evicting what is there when `occupied`.
 Status PersistNew(Context& ctx, const TPM2B_PUBLIC& tmpl, TPM2_HANDLE handle, bool occupied) {
   Transient made(ctx.esys());
-  ESYS_TR auth = ESYS_TR_NONE;
-  TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
-  ESYS_TR tr = ESYS_TR_NONE;
-  TSS_RETURN_IF_ERROR(CreatePrimary(ctx.esys(), ESYS_TR_RH_ENDORSEMENT, auth, tmpl, &tr));
-  made.Own(tr);
+  TSS_RETURN_IF_ERROR(CreateAk(ctx, tmpl, &made));
   return MakePersistent(ctx, made.get(), handle, occupied);
 }
 
 }  // namespace
-
-TPM2B_PUBLIC AkTemplate(TPMI_ALG_PUBLIC type) {
-  TPM2B_PUBLIC out = {};
-  TPMT_PUBLIC& pub = out.publicArea;
-  pub.type = type;
-  pub.nameAlg = TPM2_ALG_SHA256;
-  pub.objectAttributes = kAkAttributes;
-  if (type == TPM2_ALG_ECC) {
-    TPMS_ECC_PARMS& ecc = pub.parameters.eccDetail;
-    ecc.symmetric.algorithm = TPM2_ALG_NULL;
-    ecc.scheme.scheme = TPM2_ALG_ECDSA;
-    ecc.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
-    ecc.curveID = TPM2_ECC_NIST_P256;
-    ecc.kdf.scheme = TPM2_ALG_NULL;
-    // go-tpm-tools' unique: 32 zero bytes each, which changes the key: kept to match.
-    pub.unique.ecc.x.size = 32;
-    pub.unique.ecc.y.size = 32;
-  } else {
-    TPMS_RSA_PARMS& rsa = pub.parameters.rsaDetail;
-    rsa.symmetric.algorithm = TPM2_ALG_NULL;
-    rsa.scheme.scheme = TPM2_ALG_RSASSA;
-    rsa.scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
-    rsa.keyBits = 2048;
-    rsa.exponent = 0;
-  }
-  return out;
-}
 
 bool IsAttestationKey(const TPMT_PUBLIC& pub) {
   constexpr TPMA_OBJECT kRequired = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
@@ -123,14 +93,7 @@ bool IsAttestationKey(const TPMT_PUBLIC& pub) {
 Status LoadAk(Context& ctx, const AkSpec& spec, AkHandleUse use, Transient* out) {
   TPM2B_PUBLIC tmpl;
   TSS_RETURN_IF_ERROR(TemplateOf(spec, &tmpl));
-  if (spec.handle == 0) {
-    ESYS_TR auth = ESYS_TR_NONE;
-    TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
-    ESYS_TR tr = ESYS_TR_NONE;
-    TSS_RETURN_IF_ERROR(CreatePrimary(ctx.esys(), ESYS_TR_RH_ENDORSEMENT, auth, tmpl, &tr));
-    out->Own(tr);
-    return Status();
-  }
+  if (spec.handle == 0) return CreateAk(ctx, tmpl, out);
   bool occupied = false;
   TSS_RETURN_IF_ERROR(IsOccupied(ctx, spec.handle, &occupied));
   if (occupied) {

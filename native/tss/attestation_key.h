@@ -16,7 +16,7 @@
 namespace tss {
 
 struct AkSpec {
-  // The standard template of this type (see AkTemplate) unless `tmpl` is given.
+  // The standard template of this type (see AkTemplate, templates.h) unless `tmpl` is given.
   TPMI_ALG_PUBLIC type = TPM2_ALG_RSA;
   // A marshaled TPMT_PUBLIC to use instead: the AK template a platform keeps in NV next
   // to the AK certificate it issued (GCE Shielded VM).
@@ -37,11 +37,6 @@ enum class AkHandleUse {
   // activation, whose challenge comes from elsewhere.
   kExisting,
 };
-
-// go-tpm-tools' AK templates: RSA 2048 RSASSA-SHA256 or ECC P-256 ECDSA-SHA256,
-// restricted|sign|fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth, nameAlg
-// SHA-256, no symmetric algorithm; unique empty (RSA) or zero x and y (ECC).
-TPM2B_PUBLIC AkTemplate(TPMI_ALG_PUBLIC type);
 
 // Whether a public area is one an attestation can rest on: a restricted signing key
 // (not a decryption key) bound to its TPM (fixedTPM|fixedParent).

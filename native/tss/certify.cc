@@ -4,24 +4,12 @@
 
 #include "auth.h"
 #include "esys_ptr.h"
+#include "keys.h"
 #include "loader.h"
 #include "marshal.h"
 #include "transient.h"
 
 namespace tss {
-
-namespace {
-
-Status PublicOf(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out) {
-  TPM2B_PUBLIC* pub_raw = nullptr;
-  TSS_CALL(Esys_ReadPublic, esys, object, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
-           nullptr, nullptr);
-  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
-  *out = MarshalPublic(*pub);
-  return Status();
-}
-
-}  // namespace
 
 Status Certify(Context& ctx, const KeyRef& key, const AkSpec& ak,
                const std::vector<uint8_t>& qualifying_data, Certification* out) {
@@ -60,8 +48,8 @@ Status Certify(Context& ctx, const KeyRef& key, const AkSpec& ak,
 
   out->attest.assign(attest->attestationData, attest->attestationData + attest->size);
   out->signature = ToWire(*signature, Tss2_MU_TPMT_SIGNATURE_Marshal);
-  TSS_RETURN_IF_ERROR(PublicOf(ctx.esys(), signer.get(), &out->ak_public));
-  return PublicOf(ctx.esys(), loaded.get(), &out->key_public);
+  TSS_RETURN_IF_ERROR(ReadObjectPublic(ctx.esys(), signer.get(), &out->ak_public));
+  return ReadObjectPublic(ctx.esys(), loaded.get(), &out->key_public);
 }
 
 }  // namespace tss

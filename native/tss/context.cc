@@ -1,7 +1,5 @@
 #include "context.h"
 
-#include <cstdio>
-
 #include "auth.h"
 
 namespace tss {
@@ -77,11 +75,8 @@ Status Context::Auth(TPMA_SESSION crypt, ESYS_TR* out) {
     return Status();
   }
   if (session_ == ESYS_TR_NONE && !saved_session_.empty()) {
-    Status loaded = saved_session_.Load(esys_, true, &session_);
-    if (IsConnectionLost(loaded) || IsSlotShortage(loaded)) return loaded;
-    // Anything else: the TPM no longer has it (restarted, or flushed by another
-    // process); a new session serves as well.
-    if (!loaded.ok()) DropSession();
+    // A saved session the TPM no longer has is dropped: a new one serves as well.
+    TSS_RETURN_IF_ERROR(saved_session_.Load(esys_, true, &session_));
   }
   if (session_ == ESYS_TR_NONE) {
     TSS_RETURN_IF_ERROR(StartSaltedSession(esys_, session_options_, &session_, &salt_key_name_));
@@ -174,10 +169,8 @@ Status Context::OpenHandle(TPM2_HANDLE handle, ESYS_TR* out) {
   ESYS_TR tr = ESYS_TR_NONE;
   TSS2_RC rc = Esys_TR_FromTPMPublic(esys_, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
   if (rc != TSS2_RC_SUCCESS) {
-    char hex[16];
-    snprintf(hex, sizeof hex, "0x%08x", handle);
     return Status::Tss(rc, "Esys_TR_FromTPMPublic")
-        .Detail(std::string("no object at handle ") + hex);
+        .Detail("no object at handle " + HandleHex(handle));
   }
   handles_[handle] = tr;
   *out = tr;

@@ -1,24 +1,10 @@
 #include "credential.h"
 
-#include <memory>
-
 #include "esys_ptr.h"
 #include "marshal.h"
 #include "transient.h"
 
 namespace tss {
-
-namespace {
-
-// The recovered secret is wiped before ESYS's copy of it is freed.
-struct WipeAndFree {
-  void operator()(TPM2B_DIGEST* digest) const {
-    Wipe(digest, sizeof *digest);
-    Esys_Free(digest);
-  }
-};
-
-}  // namespace
 
 Status ActivateCredential(Context& ctx, const AkSpec& ak, const std::vector<uint8_t>& ak_name,
                           const EkSpec& ek, const std::vector<uint8_t>& credential_blob,
@@ -59,7 +45,8 @@ Status ActivateCredential(Context& ctx, const AkSpec& ak, const std::vector<uint
   TPM2B_DIGEST* cert_info_raw = nullptr;
   TSS_CALL(Esys_ActivateCredential, ctx.esys(), signer.get(), endorsement.get(), ak_auth, ek_auth,
            ESYS_TR_NONE, &blob, &secret, &cert_info_raw);
-  std::unique_ptr<TPM2B_DIGEST, WipeAndFree> cert_info(cert_info_raw);
+  // The recovered secret is wiped before ESYS's copy of it is freed.
+  EsysSecretPtr<TPM2B_DIGEST> cert_info(cert_info_raw);
   out->assign(cert_info->buffer, cert_info->buffer + cert_info->size);
   return Status();
 }

@@ -1,6 +1,7 @@
 #include "endorsement.h"
 
 #include "keys.h"
+#include "policy.h"
 #include "primary.h"
 #include "templates.h"
 
@@ -30,15 +31,11 @@ Status LoadEk(Context& ctx, const EkSpec& spec, Transient* out, TPMT_PUBLIC* pub
     TSS_RETURN_IF_ERROR(ctx.OpenHandle(spec.handle, &tr));
     out->Borrow(tr);
   } else {
-    if (spec.type != TPM2_ALG_RSA && spec.type != TPM2_ALG_ECC) {
-      return Status::Fail(ErrorCode::kInvalidArgument, "the EK type must be RSA or ECC");
-    }
-    const TPM2B_PUBLIC tmpl =
-        spec.type == TPM2_ALG_RSA ? RsaEndorsementKeyTemplate() : EndorsementKeyTemplate();
+    TSS_RETURN_IF_ERROR(CheckKeyType(spec.type, "the EK type"));
     ESYS_TR auth = ESYS_TR_NONE;
     TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
     ESYS_TR tr = ESYS_TR_NONE;
-    TSS_RETURN_IF_ERROR(CreatePrimary(ctx.esys(), ESYS_TR_RH_ENDORSEMENT, auth, tmpl, &tr, &made));
+    TSS_RETURN_IF_ERROR(CreateEndorsementKey(ctx.esys(), auth, spec.type, &tr, &made));
     out->Own(tr);
   }
   *pub = made.publicArea;
@@ -58,23 +55,14 @@ Status EndorsementAuth(Context& ctx, const TPMT_PUBLIC& ek, Transient* policy, E
     *out = ESYS_TR_PASSWORD;
     return Status();
   }
-  TPMT_SYM_DEF no_symmetric = {};
-  no_symmetric.algorithm = TPM2_ALG_NULL;
-  ESYS_TR session = ESYS_TR_NONE;
-  TSS_CALL(Esys_StartAuthSession, ctx.esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-           ESYS_TR_NONE, ESYS_TR_NONE, nullptr, TPM2_SE_POLICY, &no_symmetric, ek.nameAlg,
-           &session);
-  policy->Own(session);
-  // Kept after the command so the guard's flush is the one path that ends it.
-  TSS_CALL(Esys_TRSess_SetAttributes, ctx.esys(), session, TPMA_SESSION_CONTINUESESSION,
-           TPMA_SESSION_CONTINUESESSION);
+  TSS_RETURN_IF_ERROR(StartPolicySession(ctx.esys(), ek.nameAlg, policy));
   // The endorsement hierarchy's authValue (empty unless its owner set one) proves the
   // secret; PolicySecret has no parameter worth encrypting.
   ESYS_TR endorsement_auth = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.Auth(0, &endorsement_auth));
-  TSS_CALL(Esys_PolicySecret, ctx.esys(), ESYS_TR_RH_ENDORSEMENT, session, endorsement_auth,
+  TSS_CALL(Esys_PolicySecret, ctx.esys(), ESYS_TR_RH_ENDORSEMENT, policy->get(), endorsement_auth,
            ESYS_TR_NONE, ESYS_TR_NONE, nullptr, nullptr, nullptr, 0, nullptr, nullptr);
-  *out = session;
+  *out = policy->get();
   return Status();
 }
 

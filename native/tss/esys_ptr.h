@@ -6,6 +6,8 @@
 
 #include <memory>
 
+#include "secret.h"
+
 namespace tss {
 
 struct EsysFree {
@@ -14,5 +16,19 @@ struct EsysFree {
 
 template <typename T>
 using EsysPtr = std::unique_ptr<T, EsysFree>;
+
+// For outputs that hold a secret (a recovered credential, a saved context with its
+// session key): zeroed before ESYS frees them, since a freed buffer can be handed out
+// again.
+struct EsysWipeFree {
+  template <typename T>
+  void operator()(T* p) const {
+    Wipe(p, sizeof *p);
+    Esys_Free(p);
+  }
+};
+
+template <typename T>
+using EsysSecretPtr = std::unique_ptr<T, EsysWipeFree>;
 
 }  // namespace tss

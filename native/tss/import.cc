@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "esys_ptr.h"
+#include "keys.h"
 #include "loader.h"
 #include "marshal.h"
 #include "transient.h"
@@ -63,12 +64,7 @@ Status MarshalImportable(const ImportableKey& key, std::vector<uint8_t>* pub,
 Status ReadParentPublic(Context& ctx, TPM2_HANDLE parent, std::vector<uint8_t>* out) {
   Transient parent_obj(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadParent(ctx, parent, &parent_obj));
-  TPM2B_PUBLIC* pub_raw = nullptr;
-  TSS_CALL(Esys_ReadPublic, ctx.esys(), parent_obj.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-           &pub_raw, nullptr, nullptr);
-  EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
-  *out = MarshalPublic(*pub);
-  return Status();
+  return ReadObjectPublic(ctx.esys(), parent_obj.get(), out);
 }
 
 Status Import(Context& ctx, TPM2_HANDLE parent, const std::vector<uint8_t>& pub,

@@ -1,6 +1,5 @@
 #include "keys.h"
 
-#include <cstdio>
 #include <cstring>
 
 #include "esys_ptr.h"
@@ -9,16 +8,6 @@
 #include "transient.h"
 
 namespace tss {
-
-namespace {
-
-std::string Hex(TPM2_HANDLE handle) {
-  char out[16];
-  snprintf(out, sizeof out, "0x%08x", handle);
-  return out;
-}
-
-}  // namespace
 
 Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec, const SecretBytes& auth,
                  const PcrPolicy& policy, KeyBlob* out) {
@@ -59,11 +48,30 @@ Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out) {
   ctx.ForgetHandle(handle);
   ESYS_TR tr = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.OpenHandle(handle, &tr));
+  return ReadObjectPublic(ctx.esys(), tr, out);
+}
+
+Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out, TPM2B_NAME* name,
+                        TPM2B_NAME* qualified_name) {
   TPM2B_PUBLIC* pub_raw = nullptr;
-  TSS_CALL(Esys_ReadPublic, ctx.esys(), tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
-           nullptr, nullptr);
+  TPM2B_NAME* name_raw = nullptr;
+  TPM2B_NAME* qualified_raw = nullptr;
+  TSS_CALL(Esys_ReadPublic, esys, object, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
+           name != nullptr ? &name_raw : nullptr,
+           qualified_name != nullptr ? &qualified_raw : nullptr);
   EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
+  EsysPtr<TPM2B_NAME> owned_name(name_raw);
+  EsysPtr<TPM2B_NAME> owned_qualified(qualified_raw);
   *out = *pub;
+  if (name != nullptr) *name = *owned_name;
+  if (qualified_name != nullptr) *qualified_name = *owned_qualified;
+  return Status();
+}
+
+Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out) {
+  TPM2B_PUBLIC pub;
+  TSS_RETURN_IF_ERROR(ReadObjectPublic(esys, object, &pub));
+  *out = MarshalPublic(pub);
   return Status();
 }
 
@@ -74,9 +82,9 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
   bool occupied = false;
   TSS_RETURN_IF_ERROR(IsOccupied(ctx, handle, &occupied));
   if (occupied && !force) {
-    return Status::Fail(
-        ErrorCode::kTpmHandleInUse,
-        "handle " + Hex(handle) + " already holds a persistent object; pass force to replace it");
+    return Status::Fail(ErrorCode::kTpmHandleInUse,
+                        "handle " + HandleHex(handle) +
+                            " already holds a persistent object; pass force to replace it");
   }
   Transient loaded(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
@@ -101,7 +109,7 @@ Status MakePersistent(Context& ctx, ESYS_TR object, TPM2_HANDLE handle, bool occ
   if (rc != TSS2_RC_SUCCESS) {
     Status s = Status::Tss(rc, "Esys_EvictControl");
     // The TPM has no atomic replace: say plainly what state the handle is in.
-    if (occupied) s.Detail("the object that was at " + Hex(handle) + " has been evicted");
+    if (occupied) s.Detail("the object that was at " + HandleHex(handle) + " has been evicted");
     return s;
   }
   Esys_TR_Close(ctx.esys(), &persistent);

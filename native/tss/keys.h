@@ -21,6 +21,13 @@ Status CreateKey(Context& ctx, TPM2_HANDLE parent, const KeySpec& spec, const Se
 // The public area of the object at a persistent handle.
 Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out);
 
+// TPM2_ReadPublic of an object this context has open: its public area and, when
+// asked, its Name and Qualified Name.
+Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out,
+                        TPM2B_NAME* name = nullptr, TPM2B_NAME* qualified_name = nullptr);
+// The same public area marshaled, as the addon returns public areas (a TPM2B_PUBLIC).
+Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out);
+
 // Makes the key (given as blobs) persistent at `handle`. An occupied handle is
 // ERR_TPM_HANDLE_IN_USE unless `force`, which evicts the old object only after the
 // new key has loaded, so a key that cannot load never costs the old one.

@@ -24,15 +24,7 @@ Status ObjectCache::Get(ESYS_CONTEXT* esys, const std::string& id, const Make& m
   entry.used = ++clock_;
   if (entry.loaded == ESYS_TR_NONE) MakeRoom(esys, id);
   if (entry.loaded == ESYS_TR_NONE && !entry.saved.empty()) {
-    Status loaded = entry.saved.Load(esys, false, &entry.loaded);
-    if (!loaded.ok()) {
-      // A lost connection or full slots are the caller's to handle; anything else the
-      // TPM says means the context is no good here (a restart, another epoch): make
-      // the object anew.
-      if (IsConnectionLost(loaded) || IsSlotShortage(loaded)) return loaded;
-      entry.saved.Reset();
-      entry.loaded = ESYS_TR_NONE;
-    }
+    TSS_RETURN_IF_ERROR(entry.saved.Load(esys, false, &entry.loaded));
   }
   if (entry.loaded == ESYS_TR_NONE) {
     Status made = make(&entry.loaded);

@@ -19,12 +19,12 @@ Status SelectionOf(const PcrPolicy& policy, TPML_PCR_SELECTION* out) {
   return Status();
 }
 
-Status StartSession(ESYS_CONTEXT* esys, TPM2_SE type, Transient* out) {
+Status StartSession(ESYS_CONTEXT* esys, TPM2_SE type, TPMI_ALG_HASH hash, Transient* out) {
   TPMT_SYM_DEF no_symmetric = {};
   no_symmetric.algorithm = TPM2_ALG_NULL;
   ESYS_TR session = ESYS_TR_NONE;
   TSS_CALL(Esys_StartAuthSession, esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-           ESYS_TR_NONE, nullptr, type, &no_symmetric, TPM2_ALG_SHA256, &session);
+           ESYS_TR_NONE, nullptr, type, &no_symmetric, hash, &session);
   out->Own(session);
   return Status();
 }
@@ -46,7 +46,7 @@ Status Apply(ESYS_CONTEXT* esys, ESYS_TR session, const PcrPolicy& policy) {
 
 Status PolicyDigest(ESYS_CONTEXT* esys, const PcrPolicy& policy, TPM2B_DIGEST* out) {
   Transient trial(esys);
-  TSS_RETURN_IF_ERROR(StartSession(esys, TPM2_SE_TRIAL, &trial));
+  TSS_RETURN_IF_ERROR(StartSession(esys, TPM2_SE_TRIAL, TPM2_ALG_SHA256, &trial));
   TSS_RETURN_IF_ERROR(Apply(esys, trial.get(), policy));
   TPM2B_DIGEST* digest_raw = nullptr;
   TSS_CALL(Esys_PolicyGetDigest, esys, trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -56,11 +56,16 @@ Status PolicyDigest(ESYS_CONTEXT* esys, const PcrPolicy& policy, TPM2B_DIGEST* o
   return Status();
 }
 
-Status StartPolicy(ESYS_CONTEXT* esys, const PcrPolicy& policy, Transient* out) {
-  TSS_RETURN_IF_ERROR(StartSession(esys, TPM2_SE_POLICY, out));
+Status StartPolicySession(ESYS_CONTEXT* esys, TPMI_ALG_HASH hash, Transient* out) {
+  TSS_RETURN_IF_ERROR(StartSession(esys, TPM2_SE_POLICY, hash, out));
   // Kept after the command so the guard's flush is the one path that ends it.
   TSS_CALL(Esys_TRSess_SetAttributes, esys, out->get(), TPMA_SESSION_CONTINUESESSION,
            TPMA_SESSION_CONTINUESESSION);
+  return Status();
+}
+
+Status StartPolicy(ESYS_CONTEXT* esys, const PcrPolicy& policy, Transient* out) {
+  TSS_RETURN_IF_ERROR(StartPolicySession(esys, TPM2_ALG_SHA256, out));
   return Apply(esys, out->get(), policy);
 }
 

@@ -25,6 +25,11 @@ struct PcrPolicy {
 // values (computed by the TPM in a trial session).
 Status PolicyDigest(ESYS_CONTEXT* esys, const PcrPolicy& policy, TPM2B_DIGEST* out);
 
+// An empty policy session in `hash` (the name algorithm of the key it will authorise),
+// owned by `out` and kept across commands until `out` flushes it; the caller adds the
+// policy commands.
+Status StartPolicySession(ESYS_CONTEXT* esys, TPMI_ALG_HASH hash, Transient* out);
+
 // A policy session that satisfies `policy` now; flushed when `out` goes.
 Status StartPolicy(ESYS_CONTEXT* esys, const PcrPolicy& policy, Transient* out);
 

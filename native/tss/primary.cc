@@ -19,6 +19,12 @@ Status CreatePrimary(ESYS_CONTEXT* esys, ESYS_TR hierarchy, ESYS_TR auth, const 
   return Status();
 }
 
+Status CreateEndorsementKey(ESYS_CONTEXT* esys, ESYS_TR auth, TPMI_ALG_PUBLIC type, ESYS_TR* out,
+                            TPM2B_PUBLIC* out_public) {
+  return CreatePrimary(esys, ESYS_TR_RH_ENDORSEMENT, auth, EndorsementKeyTemplate(type), out,
+                       out_public);
+}
+
 Status CreateStoragePrimary(ESYS_CONTEXT* esys, ESYS_TR auth, ESYS_TR* out) {
   Status s = CreatePrimary(esys, ESYS_TR_RH_OWNER, auth, StoragePrimaryTemplate(TPM2_ALG_ECC), out);
   if (!s.ok() && s.code() == ErrorCode::kTpmUnsupported) {

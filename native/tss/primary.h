@@ -13,6 +13,12 @@ namespace tss {
 Status CreatePrimary(ESYS_CONTEXT* esys, ESYS_TR hierarchy, ESYS_TR auth, const TPM2B_PUBLIC& tmpl,
                      ESYS_TR* out, TPM2B_PUBLIC* out_public = nullptr);
 
+// The endorsement key of `type` (TPM2_ALG_RSA or TPM2_ALG_ECC) from the TCG default
+// template in templates.h, under the endorsement hierarchy; `auth` and `out_public` as
+// for CreatePrimary.
+Status CreateEndorsementKey(ESYS_CONTEXT* esys, ESYS_TR auth, TPMI_ALG_PUBLIC type, ESYS_TR* out,
+                            TPM2B_PUBLIC* out_public = nullptr);
+
 // The owner's storage primary of templates.h: ECC P-256, or RSA-2048 on a TPM
 // without ECC.
 Status CreateStoragePrimary(ESYS_CONTEXT* esys, ESYS_TR auth, ESYS_TR* out);

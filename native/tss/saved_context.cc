@@ -1,13 +1,6 @@
 #include "saved_context.h"
 
-#include "secret.h"
-
 namespace tss {
-
-void SavedContext::WipeAndFree::operator()(TPMS_CONTEXT* context) const {
-  Wipe(context, sizeof *context);
-  Esys_Free(context);
-}
 
 Status SavedContext::Save(ESYS_CONTEXT* esys, ESYS_TR object) {
   TPMS_CONTEXT* saved = nullptr;
@@ -25,7 +18,17 @@ void SavedContext::FlushSession(ESYS_CONTEXT* esys) {
 }
 
 Status SavedContext::Load(ESYS_CONTEXT* esys, bool is_session, ESYS_TR* out) {
-  TSS_CALL(Esys_ContextLoad, esys, blob_.get(), out);
+  const TSS2_RC rc = Esys_ContextLoad(esys, blob_.get(), out);
+  if (rc != TSS2_RC_SUCCESS) {
+    Status failed = Status::Tss(rc, "Esys_ContextLoad");
+    // A lost connection or full slots are the caller's to handle; anything else the
+    // TPM says means the blob is no good here (a restart, another epoch, a session
+    // another process flushed): dropped, so the caller makes the object anew.
+    if (IsConnectionLost(failed) || IsSlotShortage(failed)) return failed;
+    blob_.reset();
+    *out = ESYS_TR_NONE;
+    return Status();
+  }
   if (is_session) blob_.reset();
   return Status();
 }

@@ -6,8 +6,7 @@
 
 #include <tss2/tss2_esys.h>
 
-#include <memory>
-
+#include "esys_ptr.h"
 #include "status.h"
 
 namespace tss {
@@ -22,7 +21,9 @@ class SavedContext {
   // an object stays loaded (the caller flushes it).
   Status Save(ESYS_CONTEXT* esys, ESYS_TR object);
   // TPM2_ContextLoad of the blob. A session's blob is used up by loading it (the TPM
-  // accepts each one once), so it is released; an object's may be loaded again.
+  // accepts each one once), so it is released; an object's may be loaded again. A blob
+  // the TPM no longer accepts is stale: it is released and `out` is ESYS_TR_NONE, with
+  // success. Only a lost connection or full slots fail, and keep the blob.
   Status Load(ESYS_CONTEXT* esys, bool is_session, ESYS_TR* out);
   // For a saved session: TPM2_FlushContext of its handle, which a saved session keeps
   // in the TPM, then releases the blob. It needs no free slot, unlike loading it to
@@ -30,10 +31,7 @@ class SavedContext {
   void FlushSession(ESYS_CONTEXT* esys);
 
  private:
-  struct WipeAndFree {
-    void operator()(TPMS_CONTEXT* context) const;
-  };
-  std::unique_ptr<TPMS_CONTEXT, WipeAndFree> blob_;
+  EsysSecretPtr<TPMS_CONTEXT> blob_;
 };
 
 }  // namespace tss

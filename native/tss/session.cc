@@ -4,7 +4,6 @@
 
 #include "esys_ptr.h"
 #include "primary.h"
-#include "templates.h"
 #include "transient.h"
 
 namespace tss {
@@ -16,8 +15,7 @@ Status StartSaltedSession(ESYS_CONTEXT* esys, const SessionOptions& options, ESY
   Transient salt(esys);
   ESYS_TR tr = ESYS_TR_NONE;
   if (options.salt_with_ek) {
-    TSS_RETURN_IF_ERROR(CreatePrimary(esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
-                                      EndorsementKeyTemplate(), &tr));
+    TSS_RETURN_IF_ERROR(CreateEndorsementKey(esys, ESYS_TR_PASSWORD, TPM2_ALG_ECC, &tr));
   } else {
     TSS_RETURN_IF_ERROR(CreateStoragePrimary(esys, ESYS_TR_PASSWORD, &tr));
   }

@@ -3,6 +3,7 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tpm2_types.h>
 
+#include <cstdio>
 #include <utility>
 
 namespace tss {
@@ -39,6 +40,12 @@ std::string Status::Message() const {
 Status& Status::Detail(std::string detail) {
   detail_ = detail_.empty() ? std::move(detail) : detail_ + "; " + detail;
   return *this;
+}
+
+std::string HandleHex(uint32_t handle) {
+  char out[16];
+  snprintf(out, sizeof out, "0x%08x", handle);
+  return out;
 }
 
 namespace {

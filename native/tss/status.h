@@ -4,6 +4,7 @@
 
 #include <tss2/tss2_common.h>
 
+#include <cstdint>
 #include <string>
 
 #include "error_code.h"
@@ -39,6 +40,9 @@ class Status {
   ErrorCode code_ = ErrorCode::kTpm;
   std::string detail_;
 };
+
+// A TPM handle as messages write it: "0x81000010".
+std::string HandleHex(uint32_t handle);
 
 // Maps a TSS2_RC to its error code (ARCHITECTURE.md): kTpm when nothing more specific fits.
 ErrorCode CodeForRc(TSS2_RC rc);

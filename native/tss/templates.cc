@@ -18,6 +18,10 @@ constexpr TPMA_OBJECT kEndorsementAttributes =
     TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
     TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
 
+constexpr TPMA_OBJECT kAkAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
+                                      TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                      TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
+
 // PolicySecret(TPM_RH_ENDORSEMENT) in SHA-256, the EK profile's policy A: the EK is used
 // only with endorsement auth.
 constexpr uint8_t kEndorsementPolicy[32] = {
@@ -44,6 +48,11 @@ TPM2B_PUBLIC EndorsementBase(TPMI_ALG_PUBLIC type) {
 
 }  // namespace
 
+Status CheckKeyType(TPMI_ALG_PUBLIC type, const std::string& what) {
+  if (type == TPM2_ALG_RSA || type == TPM2_ALG_ECC) return Status();
+  return Status::Fail(ErrorCode::kInvalidArgument, what + " must be RSA or ECC");
+}
+
 TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type) {
   TPM2B_PUBLIC out = {};
   TPMT_PUBLIC& pub = out.publicArea;
@@ -68,26 +77,50 @@ TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type) {
   return out;
 }
 
-TPM2B_PUBLIC EndorsementKeyTemplate() {
-  TPM2B_PUBLIC out = EndorsementBase(TPM2_ALG_ECC);
+TPM2B_PUBLIC EndorsementKeyTemplate(TPMI_ALG_PUBLIC type) {
+  TPM2B_PUBLIC out = EndorsementBase(type);
   TPMT_PUBLIC& pub = out.publicArea;
-  pub.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-  pub.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-  pub.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-  // The profile's unique field: 32 zero bytes for x and y.
-  pub.unique.ecc.x.size = 32;
-  pub.unique.ecc.y.size = 32;
+  if (type == TPM2_ALG_ECC) {
+    pub.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+    pub.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+    pub.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+    // The profile's unique field: 32 zero bytes for x and y.
+    pub.unique.ecc.x.size = 32;
+    pub.unique.ecc.y.size = 32;
+  } else {
+    pub.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+    pub.parameters.rsaDetail.keyBits = 2048;
+    pub.parameters.rsaDetail.exponent = 0;
+    // The profile's unique field: 256 zero bytes.
+    pub.unique.rsa.size = 256;
+  }
   return out;
 }
 
-TPM2B_PUBLIC RsaEndorsementKeyTemplate() {
-  TPM2B_PUBLIC out = EndorsementBase(TPM2_ALG_RSA);
+TPM2B_PUBLIC AkTemplate(TPMI_ALG_PUBLIC type) {
+  TPM2B_PUBLIC out = {};
   TPMT_PUBLIC& pub = out.publicArea;
-  pub.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-  pub.parameters.rsaDetail.keyBits = 2048;
-  pub.parameters.rsaDetail.exponent = 0;
-  // The profile's unique field: 256 zero bytes.
-  pub.unique.rsa.size = 256;
+  pub.type = type;
+  pub.nameAlg = TPM2_ALG_SHA256;
+  pub.objectAttributes = kAkAttributes;
+  if (type == TPM2_ALG_ECC) {
+    TPMS_ECC_PARMS& ecc = pub.parameters.eccDetail;
+    ecc.symmetric.algorithm = TPM2_ALG_NULL;
+    ecc.scheme.scheme = TPM2_ALG_ECDSA;
+    ecc.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+    ecc.curveID = TPM2_ECC_NIST_P256;
+    ecc.kdf.scheme = TPM2_ALG_NULL;
+    // go-tpm-tools' unique: 32 zero bytes each, which changes the key: kept to match.
+    pub.unique.ecc.x.size = 32;
+    pub.unique.ecc.y.size = 32;
+  } else {
+    TPMS_RSA_PARMS& rsa = pub.parameters.rsaDetail;
+    rsa.symmetric.algorithm = TPM2_ALG_NULL;
+    rsa.scheme.scheme = TPM2_ALG_RSASSA;
+    rsa.scheme.details.rsassa.hashAlg = TPM2_ALG_SHA256;
+    rsa.keyBits = 2048;
+    rsa.exponent = 0;
+  }
   return out;
 }
 

@@ -1,10 +1,13 @@
 // TPMT_PUBLIC templates: the storage parent every created or imported key hangs under,
-// and the signing keys themselves.
+// the endorsement key, the attestation key, and the signing keys themselves.
 #pragma once
 
 #include <tss2/tss2_tpm2_types.h>
 
 #include <cstdint>
+#include <string>
+
+#include "status.h"
 
 namespace tss {
 
@@ -21,14 +24,22 @@ struct KeySpec {
 // TPM2_ALG_RSA, the RSA-2048 equivalent for TPMs without ECC.
 TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type);
 
-// The TCG EK Credential Profile's ECC P-256 endorsement key (template L-2): the key
-// whose certificate the manufacturer issues, so its Name identifies the TPM.
-TPM2B_PUBLIC EndorsementKeyTemplate();
+// The TCG EK Credential Profile's endorsement key: the key whose certificate the
+// manufacturer issues, so its Name identifies the TPM. TPM2_ALG_ECC: ECC P-256
+// (template L-2), unique 32 zero bytes for x and y; TPM2_ALG_RSA: RSA 2048 (template
+// L-1), unique 256 zero bytes. Both restricted|decrypt|fixedTPM|fixedParent|
+// sensitiveDataOrigin|adminWithPolicy, AES-128-CFB, authPolicy
+// PolicySecret(TPM_RH_ENDORSEMENT).
+TPM2B_PUBLIC EndorsementKeyTemplate(TPMI_ALG_PUBLIC type);
 
-// The same profile's RSA 2048 endorsement key (template L-1): restricted|decrypt|fixedTPM|
-// fixedParent|sensitiveDataOrigin|adminWithPolicy, AES-128-CFB, authPolicy
-// PolicySecret(TPM_RH_ENDORSEMENT), unique 256 zero bytes.
-TPM2B_PUBLIC RsaEndorsementKeyTemplate();
+// Fails with ERR_INVALID_ARGUMENT ("`what` must be RSA or ECC") unless `type` is one of
+// the two an AK or EK can have.
+Status CheckKeyType(TPMI_ALG_PUBLIC type, const std::string& what);
+
+// go-tpm-tools' AK templates: RSA 2048 RSASSA-SHA256 or ECC P-256 ECDSA-SHA256,
+// restricted|sign|fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth, nameAlg
+// SHA-256, no symmetric algorithm; unique empty (RSA) or zero x and y (ECC).
+TPM2B_PUBLIC AkTemplate(TPMI_ALG_PUBLIC type);
 
 // An unrestricted signing key with a NULL scheme, so the scheme (RSASSA or RSAPSS,
 // ECDSA) is chosen per signature: fixedTPM|fixedParent|sensitiveDataOrigin|
