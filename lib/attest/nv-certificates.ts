@@ -7,6 +7,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 
+import { pem } from '../encoding.js';
 import { TpmJwtError } from '../errors.js';
 import type { NativeContext } from '../native.js';
 import { formatHandle } from '../tpm/handle.js';
@@ -47,14 +48,6 @@ export function derCertificates(bytes: Uint8Array): Buffer[] {
     offset = end;
   }
   return out;
-}
-
-export function toPem(der: Uint8Array): string {
-  const body = Buffer.from(der)
-    .toString('base64')
-    .replace(/(.{64})/g, '$1\n')
-    .replace(/\n$/, '');
-  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 
 /** The first certificate in an NV index's content, as PEM; undefined when it holds none. */
@@ -131,7 +124,7 @@ export async function readNvCertificates(context: NativeContext, akType: 'rsa' |
   // index may hold its own, padded: whichever reading finds more.
   const joined = derCertificates(Buffer.concat(chain));
   const apart = chain.flatMap((bytes) => derCertificates(bytes));
-  out.chain = (apart.length > joined.length ? apart : joined).map(toPem);
+  out.chain = (apart.length > joined.length ? apart : joined).map((der) => pem('CERTIFICATE', der));
   const platform = PLATFORM_AK_INDICES[akType];
   if (defined.has(platform.certificate)) {
     const certificate = await certificateAt(context, platform.certificate, out.notes);

@@ -1,0 +1,10 @@
+/** Bytes as text: the PEM blocks the library writes and the hex fields it reads. */
+
+/** `der` as a PEM block (RFC 7468): base64 in 64-column lines between BEGIN and END lines naming `label`. */
+export function pem(label: string, der: Uint8Array): string {
+  const body = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+}
