@@ -30,7 +30,7 @@ import {
   type ActivationResponse,
   type AttestationDocument,
 } from '../wire/attestation-format.js';
-import { leftPad } from '../wire/public-key.js';
+import { ecPoint, leftPad } from '../wire/public-key.js';
 import type { TpmPublic } from '../wire/tpm-structures.js';
 import { platformAkTemplate, readNvCertificates } from './nv-certificates.js';
 
@@ -178,10 +178,8 @@ function uniqueOf(key: KeyObject): Buffer {
   if (jwk.kty === 'RSA') return Buffer.from(jwk.n!, 'base64url');
   const curve = jwk.kty === 'EC' ? anyCurve(jwk.crv) : undefined;
   if (!curve) throw new TpmJwtError('ERR_TPM_UNSUPPORTED', `an EK on curve ${jwk.crv} is not supported`);
-  return Buffer.concat([
-    leftPad(Buffer.from(jwk.x!, 'base64url'), curve.size),
-    leftPad(Buffer.from(jwk.y!, 'base64url'), curve.size),
-  ]);
+  const { x, y } = ecPoint(jwk, curve.size);
+  return Buffer.concat([x, y]);
 }
 
 /** A persistent object's unique field as uniqueOf gives it; undefined for an object that is no RSA or ECC key. */

@@ -10,7 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import { anyCurve, hashByName, type CurveInfo } from '../algorithms.js';
 import { TpmJwtError } from '../errors.js';
 import { outerWrap, tpm2b, type WrapParameters, type WrappingParent } from './duplication.js';
-import { leftPad } from './public-key.js';
+import { ecPoint } from './public-key.js';
 
 /**
  * The EK's name algorithm and AES key size, as the TCG EK templates pair them with its
@@ -40,9 +40,7 @@ export function ekParameters(ek: KeyObject): WrapParameters {
 function wrappingEk(ek: KeyObject): WrappingParent {
   const curve = ek.asymmetricKeyType === 'ec' ? anyCurve(ek.asymmetricKeyDetails?.namedCurve) : undefined;
   if (!curve) return { type: 'rsa', publicKey: ek };
-  const { x, y } = ek.export({ format: 'jwk' });
-  const coordinate = (value: string | undefined) => leftPad(Buffer.from(value ?? '', 'base64url'), curve.size);
-  return { type: 'ecc', curve, x: coordinate(x), y: coordinate(y) };
+  return { type: 'ecc', curve, ...ecPoint(ek.export({ format: 'jwk' }), curve.size) };
 }
 
 /** TPM2_MakeCredential's outputs, each with its 16-bit size, as TPM2_ActivateCredential takes them. */
