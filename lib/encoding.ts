@@ -8,3 +8,8 @@ export function pem(label: string, der: Uint8Array): string {
     .replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 }
+
+/** The bytes `value` spells in hex (either case, whole bytes, at least one); undefined for anything else. */
+export function hexBytes(value: unknown): Buffer | undefined {
+  return typeof value === 'string' && /^([0-9a-f]{2})+$/i.test(value) ? Buffer.from(value, 'hex') : undefined;
+}

@@ -9,6 +9,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 
 import { anyCurve, TPM2_ALG } from '../algorithms.js';
+import { hexBytes } from '../encoding.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { keyThumbprint } from '../jwk.js';
 import type { NativeAkSpec, NativeContext, NativeEkSpec } from '../native.js';
@@ -237,9 +238,8 @@ function readChallenge(challenge: ActivationChallenge | string | Uint8Array): Re
     CHALLENGE_FORMAT,
     'activation challenge',
   );
-  if (typeof doc.ak?.name !== 'string' || !/^([0-9a-f]{2})+$/i.test(doc.ak.name)) {
-    throw invalidArgument('ak.name must be hex');
-  }
+  const akName = hexBytes(doc.ak?.name);
+  if (!akName) throw invalidArgument('ak.name must be hex');
   const spki = base64Field(doc.ek?.publicKey, 'ek.publicKey');
   let ekKey: KeyObject;
   try {
@@ -250,7 +250,7 @@ function readChallenge(challenge: ActivationChallenge | string | Uint8Array): Re
   return {
     blob: base64Field(doc.credentialBlob, 'credentialBlob'),
     encrypted: base64Field(doc.encryptedSecret, 'encryptedSecret'),
-    akName: Buffer.from(doc.ak.name, 'hex'),
+    akName,
     ekKey,
     akType: akType(doc.ak.type),
     ...(doc.ak.handle !== undefined && { akHandle: parsePersistentHandle(doc.ak.handle, 'the challenge ak.handle') }),
