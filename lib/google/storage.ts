@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
+import { iamAccount } from './iam-credentials.js';
 
 /** The one JWS algorithm whose signature is what signBlob returns. */
 const SIGN_BLOB_ALGORITHM = 'RS256';
@@ -39,8 +40,6 @@ export interface SignBlobRequest {
   data?: unknown;
 }
 
-const SIGN_BLOB_PATH = /\/serviceAccounts\/([^/]+):signBlob$/;
-
 /**
  * The bytes to sign when `request` is IAM Credentials' signBlob for `email` with a
  * base64 `payload`, at any host (Storage passes its `signingEndpoint` option on to
@@ -55,8 +54,7 @@ export function signBlobPayload(request: SignBlobRequest, email: string): Uint8A
   } catch {
     return undefined; // not a URL: not a signBlob call
   }
-  const match = SIGN_BLOB_PATH.exec(url.pathname);
-  if (!match || decodeURIComponent(match[1]!) !== email) return undefined;
+  if (iamAccount(url.pathname, 'signBlob') !== email) return undefined;
   const body = typeof request.data === 'string' ? parseJson(request.data) : request.data;
   const payload = (body as { payload?: unknown } | undefined)?.payload;
   if (typeof payload !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) return undefined;

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 
 import { invalidArgument } from '../errors.js';
+import { iamMethodPath, iamMethodPathPattern } from './iam-credentials.js';
 import { DEFAULT_UNIVERSE_DOMAIN } from './token-sources.js';
 import { TOKEN_TYPE_JWT } from './wif-subject-token.js';
 
@@ -20,8 +21,8 @@ const FILE_ENDPOINTS = {
   sts: { hosts: ['sts', 'sts.mtls'], path: /^\/v1\/token$/, shape: '/v1/token' },
   impersonation: {
     hosts: ['iamcredentials'],
-    path: /^\/v1\/projects\/[^/]+\/serviceAccounts\/[^/:]+:generateAccessToken$/,
-    shape: '/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken',
+    path: iamMethodPathPattern('generateAccessToken'),
+    shape: iamMethodPath('EMAIL', 'generateAccessToken'),
   },
   oauth2: { hosts: ['oauth2'], path: /^\/token$/, shape: '/token' },
 } as const satisfies Record<string, { hosts: readonly string[]; path: RegExp; shape: string }>;
@@ -256,8 +257,7 @@ export function credentialConfiguration(p: WifProvider, options: CredentialConfi
     token_url: options.tokenUrl ?? STS_TOKEN_URL,
     ...(options.serviceAccount !== undefined && {
       service_account_impersonation_url:
-        'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/' +
-        `${options.serviceAccount}:generateAccessToken`,
+        'https://iamcredentials.googleapis.com' + iamMethodPath(options.serviceAccount, 'generateAccessToken'),
     }),
     credential_source: {
       executable: {
