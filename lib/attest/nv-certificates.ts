@@ -21,13 +21,13 @@ const EK_CERTIFICATE_INDICES = [
 const EK_CHAIN_FIRST = 0x01c00100;
 const EK_CHAIN_LAST = 0x01c001ff;
 /** GCE's AK certificate and AK template (a TPMT_PUBLIC), by AK type. */
-export const PLATFORM_AK_INDICES = {
+const PLATFORM_AK_INDICES = {
   rsa: { certificate: 0x01c10000, template: 0x01c10001 },
   ecc: { certificate: 0x01c10002, template: 0x01c10003 },
 } as const;
 
 /** The DER certificates at the start of `bytes`, stopping at padding (zeros or 0xff). */
-export function derCertificates(bytes: Uint8Array): Buffer[] {
+function derCertificates(bytes: Uint8Array): Buffer[] {
   const out: Buffer[] = [];
   let offset = 0;
   while (offset + 2 <= bytes.length && bytes[offset] === 0x30) {
@@ -62,7 +62,7 @@ function certificateIn(bytes: Uint8Array): string | undefined {
 }
 
 /** What the TPM's NV holds for attestation. */
-export interface NvCertificates {
+interface NvCertificates {
   ek: EkCertificate[];
   chain: string[];
   /** The platform's AK certificate (PEM) and template for the AK type asked for. */

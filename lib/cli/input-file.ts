@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 
 import { TpmJwtError, type TpmJwtErrorCode } from '../errors.js';
 
-export interface InputFileOptions {
+interface InputFileOptions {
   /** What the file is, for the message: "cannot read WHAT FILE: reason". */
   what?: string;
   /** The error's code; ERR_INVALID_ARGUMENT unless given. */

@@ -6,7 +6,7 @@
  */
 
 /** The methods this package calls, answers or writes. */
-export type IamMethod = 'generateAccessToken' | 'generateIdToken' | 'signBlob';
+type IamMethod = 'generateAccessToken' | 'generateIdToken' | 'signBlob';
 
 /** /serviceAccounts/ACCOUNT:METHOD at the end of a path or URL, the account captured. */
 const methodTail = (method: IamMethod) => `/serviceAccounts/([^/:]+):${method}$`;

@@ -34,7 +34,7 @@ export async function signBlob(signer: Signer, blob: string | Uint8Array): Promi
 }
 
 /** The parts of a gaxios request (google-auth-library 9, 10, 11) that name a signBlob call. */
-export interface SignBlobRequest {
+interface SignBlobRequest {
   method?: string | undefined;
   url?: string | URL | undefined;
   data?: unknown;
@@ -69,13 +69,13 @@ function parseJson(text: string): unknown {
   }
 }
 
-export const STORAGE_ENDPOINT = 'https://storage.googleapis.com';
+const STORAGE_ENDPOINT = 'https://storage.googleapis.com';
 /** V4 signatures are valid for at most seven days. */
 export const MAX_SIGNED_URL_SECONDS = 7 * 24 * 60 * 60;
 /** What a URL alone can do; a resumable POST also needs a signed x-goog-resumable header. */
 export const SIGNED_URL_METHODS = Object.freeze(['GET', 'HEAD', 'PUT', 'DELETE'] as const);
 
-export interface StorageUrlOptions {
+interface StorageUrlOptions {
   /** The service account whose key signs: the credential in the URL. */
   email: string;
   bucket: string;

@@ -59,7 +59,7 @@ export function tpmSubjectTokenSupplier(options: TpmSubjectTokenOptions): Subjec
 }
 
 /** What a credential configuration that runs `tpm-jwt wif-token` says, checked. */
-export interface WifConfiguration {
+interface WifConfiguration {
   /** IdentityPoolClient options, all but the subject-token supplier. */
   readonly options: {
     type: 'external_account';

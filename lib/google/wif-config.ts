@@ -11,10 +11,10 @@ import { iamMethodPath, iamMethodPathPattern } from './iam-credentials.js';
 import { DEFAULT_UNIVERSE_DOMAIN } from './token-sources.js';
 import { TOKEN_TYPE_JWT } from './wif-subject-token.js';
 
-export const STS_TOKEN_URL = 'https://sts.googleapis.com/v1/token';
+const STS_TOKEN_URL = 'https://sts.googleapis.com/v1/token';
 
 /** Set to 1 to let credential configurations name any token or impersonation endpoint. */
-export const ALLOW_ANY_ENDPOINT_ENV = 'TPM_JWT_ALLOW_ANY_ENDPOINT';
+const ALLOW_ANY_ENDPOINT_ENV = 'TPM_JWT_ALLOW_ANY_ENDPOINT';
 
 /** Google's endpoints a file may name, per kind: the hosts (before .<universe>) and the path. */
 const FILE_ENDPOINTS = {
@@ -100,7 +100,7 @@ export function checkEndpointFromFile(
   return url as string;
 }
 
-export interface WifProvider {
+interface WifProvider {
   projectNumber: string;
   pool: string;
   provider: string;
@@ -126,7 +126,7 @@ export function checkProvider(provider: WifProvider): void {
 }
 
 /** projects/N/locations/global/workloadIdentityPools/P, the pool's resource name. */
-export function poolName(p: WifProvider): string {
+function poolName(p: WifProvider): string {
   return `projects/${p.projectNumber}/locations/global/workloadIdentityPools/${p.pool}`;
 }
 
@@ -136,7 +136,7 @@ export function stsAudience(p: WifProvider): string {
 }
 
 /** The IAM principal of one subject in the pool. */
-export function principal(p: WifProvider, subject: string): string {
+function principal(p: WifProvider, subject: string): string {
   return `principal://iam.googleapis.com/${poolName(p)}/subject/${subject}`;
 }
 
@@ -234,7 +234,7 @@ export function parseWifTokenCommand(command: string): WifTokenArgs {
   } as WifTokenArgs;
 }
 
-export interface CredentialConfigurationOptions {
+interface CredentialConfigurationOptions {
   /** The executable and its arguments; the libraries split on whitespace, so none may hold any. */
   command: readonly string[];
   /** Where the libraries cache the response: one file per key and audience. */

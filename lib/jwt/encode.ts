@@ -41,7 +41,7 @@ export async function encode(
   return `${signingInput}.${Buffer.from(signature).toString('base64url')}`;
 }
 
-export interface MintClaims {
+interface MintClaims {
   issuer: string;
   subject: string;
   audience?: string | undefined;

@@ -21,7 +21,7 @@ import { TokenCache } from '../jwt/token-cache.js';
 import { tokenAtRate, type NewKeyRate } from './new-key-rate.js';
 import { keyScopes, KEPT_KEYS, scopeKey, type MetadataTokens } from './tokens.js';
 
-export interface WifTokens extends MetadataTokens {
+interface WifTokens extends MetadataTokens {
   /** The service account the configuration impersonates (the email to report), if any. */
   readonly serviceAccount: string | undefined;
   /** The signer opened for the subject tokens (closed by close()). */

@@ -48,7 +48,7 @@ export interface CertificateOptions {
 }
 
 /** What the certificate needs from a key: its public key and a way to sign. */
-export interface CertificateKey {
+interface CertificateKey {
   readonly publicKey: import('node:crypto').KeyObject;
   readonly algorithms: readonly JwsAlgorithm[];
   sign(data: Uint8Array, options: { alg: JwsAlgorithm }): Promise<Uint8Array>;

@@ -25,7 +25,7 @@ import { readPublicArea } from './public-area.js';
 /** What importKey takes: PEM text (PKCS#8, PKCS#1, SEC1) or a service-account JSON. */
 export type ImportSource = string | { private_key: string; private_key_id?: string };
 
-export interface ImportedBlob {
+interface ImportedBlob {
   public: Buffer;
   private: Buffer;
   alg: JwsAlgorithm;

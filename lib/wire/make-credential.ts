@@ -17,7 +17,7 @@ import { ecPoint } from './public-key.js';
  * key: RSA 2048 and P-256 (L-1, L-2, H-1, H-2) SHA-256 and AES-128; larger keys (H-3 to
  * H-7, swtpm's P-384) the hash of their strength (SHA-384, SHA-512) and AES-256.
  */
-export function ekParameters(ek: KeyObject): WrapParameters {
+function ekParameters(ek: KeyObject): WrapParameters {
   const byHash = (hash: CurveInfo['hash']): WrapParameters => ({
     label: 'IDENTITY',
     hash: hashByName(hash),
@@ -44,7 +44,7 @@ function wrappingEk(ek: KeyObject): WrappingParent {
 }
 
 /** TPM2_MakeCredential's outputs, each with its 16-bit size, as TPM2_ActivateCredential takes them. */
-export interface Credential {
+interface Credential {
   /** TPM2B_ID_OBJECT: the integrity HMAC and the encrypted secret. */
   credentialBlob: Buffer;
   /** TPM2B_ENCRYPTED_SECRET: the seed, encrypted to the EK. */
