@@ -19,7 +19,7 @@ export const TPM2_ALG = Object.freeze({
 });
 
 export type JwsAlgorithm = 'RS256' | 'PS256' | 'ES256';
-export type KeyType = 'RSA' | 'EC';
+type KeyType = 'RSA' | 'EC';
 
 /** RSA modulus sizes a TPM key may have, in bits; the first is the default. */
 export const RSA_KEY_SIZES = Object.freeze([2048, 3072] as const);
@@ -86,7 +86,7 @@ export function anyCurve(name: string | number | undefined): CurveInfo | undefin
 }
 
 /** node:crypto sign/verify options that make its signatures JWS-form for the alg. */
-export interface NodeSignOptions {
+interface NodeSignOptions {
   readonly padding?: number;
   readonly saltLength?: number;
   readonly dsaEncoding?: 'ieee-p1363';

@@ -10,7 +10,7 @@ import type { TpmKeySpec } from './algorithms.js';
 import { TpmJwtError } from './errors.js';
 
 /** PolicyPCR over `indexes` of the `bank` (a TPMI_ALG_HASH), then PolicyAuthValue if set. */
-export interface NativePcrPolicy {
+interface NativePcrPolicy {
   bank: number;
   indexes: number[];
   authValue: boolean;
@@ -23,14 +23,14 @@ export type NativeKeyRef = ({ handle: number } | { parent: number; public: Uint8
   policy?: NativePcrPolicy;
 };
 
-export interface NativeSignScheme {
+interface NativeSignScheme {
   scheme: number;
   hash: number;
   coordinateSize?: number;
 }
 
 /** A key's blobs: marshaled TPM2B_PUBLIC (decoded in TypeScript, wire/tpm-structures.ts) and TPM2B_PRIVATE. */
-export interface NativeKeyBlob {
+interface NativeKeyBlob {
   public: Buffer;
   private: Buffer;
 }
@@ -59,7 +59,7 @@ export interface NativeEkSpec {
 }
 
 /** What TPM2_Certify returns, with the public areas a verifier needs. */
-export interface NativeCertification {
+interface NativeCertification {
   /** TPMS_ATTEST: the bytes the signature covers. */
   attest: Buffer;
   /** TPMT_SIGNATURE. */
@@ -122,7 +122,7 @@ export interface NativeContext {
   close(): Promise<void>;
 }
 
-export interface NativeAddon {
+interface NativeAddon {
   Context: new () => NativeContext;
   setErrorClass(errorClass: typeof TpmJwtError): void;
   /**

@@ -37,6 +37,7 @@ const ROOT_FILES: Readonly<Record<string, string>> = {
   'errors.ts': 'base',
   'algorithms.ts': 'base',
   'jwk.ts': 'base',
+  'encoding.ts': 'base',
   'atomic-file.ts': 'base',
   'remember-last.ts': 'base',
   'native.ts': 'native',

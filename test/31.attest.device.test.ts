@@ -24,7 +24,7 @@ import {
   type AttestationVerdict,
   type Tpm,
 } from '../lib/index.js';
-import { toPem } from '../lib/attest/nv-certificates.js';
+import { pem } from '../lib/encoding.js';
 import { decodeKeyFile } from '../lib/tpm/key-file-reader.js';
 import { makeCredential } from '../lib/wire/make-credential.js';
 import { publicKeyOf } from '../lib/wire/public-key.js';
@@ -286,7 +286,7 @@ describe('31 key attestation on a TPM with EK certificates', () => {
     it("another TPM's EK certificate (from the same CA)", async () => {
       const other = manufacture(path.join(dir, 'other-tpm'), swtpm.ekCa.dir);
       const forged = structuredClone(doc);
-      forged.ek.certificates = [{ index: '0x01c00002', pem: toPem(other['ek-rsa2048.crt']!) }];
+      forged.ek.certificates = [{ index: '0x01c00002', pem: pem('CERTIFICATE', other['ek-rsa2048.crt']!) }];
       // The certificate is genuine, so the verifier makes a challenge for it; this TPM
       // cannot answer it, whichever EK it is told to use.
       const made = await createActivationChallenge(forged, { roots: roots() });

@@ -71,8 +71,8 @@ function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
 }
 
 /** TCG key purposes (EK Credential Profile; Infrastructure WG, AIK certificates). */
-export const TCG_KP_EK_CERTIFICATE = '2.23.133.8.1';
-export const TCG_KP_AIK_CERTIFICATE = '2.23.133.8.3';
+const TCG_KP_EK_CERTIFICATE = '2.23.133.8.1';
+const TCG_KP_AIK_CERTIFICATE = '2.23.133.8.3';
 /** tcg-at-tpmManufacturer: the TPM manufacturer attribute of an EK certificate's subject alternative name. */
 const TCG_AT_TPM_MANUFACTURER = '2.23.133.2.1';
 
@@ -225,10 +225,10 @@ function caProblem(cert: X509Certificate, below: number): string | undefined {
 }
 
 /** The outcome of a chain check: the path to a root, or why there is none. */
-export type ChainResult = { ok: true; root: X509Certificate } | { ok: false; why: string };
+type ChainResult = { ok: true; root: X509Certificate } | { ok: false; why: string };
 
 /** At most this many intermediates between a leaf and its root; TPM vendors' chains have one to three. */
-export const MAX_CHAIN_INTERMEDIATES = 8;
+const MAX_CHAIN_INTERMEDIATES = 8;
 /**
  * At most this many signatures checked for one chain. Each certificate is expanded once
  * and tried as the issuer of each other only when the names match, so a real chain needs

@@ -8,6 +8,7 @@
 import { createHash, createPublicKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 import { TPM2_ALG } from '../algorithms.js';
+import { hexBytes } from '../encoding.js';
 import { invalidArgument } from '../errors.js';
 import {
   base64Field,
@@ -106,9 +107,8 @@ export function readActivation(activation: { expected: unknown; response: unknow
   }
   const e = readDocument<ActivationExpectation>(activation.expected, EXPECTED_FORMAT, 'activation expectation');
   const r = readDocument<ActivationResponse>(activation.response, RESPONSE_FORMAT, 'activation response');
-  if (typeof e.akName !== 'string' || !/^([0-9a-f]{2})+$/i.test(e.akName)) {
-    throw invalidArgument('expected.akName must be hex');
-  }
+  const akName = hexBytes(e.akName);
+  if (!akName) throw invalidArgument('expected.akName must be hex');
   const secretDigest = base64Field(e.secretDigest, 'expected.secretDigest');
   if (secretDigest.length !== 32) throw invalidArgument('expected.secretDigest must be a SHA-256 digest');
   const der = base64Field(e.ekPublicKey, 'expected.ekPublicKey');
@@ -119,7 +119,7 @@ export function readActivation(activation: { expected: unknown; response: unknow
     throw invalidArgument(`expected.ekPublicKey is not an SPKI public key: ${(err as Error).message}`);
   }
   const secret = base64Field(r.secret, 'response.secret');
-  return { akName: Buffer.from(e.akName, 'hex'), ekPublicKey, secretDigest, secret };
+  return { akName, ekPublicKey, secretDigest, secret };
 }
 
 /**

@@ -9,6 +9,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 
 import { anyCurve, TPM2_ALG } from '../algorithms.js';
+import { hexBytes } from '../encoding.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { keyThumbprint } from '../jwk.js';
 import type { NativeAkSpec, NativeContext, NativeEkSpec } from '../native.js';
@@ -30,7 +31,7 @@ import {
   type ActivationResponse,
   type AttestationDocument,
 } from '../wire/attestation-format.js';
-import { leftPad } from '../wire/public-key.js';
+import { ecPoint, leftPad } from '../wire/public-key.js';
 import type { TpmPublic } from '../wire/tpm-structures.js';
 import { platformAkTemplate, readNvCertificates } from './nv-certificates.js';
 
@@ -178,10 +179,8 @@ function uniqueOf(key: KeyObject): Buffer {
   if (jwk.kty === 'RSA') return Buffer.from(jwk.n!, 'base64url');
   const curve = jwk.kty === 'EC' ? anyCurve(jwk.crv) : undefined;
   if (!curve) throw new TpmJwtError('ERR_TPM_UNSUPPORTED', `an EK on curve ${jwk.crv} is not supported`);
-  return Buffer.concat([
-    leftPad(Buffer.from(jwk.x!, 'base64url'), curve.size),
-    leftPad(Buffer.from(jwk.y!, 'base64url'), curve.size),
-  ]);
+  const { x, y } = ecPoint(jwk, curve.size);
+  return Buffer.concat([x, y]);
 }
 
 /** A persistent object's unique field as uniqueOf gives it; undefined for an object that is no RSA or ECC key. */
@@ -239,9 +238,8 @@ function readChallenge(challenge: ActivationChallenge | string | Uint8Array): Re
     CHALLENGE_FORMAT,
     'activation challenge',
   );
-  if (typeof doc.ak?.name !== 'string' || !/^([0-9a-f]{2})+$/i.test(doc.ak.name)) {
-    throw invalidArgument('ak.name must be hex');
-  }
+  const akName = hexBytes(doc.ak?.name);
+  if (!akName) throw invalidArgument('ak.name must be hex');
   const spki = base64Field(doc.ek?.publicKey, 'ek.publicKey');
   let ekKey: KeyObject;
   try {
@@ -252,7 +250,7 @@ function readChallenge(challenge: ActivationChallenge | string | Uint8Array): Re
   return {
     blob: base64Field(doc.credentialBlob, 'credentialBlob'),
     encrypted: base64Field(doc.encryptedSecret, 'encryptedSecret'),
-    akName: Buffer.from(doc.ak.name, 'hex'),
+    akName,
     ekKey,
     akType: akType(doc.ak.type),
     ...(doc.ak.handle !== undefined && { akHandle: parsePersistentHandle(doc.ak.handle, 'the challenge ak.handle') }),

@@ -90,7 +90,7 @@ export interface TrustedEk {
 }
 
 /** One line naming an EK certificate's key. */
-export function keyLabel(key: KeyObject): string {
+function keyLabel(key: KeyObject): string {
   return key.asymmetricKeyType === 'rsa'
     ? `RSA ${key.asymmetricKeyDetails?.modulusLength}`
     : `ECC ${key.asymmetricKeyDetails?.namedCurve}`;

@@ -7,6 +7,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 
+import { pem } from '../encoding.js';
 import { TpmJwtError } from '../errors.js';
 import type { NativeContext } from '../native.js';
 import { formatHandle } from '../tpm/handle.js';
@@ -20,13 +21,13 @@ const EK_CERTIFICATE_INDICES = [
 const EK_CHAIN_FIRST = 0x01c00100;
 const EK_CHAIN_LAST = 0x01c001ff;
 /** GCE's AK certificate and AK template (a TPMT_PUBLIC), by AK type. */
-export const PLATFORM_AK_INDICES = {
+const PLATFORM_AK_INDICES = {
   rsa: { certificate: 0x01c10000, template: 0x01c10001 },
   ecc: { certificate: 0x01c10002, template: 0x01c10003 },
 } as const;
 
 /** The DER certificates at the start of `bytes`, stopping at padding (zeros or 0xff). */
-export function derCertificates(bytes: Uint8Array): Buffer[] {
+function derCertificates(bytes: Uint8Array): Buffer[] {
   const out: Buffer[] = [];
   let offset = 0;
   while (offset + 2 <= bytes.length && bytes[offset] === 0x30) {
@@ -49,14 +50,6 @@ export function derCertificates(bytes: Uint8Array): Buffer[] {
   return out;
 }
 
-export function toPem(der: Uint8Array): string {
-  const body = Buffer.from(der)
-    .toString('base64')
-    .replace(/(.{64})/g, '$1\n')
-    .replace(/\n$/, '');
-  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
-}
-
 /** The first certificate in an NV index's content, as PEM; undefined when it holds none. */
 function certificateIn(bytes: Uint8Array): string | undefined {
   const [der] = derCertificates(bytes);
@@ -69,7 +62,7 @@ function certificateIn(bytes: Uint8Array): string | undefined {
 }
 
 /** What the TPM's NV holds for attestation. */
-export interface NvCertificates {
+interface NvCertificates {
   ek: EkCertificate[];
   chain: string[];
   /** The platform's AK certificate (PEM) and template for the AK type asked for. */
@@ -131,7 +124,7 @@ export async function readNvCertificates(context: NativeContext, akType: 'rsa' |
   // index may hold its own, padded: whichever reading finds more.
   const joined = derCertificates(Buffer.concat(chain));
   const apart = chain.flatMap((bytes) => derCertificates(bytes));
-  out.chain = (apart.length > joined.length ? apart : joined).map(toPem);
+  out.chain = (apart.length > joined.length ? apart : joined).map((der) => pem('CERTIFICATE', der));
   const platform = PLATFORM_AK_INDICES[akType];
   if (defined.has(platform.certificate)) {
     const certificate = await certificateAt(context, platform.certificate, out.notes);

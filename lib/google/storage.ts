@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
+import { iamAccount } from './iam-credentials.js';
 
 /** The one JWS algorithm whose signature is what signBlob returns. */
 const SIGN_BLOB_ALGORITHM = 'RS256';
@@ -33,13 +34,11 @@ export async function signBlob(signer: Signer, blob: string | Uint8Array): Promi
 }
 
 /** The parts of a gaxios request (google-auth-library 9, 10, 11) that name a signBlob call. */
-export interface SignBlobRequest {
+interface SignBlobRequest {
   method?: string | undefined;
   url?: string | URL | undefined;
   data?: unknown;
 }
-
-const SIGN_BLOB_PATH = /\/serviceAccounts\/([^/]+):signBlob$/;
 
 /**
  * The bytes to sign when `request` is IAM Credentials' signBlob for `email` with a
@@ -55,8 +54,7 @@ export function signBlobPayload(request: SignBlobRequest, email: string): Uint8A
   } catch {
     return undefined; // not a URL: not a signBlob call
   }
-  const match = SIGN_BLOB_PATH.exec(url.pathname);
-  if (!match || decodeURIComponent(match[1]!) !== email) return undefined;
+  if (iamAccount(url.pathname, 'signBlob') !== email) return undefined;
   const body = typeof request.data === 'string' ? parseJson(request.data) : request.data;
   const payload = (body as { payload?: unknown } | undefined)?.payload;
   if (typeof payload !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) return undefined;
@@ -71,13 +69,13 @@ function parseJson(text: string): unknown {
   }
 }
 
-export const STORAGE_ENDPOINT = 'https://storage.googleapis.com';
+const STORAGE_ENDPOINT = 'https://storage.googleapis.com';
 /** V4 signatures are valid for at most seven days. */
 export const MAX_SIGNED_URL_SECONDS = 7 * 24 * 60 * 60;
 /** What a URL alone can do; a resumable POST also needs a signed x-goog-resumable header. */
 export const SIGNED_URL_METHODS = Object.freeze(['GET', 'HEAD', 'PUT', 'DELETE'] as const);
 
-export interface StorageUrlOptions {
+interface StorageUrlOptions {
   /** The service account whose key signs: the credential in the URL. */
   email: string;
   bucket: string;

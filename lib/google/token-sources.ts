@@ -24,7 +24,7 @@ export type TpmAuthMode = (typeof MODES)[number];
 
 export const DEFAULT_UNIVERSE_DOMAIN = 'googleapis.com';
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
-export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
 const ASSERTION_LIFETIME_SECONDS = 3600;
 const DEFAULT_EXPIRES_IN_SECONDS = 3600;
@@ -32,7 +32,7 @@ const DEFAULT_EXPIRES_IN_SECONDS = 3600;
 const AUDIENCES_KEPT = 10;
 
 /** A request's URL, or undefined when the caller has none (the service path decides). */
-export type RequestUrl = string | URL | undefined;
+type RequestUrl = string | URL | undefined;
 
 export interface TokenSource {
   /**
@@ -45,7 +45,7 @@ export interface TokenSource {
 }
 
 /** What a source is made from; everything but the signer and email has a default. */
-export interface TokenSourceOptions {
+interface TokenSourceOptions {
   mode?: TpmAuthMode;
   /** The signer, opened on first use; rejects if it cannot be opened (a later call tries again). */
   signer: () => Promise<Signer>;

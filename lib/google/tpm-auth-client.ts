@@ -10,6 +10,7 @@ import type { Signer } from '../crypt/signer.js';
 import { TpmSigner, type TpmSignerOptions } from '../crypt/tpm-signer.js';
 import { openServiceAccountFile } from '../crypt/service-account.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
+import { checkAudienceOrScope } from '../jwt/encode.js';
 import type { ExpiringToken } from '../jwt/token-cache.js';
 import { signBlob, signBlobPayload } from './storage.js';
 import { defaultTokenUrl, makeTokenSource, type TokenSource, type TpmAuthMode } from './token-sources.js';
@@ -95,9 +96,7 @@ export class TpmAuthClient extends AuthClient {
     if (typeof options?.email !== 'string' || options.email === '') throw invalidArgument('email is required');
     if (!options.signer === !options.keyRef) throw invalidArgument('give exactly one of signer or keyRef');
     const mode = options.mode ?? 'jwt-access';
-    if (options.scopes !== undefined && options.audience !== undefined) {
-      throw invalidArgument('a self-signed JWT has an audience or scopes, not both');
-    }
+    checkAudienceOrScope(options.audience, options.scopes);
     this.#options = options;
     this.email = options.email;
     this.mode = mode;

@@ -15,6 +15,7 @@ import { TpmSigner } from '../crypt/tpm-signer.js';
 import { invalidArgument, messageWithCauses, TpmJwtError } from '../errors.js';
 import { TokenCache, type ExpiringToken } from '../jwt/token-cache.js';
 import { checkEncryptFromFile } from '../tpm/tcti-trust.js';
+import { iamAccount } from './iam-credentials.js';
 import { jwtExpiry } from './token-sources.js';
 import {
   checkEndpointFromFile,
@@ -58,7 +59,7 @@ export function tpmSubjectTokenSupplier(options: TpmSubjectTokenOptions): Subjec
 }
 
 /** What a credential configuration that runs `tpm-jwt wif-token` says, checked. */
-export interface WifConfiguration {
+interface WifConfiguration {
   /** IdentityPoolClient options, all but the subject-token supplier. */
   readonly options: {
     type: 'external_account';
@@ -146,8 +147,7 @@ export async function readWifConfiguration(file: string): Promise<WifConfigurati
 
 /** The email in an impersonation URL (…/serviceAccounts/EMAIL:generateAccessToken). */
 function impersonatedAccount(url: string | undefined): string | undefined {
-  const match = url === undefined ? null : /\/serviceAccounts\/([^/:]+):generateAccessToken$/.exec(url);
-  return match ? decodeURIComponent(match[1]!) : undefined;
+  return url === undefined ? undefined : iamAccount(url, 'generateAccessToken');
 }
 
 /**

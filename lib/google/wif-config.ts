@@ -7,21 +7,22 @@
 import { parseArgs } from 'node:util';
 
 import { invalidArgument } from '../errors.js';
+import { iamMethodPath, iamMethodPathPattern } from './iam-credentials.js';
 import { DEFAULT_UNIVERSE_DOMAIN } from './token-sources.js';
 import { TOKEN_TYPE_JWT } from './wif-subject-token.js';
 
-export const STS_TOKEN_URL = 'https://sts.googleapis.com/v1/token';
+const STS_TOKEN_URL = 'https://sts.googleapis.com/v1/token';
 
 /** Set to 1 to let credential configurations name any token or impersonation endpoint. */
-export const ALLOW_ANY_ENDPOINT_ENV = 'TPM_JWT_ALLOW_ANY_ENDPOINT';
+const ALLOW_ANY_ENDPOINT_ENV = 'TPM_JWT_ALLOW_ANY_ENDPOINT';
 
 /** Google's endpoints a file may name, per kind: the hosts (before .<universe>) and the path. */
 const FILE_ENDPOINTS = {
   sts: { hosts: ['sts', 'sts.mtls'], path: /^\/v1\/token$/, shape: '/v1/token' },
   impersonation: {
     hosts: ['iamcredentials'],
-    path: /^\/v1\/projects\/[^/]+\/serviceAccounts\/[^/:]+:generateAccessToken$/,
-    shape: '/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken',
+    path: iamMethodPathPattern('generateAccessToken'),
+    shape: iamMethodPath('EMAIL', 'generateAccessToken'),
   },
   oauth2: { hosts: ['oauth2'], path: /^\/token$/, shape: '/token' },
 } as const satisfies Record<string, { hosts: readonly string[]; path: RegExp; shape: string }>;
@@ -99,7 +100,7 @@ export function checkEndpointFromFile(
   return url as string;
 }
 
-export interface WifProvider {
+interface WifProvider {
   projectNumber: string;
   pool: string;
   provider: string;
@@ -125,7 +126,7 @@ export function checkProvider(provider: WifProvider): void {
 }
 
 /** projects/N/locations/global/workloadIdentityPools/P, the pool's resource name. */
-export function poolName(p: WifProvider): string {
+function poolName(p: WifProvider): string {
   return `projects/${p.projectNumber}/locations/global/workloadIdentityPools/${p.pool}`;
 }
 
@@ -135,7 +136,7 @@ export function stsAudience(p: WifProvider): string {
 }
 
 /** The IAM principal of one subject in the pool. */
-export function principal(p: WifProvider, subject: string): string {
+function principal(p: WifProvider, subject: string): string {
   return `principal://iam.googleapis.com/${poolName(p)}/subject/${subject}`;
 }
 
@@ -233,7 +234,7 @@ export function parseWifTokenCommand(command: string): WifTokenArgs {
   } as WifTokenArgs;
 }
 
-export interface CredentialConfigurationOptions {
+interface CredentialConfigurationOptions {
   /** The executable and its arguments; the libraries split on whitespace, so none may hold any. */
   command: readonly string[];
   /** Where the libraries cache the response: one file per key and audience. */
@@ -256,8 +257,7 @@ export function credentialConfiguration(p: WifProvider, options: CredentialConfi
     token_url: options.tokenUrl ?? STS_TOKEN_URL,
     ...(options.serviceAccount !== undefined && {
       service_account_impersonation_url:
-        'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/' +
-        `${options.serviceAccount}:generateAccessToken`,
+        'https://iamcredentials.googleapis.com' + iamMethodPath(options.serviceAccount, 'generateAccessToken'),
     }),
     credential_source: {
       executable: {

@@ -18,9 +18,9 @@ export const SUBJECT_TOKEN_TYPES: readonly string[] = [TOKEN_TYPE_JWT, TOKEN_TYP
 
 /** Google's STS verifies RS256 and ES256 subject tokens only. */
 export const STS_ALGORITHMS: readonly JwsAlgorithm[] = ['RS256', 'ES256'];
-export const DEFAULT_SUBJECT_TOKEN_LIFETIME = 3600;
+const DEFAULT_SUBJECT_TOKEN_LIFETIME = 3600;
 
-export interface SubjectTokenOptions {
+interface SubjectTokenOptions {
   /** The issuer URI the provider was created with. */
   issuer: string;
   /** The `aud` claim: one the provider allows (see providerAudience). */

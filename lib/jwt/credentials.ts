@@ -4,7 +4,7 @@
  */
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
-import { mintToken } from './encode.js';
+import { checkAudienceOrScope, mintToken } from './encode.js';
 import {
   applyBearer,
   SigningCredentials,
@@ -26,11 +26,7 @@ export class Credentials extends SigningCredentials<CredentialsOptions> {
 
   constructor(signer: Signer, options: CredentialsOptions) {
     super(signer, options);
-    // AIP-4111: a self-signed JWT carries either an audience or a scope, never both.
-    const audience = options.audience ?? this.additionalClaims['aud'];
-    if (audience !== undefined && this.additionalClaims['scope'] !== undefined) {
-      throw invalidArgument('a self-signed JWT has an audience or a scope claim, not both');
-    }
+    checkAudienceOrScope(options.audience ?? this.additionalClaims['aud'], this.additionalClaims['scope']);
     this.audience = options.audience;
   }
 

@@ -24,7 +24,7 @@ export interface DecodeOptions {
 }
 
 /** Longer tokens are refused unread: nothing legitimate comes close (Google's are < 2 KiB). */
-export const MAX_TOKEN_LENGTH = 64 * 1024;
+const MAX_TOKEN_LENGTH = 64 * 1024;
 
 const JOSE_CODES: ReadonlySet<string> = new Set(JOSE_ERROR_CODES);
 const isJoseCode = (code: string): code is (typeof JOSE_ERROR_CODES)[number] => JOSE_CODES.has(code);

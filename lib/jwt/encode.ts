@@ -41,7 +41,7 @@ export async function encode(
   return `${signingInput}.${Buffer.from(signature).toString('base64url')}`;
 }
 
-export interface MintClaims {
+interface MintClaims {
   issuer: string;
   subject: string;
   audience?: string | undefined;
@@ -63,4 +63,14 @@ export async function mintToken(signer: Signer, claims: MintClaims, keyId?: stri
   };
   const token = await encode(signer, payload, keyId === undefined ? {} : { keyId });
   return { token, expiry: new Date(exp * 1000) };
+}
+
+/**
+ * AIP-4111: a self-signed JWT carries an audience or a scope claim, never both. Throws
+ * ERR_INVALID_ARGUMENT when both are given.
+ */
+export function checkAudienceOrScope(audience: unknown, scope: unknown): void {
+  if (audience !== undefined && scope !== undefined) {
+    throw invalidArgument('a self-signed JWT has an audience or a scope claim, not both');
+  }
 }

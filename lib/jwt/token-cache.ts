@@ -16,7 +16,7 @@ export interface ExpiringToken {
 /** Tokens are refreshed this long before they expire (google-auth's REFRESH_THRESHOLD). */
 export const REFRESH_THRESHOLD_SECONDS = 225;
 
-export interface TokenCacheOptions<K> {
+interface TokenCacheOptions<K> {
   /** How many keys are kept besides the pinned ones; the least recently used goes first. */
   maxSize: number;
   /** Keys never dropped (what nearly every request asks for). */

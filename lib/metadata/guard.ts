@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 
-export interface Refusal {
+interface Refusal {
   readonly status: number;
   readonly message: string;
 }
@@ -49,7 +49,7 @@ export function isLoopback(listenHost: string): boolean {
 }
 
 /** The host part of a Host header: no port, no IPv6 brackets, lower case; undefined if malformed. */
-export function hostName(header: string | undefined): string | undefined {
+function hostName(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+?)\.?)(?::[0-9]{1,5})?$/i.exec(header.trim());
   // A fully qualified name ends in a dot (gcp-metadata asks for metadata.google.internal.).

@@ -28,7 +28,7 @@ export const KEPT_KEYS = 32;
 export const scopeKey = (scopes: readonly string[]) => scopes.join(' ');
 export const keyScopes = (key: string) => key.split(' ');
 
-export interface SignerTokensOptions {
+interface SignerTokensOptions {
   signer: Signer;
   email: string;
   /** oauth2: the JWT-bearer exchange; jwt-access: a self-signed JWT with a scope claim. */

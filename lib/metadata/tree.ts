@@ -15,18 +15,18 @@ export class MintedLeaf {
 }
 
 /** A numeric id as GCE writes it in JSON: a bare number, with every digit (ids exceed 2^53). */
-export class Digits {
+class Digits {
   constructor(readonly digits: string) {}
 }
 
-export type Value = string | Digits | readonly string[];
+type Value = string | Digits | readonly string[];
 export interface Directory {
   readonly [name: string]: Node;
 }
-export type Node = Value | Directory | MintedLeaf;
+type Node = Value | Directory | MintedLeaf;
 
 /** What a server is configured with; every field but email has a sensible absence. */
-export interface MetadataValues {
+interface MetadataValues {
   email: string;
   scopes: readonly string[];
   projectId?: string;
@@ -76,7 +76,7 @@ export function lookup(tree: Directory, segments: readonly string[]): Node | und
   return node;
 }
 
-export type Rendered =
+type Rendered =
   { readonly type: 'text' | 'json'; readonly body: string } | { readonly type: 'minted'; readonly leaf: MintedLeaf };
 
 /** How GCE answers for `node` with the request's `recursive` and `alt` parameters. */

@@ -8,6 +8,7 @@ import { IdentityPoolClient } from 'google-auth-library';
 
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
+import { otherIamMethod } from '../google/iam-credentials.js';
 import { CLOUD_PLATFORM_SCOPE } from '../google/token-sources.js';
 import {
   federatedAccessToken,
@@ -20,7 +21,7 @@ import { TokenCache } from '../jwt/token-cache.js';
 import { tokenAtRate, type NewKeyRate } from './new-key-rate.js';
 import { keyScopes, KEPT_KEYS, scopeKey, type MetadataTokens } from './tokens.js';
 
-export interface WifTokens extends MetadataTokens {
+interface WifTokens extends MetadataTokens {
   /** The service account the configuration impersonates (the email to report), if any. */
   readonly serviceAccount: string | undefined;
   /** The signer opened for the subject tokens (closed by close()). */
@@ -59,7 +60,7 @@ export async function wifTokens(
   let identity: TokenCache | undefined;
   if (serviceAccount !== undefined) {
     const caller = client([CLOUD_PLATFORM_SCOPE], false);
-    const url = impersonation!.replace(/:generateAccessToken$/, ':generateIdToken');
+    const url = otherIamMethod(impersonation!, 'generateAccessToken', 'generateIdToken');
     identity = new TokenCache((audience) => generatedIdToken(caller, url, audience), { maxSize: KEPT_KEYS });
   }
   return {

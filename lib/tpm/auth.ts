@@ -6,7 +6,7 @@ import { invalidArgument } from '../errors.js';
  * digest). A copy, so the library can zero it without touching the caller's bytes.
  * Throws ERR_INVALID_ARGUMENT.
  */
-export function authBytes(auth: string | Uint8Array | undefined, what = 'auth'): Uint8Array | undefined {
+function authBytes(auth: string | Uint8Array | undefined, what = 'auth'): Uint8Array | undefined {
   if (auth === undefined) return undefined;
   if (typeof auth !== 'string' && !(auth instanceof Uint8Array)) {
     throw invalidArgument(`${what} must be a string or a Uint8Array`);

@@ -30,6 +30,7 @@ import {
 import * as asn1js from 'asn1js';
 
 import { algorithmInfo, type AlgorithmInfo, type JwsAlgorithm, type X509SignatureInfo } from '../algorithms.js';
+import { pem } from '../encoding.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 
 const OID_COMMON_NAME = '2.5.4.3';
@@ -47,7 +48,7 @@ export interface CertificateOptions {
 }
 
 /** What the certificate needs from a key: its public key and a way to sign. */
-export interface CertificateKey {
+interface CertificateKey {
   readonly publicKey: import('node:crypto').KeyObject;
   readonly algorithms: readonly JwsAlgorithm[];
   sign(data: Uint8Array, options: { alg: JwsAlgorithm }): Promise<Uint8Array>;
@@ -120,8 +121,5 @@ export async function selfSignedCertificate(key: CertificateKey, options: Certif
     signatureAlgorithm,
     signatureValue: x509.derSignature ? ecdsaDer(signature) : new Uint8Array(signature).buffer,
   });
-  const body = Buffer.from(AsnConvert.serialize(certificate))
-    .toString('base64')
-    .replace(/(.{64})/g, '$1\n');
-  return `-----BEGIN CERTIFICATE-----\n${body.replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+  return pem('CERTIFICATE', new Uint8Array(AsnConvert.serialize(certificate)));
 }

@@ -19,13 +19,13 @@ import {
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { native, type NativeContext } from '../native.js';
 import { wrapForImport, type WrappingParent } from '../wire/duplication.js';
-import { leftPad, publicKeyOf } from '../wire/public-key.js';
+import { ecPoint, leftPad, publicKeyOf } from '../wire/public-key.js';
 import { readPublicArea } from './public-area.js';
 
 /** What importKey takes: PEM text (PKCS#8, PKCS#1, SEC1) or a service-account JSON. */
 export type ImportSource = string | { private_key: string; private_key_id?: string };
 
-export interface ImportedBlob {
+interface ImportedBlob {
   public: Buffer;
   private: Buffer;
   alg: JwsAlgorithm;
@@ -66,8 +66,7 @@ function importable(key: KeyObject, auth: Uint8Array | undefined) {
     return {
       alg: info.alg,
       spec: tpmKeySpec(info),
-      x: leftPad(bytes(jwk.x), size),
-      y: leftPad(bytes(jwk.y), size),
+      ...ecPoint(jwk, size),
       secret: leftPad(bytes(jwk.d), size),
       ...(auth && { auth }),
     };

@@ -13,6 +13,8 @@
  * Writing it takes a few DER rules, written out here; reading it, which must survive
  * any input, is key-file-reader.ts's, on asn1js (loaded only by those who read one).
  */
+import { pem } from '../encoding.js';
+
 export const LOADABLE_KEY_OID = '2.23.133.10.1.3';
 export const LABEL = 'TSS2 PRIVATE KEY';
 
@@ -84,6 +86,5 @@ export function encodeKeyFile(key: KeyFile): string {
     tlv(0x04, key.public),
     tlv(0x04, key.private),
   );
-  const body = der.toString('base64').replace(/(.{64})/g, '$1\n');
-  return `-----BEGIN ${LABEL}-----\n${body.replace(/\n$/, '')}\n-----END ${LABEL}-----\n`;
+  return pem(LABEL, der);
 }

@@ -19,10 +19,10 @@ import { invalidArgument, TpmJwtError } from '../errors.js';
 import { resolveTcti } from './tcti.js';
 
 /** Set to 1 to let files name any TCTI, on any host, encrypted or not, as the user does directly. */
-export const ALLOW_ANY_TCTI_ENV = 'TPM_JWT_ALLOW_ANY_TCTI';
+const ALLOW_ANY_TCTI_ENV = 'TPM_JWT_ALLOW_ANY_TCTI';
 
 /** Set to 1 to let files name a swtpm or mssim on another host (still encrypted). */
-export const ALLOW_REMOTE_TPM_ENV = 'TPM_JWT_ALLOW_REMOTE_TPM';
+const ALLOW_REMOTE_TPM_ENV = 'TPM_JWT_ALLOW_REMOTE_TPM';
 
 /** The device TCTI's own default. */
 const DEFAULT_DEVICE = '/dev/tpm0';

@@ -8,6 +8,7 @@ import {
   type JwsAlgorithm,
   type RsaKeySize,
 } from '../algorithms.js';
+import { hexBytes } from '../encoding.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { native, type NativeContext, type NativeKeyRef } from '../native.js';
 import { withAuth } from './auth.js';
@@ -86,8 +87,8 @@ function sessionOptions(options: TpmOpenOptions) {
   }
   let saltKeyName: Uint8Array | undefined;
   if (typeof options.saltKeyName === 'string') {
-    if (!/^([0-9a-f]{2})+$/i.test(options.saltKeyName)) throw invalidArgument('saltKeyName must be hex');
-    saltKeyName = Buffer.from(options.saltKeyName, 'hex');
+    saltKeyName = hexBytes(options.saltKeyName);
+    if (!saltKeyName) throw invalidArgument('saltKeyName must be hex');
   } else if (options.saltKeyName !== undefined) {
     if (!(options.saltKeyName instanceof Uint8Array)) throw invalidArgument('saltKeyName must be hex or bytes');
     saltKeyName = options.saltKeyName;

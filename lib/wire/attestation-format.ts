@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 
+import { hexBytes } from '../encoding.js';
 import { invalidArgument } from '../errors.js';
 
 export const ATTESTATION_FORMAT = 'tpm-jwt-attestation/1';
@@ -121,7 +122,7 @@ export function keyBinding(kid: string, email: string | undefined): Buffer {
 export function parseNonce(nonce: string | Uint8Array): Buffer {
   let bytes: Buffer | undefined;
   if (typeof nonce === 'string') {
-    if (/^([0-9a-f]{2})+$/i.test(nonce)) bytes = Buffer.from(nonce, 'hex');
+    bytes = hexBytes(nonce);
   } else if (nonce instanceof Uint8Array) {
     bytes = Buffer.from(nonce);
   }

@@ -35,7 +35,7 @@ const u32 = (value: number) => {
 const label = (text: string) => Buffer.from(`${text}\0`, 'latin1');
 
 /** KDFa (SP 800-108 counter mode with HMAC), Part 1 11.4.10.2. */
-export function kdfa(
+function kdfa(
   hash: string,
   key: Uint8Array,
   use: string,
@@ -59,14 +59,7 @@ export function kdfa(
 }
 
 /** KDFe (SP 800-56A concatenation KDF), Part 1 11.4.10.3. */
-export function kdfe(
-  hash: string,
-  z: Uint8Array,
-  use: string,
-  partyU: Uint8Array,
-  partyV: Uint8Array,
-  bits: number,
-): Buffer {
+function kdfe(hash: string, z: Uint8Array, use: string, partyU: Uint8Array, partyV: Uint8Array, bits: number): Buffer {
   const blocks: Buffer[] = [];
   for (let counter = 1, have = 0; have * 8 < bits; counter++) {
     const block = createHash(hash)
@@ -97,7 +90,7 @@ export interface WrapParameters {
   aesBits: 128 | 256;
 }
 
-export interface OuterWrap {
+interface OuterWrap {
   /** With its size: the integrity HMAC and the encrypted data (TPM2B_PRIVATE, or TPM2B_ID_OBJECT). */
   wrapped: Buffer;
   /** The contents of TPM2B_ENCRYPTED_SECRET: the seed, encrypted to the parent. */
@@ -145,7 +138,7 @@ export function outerWrap(plain: Uint8Array, name: Uint8Array, parent: WrappingP
   return { wrapped: tpm2b(Buffer.concat([tpm2b(integrity), encrypted])), encryptedSeed };
 }
 
-export interface Duplicate {
+interface Duplicate {
   /** TPM2B_PRIVATE: the integrity HMAC and the encrypted sensitive area. */
   duplicate: Buffer;
   /** The contents of TPM2B_ENCRYPTED_SECRET: the seed, encrypted to the parent. */

@@ -10,14 +10,14 @@ import type { KeyObject } from 'node:crypto';
 import { anyCurve, hashByName, type CurveInfo } from '../algorithms.js';
 import { TpmJwtError } from '../errors.js';
 import { outerWrap, tpm2b, type WrapParameters, type WrappingParent } from './duplication.js';
-import { leftPad } from './public-key.js';
+import { ecPoint } from './public-key.js';
 
 /**
  * The EK's name algorithm and AES key size, as the TCG EK templates pair them with its
  * key: RSA 2048 and P-256 (L-1, L-2, H-1, H-2) SHA-256 and AES-128; larger keys (H-3 to
  * H-7, swtpm's P-384) the hash of their strength (SHA-384, SHA-512) and AES-256.
  */
-export function ekParameters(ek: KeyObject): WrapParameters {
+function ekParameters(ek: KeyObject): WrapParameters {
   const byHash = (hash: CurveInfo['hash']): WrapParameters => ({
     label: 'IDENTITY',
     hash: hashByName(hash),
@@ -40,13 +40,11 @@ export function ekParameters(ek: KeyObject): WrapParameters {
 function wrappingEk(ek: KeyObject): WrappingParent {
   const curve = ek.asymmetricKeyType === 'ec' ? anyCurve(ek.asymmetricKeyDetails?.namedCurve) : undefined;
   if (!curve) return { type: 'rsa', publicKey: ek };
-  const { x, y } = ek.export({ format: 'jwk' });
-  const coordinate = (value: string | undefined) => leftPad(Buffer.from(value ?? '', 'base64url'), curve.size);
-  return { type: 'ecc', curve, x: coordinate(x), y: coordinate(y) };
+  return { type: 'ecc', curve, ...ecPoint(ek.export({ format: 'jwk' }), curve.size) };
 }
 
 /** TPM2_MakeCredential's outputs, each with its 16-bit size, as TPM2_ActivateCredential takes them. */
-export interface Credential {
+interface Credential {
   /** TPM2B_ID_OBJECT: the integrity HMAC and the encrypted secret. */
   credentialBlob: Buffer;
   /** TPM2B_ENCRYPTED_SECRET: the seed, encrypted to the EK. */

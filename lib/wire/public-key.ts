@@ -1,5 +1,5 @@
 /** A TPM public area as what the rest of the library needs: a KeyObject and flags. */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 
 import {
   algorithmInfo,
@@ -44,6 +44,12 @@ export function leftPad(bytes: Uint8Array, size: number): Uint8Array {
   const out = new Uint8Array(size);
   out.set(bytes, size - bytes.length);
   return out;
+}
+
+/** An EC key's coordinates from its JWK (public or private), each left-padded to the curve's width, `size` bytes. */
+export function ecPoint(jwk: JsonWebKey, size: number): { x: Uint8Array; y: Uint8Array } {
+  const coordinate = (value: string | undefined) => leftPad(Buffer.from(value ?? '', 'base64url'), size);
+  return { x: coordinate(jwk.x), y: coordinate(jwk.y) };
 }
 
 function exponentBytes(exponent: number): Uint8Array {

@@ -1,21 +1,11 @@
-import { readFile } from 'node:fs/promises';
-
-import { TpmJwtError } from '../../errors.js';
 import { parseNonce } from '../../wire/attestation-format.js';
 import { activateCredential, attestKey, chainCertificates, type AttestationKeyOptions } from '../../attest/device.js';
 import { parsePersistentHandle } from '../../tpm/handle.js';
 import { authFromEnv, flagValue, optional, required, UsageError, type Values } from '../args.js';
 import { json, tpmOptions, type Command, type Io } from '../command.js';
 import { handleInUse } from '../handle-in-use.js';
+import { readInput, readTextInput } from '../input-file.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
-
-async function readArgument(file: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    throw new TpmJwtError('ERR_INVALID_ARGUMENT', `cannot read ${what} ${file}: ${(err as Error).message}`);
-  }
-}
 
 function akOptions(values: Values): AttestationKeyOptions & { akHandle?: number } {
   const type = optional(values, 'ak-type');
@@ -109,7 +99,7 @@ never creates, persists or evicts anything at a handle.
         ...(ekHandle !== undefined && { ekHandle: flagValue('ek-handle', ekHandle, parsePersistentHandle) }),
       };
       const output = await outFile(values);
-      await emit(output, io, await activateCredential(await readArgument(activate, 'challenge'), options));
+      await emit(output, io, await activateCredential(await readInput(activate, { what: 'challenge' }), options));
       return;
     }
     if (values['ek-handle'] !== undefined) throw new UsageError('--ek-handle applies to --activate');
@@ -120,7 +110,7 @@ never creates, persists or evicts anything at a handle.
     const nonceBytes = nonce === undefined ? undefined : flagValue('nonce', nonce, parseNonce);
     const auth = authFromEnv(values, io.env);
     const chainFile = optional(values, 'ek-chain');
-    const ekChain = chainFile === undefined ? undefined : (await readArgument(chainFile, 'EK chain')).toString('utf8');
+    const ekChain = chainFile === undefined ? undefined : await readTextInput(chainFile, { what: 'EK chain' });
     chainCertificates(ekChain, '--ek-chain');
     const output = await outFile(values);
     const document = await attestKey({

@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-
 import type { ServiceAccountInfo } from '../../crypt/service-account.js';
 import { TpmJwtError } from '../../errors.js';
 import { formatHandle } from '../../tpm/handle.js';
@@ -7,6 +5,7 @@ import type { ImportSource } from '../../tpm/import.js';
 import { authFromEnv, keyDestination, optional, required } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
 import { handleInUse } from '../handle-in-use.js';
+import { readTextInput } from '../input-file.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
 
 /** A service-account JSON, or PEM text as it is. */
@@ -48,12 +47,7 @@ an existing file is refused unless --force.
     const { out, persist, force } = keyDestination(values);
     const auth = authFromEnv(values, io.env);
     if (out !== undefined) await refuseExisting([out], force);
-    let text: string;
-    try {
-      text = await readFile(input, 'utf8');
-    } catch (err) {
-      throw new TpmJwtError('ERR_KEY_FILE_INVALID', `cannot read ${input}: ${(err as Error).message}`);
-    }
+    const text = await readTextInput(input, { code: 'ERR_KEY_FILE_INVALID' });
     const { source, account } = parseSource(text, input);
     const tcti = optional(values, 'tcti');
 

@@ -5,7 +5,7 @@
  */
 import type { Command } from '../command.js';
 
-export interface CommandEntry {
+interface CommandEntry {
   readonly name: string;
   readonly summary: string;
   load(): Promise<Command>;

@@ -1,20 +1,8 @@
-import { readFile } from 'node:fs/promises';
-
-import { TpmJwtError } from '../../errors.js';
 import { signBlob } from '../../google/storage.js';
 import { optional } from '../args.js';
 import type { Command } from '../command.js';
+import { readInput } from '../input-file.js';
 import { KEY_OPTIONS, openKeySigner } from '../signer-source.js';
-
-/** The bytes of --in FILE, or of standard input. */
-async function readBlob(file: string | undefined, readStdin: () => Promise<Uint8Array>): Promise<Uint8Array> {
-  if (file === undefined) return readStdin();
-  try {
-    return await readFile(file);
-  } catch (err) {
-    throw new TpmJwtError('ERR_INVALID_ARGUMENT', `cannot read ${file}: ${(err as Error).message}`);
-  }
-}
 
 export const signBlobCommand: Command = {
   usage: `tpm-jwt sign-blob (--key KEYREF | --credentials descriptor.json) [--in FILE]
@@ -28,7 +16,8 @@ must be RSA (RS256).
   printf '%s' "$POLICY_BASE64" | tpm-jwt sign-blob --credentials sa-tpm.json`,
   options: { ...KEY_OPTIONS, in: { type: 'string' } },
   async run(values, io) {
-    const blob = await readBlob(optional(values, 'in'), () => io.readStdin());
+    const file = optional(values, 'in');
+    const blob = file === undefined ? await io.readStdin() : await readInput(file);
     const { signer } = await openKeySigner(values, io);
     try {
       io.out(`${await signBlob(signer, blob)}\n`);

@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-
 import { createActivationChallenge } from '../../attest/challenge.js';
 import { parseNonce } from '../../wire/attestation-format.js';
 import { rootCertificates } from '../../attest/certificates.js';
@@ -7,15 +5,8 @@ import { verifyAttestation, type AttestationVerdict } from '../../attest/verify.
 import { TpmJwtError } from '../../errors.js';
 import { flagValue, optional, required, UsageError } from '../args.js';
 import { json, type Command } from '../command.js';
+import { readTextInput } from '../input-file.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
-
-async function readText(file: string, what: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    throw new TpmJwtError('ERR_INVALID_ARGUMENT', `cannot read ${what} ${file}: ${(err as Error).message}`);
-  }
-}
 
 /**
  * A failed ak-bound check with what the user can run next: the three steps of credential
@@ -89,9 +80,9 @@ answer is checked against it. Existing files are never replaced unless --force.`
       throw new UsageError('give --expected and --activation together');
     }
     const nonceBytes = nonce === undefined ? undefined : flagValue('nonce', nonce, parseNonce);
-    const attestation = await readText(positionals[0]!, 'attestation');
+    const attestation = await readTextInput(positionals[0]!, { what: 'attestation' });
     // Parsed here, so that a file holding no certificate is refused by its flag's name.
-    const roots = rootCertificates(await readText(required(values, 'ca'), 'CA file'), '--ca');
+    const roots = rootCertificates(await readTextInput(required(values, 'ca'), { what: 'CA file' }), '--ca');
 
     if (challengeOut !== undefined && expectedOut !== undefined) {
       const force = values['force'] === true;
@@ -106,12 +97,14 @@ answer is checked against it. Existing files are never replaced unless --force.`
     }
     const verdict = verifyAttestation(attestation, {
       roots,
-      ...(akCa !== undefined && { akRoots: rootCertificates(await readText(akCa, 'AK CA file'), '--ak-ca') }),
+      ...(akCa !== undefined && {
+        akRoots: rootCertificates(await readTextInput(akCa, { what: 'AK CA file' }), '--ak-ca'),
+      }),
       ...(nonceBytes !== undefined && { nonce: nonceBytes }),
       ...(expected !== undefined && {
         activation: {
-          expected: await readText(expected, 'activation expectation'),
-          response: await readText(activation!, 'activation response'),
+          expected: await readTextInput(expected, { what: 'activation expectation' }),
+          response: await readTextInput(activation!, { what: 'activation response' }),
         },
       }),
     });

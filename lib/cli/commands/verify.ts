@@ -1,17 +1,11 @@
-import { readFile } from 'node:fs/promises';
-
 import { TpmJwtError } from '../../errors.js';
 import { decode, type Certs } from '../../jwt/decode.js';
 import { optional, UsageError } from '../args.js';
 import { json, type Command } from '../command.js';
+import { readTextInput } from '../input-file.js';
 
 async function readCerts(path: string, asJson: boolean): Promise<Certs> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new TpmJwtError('ERR_INVALID_ARGUMENT', `cannot read ${path}: ${(err as Error).message}`);
-  }
+  const text = await readTextInput(path);
   if (!asJson) return text;
   try {
     return JSON.parse(text) as Certs;
