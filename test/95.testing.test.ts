@@ -93,6 +93,20 @@ describe('95 tpm-jwt/testing', function () {
       assert.notEqual(left.status, 0, 'its swtpm still runs');
     });
 
+    it('keeps a script alive until stop() has stopped swtpm, so what follows it runs', () => {
+      const lib = fileURLToPath(new URL('../lib/testing/index.ts', import.meta.url));
+      const script = `
+        const { startSoftwareTpm } = await import(${JSON.stringify(lib)});
+        const tpm = await startSoftwareTpm();
+        tpm.stop().then(() => console.log('stopped'));`;
+      const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout.trim(), 'stopped');
+    });
+
     it('says how to install swtpm when it is missing', () => {
       const bin = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-path-'));
       symlinkSync(process.execPath, path.join(bin, 'node'));

@@ -135,6 +135,8 @@ async function spawnSwtpm(stateDir: string, port: number): Promise<ChildProcess>
 async function killed(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
+  // Unreferenced since it started: without this a script whose last work is stop() ends before swtpm does.
+  child.ref();
   child.kill(signal);
   await exited;
 }
