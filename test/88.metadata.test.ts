@@ -662,7 +662,7 @@ describe('88 metadata server backed by the TPM', function () {
   });
 
   describe('operations', () => {
-    it("serve-metadata's log: lines held briefly and written together, every one of them, flush() at once", async () => {
+    it("serve-metadata's log: lines held briefly, written together, every one; flush() at once", async () => {
       const writes: string[] = [];
       const logs = bufferedLines((text) => writes.push(text), 20, 64);
       logs.line('one');
