@@ -20,6 +20,7 @@ import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
 import { publicJwk, Tpm, TpmSigner, type Signer, type TpmKey } from '../lib/index.js';
 import { CLOUD_PLATFORM_SCOPE } from '../lib/google/index.js';
 import { allowedHosts, isLoopback } from '../lib/metadata/guard.js';
+import { bufferedLines } from '../lib/cli/buffered-lines.js';
 import { TokenCache } from '../lib/jwt/token-cache.js';
 import { NewKeyRate, tokenAtRate } from '../lib/metadata/new-key-rate.js';
 import { startMetadataServer, type MetadataServer, type MetadataServerOptions } from '../lib/metadata/index.js';
@@ -661,6 +662,23 @@ describe('60 metadata server backed by the TPM', function () {
   });
 
   describe('operations', () => {
+    it("serve-metadata's log: lines held briefly, written together, every one; flush() at once", async () => {
+      const writes: string[] = [];
+      const logs = bufferedLines((text) => writes.push(text), 20, 64);
+      logs.line('one');
+      logs.line('two');
+      assert.deepEqual(writes, [], 'written at once');
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      assert.deepEqual(writes, ['one\ntwo\n']);
+      logs.line('x'.repeat(70));
+      assert.deepEqual(writes.at(-1), `${'x'.repeat(70)}\n`, 'past maxChars: written without waiting');
+      logs.line('last');
+      logs.flush();
+      assert.deepEqual(writes.at(-1), 'last\n');
+      logs.flush();
+      assert.equal(writes.length, 3, 'an empty flush writes nothing');
+    });
+
     it('writes one JSON line per request, and no token in any of them', async () => {
       const lines: string[] = [];
       const own = await start({ mode: 'jwt-access', log: (line) => lines.push(line) });

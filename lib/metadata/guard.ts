@@ -48,12 +48,18 @@ export function isLoopback(listenHost: string): boolean {
   return isIPv6(listenHost) && LOOPBACK.check(listenHost, 'ipv6');
 }
 
+/** The last Host header read and its host name: a client's requests all carry the same one. */
+let lastHost: { header: string; name: string | undefined } | undefined;
+
 /** The host part of a Host header: no port, no IPv6 brackets, lower case; undefined if malformed. */
 function hostName(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
+  if (lastHost?.header === header) return lastHost.name;
   const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+?)\.?)(?::[0-9]{1,5})?$/i.exec(header.trim());
   // A fully qualified name ends in a dot (gcp-metadata asks for metadata.google.internal.).
-  return match ? (match[1] ?? match[2])!.toLowerCase() : undefined;
+  const name = match ? (match[1] ?? match[2])!.toLowerCase() : undefined;
+  lastHost = { header, name };
+  return name;
 }
 
 /**
@@ -67,7 +73,10 @@ const isProxyMarker = (name: string) =>
 /** How many Host fields the request carries (`headers.host` keeps only the first). */
 function hostFields(rawHeaders: readonly string[]): number {
   let count = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === 'host') count++;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') count++;
+  }
   return count;
 }
 

@@ -4,11 +4,12 @@
  * request holds, the answer is a status and a body: a bad request never throws out of
  * here, and no answer but a 200 for a minted leaf carries a token.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
 import { TpmJwtError } from '../errors.js';
+import type { ExpiringToken } from '../jwt/token-cache.js';
 import { refusal } from './guard.js';
-import { lookup, render, type Directory, type MintedLeaf } from './tree.js';
+import { lookup, pathIndex, render, type Directory, type Node } from './tree.js';
 import type { MetadataTokens } from './tokens.js';
 
 export interface HandlerContext {
@@ -41,6 +42,8 @@ interface Answer {
   status: number;
   type: 'text' | 'json';
   body: string;
+  /** The headers, when made ahead (a cached token's answer); else made from the fields above. */
+  headers?: OutgoingHttpHeaders;
   code?: string;
   error?: string;
   retryAfter?: number | undefined;
@@ -48,91 +51,146 @@ interface Answer {
 
 const BASE = '/computeMetadata/v1';
 const MAX_PARAMETER = 2048;
+/** Nothing reads past a request's own parameters: one empty set serves every URL without a query. */
+const NO_QUERY = new URLSearchParams();
+const ignore = () => {};
 
-/** Answers `req` on `res`; settles when the answer is written, and never rejects. */
-export async function handle(context: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/**
+ * Answers `req` on `res`, at once when nothing needs waiting for (a cached token, any
+ * refusal, any metadata value): then it returns undefined. Otherwise it returns a
+ * Promise that settles when the answer is written, and never rejects.
+ */
+export function handle(context: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
   const started = performance.now();
   const url = req.url ?? '/';
   const at = url.indexOf('?');
   const path = at === -1 ? url : url.slice(0, at);
-  const query = new URLSearchParams(at === -1 ? '' : url.slice(at + 1));
-  let answer: Answer;
+  const query = at === -1 ? NO_QUERY : new URLSearchParams(url.slice(at + 1));
+  let answer: Answer | Promise<Answer>;
   try {
-    answer = await answerFor(context, req, path, query);
+    answer = answerFor(context, req, path, query);
   } catch (err) {
     answer = failure(err);
   }
-  res.writeHead(answer.status, {
-    'metadata-flavor': 'Google',
-    'content-type': answer.type === 'json' ? 'application/json' : 'application/text',
-    'content-length': Buffer.byteLength(answer.body),
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    ...(answer.retryAfter !== undefined && { 'retry-after': String(answer.retryAfter) }),
-    ...(context.closing() && { connection: 'close' }),
-  });
+  if (!(answer instanceof Promise)) return respond(context, req, res, path, started, answer);
+  // The client may go away while the answer is made: what its streams then report is not thrown.
+  req.on('error', ignore);
+  res.on('error', ignore);
+  return answer.then(undefined, failure).then((later) => respond(context, req, res, path, started, later));
+}
+
+function respond(
+  context: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  started: number,
+  answer: Answer,
+): undefined {
+  const headers = answer.headers ?? answerHeaders(answer);
+  res.writeHead(answer.status, context.closing() ? { ...headers, connection: 'close' } : headers);
   res.end(answer.body);
+  const entry: RequestLog = {
+    method: req.method ?? '',
+    path: path.length > 256 ? path.slice(0, 256) : path,
+    status: answer.status,
+    ms: Math.round((performance.now() - started) * 10) / 10,
+  };
+  if (answer.code !== undefined) entry.code = answer.code;
+  if (answer.error !== undefined) entry.error = answer.error;
   try {
-    context.log({
-      method: req.method ?? '',
-      path: path.slice(0, 256),
-      status: answer.status,
-      ms: Math.round((performance.now() - started) * 10) / 10,
-      ...(answer.code !== undefined && { code: answer.code }),
-      ...(answer.error !== undefined && { error: answer.error }),
-    });
+    context.log(entry);
   } catch {
     // A log sink that fails (stderr closed) must not take requests down with it.
   }
+  return undefined;
+}
+
+const COMMON_HEADERS = {
+  'metadata-flavor': 'Google',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+};
+
+function answerHeaders(answer: Answer): OutgoingHttpHeaders {
+  return {
+    ...COMMON_HEADERS,
+    'content-type': answer.type === 'json' ? 'application/json' : 'application/text',
+    'content-length': Buffer.byteLength(answer.body),
+    ...(answer.retryAfter !== undefined && { 'retry-after': String(answer.retryAfter) }),
+  };
 }
 
 const text = (status: number, body: string): Answer => ({ status, type: 'text', body });
 
-async function answerFor(
+function answerFor(
   context: HandlerContext,
   req: IncomingMessage,
   path: string,
   query: URLSearchParams,
-): Promise<Answer> {
+): Answer | Promise<Answer> {
   const refused = refusal(req, context.hosts);
   if (refused) return text(refused.status, `${refused.message}\n`);
   if (path === '/') return text(200, 'computeMetadata/\n');
   if (path === '/computeMetadata' || path === '/computeMetadata/') return text(200, 'v1/\n');
-  if (path !== BASE && !path.startsWith(`${BASE}/`)) return notFound();
-  const segments = path.slice(BASE.length + 1).split('/');
-  // A directory is the same with or without its trailing slash.
-  if (segments.at(-1) === '') segments.pop();
-  let names: string[];
-  try {
-    names = segments.map(decodeURIComponent);
-  } catch {
-    return text(400, 'Malformed path.\n');
-  }
-  const node = lookup(context.tree, names);
+  const node = nodeAt(context.tree, path);
+  if (node === MALFORMED) return text(400, 'Malformed path.\n');
   if (node === undefined) return notFound();
   const rendered = render(node, {
     recursive: query.get('recursive')?.toLowerCase() === 'true',
     json: query.get('alt') === 'json',
   });
   if (rendered.type !== 'minted') return { status: 200, ...rendered };
-  return mint(context, rendered.leaf, query);
+  if (rendered.leaf.kind === 'identity') return mintIdToken(context, query);
+  const scopes = parseScopes(query.get('scopes')) ?? context.scopes;
+  if (scopes.length === 0) return text(400, 'Invalid scopes parameter.\n');
+  // A kept token is served at once, unless a check must run before any token is.
+  const kept = context.beforeMint ? undefined : context.tokens.keptAccessToken(scopes);
+  return kept ? tokenAnswer(kept) : mintAccessToken(context, scopes);
 }
 
-async function mint(context: HandlerContext, leaf: MintedLeaf, query: URLSearchParams): Promise<Answer> {
-  if (leaf.kind === 'token') {
-    const scopes = parseScopes(query.get('scopes')) ?? context.scopes;
-    if (scopes.length === 0) return text(400, 'Invalid scopes parameter.\n');
-    await context.beforeMint?.();
-    const minted = await context.tokens.accessToken(scopes);
-    if (minted === undefined) return tooManyNew(context);
-    const { token, expiry } = minted;
-    const body = JSON.stringify({
-      access_token: token,
-      expires_in: Math.max(0, Math.floor((expiry.getTime() - Date.now()) / 1000)),
-      token_type: 'Bearer',
-    });
-    return { status: 200, type: 'json', body };
+const MALFORMED = Symbol('malformed');
+const indexes = new WeakMap<Directory, ReadonlyMap<string, Node>>();
+
+/** The node `path` names: from the tree's index of plain paths, else segment by segment, decoded. */
+function nodeAt(tree: Directory, path: string): Node | undefined | typeof MALFORMED {
+  let index = indexes.get(tree);
+  if (index === undefined) indexes.set(tree, (index = pathIndex(tree, BASE)));
+  const indexed = index.get(path);
+  if (indexed !== undefined) return indexed;
+  if (path !== BASE && !path.startsWith(`${BASE}/`)) return undefined;
+  const segments = path.slice(BASE.length + 1).split('/');
+  // A directory is the same with or without its trailing slash.
+  if (segments.at(-1) === '') segments.pop();
+  try {
+    return lookup(tree, segments.map(decodeURIComponent));
+  } catch {
+    return MALFORMED;
   }
+}
+
+async function mintAccessToken(context: HandlerContext, scopes: readonly string[]): Promise<Answer> {
+  await context.beforeMint?.();
+  const minted = await context.tokens.accessToken(scopes);
+  return minted === undefined ? tooManyNew(context) : tokenAnswer(minted);
+}
+
+/** The last answer made for each token, with its expires_in: most requests get the same bytes as the last. */
+const tokenAnswers = new WeakMap<ExpiringToken, { expiresIn: number; answer: Answer }>();
+
+/** A token's answer as GCE writes it, headers included; made again when expires_in has moved. */
+function tokenAnswer(token: ExpiringToken): Answer {
+  const expiresIn = Math.max(0, Math.floor((token.expiry.getTime() - Date.now()) / 1000));
+  const last = tokenAnswers.get(token);
+  if (last?.expiresIn === expiresIn) return last.answer;
+  const body = JSON.stringify({ access_token: token.token, expires_in: expiresIn, token_type: 'Bearer' });
+  const answer: Answer = { status: 200, type: 'json', body };
+  answer.headers = answerHeaders(answer);
+  tokenAnswers.set(token, { expiresIn, answer });
+  return answer;
+}
+
+async function mintIdToken(context: HandlerContext, query: URLSearchParams): Promise<Answer> {
   if (!context.tokens.idTokens)
     return text(404, 'This server makes no ID tokens: it impersonates no service account.\n');
   const audience = query.get('audience');

@@ -15,6 +15,7 @@ import { invalidArgument, TpmJwtError } from '../errors.js';
 import { CLOUD_PLATFORM_SCOPE, DEFAULT_UNIVERSE_DOMAIN } from '../google/token-sources.js';
 import { allowedHosts, isLoopback } from './guard.js';
 import { handle, type HandlerContext, type RequestLog } from './handler.js';
+import { eventLine, requestLine } from './log-line.js';
 import { policyGate } from './policy-gate.js';
 import { NewKeyRate } from './new-key-rate.js';
 import { signerTokens, type MetadataTokens } from './tokens.js';
@@ -199,7 +200,7 @@ async function listen(
 ): Promise<MetadataServer> {
   const { tokens, email, beforeMint } = opened;
   const log = options.log ?? (() => {});
-  const event = (fields: object) => log(JSON.stringify({ time: new Date().toISOString(), ...fields }));
+  const event = (fields: object) => log(eventLine(fields));
   const host = options.socket === undefined ? (options.host ?? '127.0.0.1') : undefined;
   let draining = false;
   const context: HandlerContext = {
@@ -218,13 +219,14 @@ async function listen(
     retryAfterSeconds,
     beforeMint,
     closing: () => draining,
-    log: (entry: RequestLog) => event(entry),
+    log: (entry: RequestLog) => log(requestLine(entry)),
   };
+  // Only answers that wait (a signing, a PCR check) are ever in flight: the rest are written at once.
   const inFlight = new Set<Promise<void>>();
   const server = createServer((req, res) => {
-    req.on('error', () => {});
-    res.on('error', () => {});
-    const done = handle(context, req, res).finally(() => inFlight.delete(done));
+    const waiting = handle(context, req, res);
+    if (waiting === undefined) return;
+    const done = waiting.finally(() => inFlight.delete(done));
     inFlight.add(done);
   });
   server.headersTimeout = 10_000;

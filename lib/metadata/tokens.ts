@@ -13,6 +13,8 @@ import { tokenAtRate, type NewKeyRate } from './new-key-rate.js';
 export interface MetadataTokens {
   /** An access token for `scopes` (sorted, unique); undefined for a new scope set the rate refuses. */
   accessToken(scopes: readonly string[]): Promise<ExpiringToken | undefined>;
+  /** The fresh access token kept for `scopes`, or undefined; never fetches. The path nearly every request takes. */
+  keptAccessToken(scopes: readonly string[]): ExpiringToken | undefined;
   /** Whether idToken can answer at all (federation without impersonation cannot). */
   readonly idTokens: boolean;
   /** A Google-signed ID token whose aud is `audience`; undefined for a new audience the rate refuses. */
@@ -63,6 +65,7 @@ export function signerTokens(options: SignerTokensOptions): MetadataTokens {
   );
   return {
     accessToken: async (scopes) => tokenAtRate(access, scopeKey(scopes), newKeys),
+    keptAccessToken: (scopes) => access.peek(scopeKey(scopes)),
     idTokens: true,
     idToken: async (audience) => tokenAtRate(identity, audience, newKeys),
     close: async () => {},

@@ -23,7 +23,7 @@ type Value = string | Digits | readonly string[];
 export interface Directory {
   readonly [name: string]: Node;
 }
-type Node = Value | Directory | MintedLeaf;
+export type Node = Value | Directory | MintedLeaf;
 
 /** What a server is configured with; every field but email has a sensible absence. */
 interface MetadataValues {
@@ -76,7 +76,24 @@ export function lookup(tree: Directory, segments: readonly string[]): Node | und
   return node;
 }
 
-type Rendered =
+/**
+ * Every path below `base` that names a node, spelled as clients send it (no percent
+ * escapes), with and without a trailing slash: what lookup finds there, in one Map
+ * lookup. Names a plain path cannot spell (with '/' or '%') are left to lookup.
+ */
+export function pathIndex(tree: Directory, base: string): ReadonlyMap<string, Node> {
+  const index = new Map<string, Node>();
+  const visit = (node: Node, path: string) => {
+    index.set(path, node);
+    index.set(`${path}/`, node);
+    if (!isDirectory(node)) return;
+    for (const [name, child] of Object.entries(node)) if (!/[/%]/.test(name)) visit(child, `${path}/${name}`);
+  };
+  visit(tree, base);
+  return index;
+}
+
+export type Rendered =
   { readonly type: 'text' | 'json'; readonly body: string } | { readonly type: 'minted'; readonly leaf: MintedLeaf };
 
 /** How GCE answers for `node` with the request's `recursive` and `alt` parameters. */

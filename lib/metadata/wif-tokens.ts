@@ -67,6 +67,7 @@ export async function wifTokens(
     serviceAccount,
     signer,
     accessToken: async (scopes) => tokenAtRate(access, scopeKey(scopes), newKeys),
+    keptAccessToken: (scopes) => access.peek(scopeKey(scopes)),
     idTokens: identity !== undefined,
     async idToken(audience) {
       if (!identity) throw invalidArgument('ID tokens need a service account to impersonate');

@@ -4,6 +4,7 @@ import { invalidArgument, TpmJwtError } from '../../errors.js';
 import { isLoopback } from '../../metadata/guard.js';
 import { startMetadataServer, type MetadataServerOptions } from '../../metadata/server.js';
 import { flagValue, optional, required, UsageError, type Values } from '../args.js';
+import { bufferedLines } from '../buffered-lines.js';
 import { untilSignalled, type Command } from '../command.js';
 import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
 
@@ -60,6 +61,8 @@ while those already served are never limited.
     const readyFd = optional(values, 'ready-fd');
     const fd = readyFd === undefined ? undefined : flagValue('ready-fd', readyFd, parseFd);
     const scopes = values['scope'] as string[] | undefined;
+    // One write per event-loop turn, not per request; whatever is held goes out before exit.
+    const logs = bufferedLines((text) => io.err(text));
     const common = {
       ...place,
       ...(scopes !== undefined && { scopes }),
@@ -69,7 +72,7 @@ while those already served are never limited.
         zone: 'zone',
         'universe-domain': 'universeDomain',
       }),
-      log: (line: string) => io.err(`${line}\n`),
+      log: logs.line,
     };
     const projectId = optional(values, 'project-id');
 
@@ -105,6 +108,7 @@ while those already served are never limited.
       };
     }
 
+    process.once('exit', logs.flush);
     try {
       const server = await startMetadataServer(options);
       try {
@@ -119,6 +123,8 @@ while those already served are never limited.
       await untilSignalled();
       await server.close();
     } finally {
+      logs.flush();
+      process.off('exit', logs.flush);
       await release();
     }
   },
