@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { OAuth2Client } from 'google-auth-library';
 
 import { jwt, Tpm, TpmSigner } from '../lib/index.js';
+import { serialNumber } from '../lib/tpm/certificate.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
@@ -68,6 +69,13 @@ describe('24 TPM-signed certificates', () => {
     assert.equal(x509.subject, 'CN=cli');
     assert.ok(x509.publicKey.equals(key.publicKey));
     assertFails(await cli(['cert', '--key', '0x81000050', '--subject', 'x', '--days', '0']), 2, 'USAGE');
+  });
+
+  it('draws serial numbers that are positive, minimally encoded DER INTEGERs', () => {
+    for (let i = 0; i < 10_000; i++) {
+      const first = serialNumber()[0]!;
+      assert.ok(first >= 0x40 && first <= 0x7f, `serial number starting 0x${first.toString(16)}`);
+    }
   });
 
   it('refuses bad options with ERR_INVALID_ARGUMENT', async () => {

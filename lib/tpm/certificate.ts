@@ -70,6 +70,18 @@ function extension(extnID: string, critical: boolean, value: unknown): Extension
 }
 
 /** A PEM certificate for `key`, signed by `key`. Throws ERR_INVALID_ARGUMENT for bad options. */
+/**
+ * 16 random bytes as a positive DER INTEGER's content. The first byte is kept in
+ * 0x40..0x7f: below 0x80 (else the INTEGER is negative) and above zero, since a leading
+ * zero before a byte below 0x80 is a non-minimal encoding that OpenSSL refuses ("illegal
+ * padding"), which a plain clear of the top bit gave one certificate in 256.
+ */
+export function serialNumber(): Buffer {
+  const serial = randomBytes(16);
+  serial[0] = (serial[0]! & 0x3f) | 0x40;
+  return serial;
+}
+
 export async function selfSignedCertificate(key: CertificateKey, options: CertificateOptions): Promise<string> {
   if (typeof options?.subject !== 'string' || options.subject === '') {
     throw invalidArgument('subject must be a non-empty string');
@@ -93,8 +105,7 @@ export async function selfSignedCertificate(key: CertificateKey, options: Certif
       new AttributeTypeAndValue({ type: OID_COMMON_NAME, value: new AttributeValue({ utf8String: options.subject }) }),
     ]),
   ]);
-  const serial = randomBytes(16);
-  serial[0]! &= 0x7f; // a positive INTEGER
+  const serial = serialNumber();
   const now = Date.now();
   const tbs = new TBSCertificate({
     version: Version.v3,
