@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 
 import { Tpm, TpmJwtError } from '../lib/index.js';
 import { native, nativePath } from '../lib/native.js';
+import { startChipRelay } from '../lib/testing/index.js';
 import { resolveTcti } from '../lib/tpm/tcti.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { overlayEnv } from './helpers/env.js';
@@ -71,17 +72,39 @@ describe('10 Tpm.open / close', () => {
   });
 
   it('makes a second close wait for the first, which waits for the running call', async () => {
-    const tpm = await Tpm.open({ tcti: swtpm.tcti });
-    // An RSA keygen takes long enough to be surely running when close() comes.
-    const keygen = tpm.createKey({ alg: 'RS256', bits: 3072 });
-    await new Promise((r) => setTimeout(r, 30));
-    const first = tpm.close();
-    assert.equal(tpm.close(), first);
-    let keygenDone = false;
-    void keygen.then(() => (keygenDone = true));
-    await first;
-    assert.ok(keygenDone, 'close settled after the running call');
-    assert.equal((await keygen).publicKey.asymmetricKeyDetails?.modulusLength, 3072);
+    // The keygen's Create is held at the relay until close() has come: surely running then.
+    let reached!: () => void;
+    const running = new Promise<void>((resolve) => (reached = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const relay = await startChipRelay({
+      tcti: swtpm.tcti,
+      onCommand: ({ name }) => {
+        if (name !== 'Create') return undefined;
+        reached();
+        return held;
+      },
+    });
+    try {
+      const tpm = await Tpm.open({ tcti: relay.tcti });
+      const keygen = tpm.createKey({ alg: 'RS256', bits: 3072 });
+      await running;
+      const first = tpm.close();
+      assert.equal(tpm.close(), first);
+      let keygenDone = false;
+      let closed = false;
+      void keygen.then(() => (keygenDone = true));
+      void first.then(() => (closed = true));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(closed, false, 'close settled while the call was running');
+      release();
+      await first;
+      assert.ok(keygenDone, 'close settled after the running call');
+      assert.equal((await keygen).publicKey.asymmetricKeyDetails?.modulusLength, 3072);
+    } finally {
+      release();
+      await relay.close();
+    }
   });
 
   it('survives a worker thread terminated in the middle of TPM calls', async () => {
