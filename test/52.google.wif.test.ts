@@ -565,13 +565,7 @@ describe('52 Workload Identity Federation with the TPM key', () => {
       });
       await assert.rejects(TpmIdentityPoolClient.fromCredentialConfiguration(file), { code: 'ERR_INVALID_ARGUMENT' });
       const exchanged = sts.exchanged.length;
-      const restore = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '1' });
-      let client: TpmIdentityPoolClient;
-      try {
-        client = await TpmIdentityPoolClient.fromCredentialConfiguration(file);
-      } finally {
-        restore();
-      }
+      const client = await trustedClient(file);
       try {
         const { token } = await client.getAccessToken();
         assert.ok(token?.startsWith('sa.') && sts.issued.has(token));
@@ -583,14 +577,7 @@ describe('52 Workload Identity Federation with the TPM key', () => {
     });
 
     it('names why an exchange failed (STS refuses connections), not only "fetch failed"', async () => {
-      const file = configuration({ token_url: await refusingUrl('/v1/token') });
-      const restore = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '1' });
-      let client: TpmIdentityPoolClient;
-      try {
-        client = await TpmIdentityPoolClient.fromCredentialConfiguration(file);
-      } finally {
-        restore();
-      }
+      const client = await trustedClient(configuration({ token_url: await refusingUrl('/v1/token') }));
       try {
         await assert.rejects(federatedAccessToken(client), {
           code: 'ERR_TOKEN_EXCHANGE',
@@ -602,6 +589,16 @@ describe('52 Workload Identity Federation with the TPM key', () => {
     });
   });
 });
+
+/** A client for a configuration the user trusts to name any endpoint (TPM_JWT_ALLOW_ANY_ENDPOINT=1). */
+async function trustedClient(file: string): Promise<TpmIdentityPoolClient> {
+  const restore = overlayEnv({ TPM_JWT_ALLOW_ANY_ENDPOINT: '1' });
+  try {
+    return await TpmIdentityPoolClient.fromCredentialConfiguration(file);
+  } finally {
+    restore();
+  }
+}
 
 /** An HTTP server on loopback that records every request and answers 404. */
 async function recordingServer(): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
