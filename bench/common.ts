@@ -86,7 +86,7 @@ export async function signRate(signer: Signer, count: number, window = 4): Promi
   return count / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
-const RAW_SIGN = path.join(HERE, 'build', 'raw-sign');
+export const RAW_SIGN = path.join(HERE, 'build', 'raw-sign');
 
 /** Compiles bench/raw-sign.c against the system's tpm2-tss. */
 export function buildRawSign(): void {

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { Tpm } from '../lib/index.js';
 import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
 import { buildRawSign, ES256_HANDLE, HERE, RS256_HANDLE, type Bench, type Group, type Row } from './common.js';
+import { chipFigures } from './chip.js';
 import { memoryFigures } from './memory.js';
 import { metadataFigures } from './metadata.js';
 import { sharingFigures } from './sharing.js';
@@ -29,6 +30,7 @@ const GROUPS: Record<string, Group> = {
   tokens: tokenFigures,
   metadata: metadataFigures,
   startup: startupFigures,
+  chip: chipFigures,
   memory: memoryFigures,
 };
 
