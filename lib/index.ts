@@ -12,6 +12,7 @@ export {
   type ImportKeyOptions,
 } from './tpm/tpm.js';
 export type { ImportSource } from './tpm/import.js';
+export type { SrkState } from './native.js';
 export { TpmKey, type SignOptions } from './tpm/key.js';
 export type { CertificateOptions } from './tpm/certificate.js';
 export type { KeyAttributes } from './wire/public-key.js';

@@ -70,6 +70,12 @@ interface NativeCertification {
   keyPublic: Buffer;
 }
 
+/**
+ * What the SRK handle (0x81000001) holds: nothing, the storage primary that key files
+ * name as their parent (then no cold start creates it), or another object.
+ */
+export type SrkState = 'absent' | 'storage-primary' | 'other';
+
 declare const prepared: unique symbol;
 /** A key parsed once by the addon (prepareKey), for the calls that sign with it. */
 export type NativePreparedKey = { readonly [prepared]: true };
@@ -88,6 +94,8 @@ export interface NativeContext {
   readPublic(handle: number): Promise<Buffer>;
   persist(key: NativeKeyRef, handle: number, force: boolean): Promise<void>;
   evict(handle: number): Promise<void>;
+  /** What is at 0x81000001 (see Tpm.srk), after persisting the storage primary there if `persist`. */
+  srk(persist: boolean, force: boolean): Promise<SrkState>;
   /** Parses a key reference once; synchronous, no TPM call. */
   prepareKey(key: NativeKeyRef): NativePreparedKey;
   sign(key: NativePreparedKey, digest: Uint8Array, scheme: NativeSignScheme): Promise<Buffer>;

@@ -24,6 +24,7 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
                          InstanceMethod<&ContextWrap::ReadPublic>("readPublic"),
                          InstanceMethod<&ContextWrap::Persist>("persist"),
                          InstanceMethod<&ContextWrap::Evict>("evict"),
+                         InstanceMethod<&ContextWrap::Srk>("srk"),
                          InstanceMethod<&ContextWrap::PrepareKey>("prepareKey"),
                          InstanceMethod<&ContextWrap::Sign>("sign"),
                          InstanceMethod<&ContextWrap::SignMessage>("signMessage"),
@@ -125,6 +126,27 @@ Napi::Value ContextWrap::Persist(const Napi::CallbackInfo& info) {
 Napi::Value ContextWrap::Evict(const Napi::CallbackInfo& info) {
   const uint32_t handle = ToUint32(info[0], "handle");
   return Submit([handle](tss::Context& ctx) { return tss::Evict(ctx, handle); }, nullptr);
+}
+
+Napi::Value ContextWrap::Srk(const Napi::CallbackInfo& info) {
+  const bool persist = info[0].ToBoolean();
+  const bool force = info[1].ToBoolean();
+  auto state = std::make_shared<tss::SrkState>(tss::SrkState::kAbsent);
+  return Submit(
+      [persist, force, state](tss::Context& ctx) {
+        return tss::PersistentSrk(ctx, persist, force, state.get());
+      },
+      [state](Napi::Env env) -> Napi::Value {
+        switch (*state) {
+          case tss::SrkState::kStoragePrimary:
+            return Napi::String::New(env, "storage-primary");
+          case tss::SrkState::kOther:
+            return Napi::String::New(env, "other");
+          default:
+            return Napi::String::New(env, "absent");
+        }
+      },
+      persist ? Effect::kChanges : Effect::kNone);
 }
 
 Napi::Value ContextWrap::PrepareKey(const Napi::CallbackInfo& info) {

@@ -23,6 +23,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value ReadPublic(const Napi::CallbackInfo& info);
   Napi::Value Persist(const Napi::CallbackInfo& info);
   Napi::Value Evict(const Napi::CallbackInfo& info);
+  Napi::Value Srk(const Napi::CallbackInfo& info);
   Napi::Value PrepareKey(const Napi::CallbackInfo& info);
   Napi::Value Sign(const Napi::CallbackInfo& info);
   Napi::Value SignMessage(const Napi::CallbackInfo& info);

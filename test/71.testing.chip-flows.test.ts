@@ -6,9 +6,11 @@
  * design; a change that adds a command to a flow shows here.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { verify, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 
 import { attestKey, jwt, Tpm, TpmSigner, type TpmJwtError } from '../lib/index.js';
 import { startMetadataServer } from '../lib/metadata/index.js';
@@ -21,6 +23,8 @@ import {
   type TpmResponseName,
 } from '../lib/testing/index.js';
 
+// tpm2_sign runs while the relay, in this process, forwards its commands: never synchronously.
+const run = promisify(execFile);
 const HANDLE = 0x81000071;
 const KEY = 'handle:0x81000071';
 const EMAIL = 'chip@p.iam.gserviceaccount.com';
@@ -92,7 +96,7 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
     it('a key file: loaded under its parent at open; each signature loads it back and flushes it', async () => {
       const encrypted = await TpmSigner.open({ key: keyFile, tcti: relay.tcti });
       const opened = sent();
-      assert.equal(opened['CreatePrimary'], 2, 'the salt primary and the parent');
+      assert.equal(opened['CreatePrimary'], 1, 'one primary: the salt key, then the parent');
       assert.equal(opened['Load'], 1);
       await encrypted.sign(Buffer.from('first'));
       relay.clear();
@@ -200,8 +204,9 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
       const message = Buffer.from('across a cut link');
       const signature = await signer.sign(message);
       assert.ok(verify('sha256', message, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature));
-      // The cut Sign, then the context made again (Startup, the key's public area) and the Sign.
-      assert.deepEqual(sent(), { Sign: 2, Startup: 1, ReadPublic: 1 });
+      // The cut Sign, then the context made again (the SRK looked for, the key's public
+      // area) and the Sign.
+      assert.deepEqual(sent(), { Sign: 2, ReadPublic: 2 });
       await signer.close();
     });
 
@@ -218,6 +223,85 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
       } finally {
         await server.close();
         await signer.close();
+      }
+    });
+  });
+  describe('the cold path: a process that opens, signs once and closes', () => {
+    /** What a cold `tpm-jwt token` does: open, load, one signature, close. */
+    async function coldSign(key: string): Promise<void> {
+      const signer = await TpmSigner.open({ key, tcti: relay.tcti });
+      await signer.sign(Buffer.from('cold'));
+      await signer.close();
+    }
+    const tpm2Sign = async () => {
+      const message = path.join(swtpm.stateDir, 'message');
+      writeFileSync(message, 'cold');
+      await run('tpm2_sign', ['-c', `0x${HANDLE.toString(16)}`, '-g', 'sha256', '-o', `${message}.sig`, message], {
+        env: { ...process.env, TPM2TOOLS_TCTI: relay.tcti, TSS2_LOG: 'all+none' },
+      });
+    };
+
+    before(async () => {
+      // swtpm answers the first Sign after its start with RETRY: spent here, not in a count.
+      await coldSign(KEY);
+    });
+
+    it("without an SRK: one CreatePrimary, the salt key and then the key file's parent", async () => {
+      relay.clear();
+      await coldSign(keyFile);
+      const commands = sent();
+      assert.equal(commands['CreatePrimary'], 1);
+      assert.equal(commands['Load'], 1);
+    });
+
+    it('with the SRK persisted: no CreatePrimary, and no more TPM time than tpm2_sign on the same key', async () => {
+      const tpm = await Tpm.open({ tcti: swtpm.tcti });
+      try {
+        assert.equal(await tpm.srk(), 'absent');
+        assert.equal(await tpm.srk({ persist: true }), 'storage-primary');
+        assert.equal(await tpm.srk({ persist: true }), 'storage-primary', 'persisting again changes nothing');
+      } finally {
+        await tpm.close();
+      }
+      try {
+        relay.clear();
+        await tpm2Sign();
+        const tools = relay.tpmTime();
+        relay.clear();
+        await coldSign(KEY);
+        const ours = relay.tpmTime();
+        const persistent = sent();
+        assert.equal(persistent['CreatePrimary'], undefined, JSON.stringify(persistent));
+        assert.ok(ours <= tools, `${ours} ms of TPM time against tpm2_sign's ${tools} ms`);
+
+        // A key file loads under the SRK: the storage primary's own key, persisted.
+        await coldSign(keyFile);
+        const file = sent();
+        assert.equal(file['CreatePrimary'], undefined, JSON.stringify(file));
+        assert.equal(file['Load'], 1);
+      } finally {
+        const tpm = await Tpm.open({ tcti: swtpm.tcti });
+        await tpm.evict(0x81000001);
+        await tpm.close();
+      }
+    });
+
+    it('an SRK that is another key: refused without force; key files load under the storage primary', async () => {
+      const tpm = await Tpm.open({ tcti: swtpm.tcti });
+      try {
+        const other = await tpm.createKey({ alg: 'ES256', persist: 0x81000001 });
+        assert.equal(other.handle, 0x81000001);
+        assert.equal(await tpm.srk(), 'other');
+        await assert.rejects(tpm.srk({ persist: true }), { code: 'ERR_TPM_HANDLE_IN_USE' });
+        relay.clear();
+        // A signing key cannot salt a session, nor be a parent: the storage primary serves.
+        await coldSign(keyFile);
+        const commands = sent();
+        assert.equal(commands['CreatePrimary'], 1, JSON.stringify(commands));
+        assert.equal(await tpm.srk({ persist: true, force: true }), 'storage-primary');
+      } finally {
+        await tpm.evict(0x81000001);
+        await tpm.close();
       }
     });
   });

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { createPublicKey, verify } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash, createPublicKey, verify } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { Tpm } from '../lib/index.js';
 import { jwkThumbprint } from '../lib/jwk.js';
+import { encodeKeyFile } from '../lib/tpm/key-file.js';
+import { decodeKeyFile } from '../lib/tpm/key-file-reader.js';
 import { assertFails, cli, spawnCli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { tpm2 } from './helpers/tools.js';
@@ -93,6 +96,43 @@ describe('80 CLI', () => {
     assert.equal(tpm2(swtpm.tcti, 'getcap', 'handles-persistent').trim(), '');
     assertFails(await withTcti('evict', '--handle', '0x81000010'), 1, 'ERR_TPM_KEY_NOT_FOUND');
     assertFails(await withTcti('inspect', '--key', '0x81000010'), 1, 'ERR_TPM_KEY_NOT_FOUND');
+  });
+
+  it('srk shows 0x81000001; --persist puts the storage primary there, where tpm2-openssl loads key files', async () => {
+    const before = await withTcti('srk');
+    assert.equal(before.code, 0, before.stderr);
+    assert.match(before.stdout, /^0x81000001 is empty/);
+    const persisted = await withTcti('srk', '--persist', '--json');
+    assert.equal(persisted.code, 0, persisted.stderr);
+    assert.deepEqual(JSON.parse(persisted.stdout), { handle: '0x81000001', state: 'storage-primary' });
+    assert.match(tpm2(swtpm.tcti, 'readpublic', '-c', '0x81000001'), /restricted\|decrypt/);
+    try {
+      // A key file of the storage primary, told that its parent is the persistent SRK:
+      // tpm2-openssl loads it there, so the SRK is that very key.
+      const tpm = await Tpm.open({ tcti: swtpm.tcti });
+      const key = await tpm.createKey({ alg: 'ES256' });
+      await tpm.close();
+      const file = path.join(dir, 'under-srk.pem');
+      writeFileSync(file, encodeKeyFile({ ...decodeKeyFile(key.toPem()), parent: 0x81000001 }));
+      writeFileSync(path.join(dir, 'digest'), createHash('sha256').update('srk').digest());
+      execFileSync(
+        'openssl',
+        ['pkeyutl', '-provider', 'tpm2', '-provider', 'base', '-sign', '-inkey', file].concat([
+          '-in',
+          path.join(dir, 'digest'),
+          '-out',
+          path.join(dir, 'sig'),
+        ]),
+        { env: { ...process.env, TPM2OPENSSL_TCTI: swtpm.tcti }, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const signature = readFileSync(path.join(dir, 'sig'));
+      assert.ok(verify('sha256', Buffer.from('srk'), { key: key.publicKey, dsaEncoding: 'der' }, signature));
+      const again = await withTcti('srk', '--persist');
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /^0x81000001 holds the storage primary/);
+    } finally {
+      tpm2(swtpm.tcti, 'evictcontrol', '-C', 'o', '-c', '0x81000001');
+    }
   });
 
   it('reports an unreachable TPM as ERR_TPM_CONNECTION (exit 1, one line on stderr)', async () => {

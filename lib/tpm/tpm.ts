@@ -10,7 +10,7 @@ import {
 } from '../algorithms.js';
 import { hexBytes } from '../encoding.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
-import { native, type NativeContext, type NativeKeyRef } from '../native.js';
+import { native, type NativeContext, type NativeKeyRef, type SrkState } from '../native.js';
 import { withAuth } from './auth.js';
 import { formatHandle, OWNER_HIERARCHY, parsePersistentHandle, PERSISTENT_FIRST, PERSISTENT_LAST } from './handle.js';
 import type { ImportSource } from './import.js';
@@ -257,6 +257,18 @@ export class Tpm {
   /** Removes the key persisted at `handle`. Throws ERR_TPM_KEY_NOT_FOUND if there is none. */
   async evict(handle: number | string): Promise<void> {
     await this.#context.evict(parsePersistentHandle(handle));
+  }
+
+  /**
+   * The SRK: the owner's storage primary (the parent of key files and new keys, and the
+   * session's salt key) persisted at 0x81000001, as the TCG provisioning guidance
+   * places it. When it is there, opening a TPM and loading a key file create no primary
+   * key (TPM2_CreatePrimary takes 100 ms or more on a chip). With `persist`, puts it
+   * there; another object at the handle is ERR_TPM_HANDLE_IN_USE unless `force`.
+   * Returns what the handle holds afterwards. Never persisted unless asked.
+   */
+  async srk(options: { persist?: boolean; force?: boolean } = {}): Promise<SrkState> {
+    return this.#context.srk(options.persist === true, options.force === true);
   }
 
   /** The persistent handles in use. */

@@ -1,6 +1,9 @@
 #include "context.h"
 
 #include "auth.h"
+#include "esys_ptr.h"
+#include "primary.h"
+#include "transient.h"
 
 namespace tss {
 
@@ -18,7 +21,8 @@ bool HasResourceManager(const std::string& tcti_conf) {
 Context::~Context() { Close(); }
 
 Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth,
-                     const SessionOptions& session) {
+                     const SessionOptions& session,
+                     const std::vector<ObjectCache::Loaded>& orphans) {
   Close();
   tcti_conf_ = tcti_conf;
   owner_auth_ = owner_auth;
@@ -42,21 +46,120 @@ Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth
     Close();
     return Status::Tss(rc, "Esys_Initialize");
   }
-  rc = Esys_Startup(esys_, TPM2_SU_CLEAR);
-  // TPM_RC_INITIALIZE: the platform (or swtpm's startup-clear flag) already started it.
-  if (rc != TSS2_RC_SUCCESS && (rc & 0xFFFF) != TPM2_RC_INITIALIZE) {
-    Status failed =
-        link_.failed() ? unreachable(link_.failure().Message()) : Status::Tss(rc, "Esys_Startup");
+  Status s = FindSrk();
+  if (!s.ok()) {
+    if (link_.failed()) s = unreachable(link_.failure().Message());
     Close();
-    return failed;
+    return s;
   }
-  Status s = SetAuth(esys_, ESYS_TR_RH_OWNER, owner_auth);
+  // Before anything new takes a slot.
+  FlushOrphans(orphans);
+  s = SetAuth(esys_, ESYS_TR_RH_OWNER, owner_auth);
   if (s.ok() && session_options_.encrypt) {
-    ESYS_TR unused = ESYS_TR_NONE;
-    s = Auth(0, &unused);
+    // A pinned Name that is not the SRK's may be the storage primary's: the SRK then
+    // salts nothing, and the primary is checked against the pin instead.
+    if (srk_salts_ && !AcceptSaltKey(srk_).ok()) srk_salts_ = false;
+    // Salted to the SRK, the session waits for the first command that needs it; the
+    // storage primary or the EK would be made for it anyway, so it starts now.
+    if (s.ok() && !srk_salts_) {
+      ESYS_TR unused = ESYS_TR_NONE;
+      s = Auth(0, &unused);
+    }
   }
   if (!s.ok()) Close();
   return s;
+}
+
+Status Context::FindSrk() {
+  // The first command. A TPM not started yet answers TPM_RC_INITIALIZE to it, and only
+  // then is TPM2_Startup sent: a chip's platform has started it, swtpm may not have.
+  TSS2_RC rc =
+      Esys_TR_FromTPMPublic(esys_, kSrkHandle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &srk_);
+  if ((rc & 0xFFFF) == TPM2_RC_INITIALIZE) {
+    rc = Esys_Startup(esys_, TPM2_SU_CLEAR);
+    if (rc != TSS2_RC_SUCCESS && (rc & 0xFFFF) != TPM2_RC_INITIALIZE) {
+      return Status::Tss(rc, "Esys_Startup");
+    }
+    rc = Esys_TR_FromTPMPublic(esys_, kSrkHandle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &srk_);
+  }
+  if (rc != TSS2_RC_SUCCESS) {
+    srk_ = ESYS_TR_NONE;
+    const Status failed = Status::Tss(rc, "Esys_TR_FromTPMPublic");
+    // No object at the handle is the usual answer; "not now" is retried by the caller.
+    if (!IsRefusal(failed)) return failed;
+    return Status();
+  }
+  srk_salts_ = !session_options_.salt_with_ek;
+  return Status();
+}
+
+void Context::ForgetSrk() {
+  if (srk_ != ESYS_TR_NONE && esys_ != nullptr) Esys_TR_Close(esys_, &srk_);
+  srk_ = ESYS_TR_NONE;
+  srk_salts_ = false;
+  srk_is_storage_primary_ = false;
+}
+
+Status Context::AcceptSaltKey(ESYS_TR key) {
+  TPM2B_NAME* name_raw = nullptr;
+  TSS_CALL(Esys_TR_GetName, esys_, key, &name_raw);
+  EsysPtr<TPM2B_NAME> name(name_raw);
+  const std::vector<uint8_t> got(name->name, name->name + name->size);
+  if (!session_options_.salt_key_name.empty() && session_options_.salt_key_name != got) {
+    return Status::Fail(ErrorCode::kTpmConnection,
+                        "the TPM's salt key does not have the pinned Name (saltKeyName): "
+                        "this is not the TPM you expect, or something sits between you");
+  }
+  salt_key_name_ = got;
+  return Status();
+}
+
+Status Context::StartSession() {
+  if (srk_salts_) {
+    Status s = StartSaltedSession(esys_, srk_, &session_);
+    if (s.ok() || !IsRefusal(s)) return s;
+    // An object at the SRK's handle that cannot salt a session: the storage primary will.
+    session_ = ESYS_TR_NONE;
+    srk_salts_ = false;
+  }
+  if (session_options_.salt_with_ek) {
+    // Made with a password session: no session exists yet, and an empty hierarchy
+    // auth (the usual case) reveals nothing.
+    Transient ek(esys_);
+    ESYS_TR tr = ESYS_TR_NONE;
+    TSS_RETURN_IF_ERROR(CreateEndorsementKey(esys_, ESYS_TR_PASSWORD, TPM2_ALG_ECC, &tr));
+    ek.Own(tr);
+    TSS_RETURN_IF_ERROR(AcceptSaltKey(ek.get()));
+    return StartSaltedSession(esys_, ek.get(), &session_);
+  }
+  ESYS_TR primary = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(StoragePrimary(&primary));
+  TSS_RETURN_IF_ERROR(AcceptSaltKey(primary));
+  return StartSaltedSession(esys_, primary, &session_);
+}
+
+Status Context::StoragePrimary(ESYS_TR* out) {
+  // Made under the session when it is there or the SRK starts it; otherwise with a
+  // password session (it is being made to salt the session), where an empty owner
+  // auth, the usual case, reveals nothing.
+  if (session_options_.encrypt && srk_salts_ && session_ == ESYS_TR_NONE &&
+      saved_session_.empty()) {
+    ESYS_TR unused = ESYS_TR_NONE;
+    TSS_RETURN_IF_ERROR(Auth(0, &unused));
+  }
+  return objects_.Get(
+      esys_, kStoragePrimary,
+      [this](ESYS_TR* made) {
+        ESYS_TR auth = ESYS_TR_PASSWORD;
+        if (session_options_.encrypt && session_ == ESYS_TR_NONE && !saved_session_.empty()) {
+          TSS_RETURN_IF_ERROR(saved_session_.Load(esys_, true, &session_));
+        }
+        if (session_options_.encrypt && session_ != ESYS_TR_NONE) {
+          TSS_RETURN_IF_ERROR(Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
+        }
+        return CreateStoragePrimary(esys_, auth, made);
+      },
+      out);
 }
 
 Status Context::Reopen() {
@@ -64,9 +167,35 @@ Status Context::Reopen() {
   const std::string tcti = tcti_conf_;
   const SecretBytes owner_auth = owner_auth_;
   const SessionOptions session = session_options_;
-  Status s = Open(tcti, owner_auth, session);
+  // Cut off mid-command, the old connection could flush nothing it had loaded; unless
+  // the TPM restarted, those objects still take its few slots.
+  const std::vector<ObjectCache::Loaded> orphans =
+      esys_ != nullptr ? objects_.LoadedObjects(esys_) : std::vector<ObjectCache::Loaded>();
+  Status s = Open(tcti, owner_auth, session, orphans);
   broken_ = !s.ok();
   return s;
+}
+
+void Context::FlushOrphans(const std::vector<ObjectCache::Loaded>& orphans) {
+  for (const ObjectCache::Loaded& orphan : orphans) {
+    ESYS_TR tr = ESYS_TR_NONE;
+    if (Esys_TR_FromTPMPublic(esys_, orphan.handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                              &tr) != TSS2_RC_SUCCESS) {
+      continue;  // gone: the TPM restarted, or another process flushed it
+    }
+    TPM2B_NAME* name_raw = nullptr;
+    const bool ours =
+        Esys_TR_GetName(esys_, tr, &name_raw) == TSS2_RC_SUCCESS &&
+        std::vector<uint8_t>(name_raw->name, name_raw->name + name_raw->size) == orphan.name;
+    Esys_Free(name_raw);
+    // Only the same object (same Name) is flushed: after a restart the handle may hold
+    // another process's.
+    if (ours) {
+      Esys_FlushContext(esys_, tr);
+    } else {
+      Esys_TR_Close(esys_, &tr);
+    }
+  }
 }
 
 Status Context::Auth(TPMA_SESSION crypt, ESYS_TR* out) {
@@ -78,9 +207,7 @@ Status Context::Auth(TPMA_SESSION crypt, ESYS_TR* out) {
     // A saved session the TPM no longer has is dropped: a new one serves as well.
     TSS_RETURN_IF_ERROR(saved_session_.Load(esys_, true, &session_));
   }
-  if (session_ == ESYS_TR_NONE) {
-    TSS_RETURN_IF_ERROR(StartSaltedSession(esys_, session_options_, &session_, &salt_key_name_));
-  }
+  if (session_ == ESYS_TR_NONE) TSS_RETURN_IF_ERROR(StartSession());
   // continueSession: one session serves every call on this context.
   TSS_CALL(Esys_TRSess_SetAttributes, esys_, session_, TPMA_SESSION_CONTINUESESSION | crypt,
            TPMA_SESSION_CONTINUESESSION | TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT);
@@ -120,7 +247,9 @@ void Context::ReleaseSlots() {
       DropSession();
     }
   }
-  objects_.UnloadAll(esys_);
+  // A link that broke just now flushes nothing: what is loaded stays on record for
+  // the reconnect (Reopen).
+  if (!link_.failed()) objects_.UnloadAll(esys_);
 }
 
 Status Context::CachedObject(const std::string& id, const ObjectCache::Make& make, ESYS_TR* out) {
@@ -146,6 +275,8 @@ void Context::Close() {
   session_ = ESYS_TR_NONE;
   objects_.Clear(esys_);
   salt_key_name_.clear();
+  ForgetSrk();
+  srk_is_storage_primary_.reset();
   for (auto& entry : handles_) Esys_TR_Close(esys_, &entry.second);
   handles_.clear();
   if (esys_ != nullptr) ClearAuth(esys_, ESYS_TR_RH_OWNER);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,16 +24,22 @@ namespace tss {
 
 class Context {
  public:
+  // Where the TCG provisioning guidance persists the storage root key.
+  static constexpr TPM2_HANDLE kSrkHandle = 0x81000001;
+
   Context() { link_.set_stop_flag(&stop_requested_); }
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
 
   // Connects through tctildr. An empty conf lets tpm2-tss search its defaults.
-  // Sends TPM2_Startup(CLEAR), accepting a TPM that has already been started, and
-  // starts the salted session unless `session.encrypt` is off.
+  // Looks for the persistent SRK first (FindSrk), which also starts a TPM that has not
+  // been started. Unless `session.encrypt` is off, settles the salt key and checks it
+  // against a pinned Name: the SRK, whose session starts with the first command that
+  // needs it, or else the storage primary, whose session starts here.
+  // `orphans`: what an earlier connection to the TPM left loaded (Reopen).
   Status Open(const std::string& tcti_conf, const SecretBytes& owner_auth,
-              const SessionOptions& session);
+              const SessionOptions& session, const std::vector<ObjectCache::Loaded>& orphans = {});
   // Releases the TPM connection; keeps what Reopen needs.
   void Close();
   // Closes for good: also forgets the owner auth a reconnect would have used.
@@ -76,12 +83,27 @@ class Context {
   // slot shortages, and before a command that needs more transient objects than a
   // resource manager gives one connection (three, for the kernel's) beside the cache.
   void ReleaseSlots();
-  // A transient object reused across calls (the storage primary, a key file's key):
-  // see ObjectCache::Get. The ESYS_TR stays the context's: do not flush it.
+  // A transient object reused across calls (a key file's key): see ObjectCache::Get.
+  // The ESYS_TR stays the context's: do not flush it.
   Status CachedObject(const std::string& id, const ObjectCache::Make& make, ESYS_TR* out);
   // Frees a cached object's slot at once when the TPM is shared (a parent, once the
   // key under it is loaded).
   void UnloadObject(const std::string& id);
+  // The owner's storage primary (templates.h), cached: one CreatePrimary serves as the
+  // session's salt key and as the parent of key files and new keys.
+  Status StoragePrimary(ESYS_TR* out);
+  void UnloadStoragePrimary() { UnloadObject(kStoragePrimary); }
+
+  // The TCG SRK persisted at 0x81000001 (TCG TPM v2.0 Provisioning Guidance), found at
+  // open; ESYS_TR_NONE when there is none.
+  ESYS_TR srk() const { return srk_; }
+  // Whether the SRK is this storage primary (same template and seed, so its key files
+  // load under it): unknown until a key file needs a parent.
+  std::optional<bool> srk_is_storage_primary() const { return srk_is_storage_primary_; }
+  void set_srk_is_storage_primary(bool is) { srk_is_storage_primary_ = is; }
+  // After the object at the SRK's handle changed: this connection salts and loads with
+  // the storage primary itself from now on.
+  void ForgetSrk();
   // After another process flushed objects this context had loaded.
   void ForgetLoadedObjects();
 
@@ -96,6 +118,17 @@ class Context {
   const std::vector<uint8_t>& salt_key_name() const { return salt_key_name_; }
 
  private:
+  static constexpr char kStoragePrimary[] = "storage-primary";
+
+  Status FindSrk();
+  // The salted session: to the SRK when it serves, else to the EK or the storage primary.
+  Status StartSession();
+  // Takes `key` as the salt key if it has the pinned Name (any Name when none is pinned).
+  Status AcceptSaltKey(ESYS_TR key);
+  // After a reconnect: flushes what the broken connection left loaded, where the TPM
+  // still has it.
+  void FlushOrphans(const std::vector<ObjectCache::Loaded>& orphans);
+
   Link link_;
   ESYS_CONTEXT* esys_ = nullptr;
   std::map<TPM2_HANDLE, ESYS_TR> handles_;
@@ -107,6 +140,10 @@ class Context {
   // The session while idle on a shared TPM.
   SavedContext saved_session_;
   std::vector<uint8_t> salt_key_name_;
+  ESYS_TR srk_ = ESYS_TR_NONE;
+  // The SRK salts the session: found, and with the pinned Name if one is pinned.
+  bool srk_salts_ = false;
+  std::optional<bool> srk_is_storage_primary_;
   ObjectCache objects_;
   bool resource_manager_ = false;
   std::chrono::milliseconds retry_timeout_{5000};

@@ -48,7 +48,29 @@ Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out) {
   ctx.ForgetHandle(handle);
   ESYS_TR tr = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.OpenHandle(handle, &tr));
-  return ReadObjectPublic(ctx.esys(), tr, out);
+  return OpenedPublic(ctx.esys(), tr, out);
+}
+
+Status OpenedPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out) {
+  uint8_t* raw = nullptr;
+  size_t size = 0;
+  TSS_CALL(Esys_TR_Serialize, esys, object, &raw, &size);
+  EsysPtr<uint8_t> record(raw);
+  // ESYS's IESYS_RESOURCE, the format of tpm2-tools' serialized handle files: the
+  // handle, the Name, the kind of resource (1: an object), then its TPM2B_PUBLIC.
+  constexpr UINT32 kObjectResource = 1;
+  size_t offset = 0;
+  TPM2_HANDLE handle = 0;
+  TPM2B_NAME name = {};
+  UINT32 kind = 0;
+  TSS_CALL(Tss2_MU_TPM2_HANDLE_Unmarshal, record.get(), size, &offset, &handle);
+  TSS_CALL(Tss2_MU_TPM2B_NAME_Unmarshal, record.get(), size, &offset, &name);
+  TSS_CALL(Tss2_MU_UINT32_Unmarshal, record.get(), size, &offset, &kind);
+  if (kind != kObjectResource) {
+    return Status::Fail(ErrorCode::kTpm, "handle " + HandleHex(handle) + " is not an object");
+  }
+  TSS_CALL(Tss2_MU_TPM2B_PUBLIC_Unmarshal, record.get(), size, &offset, out);
+  return Status();
 }
 
 Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out, TPM2B_NAME* name,
@@ -89,6 +111,40 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
   Transient loaded(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadKey(ctx, key, &loaded));
   return MakePersistent(ctx, loaded.get(), handle, occupied);
+}
+
+Status PersistentSrk(Context& ctx, bool persist, bool force, SrkState* out) {
+  ESYS_TR primary = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.StoragePrimary(&primary));
+  TPM2B_NAME* name_raw = nullptr;
+  TSS_CALL(Esys_TR_GetName, ctx.esys(), primary, &name_raw);
+  EsysPtr<TPM2B_NAME> primary_name(name_raw);
+  bool occupied = false;
+  TSS_RETURN_IF_ERROR(IsOccupied(ctx, Context::kSrkHandle, &occupied));
+  *out = SrkState::kAbsent;
+  if (occupied) {
+    ctx.ForgetHandle(Context::kSrkHandle);
+    ESYS_TR srk = ESYS_TR_NONE;
+    TSS_RETURN_IF_ERROR(ctx.OpenHandle(Context::kSrkHandle, &srk));
+    TSS_CALL(Esys_TR_GetName, ctx.esys(), srk, &name_raw);
+    EsysPtr<TPM2B_NAME> srk_name(name_raw);
+    const bool same = srk_name->size == primary_name->size &&
+                      std::memcmp(srk_name->name, primary_name->name, srk_name->size) == 0;
+    *out = same ? SrkState::kStoragePrimary : SrkState::kOther;
+  }
+  if (!persist || *out == SrkState::kStoragePrimary) return Status();
+  if (*out == SrkState::kOther && !force) {
+    return Status::Fail(ErrorCode::kTpmHandleInUse,
+                        "handle " + HandleHex(Context::kSrkHandle) +
+                            " holds another object, not the storage primary; pass force to "
+                            "replace it (whatever uses that object then loses it)");
+  }
+  Status made = MakePersistent(ctx, primary, Context::kSrkHandle, occupied);
+  ctx.ForgetHandle(Context::kSrkHandle);
+  if (occupied) ctx.ForgetSrk();
+  TSS_RETURN_IF_ERROR(made);
+  *out = SrkState::kStoragePrimary;
+  return Status();
 }
 
 Status IsOccupied(Context& ctx, TPM2_HANDLE handle, bool* out) {

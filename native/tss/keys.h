@@ -25,6 +25,10 @@ Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out);
 // asked, its Name and Qualified Name.
 Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out,
                         TPM2B_NAME* name = nullptr, TPM2B_NAME* qualified_name = nullptr);
+// The public area ESYS read when it opened `object` from a persistent handle
+// (Esys_TR_FromTPMPublic, which checked it against the Name the TPM gave), from ESYS's
+// serialized record of the object: no command.
+Status OpenedPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out);
 // The same public area marshaled, as the addon returns public areas (a TPM2B_PUBLIC).
 Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out);
 
@@ -32,6 +36,15 @@ Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>
 // ERR_TPM_HANDLE_IN_USE unless `force`, which evicts the old object only after the
 // new key has loaded, so a key that cannot load never costs the old one.
 Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force);
+
+// What is at the SRK's handle (0x81000001) compared with the storage primary.
+enum class SrkState { kAbsent, kStoragePrimary, kOther };
+
+// Reads the SRK's handle, and with `persist` makes the storage primary persistent there
+// (TCG TPM v2.0 Provisioning Guidance's SRK), so that no cold start creates it again.
+// Another object there is ERR_TPM_HANDLE_IN_USE unless `force`. `out` is the state
+// after the call.
+Status PersistentSrk(Context& ctx, bool persist, bool force, SrkState* out);
 
 // Whether a persistent object is at `handle`.
 Status IsOccupied(Context& ctx, TPM2_HANDLE handle, bool* out);

@@ -1,14 +1,33 @@
 #include "loader.h"
 
+#include "keys.h"
 #include "marshal.h"
-#include "primary.h"
+#include "templates.h"
 
 namespace tss {
 
 namespace {
 
-// The storage primary's cache id; a key file's key has its own (KeyRef::cache_id).
-const char kStoragePrimary[] = "storage-primary";
+// Whether key files under the storage primary load under the persistent SRK: it has
+// the template (read from what ESYS keeps of it: no command), and no Load under it has
+// been refused yet.
+bool SrkMayBeStoragePrimary(Context& ctx) {
+  if (ctx.srk() == ESYS_TR_NONE) return false;
+  if (!ctx.srk_is_storage_primary().has_value()) {
+    TPM2B_PUBLIC pub;
+    ctx.set_srk_is_storage_primary(OpenedPublic(ctx.esys(), ctx.srk(), &pub).ok() &&
+                                   HasStoragePrimaryTemplate(pub));
+  }
+  return *ctx.srk_is_storage_primary();
+}
+
+Status LoadUnder(Context& ctx, ESYS_TR parent, const TPM2B_PRIVATE& priv, const TPM2B_PUBLIC& pub,
+                 ESYS_TR* out) {
+  ESYS_TR auth = ESYS_TR_NONE;
+  TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
+  TSS_CALL(Esys_Load, ctx.esys(), parent, auth, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, out);
+  return Status();
+}
 
 }  // namespace
 
@@ -17,14 +36,7 @@ Status LoadParent(Context& ctx, TPM2_HANDLE parent, Transient* out) {
   if (parent != TPM2_RH_OWNER) {
     TSS_RETURN_IF_ERROR(ctx.OpenHandle(parent, &tr));
   } else {
-    TSS_RETURN_IF_ERROR(ctx.CachedObject(
-        kStoragePrimary,
-        [&ctx](ESYS_TR* made) {
-          ESYS_TR auth = ESYS_TR_NONE;
-          TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
-          return CreateStoragePrimary(ctx.esys(), auth, made);
-        },
-        &tr));
+    TSS_RETURN_IF_ERROR(ctx.StoragePrimary(&tr));
   }
   out->Borrow(tr);
   return Status();
@@ -44,15 +56,19 @@ Status LoadKey(Context& ctx, const KeyRef& key, Transient* out) {
         TPM2B_PRIVATE priv;
         TSS_RETURN_IF_ERROR(UnmarshalPublic(key.blob.pub, &pub));
         TSS_RETURN_IF_ERROR(UnmarshalPrivate(key.blob.priv, &priv));
+        if (key.parent == TPM2_RH_OWNER && SrkMayBeStoragePrimary(ctx)) {
+          Status s = LoadUnder(ctx, ctx.srk(), priv, pub, made);
+          if (s.ok() || !IsRefusal(s)) return s;
+          // The template, but another key (another seed or unique): the storage primary
+          // is made instead, from now on.
+          ctx.set_srk_is_storage_primary(false);
+        }
         Transient parent(ctx.esys());
         TSS_RETURN_IF_ERROR(LoadParent(ctx, key.parent, &parent));
-        ESYS_TR auth = ESYS_TR_NONE;
-        TSS_RETURN_IF_ERROR(ctx.Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
-        TSS_CALL(Esys_Load, ctx.esys(), parent.get(), auth, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub,
-                 made);
+        TSS_RETURN_IF_ERROR(LoadUnder(ctx, parent.get(), priv, pub, made));
         // Once the key is in, its parent is not needed: on a shared TPM its slot is
         // freed at once.
-        if (key.parent == TPM2_RH_OWNER) ctx.UnloadObject(kStoragePrimary);
+        if (key.parent == TPM2_RH_OWNER) ctx.UnloadStoragePrimary();
         return Status();
       },
       &tr));

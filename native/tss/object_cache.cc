@@ -1,5 +1,7 @@
 #include "object_cache.h"
 
+#include "esys_ptr.h"
+
 namespace tss {
 
 namespace {
@@ -44,8 +46,9 @@ void ObjectCache::Unload(ESYS_CONTEXT* esys, const std::string& id) {
   // Saved once (an object's context can be loaded again and again); if saving fails,
   // the object is simply made again next time.
   if (entry.saved.empty()) (void)entry.saved.Save(esys, entry.loaded);
-  Esys_FlushContext(esys, entry.loaded);
-  entry.loaded = ESYS_TR_NONE;
+  // Kept as loaded when the flush did not happen (the link broke): a reconnect then
+  // knows what the TPM may still hold (LoadedObjects).
+  if (Esys_FlushContext(esys, entry.loaded) == TSS2_RC_SUCCESS) entry.loaded = ESYS_TR_NONE;
 }
 
 void ObjectCache::UnloadAll(ESYS_CONTEXT* esys) {
@@ -70,6 +73,22 @@ void ObjectCache::Clear(ESYS_CONTEXT* esys) {
     }
   }
   entries_.clear();
+}
+
+std::vector<ObjectCache::Loaded> ObjectCache::LoadedObjects(ESYS_CONTEXT* esys) const {
+  std::vector<Loaded> out;
+  for (const auto& entry : entries_) {
+    const ESYS_TR tr = entry.second.loaded;
+    TPM2_HANDLE handle = 0;
+    TPM2B_NAME* name = nullptr;
+    if (tr == ESYS_TR_NONE || Esys_TR_GetTpmHandle(esys, tr, &handle) != TSS2_RC_SUCCESS ||
+        Esys_TR_GetName(esys, tr, &name) != TSS2_RC_SUCCESS) {
+      continue;
+    }
+    EsysPtr<TPM2B_NAME> owned(name);
+    out.push_back({handle, std::vector<uint8_t>(owned->name, owned->name + owned->size)});
+  }
+  return out;
 }
 
 void ObjectCache::MakeRoom(ESYS_CONTEXT* esys, const std::string& id) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "saved_context.h"
 #include "status.h"
@@ -34,6 +35,14 @@ class ObjectCache {
   void ForgetLoaded(ESYS_CONTEXT* esys);
   // Flushes what is loaded and drops everything (the connection is closing).
   void Clear(ESYS_CONTEXT* esys);
+
+  // An object as the TPM knows it: its handle there, and its Name.
+  struct Loaded {
+    TPM2_HANDLE handle;
+    std::vector<uint8_t> name;
+  };
+  // What is loaded now, read from ESYS's records (no command).
+  std::vector<Loaded> LoadedObjects(ESYS_CONTEXT* esys) const;
 
  private:
   struct Entry {

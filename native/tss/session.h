@@ -20,9 +20,9 @@ struct SessionOptions {
   std::vector<uint8_t> salt_key_name;
 };
 
-// Starts the session: the salt key is created, checked against a pinned Name, used to
-// encrypt the session's salt, and flushed. Returns the salt key's Name too.
-Status StartSaltedSession(ESYS_CONTEXT* esys, const SessionOptions& options, ESYS_TR* session,
-                          std::vector<uint8_t>* salt_key_name);
+// Starts an HMAC session salted to `salt_key`, a decrypt key in the TPM (the storage
+// primary, the persistent SRK or the EK): the salt travels encrypted to it, so only that
+// TPM can derive the session key. AES-128-CFB encrypts parameters when asked.
+Status StartSaltedSession(ESYS_CONTEXT* esys, ESYS_TR salt_key, ESYS_TR* session);
 
 }  // namespace tss

@@ -143,6 +143,11 @@ bool IsSlotShortage(const Status& status) {
 
 bool IsTpmAnswer(const Status& status) { return TpmRc(status) != 0; }
 
+bool IsRefusal(const Status& status) {
+  return IsTpmAnswer(status) && !IsTransient(status) && !IsSessionLost(status) &&
+         !IsObjectLost(status) && !IsSlotShortage(status);
+}
+
 bool IsConnectionLost(const Status& status) {
   // By the return code, not the error code: a salt key with the wrong Name is also
   // ERR_TPM_CONNECTION, and must not be taken for a dropped link and retried.

@@ -62,6 +62,11 @@ bool IsSlotShortage(const Status& status);
 // True when the TPM itself (or a resource manager for it) answered with this failure.
 bool IsTpmAnswer(const Status& status);
 
+// True when the TPM refused the command for what it asked (a key that cannot do it, a
+// blob that is not its parent's): not a transient state, a lost session or object, a
+// shortage of slots or a lost link, which a later try may get past.
+bool IsRefusal(const Status& status);
+
 // True when the TPM could not be reached or the link broke mid-command.
 bool IsConnectionLost(const Status& status);
 

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "marshal.h"
+
 namespace tss {
 
 namespace {
@@ -75,6 +77,15 @@ TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type) {
     pub.parameters.rsaDetail.exponent = 0;
   }
   return out;
+}
+
+bool HasStoragePrimaryTemplate(const TPM2B_PUBLIC& pub) {
+  const TPMI_ALG_PUBLIC type = pub.publicArea.type;
+  if (type != TPM2_ALG_ECC && type != TPM2_ALG_RSA) return false;
+  // Compared as marshaled, so padding and the unused parts of unions play no part.
+  TPM2B_PUBLIC without_unique = pub;
+  without_unique.publicArea.unique = TPMU_PUBLIC_ID{};
+  return MarshalPublic(without_unique) == MarshalPublic(StoragePrimaryTemplate(type));
 }
 
 TPM2B_PUBLIC EndorsementKeyTemplate(TPMI_ALG_PUBLIC type) {

@@ -24,6 +24,10 @@ struct KeySpec {
 // TPM2_ALG_RSA, the RSA-2048 equivalent for TPMs without ECC.
 TPM2B_PUBLIC StoragePrimaryTemplate(TPMI_ALG_PUBLIC type);
 
+// Whether `pub` has one of the two storage primary templates, whatever its unique field:
+// a persistent SRK made from it is the storage primary itself, when its seed made it.
+bool HasStoragePrimaryTemplate(const TPM2B_PUBLIC& pub);
+
 // The TCG EK Credential Profile's endorsement key: the key whose certificate the
 // manufacturer issues, so its Name identifies the TPM. TPM2_ALG_ECC: ECC P-256
 // (template L-2), unique 32 zero bytes for x and y; TPM2_ALG_RSA: RSA 2048 (template

@@ -74,6 +74,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./evict.js')).evict,
   },
   {
+    name: 'srk',
+    summary: 'show, or persist, the storage primary at 0x81000001 so that cold starts create no primary key',
+    load: async () => (await import('./srk.js')).srk,
+  },
+  {
     name: 'sign-blob',
     summary: 'print the base64 RSA-SHA256 signature of a blob, as IAM signBlob does',
     load: async () => (await import('./sign-blob.js')).signBlobCommand,
