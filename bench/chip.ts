@@ -14,10 +14,13 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 
 import { Tpm } from '../lib/index.js';
+import { usingTpm } from '../lib/tpm/tpm.js';
 import { startChipRelay, type ChipRelay } from '../lib/testing/index.js';
 import { CLI, compared, MESSAGE, RAW_SIGN, RS256_HANDLE, type Bench, type Row } from './common.js';
 
 const run = promisify(execFile);
+const SRK_HANDLE = 0x81000001;
+
 const PROFILE = 'discrete-spi';
 
 /** What one path cost at the relay: its commands in order, the chip time they charge, the wall time. */
@@ -77,13 +80,7 @@ export async function chipFigures(bench: Bench): Promise<Row[]> {
   const signature = path.join(dir, 'chip-signature');
   writeFileSync(message, MESSAGE);
   const keyFile = path.join(dir, 'chip-rs256.pem');
-  const maker = await Tpm.open({ tcti, encrypt: false });
-  let keyPem: string;
-  try {
-    keyPem = (await maker.createKey({ alg: 'RS256' })).toPem();
-  } finally {
-    await maker.close();
-  }
+  const keyPem = await usingTpm({ tcti }, async (tpm) => (await tpm.createKey({ alg: 'RS256' })).toPem());
   writeFileSync(keyFile, keyPem, { mode: 0o600 });
   writeFileSync(digest, createHash('sha256').update(MESSAGE).digest());
 
@@ -107,19 +104,33 @@ export async function chipFigures(bench: Bench): Promise<Row[]> {
     await tpm2Sign();
     const out: Row[] = [];
 
-    progress('chip: a cold CLI token against one tpm2_sign run, persistent RS256');
-    const tools = await cost(relay, tpm2Sign);
-    show('tpm2_sign', tools);
-    const coldToken = await cost(relay, () => cliToken(handle));
-    show('tpm-jwt token --key HANDLE', coldToken);
-    out.push(...rows('cold CLI token, persistent key (encrypted), vs tpm2_sign', coldToken, tools, { max: 1 }));
+    // Cold paths, first as a TPM comes (no SRK: the storage primary is made at each
+    // start), then with the SRK persisted (tpm-jwt srk --persist).
+    for (const srk of [false, true]) {
+      const where = srk ? 'SRK persisted' : 'no SRK';
+      if (srk) await usingTpm({ tcti }, (tpm) => tpm.srk({ persist: true }));
+      progress(`chip: a cold CLI token against one tpm2_sign run, persistent RS256, ${where}`);
+      const tools = await cost(relay, tpm2Sign);
+      show('tpm2_sign', tools);
+      const coldToken = await cost(relay, () => cliToken(handle));
+      show(`tpm-jwt token --key HANDLE (${where})`, coldToken);
+      out.push(
+        ...rows(
+          `cold CLI token, persistent key (encrypted, ${where}), vs tpm2_sign`,
+          coldToken,
+          tools,
+          srk ? { max: 1 } : undefined,
+        ),
+      );
 
-    progress('chip: a cold CLI token against one tpm2-openssl signature, RS256 key file');
-    const provider = await cost(relay, opensslSign);
-    show('openssl pkeyutl -provider tpm2', provider);
-    const coldFile = await cost(relay, () => cliToken(keyFile));
-    show('tpm-jwt token --key FILE', coldFile);
-    out.push(...rows('cold CLI token, key file (encrypted), vs tpm2-openssl', coldFile, provider));
+      progress(`chip: a cold CLI token against one tpm2-openssl signature, RS256 key file, ${where}`);
+      const provider = await cost(relay, opensslSign);
+      show('openssl pkeyutl -provider tpm2', provider);
+      const coldFile = await cost(relay, () => cliToken(keyFile));
+      show(`tpm-jwt token --key FILE (${where})`, coldFile);
+      out.push(...rows(`cold CLI token, key file (encrypted, ${where}), vs tpm2-openssl`, coldFile, provider));
+      if (srk) await usingTpm({ tcti }, (tpm) => tpm.evict(SRK_HANDLE));
+    }
 
     progress('chip: first and warm signatures in one process, against the raw Esys_Sign loop');
     const count = n(10);
