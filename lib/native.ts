@@ -88,6 +88,7 @@ export interface NativeContext {
     ownerAuth: Uint8Array | undefined,
     session: { encrypt: boolean; saltKey?: 'primary' | 'ek'; saltKeyName?: Uint8Array },
     retryTimeoutMs?: number,
+    commandTimeoutMs?: number,
   ): Promise<{ saltKeyName: Buffer }>;
   createKey(parent: number, spec: TpmKeySpec, auth?: Uint8Array, policy?: NativePcrPolicy): Promise<NativeKeyBlob>;
   /** Marshaled TPM2B_PUBLIC of a persistent object. */

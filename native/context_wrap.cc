@@ -70,12 +70,16 @@ Napi::Value ContextWrap::Open(const Napi::CallbackInfo& info) {
   tss::SessionOptions session = ToSessionOptions(info[2]);
   const std::chrono::milliseconds retry_timeout(
       info[3].IsUndefined() ? 5000 : ToUint32(info[3], "retryTimeoutMs"));
+  const std::chrono::milliseconds command_timeout(
+      info[4].IsUndefined() ? 120000 : ToUint32(info[4], "commandTimeoutMs"));
   // Copied on the executor thread: the context's own copy changes if a later call
   // has to start a new session.
   auto salt_key_name = std::make_shared<std::vector<uint8_t>>();
   return Submit(
-      [tcti, owner_auth, session, retry_timeout, salt_key_name](tss::Context& ctx) {
+      [tcti, owner_auth, session, retry_timeout, command_timeout,
+       salt_key_name](tss::Context& ctx) {
         ctx.set_retry_timeout(retry_timeout);
+        ctx.set_command_timeout(command_timeout);
         tss::Status status = ctx.Open(tcti, owner_auth, session);
         *salt_key_name = ctx.salt_key_name();
         return status;

@@ -70,7 +70,9 @@ void TpmCall::Execute(tss::Context& ctx) {
       // A call that changes nothing in the TPM is worth one more try on a new
       // connection (swtpm or the resource manager restarted); the others fail here,
       // and the next call reconnects.
-      if (idempotent_ && reconnect_ && ctx.Reopen().ok()) Run(ctx);
+      // A TPM that did not answer in time is not asked again: the caller set how long to wait.
+      const bool timed_out = status_.code() == tss::ErrorCode::kTpmTimeout;
+      if (idempotent_ && reconnect_ && !timed_out && ctx.Reopen().ok()) Run(ctx);
       if (NeedsNewContext(status_)) ctx.MarkBroken();
     }
   } catch (const std::exception& e) {

@@ -246,6 +246,29 @@ describe('27 reliability: a TPM that goes away, answers "retry", or is left open
     tpm2(swtpm.tcti, 'flushcontext', '-l');
   });
 
+  it('gives ERR_TPM_TIMEOUT when the TPM stalls past commandTimeoutMs, and the next call works', async () => {
+    const relay = await startChipRelay({ tcti: swtpm.tcti });
+    const tpm = await Tpm.open({ tcti: relay.tcti, encrypt: false, commandTimeoutMs: 300 });
+    try {
+      const key = await tpm.createKey({ alg: 'ES256' });
+      await key.sign(Buffer.from('warm'));
+      relay.setFaults([{ command: 'Sign', stallMs: 3000, times: 1 }]);
+      const start = Date.now();
+      await assert.rejects(key.sign(Buffer.from('stalled')), (err: TpmJwtError) => {
+        assert.equal(err.code, 'ERR_TPM_TIMEOUT');
+        assert.match(err.message, /did not answer within 300 ms/);
+        return true;
+      });
+      // Not asked again on a new connection: the caller said how long to wait.
+      assert.ok(Date.now() - start < 2500, `${Date.now() - start} ms`);
+      assert.equal((await key.sign(Buffer.from('after'))).length, 64);
+    } finally {
+      await tpm.close();
+      await relay.close();
+    }
+    await assert.rejects(Tpm.open({ tcti: swtpm.tcti, commandTimeoutMs: 0 }), { code: 'ERR_INVALID_ARGUMENT' });
+  });
+
   it('tries TPM_RC_RETRY again, a bounded number of times', async () => {
     const relay = await startChipRelay({ tcti: swtpm.tcti, faults: [{ command: 'Sign', rc: 'RETRY', times: 8 }] });
     const injected = () => relay.log.filter((r) => r.fault !== undefined).length;
@@ -258,7 +281,7 @@ describe('27 reliability: a TPM that goes away, answers "retry", or is left open
 
       relay.clear();
       relay.setFaults([{ command: 'Sign', rc: 'RETRY' }]);
-      await assert.rejects(key.sign(Buffer.from('never')), { code: 'ERR_TPM', tpmRc: TPM_RESPONSES.RETRY });
+      await assert.rejects(key.sign(Buffer.from('never')), { code: 'ERR_TPM_BUSY', tpmRc: TPM_RESPONSES.RETRY });
       assert.ok(injected() > 8 && injected() <= 25, `gave up after ${injected()} attempts`);
     } finally {
       await tpm.close();

@@ -20,6 +20,7 @@ import {
   startSoftwareTpm,
   type ChipRelay,
   type SoftwareTpm,
+  type TpmCommandName,
   type TpmResponseName,
 } from '../lib/testing/index.js';
 
@@ -188,6 +189,45 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
       });
     }
 
+    // Every command of a cold key-file signature with the encrypted session, each in turn
+    // answered "not now" once: the SRK looked for, the primary, the session, the key's
+    // load, the contexts saved and loaded back, the signature, the flushes.
+    const everyCommand: TpmCommandName[] = [
+      'ReadPublic',
+      'CreatePrimary',
+      'StartAuthSession',
+      'Load',
+      'ContextSave',
+      'ContextLoad',
+      'Sign',
+      'FlushContext',
+    ];
+    for (const rc of ['RETRY', 'YIELDED', 'TESTING'] as const) {
+      it(`TPM_RC_${rc} once on each command of a cold key-file signature: invisible, nothing left loaded`, async () => {
+        // Time is not what is asserted here: no chip latency, so that 8 cold starts stay quick.
+        relay.setProfile(undefined);
+        try {
+          for (const command of everyCommand) {
+            relay.setFaults([{ command, rc, nth: 1 }]);
+            relay.clear();
+            const signer = await TpmSigner.open({ key: keyFile, tcti: relay.tcti });
+            const message = Buffer.from(`${rc} on ${command}`);
+            const signature = await signer.sign(message);
+            await signer.close();
+            assert.ok(verify('sha256', message, signer.publicKey, signature), command);
+            assert.equal(relay.log.filter((r) => r.fault !== undefined).length, 1, `${command} was answered ${rc}`);
+            // Asked through the relay, asynchronously: it forwards from this process.
+            const left = await run('tpm2_getcap', ['handles-transient'], {
+              env: { ...process.env, TPM2TOOLS_TCTI: relay.tcti },
+            });
+            assert.equal(left.stdout.trim(), '', `left loaded after ${command}`);
+          }
+        } finally {
+          relay.setProfile('discrete-spi');
+        }
+      });
+    }
+
     it('TPM_RC_LOCKOUT is ERR_TPM_LOCKOUT at once, not tried again; the next signature goes through', async () => {
       const signer = await warmSigner(KEY, false);
       relay.setFaults([{ command: 'Sign', rc: 'LOCKOUT', times: 1 }]);
@@ -196,6 +236,19 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
       await signer.sign(Buffer.from('y'));
       assert.deepEqual(sent(), { Sign: 1 });
       await signer.close();
+    });
+
+    it('TPM_RC_NV_RATE on every EvictControl: ERR_TPM_BUSY after the retries, nothing persisted', async () => {
+      const tpm = await Tpm.open({ tcti: relay.tcti, encrypt: false });
+      try {
+        relay.setFaults([{ command: 'EvictControl', rc: 'NV_RATE' }]);
+        await assert.rejects(tpm.createKey({ alg: 'ES256', persist: 0x81000072 }), { code: 'ERR_TPM_BUSY' });
+        assert.ok(relay.log.filter((r) => r.fault !== undefined).length > 1, 'tried again before giving up');
+        relay.setFaults([]);
+        assert.ok(!(await tpm.persistentHandles()).includes(0x81000072));
+      } finally {
+        await tpm.close();
+      }
     });
 
     it('a link cut halfway through a response: one new connection, the signature made again, no error', async () => {

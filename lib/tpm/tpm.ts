@@ -41,6 +41,12 @@ export interface TpmOpenOptions {
    * them for a moment; the call then fails with ERR_TPM_OBJECT_MEMORY.
    */
   retryTimeoutMs?: number;
+  /**
+   * How long one TPM command may take, ms, before the call fails with ERR_TPM_TIMEOUT
+   * (default 120000: RSA key generation on a slow chip takes seconds). The next call
+   * reconnects. For swtpm links; a device (/dev/tpmrm0) keeps its kernel driver's limits.
+   */
+  commandTimeoutMs?: number;
 }
 
 export interface CreateKeyOptions {
@@ -138,12 +144,16 @@ export class Tpm {
     if (!Number.isInteger(retryTimeoutMs) || retryTimeoutMs < 0 || retryTimeoutMs > 600_000) {
       throw invalidArgument('retryTimeoutMs must be an integer from 0 to 600000');
     }
+    const commandTimeoutMs = options.commandTimeoutMs ?? 120_000;
+    if (!Number.isInteger(commandTimeoutMs) || commandTimeoutMs < 1 || commandTimeoutMs > 600_000) {
+      throw invalidArgument('commandTimeoutMs must be an integer from 1 to 600000');
+    }
     return withAuth(
       options.ownerAuth,
       async (ownerAuth) => {
         const context = new (native().Context)();
         try {
-          const { saltKeyName } = await context.open(tcti, ownerAuth, session, retryTimeoutMs);
+          const { saltKeyName } = await context.open(tcti, ownerAuth, session, retryTimeoutMs, commandTimeoutMs);
           return new Tpm(context, tcti, saltKeyName.toString('hex'));
         } catch (err) {
           // The open failure is what the caller needs to see, not a failed cleanup.

@@ -48,7 +48,7 @@ Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth
   }
   Status s = FindSrk();
   if (!s.ok()) {
-    if (link_.failed()) s = unreachable(link_.failure().Message());
+    if (link_.failed()) s = unreachable(link_.failure().Message()).WithCode(link_.failure().code());
     Close();
     return s;
   }

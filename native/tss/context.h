@@ -111,6 +111,11 @@ class Context {
   void RequestStop() { stop_requested_ = true; }
   bool stop_requested() const { return stop_requested_; }
 
+  // How long one command may take before it fails with ERR_TPM_TIMEOUT (Link).
+  void set_command_timeout(std::chrono::milliseconds timeout) {
+    link_.set_command_timeout(timeout);
+  }
+
   // How long a call waits for the TPM's slots to free up before it fails.
   std::chrono::milliseconds retry_timeout() const { return retry_timeout_; }
   void set_retry_timeout(std::chrono::milliseconds timeout) { retry_timeout_ = timeout; }

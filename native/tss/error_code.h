@@ -11,9 +11,11 @@ namespace tss {
 // hold the two sets equal.
 #define TPM_JWT_ERROR_CODES(X)                                                \
   X(kTpmConnection, "ERR_TPM_CONNECTION")                                     \
+  X(kTpmTimeout, "ERR_TPM_TIMEOUT")                                           \
   X(kTpmKeyNotFound, "ERR_TPM_KEY_NOT_FOUND")                                 \
   X(kTpmAuthFail, "ERR_TPM_AUTH_FAIL")                                        \
   X(kTpmLockout, "ERR_TPM_LOCKOUT")                                           \
+  X(kTpmBusy, "ERR_TPM_BUSY")                                                 \
   X(kTpmPolicyFail, "ERR_TPM_POLICY_FAIL")                                    \
   X(kTpmHandleInUse, "ERR_TPM_HANDLE_IN_USE")                                 \
   X(kTpmObjectMemory, "ERR_TPM_OBJECT_MEMORY")                                \

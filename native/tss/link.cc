@@ -120,15 +120,20 @@ Status Link::ParseSwtpm(const std::string& options) {
   return Status();
 }
 
-TSS2_RC Link::Fail(TSS2_RC rc, const std::string& what) {
+TSS2_RC Link::Fail(TSS2_RC rc, const std::string& what, ErrorCode code) {
   CloseSocket();
   awaiting_response_ = false;
   response_.clear();
   if (failure_.ok()) {
     failure_ = Status::Tss(rc, "the TPM link");
-    failure_.Detail(what);
+    failure_.Detail(what).WithCode(code);
   }
   return rc;
+}
+
+TSS2_RC Link::FailWaiting(int waited, const std::string& doing) {
+  return Fail(TSS2_TCTI_RC_IO_ERROR, WaitProblem(waited, doing),
+              waited == kTimedOut ? ErrorCode::kTpmTimeout : ErrorCode::kTpmConnection);
 }
 
 void Link::CloseSocket() {
@@ -283,8 +288,8 @@ TSS2_RC Link::SocketTransmit(size_t size, const uint8_t* command) {
       setsockopt(socket_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
   }
-  if (error == ETIMEDOUT) return Fail(TSS2_TCTI_RC_IO_ERROR, WaitProblem(kTimedOut, connecting));
-  if (error == ECANCELED) return Fail(TSS2_TCTI_RC_IO_ERROR, WaitProblem(kStopped, connecting));
+  if (error == ETIMEDOUT) return FailWaiting(kTimedOut, connecting);
+  if (error == ECANCELED) return FailWaiting(kStopped, connecting);
   if (error != 0) {
     return Fail(TSS2_TCTI_RC_IO_ERROR,
                 "cannot connect to swtpm at " + where_ + ": " + strerror(error));
@@ -298,7 +303,7 @@ TSS2_RC Link::SocketTransmit(size_t size, const uint8_t* command) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       const int waited = WaitFor(POLLOUT);
-      if (waited != kReady) return Fail(TSS2_TCTI_RC_IO_ERROR, WaitProblem(waited, "sending"));
+      if (waited != kReady) return FailWaiting(waited, "sending");
     } else {
       return Fail(
           TSS2_TCTI_RC_IO_ERROR,
@@ -336,7 +341,7 @@ TSS2_RC Link::ReadResponse() {
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       const int waited = WaitFor(POLLIN);
       if (waited != kReady) {
-        return Fail(TSS2_TCTI_RC_IO_ERROR, WaitProblem(waited, "waiting for the response"));
+        return FailWaiting(waited, "waiting for the response");
       }
     } else {
       return Fail(TSS2_TCTI_RC_IO_ERROR, std::string("reading from swtpm: ") + strerror(errno));

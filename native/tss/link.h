@@ -45,8 +45,9 @@ class Link {
   bool failed() const { return !failure_.ok(); }
   const Status& failure() const { return failure_; }
 
-  // How long one command may take, from sending it to the last byte of its response
-  // (swtpm only: tctildr's TCTIs keep their own limits).
+  // How long one command may take, from sending it to the last byte of its response,
+  // before it fails with ERR_TPM_TIMEOUT (swtpm only: tctildr's TCTIs keep their own
+  // limits, the kernel driver's for /dev/tpm*).
   void set_command_timeout(std::chrono::milliseconds timeout) { command_timeout_ = timeout; }
   // A flag another thread sets when the context is being stopped: a command then waits
   // at most a second more instead of until its deadline.
@@ -69,7 +70,9 @@ class Link {
   static TSS2_RC MakeSticky(TSS2_TCTI_CONTEXT* tcti, TPM2_HANDLE* handle, uint8_t sticky);
 
   // Records the first failure; returns the TCTI rc to hand ESYS.
-  TSS2_RC Fail(TSS2_RC rc, const std::string& what);
+  TSS2_RC Fail(TSS2_RC rc, const std::string& what, ErrorCode code = ErrorCode::kTpmConnection);
+  // Fail for a wait that did not end in kReady: a deadline passed is ERR_TPM_TIMEOUT.
+  TSS2_RC FailWaiting(int waited, const std::string& doing);
 
   // swtpm: a connection per command, as swtpm expects.
   Status ParseSwtpm(const std::string& options);

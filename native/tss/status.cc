@@ -80,6 +80,14 @@ ErrorCode CodeForTpmRc(TPM2_RC rc) {
   switch (rc & 0xFFF) {
     case TPM2_RC_LOCKOUT:
       return ErrorCode::kTpmLockout;
+    // "Not now", still so after the retries (IsTransient): a TPM busy with something
+    // else, testing itself, or rate-limiting NV writes.
+    case TPM2_RC_RETRY:
+    case TPM2_RC_YIELDED:
+    case TPM2_RC_TESTING:
+    case TPM2_RC_NV_RATE:
+    case TPM2_RC_NV_UNAVAILABLE:
+      return ErrorCode::kTpmBusy;
     case TPM2_RC_OBJECT_MEMORY:
     case TPM2_RC_SESSION_MEMORY:
     case TPM2_RC_MEMORY:

@@ -32,6 +32,11 @@ class Status {
 
   // Adds context ("while loading key 0x81000010") to a failure's message.
   Status& Detail(std::string detail);
+  // Gives a failure another code than its rc's (a link that timed out: ERR_TPM_TIMEOUT).
+  Status& WithCode(ErrorCode code) {
+    code_ = code;
+    return *this;
+  }
 
  private:
   bool failed_ = false;
