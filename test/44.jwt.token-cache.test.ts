@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 
-import { REFRESH_THRESHOLD_SECONDS, TokenCache, type ExpiringToken } from '../lib/jwt/token-cache.js';
+import { REFRESH_THRESHOLD_SECONDS, TokenCache, USABLE_SECONDS, type ExpiringToken } from '../lib/jwt/token-cache.js';
 
 const HOUR = 3_600_000;
 
@@ -170,5 +170,70 @@ describe('44 jwt token cache', () => {
         code: 'ERR_INVALID_ARGUMENT',
       });
     }
+  });
+  describe('refreshAhead (servers)', () => {
+    const due = (lifetimeMs: number) => lifetimeMs - REFRESH_THRESHOLD_SECONDS * 1000 + 1;
+    const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+    it('serves the due token at once and fetches its successor in the background, once', async () => {
+      const { calls, clock, fetch, token } = controlledFetch();
+      const cache = new TokenCache(fetch, { maxSize: 10, now: () => clock.now, refreshAhead: true });
+      const first = cache.get('a');
+      calls[0]!.resolve(token('t1'));
+      await first;
+      clock.now += due(HOUR);
+      assert.equal(cache.peek('a')?.token, 't1', 'served, not waited for');
+      assert.equal((await cache.get('a')).token, 't1');
+      assert.equal(calls.length, 2, 'one background fetch for both');
+      calls[1]!.resolve(token('t2'));
+      await flush();
+      assert.equal(cache.peek('a')?.token, 't2');
+      assert.equal(calls.length, 2);
+    });
+
+    it('a failed background fetch: the old token still, tried again after a backoff that doubles', async () => {
+      const { calls, clock, fetch, token } = controlledFetch();
+      const cache = new TokenCache(fetch, { maxSize: 10, now: () => clock.now, refreshAhead: true });
+      const first = cache.get('a');
+      calls[0]!.resolve(token('t1'));
+      await first;
+      clock.now += due(HOUR);
+      assert.equal(cache.peek('a')?.token, 't1');
+      calls[1]!.reject(new Error('token endpoint down'));
+      await flush();
+      assert.equal((await cache.get('a')).token, 't1', 'no caller sees the failure');
+      assert.equal(calls.length, 2, 'not tried again before the backoff');
+      clock.now += 1000;
+      assert.equal(cache.peek('a')?.token, 't1');
+      assert.equal(calls.length, 3, 'tried again after 1 s');
+      calls[2]!.reject(new Error('still down'));
+      await flush();
+      clock.now += 1000;
+      cache.peek('a');
+      assert.equal(calls.length, 3, 'the next pause is 2 s');
+      clock.now += 1000;
+      cache.peek('a');
+      assert.equal(calls.length, 4);
+      calls[3]!.resolve(token('t2'));
+      await flush();
+      assert.equal(cache.peek('a')?.token, 't2');
+    });
+
+    it('waits for a fetch once the kept token is no longer usable, and without refreshAhead as before', async () => {
+      const { calls, clock, fetch, token } = controlledFetch();
+      const ahead = new TokenCache(fetch, { maxSize: 10, now: () => clock.now, refreshAhead: true });
+      const plain = new TokenCache(fetch, { maxSize: 10, now: () => clock.now });
+      for (const cache of [ahead, plain]) {
+        const first = cache.get('a');
+        calls.at(-1)!.resolve(token('old'));
+        await first;
+      }
+      clock.now += HOUR - USABLE_SECONDS * 1000;
+      assert.equal(ahead.peek('a'), undefined, 'too close to its expiry to hand out');
+      const waited = ahead.get('a');
+      calls.at(-1)!.resolve(token('new'));
+      assert.equal((await waited).token, 'new');
+      assert.equal(plain.peek('a'), undefined, 'a due token is not served without refreshAhead');
+    });
   });
 });

@@ -23,6 +23,7 @@ import {
   type TpmCommandName,
   type TpmResponseName,
 } from '../lib/testing/index.js';
+import { startFakeGoogle } from './helpers/fake-google.js';
 
 // tpm2_sign runs while the relay, in this process, forwards its commands: never synchronously.
 const run = promisify(execFile);
@@ -279,6 +280,48 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
       }
     });
   });
+  it('the metadata server refreshes ahead: no request waits for a refresh, an outage fails none', async function () {
+    this.timeout(60_000);
+    // Tokens due for refresh 3 s after they are issued (expires_in 228, refreshed 225 s
+    // before expiry); every exchange takes 800 ms on top of the chip's signature; the
+    // endpoint refuses the two exchanges after the second token (an outage through two
+    // background attempts, 1 s apart and then 2 s).
+    const signer = await warmSigner(KEY, true);
+    const google = await startFakeGoogle(signer.publicKey);
+    let issued = 0;
+    let refused = 0;
+    google.onToken = () => {
+      if (issued === 2 && refused < 2) {
+        refused++;
+        return { status: 503, body: { error: 'unavailable' }, delayMs: 800 };
+      }
+      return { body: { access_token: `at-${++issued}`, expires_in: 228, token_type: 'Bearer' }, delayMs: 800 };
+    };
+    const server = await startMetadataServer({ signer, email: EMAIL, tokenUrl: google.tokenUrl, port: 0 });
+    try {
+      const url = `${server.url}/computeMetadata/v1/instance/service-accounts/default/token`;
+      const served: { ms: number; token: string }[] = [];
+      const deadline = Date.now() + 40_000;
+      while (new Set(served.map((s) => s.token)).size < 3 && Date.now() < deadline) {
+        const sent = performance.now();
+        const answer = await fetch(url, { headers: { 'metadata-flavor': 'Google' } });
+        assert.equal(answer.status, 200, await answer.clone().text());
+        const { access_token: token } = (await answer.json()) as { access_token: string };
+        served.push({ ms: performance.now() - sent, token });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.deepEqual([...new Set(served.map((s) => s.token))], ['at-1', 'at-2', 'at-3']);
+      assert.equal(refused, 2);
+      // The first request waits for the first token; none after it waits for a refresh.
+      const waited = served.slice(1).filter((s) => s.ms >= 800);
+      assert.deepEqual(waited, [], 'a request waited for a refresh');
+    } finally {
+      await server.close();
+      await google.close();
+      await signer.close();
+    }
+  });
+
   describe('the cold path: a process that opens, signs once and closes', () => {
     /** What a cold `tpm-jwt token` does: open, load, one signature, close. */
     async function coldSign(key: string): Promise<void> {

@@ -151,10 +151,8 @@ describe('94 the docs: every shell example runs, or says why it cannot', functio
       symlinkSync(ROOT, path.join(dir, 'node_modules', 'tpm-jwt'));
       const bin = path.join(dir, '.bin');
       mkdirSync(bin);
-      writeFileSync(
-        path.join(bin, 'tpm-jwt'),
-        `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(ROOT, 'dist/cli/main.js'))} "$@"\n`,
-      );
+      const main = path.join(ROOT, 'dist/cli/main.js');
+      writeFileSync(path.join(bin, 'tpm-jwt'), `#!/bin/sh\nexec "${process.execPath}" "${main}" "$@"\n`);
       chmodSync(path.join(bin, 'tpm-jwt'), 0o755);
       const { TPM2TOOLS_TCTI: _outer, TSS2_TCTI: _tss, ...outer } = process.env;
       let env: NodeJS.ProcessEnv = {

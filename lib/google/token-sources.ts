@@ -102,12 +102,13 @@ export function makeTokenSource(options: TokenSourceOptions): TokenSource {
   const context = withDefaults(options);
   if (context.mode !== 'jwt-access') {
     // The URL of a request plays no part: one token serves them all.
-    const cache = new TokenCache(() => exchangeToken(context), { maxSize: 1 });
+    const cache = new TokenCache(() => exchangeToken(context), { maxSize: 1, refreshAhead: true });
     return { cached: () => cache.peek('')?.token, token: () => cache.get('') };
   }
   // One token per audience; '' (no URL's audience) for the scope-claim token.
   const cache = new TokenCache((audience) => selfSignedToken(context, audience || undefined), {
     maxSize: AUDIENCES_KEPT,
+    refreshAhead: true,
   });
   const urlAudience = rememberLast((url: string | URL) => serviceAudience(url, undefined, context.universeDomain));
   const keyFor = (url: RequestUrl): string => {

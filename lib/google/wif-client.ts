@@ -53,7 +53,7 @@ export function tpmSubjectTokenSupplier(options: TpmSubjectTokenOptions): Subjec
         audience: options.audience ?? providerAudience(audience),
         ...(options.lifetime !== undefined && { lifetime: options.lifetime }),
       }),
-    { maxSize: SUBJECT_AUDIENCES_KEPT },
+    { maxSize: SUBJECT_AUDIENCES_KEPT, refreshAhead: true },
   );
   return { getSubjectToken: async ({ audience }) => (await tokens.get(audience)).token };
 }

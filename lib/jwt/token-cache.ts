@@ -16,6 +16,13 @@ export interface ExpiringToken {
 /** Tokens are refreshed this long before they expire (google-auth's REFRESH_THRESHOLD). */
 export const REFRESH_THRESHOLD_SECONDS = 225;
 
+/** With refreshAhead, a token due for refresh is still handed out while it has this long left. */
+export const USABLE_SECONDS = 60;
+
+/** With refreshAhead, a failed background fetch is tried again after this, doubling up to the most. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MOST_MS = 30_000;
+
 interface TokenCacheOptions<K> {
   /** How many keys are kept besides the pinned ones; the least recently used goes first. */
   maxSize: number;
@@ -23,6 +30,14 @@ interface TokenCacheOptions<K> {
   pinned?: Iterable<K>;
   /** The wall clock in ms, as Date.now (tests pass their own). */
   now?: () => number;
+  /**
+   * For servers (the metadata server, TpmAuthClient), whose requests should not wait on
+   * the TPM or a token endpoint once a token exists: a token due for refresh is still
+   * served while it has more than USABLE_SECONDS left, its successor fetched in the
+   * background; a failed background fetch is tried again after a backoff (1 s doubling
+   * to 30 s), the old token served meanwhile, until it is no longer usable.
+   */
+  refreshAhead?: boolean;
 }
 
 interface Entry {
@@ -30,11 +45,16 @@ interface Entry {
   token: ExpiringToken | undefined;
   /** The fetch in flight, which every caller for the key shares. */
   pending: Promise<ExpiringToken> | undefined;
+  /** refreshAhead: no background fetch before this time (ms), after a failed one; and the pause it was. */
+  retryAt: number;
+  backoffMs: number;
 }
+
+const emptyEntry = (): Entry => ({ token: undefined, pending: undefined, retryAt: 0, backoffMs: 0 });
 
 /**
  * Rules: a token is served until REFRESH_THRESHOLD_SECONDS before its expiry, then
- * fetched anew (callers wait for it); concurrent callers for a key share one fetch; a
+ * fetched anew (callers wait for it, unless refreshAhead); concurrent callers for a key share one fetch; a
  * failed fetch rejects its callers and leaves the entry as it was, so the next call
  * fetches again; past `maxSize` keys the least recently used one (by get, peek or
  * refresh) that is not pinned is dropped, a fetch it had in flight still answering
@@ -44,6 +64,7 @@ export class TokenCache<K = string> {
   readonly #fetch: (key: K) => Promise<ExpiringToken>;
   readonly #maxSize: number;
   readonly #now: () => number;
+  readonly #refreshAhead: boolean;
   readonly #pinned = new Map<K, Entry>();
   // Map order is insertion order: re-inserting a key on use keeps the least recent first.
   readonly #recent = new Map<K, Entry>();
@@ -56,7 +77,8 @@ export class TokenCache<K = string> {
     this.#fetch = fetch;
     this.#maxSize = options.maxSize;
     this.#now = options.now ?? Date.now;
-    for (const key of options.pinned ?? []) this.#pinned.set(key, { token: undefined, pending: undefined });
+    this.#refreshAhead = options.refreshAhead === true;
+    for (const key of options.pinned ?? []) this.#pinned.set(key, emptyEntry());
   }
 
   /** Whether `key` is kept: pinned, or fetched (or being fetched) and not dropped since. */
@@ -69,11 +91,14 @@ export class TokenCache<K = string> {
     return this.#now() < token.expiry.getTime() - REFRESH_THRESHOLD_SECONDS * 1000;
   }
 
-  /** The fresh token for `key`, or undefined; never fetches. Synchronous: the path most requests take. */
+  /**
+   * The token `key` may be served now, or undefined: synchronous, the path most requests
+   * take. Fetches only in the background (refreshAhead, a token due for refresh).
+   */
   peek(key: K): ExpiringToken | undefined {
-    const token = (this.#pinned.get(key) ?? this.#recent.get(key))?.token;
-    if (!token || !this.isFresh(token)) return undefined;
-    this.#use(key);
+    const entry = this.#pinned.get(key) ?? this.#recent.get(key);
+    const token = entry && this.#servable(key, entry);
+    if (token) this.#use(key);
     return token;
   }
 
@@ -82,10 +107,11 @@ export class TokenCache<K = string> {
     return (this.#pinned.get(key) ?? this.#recent.get(key))?.token;
   }
 
-  /** The fresh token for `key`, else the one a fetch (shared with concurrent callers) returns. */
+  /** The token `key` may be served now (see peek), else the one a fetch (shared with concurrent callers) returns. */
   get(key: K): Promise<ExpiringToken> {
     const entry = this.#use(key);
-    if (entry.token && this.isFresh(entry.token)) return Promise.resolve(entry.token);
+    const token = this.#servable(key, entry);
+    if (token) return Promise.resolve(token);
     return this.#fetchInto(key, entry);
   }
 
@@ -94,10 +120,32 @@ export class TokenCache<K = string> {
     return this.#fetchInto(key, this.#use(key));
   }
 
+  /**
+   * The kept token if it may be served: fresh, or with refreshAhead still usable (its
+   * successor then fetched in the background).
+   */
+  #servable(key: K, entry: Entry): ExpiringToken | undefined {
+    const token = entry.token;
+    if (!token) return undefined;
+    if (this.isFresh(token)) return token;
+    if (!this.#refreshAhead || this.#now() >= token.expiry.getTime() - USABLE_SECONDS * 1000) return undefined;
+    if (!entry.pending && this.#now() >= entry.retryAt) {
+      this.#fetchInto(key, entry).catch(() => {
+        entry.backoffMs = Math.min(Math.max(entry.backoffMs * 2, RETRY_FIRST_MS), RETRY_MOST_MS);
+        entry.retryAt = this.#now() + entry.backoffMs;
+      });
+    }
+    return token;
+  }
+
   #fetchInto(key: K, entry: Entry): Promise<ExpiringToken> {
     entry.pending ??= new Promise<ExpiringToken>((resolve) => resolve(this.#fetch(key)))
       .then(
-        (token) => (entry.token = token),
+        (token) => {
+          entry.retryAt = 0;
+          entry.backoffMs = 0;
+          return (entry.token = token);
+        },
         (err: unknown) => {
           // A key whose only fetch failed is not kept: it would count as known (a rate
           // limit on new keys would wave its retries through) and push out keys that
@@ -114,7 +162,7 @@ export class TokenCache<K = string> {
   #use(key: K): Entry {
     const pinned = this.#pinned.get(key);
     if (pinned) return pinned;
-    const entry = this.#recent.get(key) ?? { token: undefined, pending: undefined };
+    const entry = this.#recent.get(key) ?? emptyEntry();
     this.#recent.delete(key);
     this.#recent.set(key, entry);
     if (this.#recent.size > this.#maxSize) this.#recent.delete(this.#recent.keys().next().value!);

@@ -58,10 +58,11 @@ export function signerTokens(options: SignerTokensOptions): MetadataTokens {
   const access = new TokenCache((key: string) => newToken({ ...common, mode, scopes: keyScopes(key) }), {
     maxSize: KEPT_KEYS,
     pinned: [scopeKey(options.defaultScopes)],
+    refreshAhead: true,
   });
   const identity = new TokenCache(
     (audience: string) => newToken({ ...common, mode: 'id-token', targetAudience: audience }),
-    { maxSize: KEPT_KEYS },
+    { maxSize: KEPT_KEYS, refreshAhead: true },
   );
   return {
     accessToken: async (scopes) => tokenAtRate(access, scopeKey(scopes), newKeys),

@@ -53,6 +53,7 @@ export async function wifTokens(
   const access = new TokenCache((key: string) => federatedAccessToken(client(keyScopes(key), true)), {
     maxSize: KEPT_KEYS,
     pinned: [scopeKey(defaultScopes)],
+    refreshAhead: true,
   });
   // generateIdToken sits beside generateAccessToken (serviceAccount is set only when the
   // impersonation URL has that form), called with the federated token: one client, so
@@ -61,7 +62,10 @@ export async function wifTokens(
   if (serviceAccount !== undefined) {
     const caller = client([CLOUD_PLATFORM_SCOPE], false);
     const url = otherIamMethod(impersonation!, 'generateAccessToken', 'generateIdToken');
-    identity = new TokenCache((audience) => generatedIdToken(caller, url, audience), { maxSize: KEPT_KEYS });
+    identity = new TokenCache((audience) => generatedIdToken(caller, url, audience), {
+      maxSize: KEPT_KEYS,
+      refreshAhead: true,
+    });
   }
   return {
     serviceAccount,

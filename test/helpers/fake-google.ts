@@ -26,6 +26,8 @@ export interface TokenAnswer {
   body?: unknown;
   /** Never answer (to test timeouts). */
   hang?: boolean;
+  /** Answer this much later (a slow endpoint). */
+  delayMs?: number;
 }
 
 export interface FakeGoogle {
@@ -82,6 +84,7 @@ export async function startFakeGoogle(publicKey: KeyObject): Promise<FakeGoogle>
         hanging.add(res);
         return;
       }
+      if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
       return send(res, answer.status ?? 200, answer.body);
     }
 
