@@ -382,6 +382,35 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
       }
     });
 
+    it('an SRK with the storage template but another key: it salts; a key file it refuses loads under the primary', async () => {
+      // The RSA storage primary persisted by tpm2-tools: tpm-jwt's own template for a TPM
+      // without ECC, so not the (ECC) parent of this TPM's key files.
+      const tools = { env: { ...process.env, TPM2TOOLS_TCTI: relay.tcti, TSS2_LOG: 'all+none' } };
+      const context = path.join(swtpm.stateDir, 'rsa-srk.ctx');
+      const attributes = 'restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda';
+      await run(
+        'tpm2_createprimary',
+        ['-C', 'o', '-G', 'rsa2048:null:aes128cfb', '-a', attributes, '-c', context],
+        tools,
+      );
+      await run('tpm2_evictcontrol', ['-C', 'o', '-c', context, '0x81000001'], tools);
+      await run('tpm2_flushcontext', ['-t'], tools);
+      try {
+        relay.clear();
+        const signer = await TpmSigner.open({ key: keyFile, tcti: relay.tcti });
+        const message = Buffer.from('under the primary');
+        assert.ok(verify('sha256', message, signer.publicKey, await signer.sign(message)));
+        await signer.close();
+        const loads = relay.log.filter((r) => r.command === 'Load').map((r) => r.rc);
+        assert.equal(loads.length, 2, 'tried under the SRK, then under the primary');
+        assert.notEqual(loads[0], 0);
+        assert.equal(loads[1], 0);
+        assert.equal(relay.count('CreatePrimary'), 1);
+      } finally {
+        await run('tpm2_evictcontrol', ['-C', 'o', '-c', '0x81000001'], tools);
+      }
+    });
+
     it('an SRK that is another key: refused without force; key files load under the storage primary', async () => {
       const tpm = await Tpm.open({ tcti: swtpm.tcti });
       try {

@@ -85,8 +85,9 @@ Status Context::FindSrk() {
   if (rc != TSS2_RC_SUCCESS) {
     srk_ = ESYS_TR_NONE;
     const Status failed = Status::Tss(rc, "Esys_TR_FromTPMPublic");
-    // No object at the handle is the usual answer; "not now" is retried by the caller.
-    if (!IsRefusal(failed)) return failed;
+    // A lost link fails the open, and "not now" is tried again by the caller; any other
+    // answer (no object at the handle, the usual one) means no SRK to use.
+    if (link_.failed() || IsTransient(failed)) return failed;
     return Status();
   }
   srk_salts_ = !session_options_.salt_with_ek;

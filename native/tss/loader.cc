@@ -56,16 +56,19 @@ Status LoadKey(Context& ctx, const KeyRef& key, Transient* out) {
         TPM2B_PRIVATE priv;
         TSS_RETURN_IF_ERROR(UnmarshalPublic(key.blob.pub, &pub));
         TSS_RETURN_IF_ERROR(UnmarshalPrivate(key.blob.priv, &priv));
+        bool srk_refused = false;
         if (key.parent == TPM2_RH_OWNER && SrkMayBeStoragePrimary(ctx)) {
           Status s = LoadUnder(ctx, ctx.srk(), priv, pub, made);
           if (s.ok() || !IsRefusal(s)) return s;
-          // The template, but another key (another seed or unique): the storage primary
-          // is made instead, from now on.
-          ctx.set_srk_is_storage_primary(false);
+          srk_refused = true;
         }
         Transient parent(ctx.esys());
         TSS_RETURN_IF_ERROR(LoadParent(ctx, key.parent, &parent));
         TSS_RETURN_IF_ERROR(LoadUnder(ctx, parent.get(), priv, pub, made));
+        // Refused by the SRK, loaded by the storage primary: the SRK has the template but
+        // is another key, and key files go under the primary from now on. (A file both
+        // refuse is the file's fault, not the SRK's.)
+        if (srk_refused) ctx.set_srk_is_storage_primary(false);
         // Once the key is in, its parent is not needed: on a shared TPM its slot is
         // freed at once.
         if (key.parent == TPM2_RH_OWNER) ctx.UnloadStoragePrimary();
