@@ -382,7 +382,7 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
       }
     });
 
-    it('an SRK with the storage template but another key: it salts; a key file it refuses loads under the primary', async () => {
+    it('a foreign SRK of the storage template: it salts; key files it refuses load under the primary', async () => {
       // The RSA storage primary persisted by tpm2-tools: tpm-jwt's own template for a TPM
       // without ECC, so not the (ECC) parent of this TPM's key files.
       const tools = { env: { ...process.env, TPM2TOOLS_TCTI: relay.tcti, TSS2_LOG: 'all+none' } };
