@@ -171,17 +171,24 @@ describe('44 jwt token cache', () => {
       });
     }
   });
+
   describe('refreshAhead (servers)', () => {
-    const due = (lifetimeMs: number) => lifetimeMs - REFRESH_THRESHOLD_SECONDS * 1000 + 1;
     const flush = () => new Promise((resolve) => setImmediate(resolve));
 
-    it('serves the due token at once and fetches its successor in the background, once', async () => {
-      const { calls, clock, fetch, token } = controlledFetch();
+    /** A refreshAhead cache holding token 't1' for 'a', its clock just past the refresh point. */
+    async function dueCache() {
+      const control = controlledFetch();
+      const { calls, clock, fetch, token } = control;
       const cache = new TokenCache(fetch, { maxSize: 10, now: () => clock.now, refreshAhead: true });
       const first = cache.get('a');
       calls[0]!.resolve(token('t1'));
       await first;
-      clock.now += due(HOUR);
+      clock.now += HOUR - REFRESH_THRESHOLD_SECONDS * 1000 + 1;
+      return { ...control, cache };
+    }
+
+    it('serves the due token at once and fetches its successor in the background, once', async () => {
+      const { calls, cache, token } = await dueCache();
       assert.equal(cache.peek('a')?.token, 't1', 'served, not waited for');
       assert.equal((await cache.get('a')).token, 't1');
       assert.equal(calls.length, 2, 'one background fetch for both');
@@ -192,12 +199,7 @@ describe('44 jwt token cache', () => {
     });
 
     it('a failed background fetch: the old token still, tried again after a backoff that doubles', async () => {
-      const { calls, clock, fetch, token } = controlledFetch();
-      const cache = new TokenCache(fetch, { maxSize: 10, now: () => clock.now, refreshAhead: true });
-      const first = cache.get('a');
-      calls[0]!.resolve(token('t1'));
-      await first;
-      clock.now += due(HOUR);
+      const { calls, cache, clock, token } = await dueCache();
       assert.equal(cache.peek('a')?.token, 't1');
       calls[1]!.reject(new Error('token endpoint down'));
       await flush();
