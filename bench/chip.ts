@@ -104,24 +104,13 @@ export async function chipFigures(bench: Bench): Promise<Row[]> {
     await tpm2Sign();
     const out: Row[] = [];
 
-    // Cold paths, first as a TPM comes (no SRK: the storage primary is made at each
-    // start), then with the SRK persisted (tpm-jwt srk --persist).
-    for (const srk of [false, true]) {
-      const where = srk ? 'SRK persisted' : 'no SRK';
-      if (srk) await usingTpm({ tcti }, (tpm) => tpm.srk({ persist: true }));
+    const coldPaths = async (where: string, bound?: { max: number }) => {
       progress(`chip: a cold CLI token against one tpm2_sign run, persistent RS256, ${where}`);
       const tools = await cost(relay, tpm2Sign);
       show('tpm2_sign', tools);
       const coldToken = await cost(relay, () => cliToken(handle));
       show(`tpm-jwt token --key HANDLE (${where})`, coldToken);
-      out.push(
-        ...rows(
-          `cold CLI token, persistent key (encrypted, ${where}), vs tpm2_sign`,
-          coldToken,
-          tools,
-          srk ? { max: 1 } : undefined,
-        ),
-      );
+      out.push(...rows(`cold CLI token, persistent key (encrypted, ${where}), vs tpm2_sign`, coldToken, tools, bound));
 
       progress(`chip: a cold CLI token against one tpm2-openssl signature, RS256 key file, ${where}`);
       const provider = await cost(relay, opensslSign);
@@ -129,7 +118,23 @@ export async function chipFigures(bench: Bench): Promise<Row[]> {
       const coldFile = await cost(relay, () => cliToken(keyFile));
       show(`tpm-jwt token --key FILE (${where})`, coldFile);
       out.push(...rows(`cold CLI token, key file (encrypted, ${where}), vs tpm2-openssl`, coldFile, provider));
-      if (srk) await usingTpm({ tcti }, (tpm) => tpm.evict(SRK_HANDLE));
+    };
+    // Cold paths as a TPM comes (no SRK: the storage primary is made at each start), then
+    // with the SRK persisted (tpm-jwt srk --persist) and evicted again. A TPM that has
+    // something at the SRK's handle already (--tcti) is measured as it is, and left so.
+    const found = await usingTpm({ tcti }, (tpm) => tpm.srk());
+    if (found !== 'absent') {
+      await coldPaths(found === 'storage-primary' ? 'SRK persisted' : 'another object at the SRK handle');
+    } else {
+      await coldPaths('no SRK');
+      try {
+        await usingTpm({ tcti }, (tpm) => tpm.srk({ persist: true }));
+        await coldPaths('SRK persisted', { max: 1 });
+      } finally {
+        await usingTpm({ tcti }, async (tpm) => {
+          if ((await tpm.srk()) === 'storage-primary') await tpm.evict(SRK_HANDLE);
+        });
+      }
     }
 
     progress('chip: first and warm signatures in one process, against the raw Esys_Sign loop');

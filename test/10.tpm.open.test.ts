@@ -60,6 +60,8 @@ describe('10 Tpm.open / close', () => {
         .concat(['--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`]),
       { stdio: 'ignore' },
     );
+    const exited = once(child, 'exit');
+    child.once('error', () => undefined); // a missing swtpm: `listening` says so
     try {
       const tcti = `swtpm:host=127.0.0.1,port=${port}`;
       await listening(port + 1);
@@ -80,6 +82,7 @@ describe('10 Tpm.open / close', () => {
       }
     } finally {
       child.kill('SIGKILL');
+      if (child.pid !== undefined) await exited;
     }
   });
 

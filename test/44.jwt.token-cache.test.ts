@@ -230,12 +230,13 @@ describe('44 jwt token cache', () => {
         calls.at(-1)!.resolve(token('old'));
         await first;
       }
-      clock.now += HOUR - USABLE_SECONDS * 1000;
+      clock.now += HOUR - REFRESH_THRESHOLD_SECONDS * 1000 + 1;
+      assert.equal(plain.peek('a'), undefined, 'a due token is not served without refreshAhead');
+      clock.now += (REFRESH_THRESHOLD_SECONDS - USABLE_SECONDS) * 1000;
       assert.equal(ahead.peek('a'), undefined, 'too close to its expiry to hand out');
       const waited = ahead.get('a');
       calls.at(-1)!.resolve(token('new'));
       assert.equal((await waited).token, 'new');
-      assert.equal(plain.peek('a'), undefined, 'a due token is not served without refreshAhead');
     });
   });
 });

@@ -401,6 +401,8 @@ describe('71 the main flows on a simulated discrete chip, counted in TPM command
         const message = Buffer.from('under the primary');
         assert.ok(verify('sha256', message, signer.publicKey, await signer.sign(message)));
         await signer.close();
+        const order = relay.log.map((r) => r.command);
+        assert.ok(order.indexOf('StartAuthSession') < order.indexOf('CreatePrimary'), 'salted to the SRK');
         const loads = relay.log.filter((r) => r.command === 'Load').map((r) => r.rc);
         assert.equal(loads.length, 2, 'tried under the SRK, then under the primary');
         assert.notEqual(loads[0], 0);

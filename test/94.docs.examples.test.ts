@@ -34,9 +34,11 @@ function examples(file: string): Example[] {
   const lines = readFileSync(path.join(ROOT, file), 'utf8').split('\n');
   const out: Example[] = [];
   for (let i = 0; i < lines.length; i++) {
-    if (!/^```(sh|bash|shell|console)\s*$/.test(lines[i]!)) continue;
-    const marker = /^<!-- example: ([a-z-]+) -->$/.exec(lines[i - 1] ?? '')?.[1] as Marker | undefined;
-    const end = lines.indexOf('```', i + 1);
+    // Indented fences too (inside a list item): every shell block is held to the rule.
+    if (!/^\s*```(sh|bash|shell|console)\s*$/.test(lines[i]!)) continue;
+    const marker = /^\s*<!-- example: ([a-z-]+) -->$/.exec(lines[i - 1] ?? '')?.[1] as Marker | undefined;
+    const end = lines.findIndex((line, at) => at > i && /^\s*```\s*$/.test(line));
+    if (end < 0) throw new Error(`${file}:${i + 1}: a shell block with no closing fence`);
     out.push({ marker, line: i + 1, code: lines.slice(i + 1, end).join('\n') });
     i = end;
   }

@@ -129,12 +129,8 @@ export class TokenCache<K = string> {
     if (!token) return undefined;
     if (this.isFresh(token)) return token;
     if (!this.#refreshAhead || this.#now() >= token.expiry.getTime() - USABLE_SECONDS * 1000) return undefined;
-    if (!entry.pending && this.#now() >= entry.retryAt) {
-      this.#fetchInto(key, entry).catch(() => {
-        entry.backoffMs = Math.min(Math.max(entry.backoffMs * 2, RETRY_FIRST_MS), RETRY_MOST_MS);
-        entry.retryAt = this.#now() + entry.backoffMs;
-      });
-    }
+    // Its failure is the next try's business (#fetchInto set when); no caller sees it.
+    if (!entry.pending && this.#now() >= entry.retryAt) this.#fetchInto(key, entry).catch(() => undefined);
     return token;
   }
 
@@ -151,6 +147,9 @@ export class TokenCache<K = string> {
           // limit on new keys would wave its retries through) and push out keys that
           // hold tokens.
           if (!entry.token && this.#recent.get(key) === entry) this.#recent.delete(key);
+          // Set before `pending` clears, so that no call in between starts another at once.
+          entry.backoffMs = Math.min(Math.max(entry.backoffMs * 2, RETRY_FIRST_MS), RETRY_MOST_MS);
+          entry.retryAt = this.#now() + entry.backoffMs;
           throw err;
         },
       )

@@ -44,7 +44,8 @@ export interface TpmOpenOptions {
   /**
    * How long one TPM command may take, ms, before the call fails with ERR_TPM_TIMEOUT
    * (default 120000: RSA key generation on a slow chip takes seconds). The next call
-   * reconnects. For swtpm links; a device (/dev/tpmrm0) keeps its kernel driver's limits.
+   * reconnects. Enforced on swtpm links, which tpm-jwt drives itself; every other TCTI
+   * (a device, whose kernel driver has its own limits; mssim; tabrmd) keeps its own.
    */
   commandTimeoutMs?: number;
 }

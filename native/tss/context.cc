@@ -2,6 +2,7 @@
 
 #include "auth.h"
 #include "esys_ptr.h"
+#include "marshal.h"
 #include "primary.h"
 #include "transient.h"
 
@@ -90,7 +91,15 @@ Status Context::FindSrk() {
     if (link_.failed() || IsTransient(failed)) return failed;
     return Status();
   }
-  srk_salts_ = !session_options_.salt_with_ek;
+  // Only a key the TPM can salt a session to: RSA or ECC, restricted and decrypt (a
+  // storage key). Anything else there (a signing key, a sealed blob) salts nothing.
+  TPM2B_PUBLIC pub;
+  const TPMA_OBJECT storage = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+  const bool can_salt =
+      OpenedPublic(esys_, srk_, &pub).ok() &&
+      (pub.publicArea.type == TPM2_ALG_RSA || pub.publicArea.type == TPM2_ALG_ECC) &&
+      (pub.publicArea.objectAttributes & storage) == storage;
+  srk_salts_ = can_salt && !session_options_.salt_with_ek;
   return Status();
 }
 
@@ -155,6 +164,13 @@ Status Context::StoragePrimary(ESYS_TR* out) {
         if (session_options_.encrypt && session_ == ESYS_TR_NONE && !saved_session_.empty()) {
           TSS_RETURN_IF_ERROR(saved_session_.Load(esys_, true, &session_));
         }
+        // A session the TPM lost (it restarted) is started again to the SRK where it can
+        // be, so that the owner auth does not go as a password; never to the primary
+        // being made here.
+        if (session_options_.encrypt && session_ == ESYS_TR_NONE && srk_salts_ &&
+            !StartSaltedSession(esys_, srk_, &session_).ok()) {
+          session_ = ESYS_TR_NONE;
+        }
         if (session_options_.encrypt && session_ != ESYS_TR_NONE) {
           TSS_RETURN_IF_ERROR(Auth(TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &auth));
         }
@@ -190,7 +206,9 @@ void Context::FlushOrphans(const std::vector<ObjectCache::Loaded>& orphans) {
         std::vector<uint8_t>(name_raw->name, name_raw->name + name_raw->size) == orphan.name;
     Esys_Free(name_raw);
     // Only the same object (same Name) is flushed: after a restart the handle may hold
-    // another process's.
+    // another process's. One with the same Name (the storage primary, or a key file
+    // another process also loaded) would be flushed even so, if it got that handle
+    // between the restart and this reconnect; a tpm-jwt process loads it again.
     if (ours) {
       Esys_FlushContext(esys_, tr);
     } else {

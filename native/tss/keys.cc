@@ -51,28 +51,6 @@ Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out) {
   return OpenedPublic(ctx.esys(), tr, out);
 }
 
-Status OpenedPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out) {
-  uint8_t* raw = nullptr;
-  size_t size = 0;
-  TSS_CALL(Esys_TR_Serialize, esys, object, &raw, &size);
-  EsysPtr<uint8_t> record(raw);
-  // ESYS's IESYS_RESOURCE, the format of tpm2-tools' serialized handle files: the
-  // handle, the Name, the kind of resource (1: an object), then its TPM2B_PUBLIC.
-  constexpr UINT32 kObjectResource = 1;
-  size_t offset = 0;
-  TPM2_HANDLE handle = 0;
-  TPM2B_NAME name = {};
-  UINT32 kind = 0;
-  TSS_CALL(Tss2_MU_TPM2_HANDLE_Unmarshal, record.get(), size, &offset, &handle);
-  TSS_CALL(Tss2_MU_TPM2B_NAME_Unmarshal, record.get(), size, &offset, &name);
-  TSS_CALL(Tss2_MU_UINT32_Unmarshal, record.get(), size, &offset, &kind);
-  if (kind != kObjectResource) {
-    return Status::Fail(ErrorCode::kTpm, "handle " + HandleHex(handle) + " is not an object");
-  }
-  TSS_CALL(Tss2_MU_TPM2B_PUBLIC_Unmarshal, record.get(), size, &offset, out);
-  return Status();
-}
-
 Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out, TPM2B_NAME* name,
                         TPM2B_NAME* qualified_name) {
   TPM2B_PUBLIC* pub_raw = nullptr;
@@ -182,6 +160,7 @@ Status Evict(Context& ctx, TPM2_HANDLE handle) {
                                  handle, &none);
   // Forgotten either way: gone, or not what this context thought it was.
   ctx.ForgetHandle(handle);
+  if (handle == Context::kSrkHandle) ctx.ForgetSrk();
   if (rc != TSS2_RC_SUCCESS) return Status::Tss(rc, "Esys_EvictControl");
   return Status();
 }

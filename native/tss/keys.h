@@ -25,10 +25,6 @@ Status ReadPublic(Context& ctx, TPM2_HANDLE handle, TPM2B_PUBLIC* out);
 // asked, its Name and Qualified Name.
 Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out,
                         TPM2B_NAME* name = nullptr, TPM2B_NAME* qualified_name = nullptr);
-// The public area ESYS read when it opened `object` from a persistent handle
-// (Esys_TR_FromTPMPublic, which checked it against the Name the TPM gave), from ESYS's
-// serialized record of the object: no command.
-Status OpenedPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out);
 // The same public area marshaled, as the addon returns public areas (a TPM2B_PUBLIC).
 Status ReadObjectPublic(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out);
 

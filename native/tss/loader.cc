@@ -1,6 +1,5 @@
 #include "loader.h"
 
-#include "keys.h"
 #include "marshal.h"
 #include "templates.h"
 

@@ -1,7 +1,9 @@
-// TPM structures to and from their wire bytes: one helper over every Tss2_MU pair, and
-// the TPM2B_PUBLIC / TPM2B_PRIVATE pair that key files hold.
+// TPM structures to and from their wire bytes: one helper over every Tss2_MU pair, the
+// TPM2B_PUBLIC / TPM2B_PRIVATE pair that key files hold, and the public area in ESYS's
+// own record of an object.
 #pragma once
 
+#include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_tpm2_types.h>
 
@@ -42,5 +44,10 @@ std::vector<uint8_t> MarshalPrivate(const TPM2B_PRIVATE& priv);
 // Fails with ERR_KEY_FILE_INVALID unless the bytes are exactly one structure.
 Status UnmarshalPublic(const std::vector<uint8_t>& bytes, TPM2B_PUBLIC* out);
 Status UnmarshalPrivate(const std::vector<uint8_t>& bytes, TPM2B_PRIVATE* out);
+
+// The public area ESYS read when it opened `object` from a persistent handle
+// (Esys_TR_FromTPMPublic, which checked it against the Name the TPM gave), from ESYS's
+// serialized record of the object: no command.
+Status OpenedPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out);
 
 }  // namespace tss

@@ -46,9 +46,16 @@ void ObjectCache::Unload(ESYS_CONTEXT* esys, const std::string& id) {
   // Saved once (an object's context can be loaded again and again); if saving fails,
   // the object is simply made again next time.
   if (entry.saved.empty()) (void)entry.saved.Save(esys, entry.loaded);
-  // Kept as loaded when the flush did not happen (the link broke): a reconnect then
-  // knows what the TPM may still hold (LoadedObjects).
-  if (Esys_FlushContext(esys, entry.loaded) == TSS2_RC_SUCCESS) entry.loaded = ESYS_TR_NONE;
+  const TSS2_RC flushed = Esys_FlushContext(esys, entry.loaded);
+  if (flushed == TSS2_RC_SUCCESS) {
+    entry.loaded = ESYS_TR_NONE;
+  } else if (IsTpmAnswer(Status::Tss(flushed, "Esys_FlushContext"))) {
+    // The TPM has it no more (another process flushed it): only ESYS's record is left.
+    Esys_TR_Close(esys, &entry.loaded);
+    entry.loaded = ESYS_TR_NONE;
+  }
+  // Otherwise the flush never reached the TPM (the link broke): the object stays on
+  // record as loaded, so that a reconnect knows what the TPM may still hold.
 }
 
 void ObjectCache::UnloadAll(ESYS_CONTEXT* esys) {
@@ -102,6 +109,8 @@ void ObjectCache::MakeRoom(ESYS_CONTEXT* esys, const std::string& id) {
     }
     if (loaded < kMaxLoaded) return;
     Unload(esys, oldest->first);
+    // Still loaded: the link broke. The command that follows fails the same way.
+    if (oldest->second.loaded != ESYS_TR_NONE) return;
   }
 }
 

@@ -170,6 +170,7 @@ bool IsTransient(const Status& status) {
     case TPM2_RC_YIELDED:
     case TPM2_RC_TESTING:
     case TPM2_RC_NV_RATE:  // rate-limited NV writes (EvictControl): later works
+    case TPM2_RC_NV_UNAVAILABLE:
       return true;
     default:
       return false;

@@ -1,4 +1,5 @@
 import type { SrkState } from '../../native.js';
+import { UsageError } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
 
 const SAYS: Record<SrkState, string> = {
@@ -23,6 +24,7 @@ start creates it again; another object there is refused unless --force.
   options: { persist: { type: 'boolean' }, force: { type: 'boolean' }, json: { type: 'boolean' } },
   async run(values, io) {
     const persist = values['persist'] === true;
+    if (values['force'] === true && !persist) throw new UsageError('--force replaces an object only with --persist');
     const state = await withTpm(values, (tpm) => tpm.srk({ persist, force: values['force'] === true }));
     if (values['json']) io.out(json({ handle: '0x81000001', state }));
     else io.out(`${SAYS[state]}\n`);
