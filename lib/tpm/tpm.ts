@@ -113,6 +113,20 @@ function sessionOptions(options: TpmOpenOptions) {
  */
 export let tpmContext: (tpm: Tpm) => NativeContext;
 
+/** A time option of Tpm.open in ms, at most ten minutes: its value, or `fallback`. */
+function milliseconds(
+  options: TpmOpenOptions,
+  name: 'retryTimeoutMs' | 'commandTimeoutMs',
+  fallback: number,
+  least: number,
+): number {
+  const value = options[name] ?? fallback;
+  if (!Number.isInteger(value) || value < least || value > 600_000) {
+    throw invalidArgument(`${name} must be an integer from ${least} to 600000`);
+  }
+  return value;
+}
+
 export class Tpm {
   /** The TCTI in use ('' when tpm2-tss searched its defaults). */
   readonly tcti: string;
@@ -141,14 +155,8 @@ export class Tpm {
     }
     const tcti = resolveTcti(options.tcti);
     const session = sessionOptions(options);
-    const retryTimeoutMs = options.retryTimeoutMs ?? 5000;
-    if (!Number.isInteger(retryTimeoutMs) || retryTimeoutMs < 0 || retryTimeoutMs > 600_000) {
-      throw invalidArgument('retryTimeoutMs must be an integer from 0 to 600000');
-    }
-    const commandTimeoutMs = options.commandTimeoutMs ?? 120_000;
-    if (!Number.isInteger(commandTimeoutMs) || commandTimeoutMs < 1 || commandTimeoutMs > 600_000) {
-      throw invalidArgument('commandTimeoutMs must be an integer from 1 to 600000');
-    }
+    const retryTimeoutMs = milliseconds(options, 'retryTimeoutMs', 5000, 0);
+    const commandTimeoutMs = milliseconds(options, 'commandTimeoutMs', 120_000, 1);
     return withAuth(
       options.ownerAuth,
       async (ownerAuth) => {

@@ -1,7 +1,6 @@
 #include "context.h"
 
 #include "auth.h"
-#include "esys_ptr.h"
 #include "marshal.h"
 #include "primary.h"
 #include "transient.h"
@@ -62,7 +61,7 @@ Status Context::Open(const std::string& tcti_conf, const SecretBytes& owner_auth
     if (srk_salts_ && !AcceptSaltKey(srk_).ok()) srk_salts_ = false;
     // Salted to the SRK, the session waits for the first command that needs it; the
     // storage primary or the EK would be made for it anyway, so it starts now.
-    if (s.ok() && !srk_salts_) {
+    if (!srk_salts_) {
       ESYS_TR unused = ESYS_TR_NONE;
       s = Auth(0, &unused);
     }
@@ -111,10 +110,8 @@ void Context::ForgetSrk() {
 }
 
 Status Context::AcceptSaltKey(ESYS_TR key) {
-  TPM2B_NAME* name_raw = nullptr;
-  TSS_CALL(Esys_TR_GetName, esys_, key, &name_raw);
-  EsysPtr<TPM2B_NAME> name(name_raw);
-  const std::vector<uint8_t> got(name->name, name->name + name->size);
+  std::vector<uint8_t> got;
+  TSS_RETURN_IF_ERROR(ObjectName(esys_, key, &got));
   if (!session_options_.salt_key_name.empty() && session_options_.salt_key_name != got) {
     return Status::Fail(ErrorCode::kTpmConnection,
                         "the TPM's salt key does not have the pinned Name (saltKeyName): "
@@ -149,14 +146,10 @@ Status Context::StartSession() {
 }
 
 Status Context::StoragePrimary(ESYS_TR* out) {
-  // Made under the session when it is there or the SRK starts it; otherwise with a
+  // Made under the session when there is one or the SRK can start it; otherwise with a
   // password session (it is being made to salt the session), where an empty owner
-  // auth, the usual case, reveals nothing.
-  if (session_options_.encrypt && srk_salts_ && session_ == ESYS_TR_NONE &&
-      saved_session_.empty()) {
-    ESYS_TR unused = ESYS_TR_NONE;
-    TSS_RETURN_IF_ERROR(Auth(0, &unused));
-  }
+  // auth, the usual case, reveals nothing. Not through Auth(): with no SRK that would
+  // make this very primary to salt the session.
   return objects_.Get(
       esys_, kStoragePrimary,
       [this](ESYS_TR* made) {
@@ -164,9 +157,6 @@ Status Context::StoragePrimary(ESYS_TR* out) {
         if (session_options_.encrypt && session_ == ESYS_TR_NONE && !saved_session_.empty()) {
           TSS_RETURN_IF_ERROR(saved_session_.Load(esys_, true, &session_));
         }
-        // A session the TPM lost (it restarted) is started again to the SRK where it can
-        // be, so that the owner auth does not go as a password; never to the primary
-        // being made here.
         if (session_options_.encrypt && session_ == ESYS_TR_NONE && srk_salts_ &&
             !StartSaltedSession(esys_, srk_, &session_).ok()) {
           session_ = ESYS_TR_NONE;
@@ -200,11 +190,8 @@ void Context::FlushOrphans(const std::vector<ObjectCache::Loaded>& orphans) {
                               &tr) != TSS2_RC_SUCCESS) {
       continue;  // gone: the TPM restarted, or another process flushed it
     }
-    TPM2B_NAME* name_raw = nullptr;
-    const bool ours =
-        Esys_TR_GetName(esys_, tr, &name_raw) == TSS2_RC_SUCCESS &&
-        std::vector<uint8_t>(name_raw->name, name_raw->name + name_raw->size) == orphan.name;
-    Esys_Free(name_raw);
+    std::vector<uint8_t> name;
+    const bool ours = ObjectName(esys_, tr, &name).ok() && name == orphan.name;
     // Only the same object (same Name) is flushed: after a restart the handle may hold
     // another process's. One with the same Name (the storage primary, or a key file
     // another process also loaded) would be flushed even so, if it got that handle

@@ -146,7 +146,8 @@ class Context {
   SavedContext saved_session_;
   std::vector<uint8_t> salt_key_name_;
   ESYS_TR srk_ = ESYS_TR_NONE;
-  // The SRK salts the session: found, and with the pinned Name if one is pinned.
+  // The SRK salts the session: found, a key that can, and with the pinned Name if one
+  // is pinned.
   bool srk_salts_ = false;
   std::optional<bool> srk_is_storage_primary_;
   ObjectCache objects_;

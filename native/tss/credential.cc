@@ -1,6 +1,5 @@
 #include "credential.h"
 
-#include "esys_ptr.h"
 #include "marshal.h"
 #include "transient.h"
 
@@ -21,10 +20,9 @@ Status ActivateCredential(Context& ctx, const AkSpec& ak, const std::vector<uint
   Transient signer(ctx.esys());
   TSS_RETURN_IF_ERROR(LoadAk(ctx, ak, AkHandleUse::kExisting, &signer));
   if (!ak_name.empty()) {
-    TPM2B_NAME* name_raw = nullptr;
-    TSS_CALL(Esys_TR_GetName, ctx.esys(), signer.get(), &name_raw);
-    EsysPtr<TPM2B_NAME> name(name_raw);
-    if (std::vector<uint8_t>(name->name, name->name + name->size) != ak_name) {
+    std::vector<uint8_t> name;
+    TSS_RETURN_IF_ERROR(ObjectName(ctx.esys(), signer.get(), &name));
+    if (name != ak_name) {
       return Status::Fail(ErrorCode::kTpmKeyNotFound,
                           "the AK this TPM has is not the one the challenge names: another "
                           "TPM, another AK type, or an AK persisted elsewhere (ak handle)");

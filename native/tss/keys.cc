@@ -94,9 +94,8 @@ Status Persist(Context& ctx, const KeyRef& key, TPM2_HANDLE handle, bool force) 
 Status PersistentSrk(Context& ctx, bool persist, bool force, SrkState* out) {
   ESYS_TR primary = ESYS_TR_NONE;
   TSS_RETURN_IF_ERROR(ctx.StoragePrimary(&primary));
-  TPM2B_NAME* name_raw = nullptr;
-  TSS_CALL(Esys_TR_GetName, ctx.esys(), primary, &name_raw);
-  EsysPtr<TPM2B_NAME> primary_name(name_raw);
+  std::vector<uint8_t> primary_name;
+  TSS_RETURN_IF_ERROR(ObjectName(ctx.esys(), primary, &primary_name));
   bool occupied = false;
   TSS_RETURN_IF_ERROR(IsOccupied(ctx, Context::kSrkHandle, &occupied));
   *out = SrkState::kAbsent;
@@ -104,11 +103,9 @@ Status PersistentSrk(Context& ctx, bool persist, bool force, SrkState* out) {
     ctx.ForgetHandle(Context::kSrkHandle);
     ESYS_TR srk = ESYS_TR_NONE;
     TSS_RETURN_IF_ERROR(ctx.OpenHandle(Context::kSrkHandle, &srk));
-    TSS_CALL(Esys_TR_GetName, ctx.esys(), srk, &name_raw);
-    EsysPtr<TPM2B_NAME> srk_name(name_raw);
-    const bool same = srk_name->size == primary_name->size &&
-                      std::memcmp(srk_name->name, primary_name->name, srk_name->size) == 0;
-    *out = same ? SrkState::kStoragePrimary : SrkState::kOther;
+    std::vector<uint8_t> srk_name;
+    TSS_RETURN_IF_ERROR(ObjectName(ctx.esys(), srk, &srk_name));
+    *out = srk_name == primary_name ? SrkState::kStoragePrimary : SrkState::kOther;
   }
   if (!persist || *out == SrkState::kStoragePrimary) return Status();
   if (*out == SrkState::kOther && !force) {

@@ -46,4 +46,12 @@ Status OpenedPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out) {
   return Status();
 }
 
+Status ObjectName(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out) {
+  TPM2B_NAME* raw = nullptr;
+  TSS_CALL(Esys_TR_GetName, esys, object, &raw);
+  EsysPtr<TPM2B_NAME> name(raw);
+  out->assign(name->name, name->name + name->size);
+  return Status();
+}
+
 }  // namespace tss

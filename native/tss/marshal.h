@@ -49,5 +49,7 @@ Status UnmarshalPrivate(const std::vector<uint8_t>& bytes, TPM2B_PRIVATE* out);
 // (Esys_TR_FromTPMPublic, which checked it against the Name the TPM gave), from ESYS's
 // serialized record of the object: no command.
 Status OpenedPublic(ESYS_CONTEXT* esys, ESYS_TR object, TPM2B_PUBLIC* out);
+// The Name ESYS keeps for `object`, as bytes: no command.
+Status ObjectName(ESYS_CONTEXT* esys, ESYS_TR object, std::vector<uint8_t>* out);
 
 }  // namespace tss

@@ -1,6 +1,8 @@
 #include "object_cache.h"
 
-#include "esys_ptr.h"
+#include <utility>
+
+#include "marshal.h"
 
 namespace tss {
 
@@ -86,14 +88,11 @@ std::vector<ObjectCache::Loaded> ObjectCache::LoadedObjects(ESYS_CONTEXT* esys) 
   std::vector<Loaded> out;
   for (const auto& entry : entries_) {
     const ESYS_TR tr = entry.second.loaded;
-    TPM2_HANDLE handle = 0;
-    TPM2B_NAME* name = nullptr;
-    if (tr == ESYS_TR_NONE || Esys_TR_GetTpmHandle(esys, tr, &handle) != TSS2_RC_SUCCESS ||
-        Esys_TR_GetName(esys, tr, &name) != TSS2_RC_SUCCESS) {
-      continue;
+    Loaded loaded = {};
+    if (tr != ESYS_TR_NONE && Esys_TR_GetTpmHandle(esys, tr, &loaded.handle) == TSS2_RC_SUCCESS &&
+        ObjectName(esys, tr, &loaded.name).ok()) {
+      out.push_back(std::move(loaded));
     }
-    EsysPtr<TPM2B_NAME> owned(name);
-    out.push_back({handle, std::vector<uint8_t>(owned->name, owned->name + owned->size)});
   }
   return out;
 }
