@@ -1,32 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect } from 'node:net';
 import { Worker } from 'node:worker_threads';
 
 import { Tpm, TpmJwtError } from '../lib/index.js';
 import { native, nativePath } from '../lib/native.js';
-import { freePortPair, startChipRelay } from '../lib/testing/index.js';
+import { startChipRelay, startSoftwareTpm } from '../lib/testing/index.js';
 import { resolveTcti } from '../lib/tpm/tcti.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { overlayEnv } from './helpers/env.js';
-
-/** Resolves once something accepts connections on `port` (swtpm starting). */
-async function listening(port: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const accepted = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (accepted) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('10 Tpm.open / close', () => {
   const swtpm = useSwtpm();
@@ -51,38 +32,23 @@ describe('10 Tpm.open / close', () => {
   });
 
   it('starts a TPM that has not been started (TPM2_Startup after TPM_RC_INITIALIZE), once', async () => {
-    // swtpm powered on without startup-clear: a chip before its firmware has started it.
-    const port = await freePortPair();
-    const child = spawn(
-      'swtpm',
-      ['socket', '--tpm2', '--tpmstate', `dir=${swtpm.tempDir('unstarted')}`, '--flags', 'not-need-init']
-        .concat(['--server', `type=tcp,port=${port},bindaddr=127.0.0.1`])
-        .concat(['--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`]),
-      { stdio: 'ignore' },
-    );
-    const exited = once(child, 'exit');
-    child.once('error', () => undefined); // a missing swtpm: `listening` says so
+    // Powered on without startup-clear: a chip before its firmware has started it.
+    const unstarted = await startSoftwareTpm({ startup: false });
+    const relay = await startChipRelay({ tcti: unstarted.tcti });
     try {
-      const tcti = `swtpm:host=127.0.0.1,port=${port}`;
-      await listening(port + 1);
-      const relay = await startChipRelay({ tcti });
-      try {
-        const tpm = await Tpm.open({ tcti: relay.tcti });
-        assert.equal((await (await tpm.createKey({ alg: 'ES256' })).sign(Buffer.from('x'))).length, 64);
-        await tpm.close();
-        const again = await Tpm.open({ tcti: relay.tcti });
-        await again.close();
-        assert.equal(relay.count('Startup'), 1);
-        assert.ok(
-          relay.log.some((r) => r.rc === 0x100),
-          'TPM_RC_INITIALIZE first',
-        );
-      } finally {
-        await relay.close();
-      }
+      const tpm = await Tpm.open({ tcti: relay.tcti });
+      assert.equal((await (await tpm.createKey({ alg: 'ES256' })).sign(Buffer.from('x'))).length, 64);
+      await tpm.close();
+      const again = await Tpm.open({ tcti: relay.tcti });
+      await again.close();
+      assert.equal(relay.count('Startup'), 1);
+      assert.ok(
+        relay.log.some((r) => r.rc === 0x100),
+        'TPM_RC_INITIALIZE first',
+      );
     } finally {
-      child.kill('SIGKILL');
-      if (child.pid !== undefined) await exited;
+      await relay.close();
+      await unstarted.stop();
     }
   });
 

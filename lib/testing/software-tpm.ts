@@ -47,6 +47,11 @@ export interface SoftwareTpmOptions {
   manufacture?: boolean | { caDir: string };
   /** Make a key at start: persisted at `persist`, or else as a key file in the state directory. */
   key?: { alg?: JwsAlgorithm; persist?: number };
+  /**
+   * false: swtpm comes up (and restarts) powered on but not started, as a chip before its
+   * platform's firmware sends TPM2_Startup; its first client must start it. Default true.
+   */
+  startup?: boolean;
 }
 
 export interface SoftwareTpm {
@@ -99,7 +104,7 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-async function spawnSwtpm(stateDir: string, port: number): Promise<ChildProcess> {
+async function spawnSwtpm(stateDir: string, port: number, startup: boolean): Promise<ChildProcess> {
   const child = spawn(
     'swtpm',
     [
@@ -112,7 +117,7 @@ async function spawnSwtpm(stateDir: string, port: number): Promise<ChildProcess>
       '--ctrl',
       `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
       '--flags',
-      'not-need-init,startup-clear',
+      startup ? 'not-need-init,startup-clear' : 'not-need-init',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -278,7 +283,7 @@ export async function startSoftwareTpm(options: SoftwareTpmOptions = {}): Promis
     let port = await freePortPair();
     for (let attempt = 1; ; attempt++) {
       try {
-        child = await spawnSwtpm(stateDir, port);
+        child = await spawnSwtpm(stateDir, port, options.startup !== false);
         break;
       } catch (err) {
         if (attempt === 3) throw err;
@@ -303,7 +308,7 @@ export async function startSoftwareTpm(options: SoftwareTpmOptions = {}): Promis
     const kill = () => ending('SIGKILL');
     const start = async () => {
       if (child && child.exitCode === null && child.signalCode === null) return;
-      child = await spawnSwtpm(stateDir, port);
+      child = await spawnSwtpm(stateDir, port, options.startup !== false);
       watch(child);
     };
     return {
