@@ -9,10 +9,11 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { Signer, Tpm, TpmKey } from '../lib/index.js';
+import { cliBin } from '../lib/package.js';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.dirname(HERE);
-export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+export const CLI = cliBin();
 export const ES256_HANDLE = 0x81000a00;
 export const RS256_HANDLE = 0x81000a01;
 

@@ -4,10 +4,10 @@
  */
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import type { TpmKeySpec } from './algorithms.js';
 import { TpmJwtError } from './errors.js';
+import { packageRoot } from './package.js';
 
 /** PolicyPCR over `indexes` of the `bank` (a TPMI_ALG_HASH), then PolicyAuthValue if set. */
 interface NativePcrPolicy {
@@ -151,8 +151,6 @@ interface NativeAddon {
   readonly errorCodes: readonly string[];
 }
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
 /**
  * Where the addon may be, best first: a build from source (npm rebuild, or an install
  * where no prebuild fitted), the prebuild for this platform, arch and libc that ships
@@ -160,16 +158,17 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  * cmake-js builds. TPM_JWT_ADDON names a build to use instead.
  */
 function candidates(require: NodeJS.Require, failures: string[]): string[] {
+  const root = packageRoot();
   const override = process.env['TPM_JWT_ADDON'];
   if (override) return [path.resolve(override)];
   const found: string[] = [];
   try {
-    found.push((require('node-gyp-build') as { path(dir: string): string }).path(ROOT));
+    found.push((require('node-gyp-build') as { path(dir: string): string }).path(root));
   } catch (err) {
-    failures.push(`no build in ${path.join(ROOT, 'build')} and no prebuild: ${(err as Error).message.split('\n')[0]}`);
+    failures.push(`no build in ${path.join(root, 'build')} and no prebuild: ${(err as Error).message.split('\n')[0]}`);
   }
-  found.push(path.join(ROOT, 'build-cmake', 'Release', 'tpm_jwt.node'));
-  found.push(path.join(ROOT, 'build-cmake', 'Debug', 'tpm_jwt.node'));
+  found.push(path.join(root, 'build-cmake', 'Release', 'tpm_jwt.node'));
+  found.push(path.join(root, 'build-cmake', 'Debug', 'tpm_jwt.node'));
   return found;
 }
 

@@ -40,6 +40,7 @@ const ROOT_FILES: Readonly<Record<string, string>> = {
   'encoding.ts': 'base',
   'atomic-file.ts': 'base',
   'remember-last.ts': 'base',
+  'package.ts': 'base',
   'native.ts': 'native',
   'index.ts': 'entry',
 };
@@ -73,11 +74,14 @@ function modules(): string[] {
 /** The lib/ modules `file` imports: static, type-only, re-exports and import() alike. */
 function importsOf(file: string): string[] {
   const source = readFileSync(path.join(LIB, file), 'utf8');
-  return ts
-    .preProcessFile(source, true, true)
-    .importedFiles.map((i) => i.fileName)
-    .filter((specifier) => specifier.startsWith('.'))
-    .map((specifier) => path.posix.join(path.posix.dirname(file), specifier).replace(/\.js$/, '.ts'));
+  return (
+    ts
+      .preProcessFile(source, true, true)
+      .importedFiles.map((i) => i.fileName)
+      .filter((specifier) => specifier.startsWith('.'))
+      // A .cjs is a bundle built from the .ts of that name (scripts/bundle.ts).
+      .map((specifier) => path.posix.join(path.posix.dirname(file), specifier).replace(/\.c?js$/, '.ts'))
+  );
 }
 
 function unitOf(file: string): string | undefined {

@@ -11,7 +11,6 @@ import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { ExternalAccountClient } from 'google-auth-library';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
@@ -28,6 +27,7 @@ import {
 import { parseWifTokenCommand } from '../lib/google/wif-config.js';
 import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
 import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, TpmSigner, type TpmKey } from '../lib/index.js';
+import { cliBin } from '../lib/package.js';
 import { assertFails, cli } from './helpers/cli.js';
 import { countingSigner } from './helpers/counting-signer.js';
 import { startFakeGoogle, storageOptions } from './helpers/fake-google.js';
@@ -38,7 +38,7 @@ import { useSwtpm } from './helpers/swtpm.js';
 import { configurationReaders } from './helpers/configuration-readers.js';
 import { overlayEnv } from './helpers/env.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const CLI = cliBin();
 // google-auth-library 9, as @google-cloud/storage 7 bundles it.
 const { ExternalAccountClient: ExternalAccountClient9 } = createRequire(
   createRequire(import.meta.url).resolve('storage7'),

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Tpm } from '../lib/index.js';
+import { cliBin } from '../lib/package.js';
 import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
 import { cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
@@ -153,7 +154,7 @@ describe('94 the docs: every shell example runs, or says why it cannot', functio
       symlinkSync(ROOT, path.join(dir, 'node_modules', 'tpm-jwt'));
       const bin = path.join(dir, '.bin');
       mkdirSync(bin);
-      const main = path.join(ROOT, 'dist/cli/main.js');
+      const main = cliBin();
       writeFileSync(path.join(bin, 'tpm-jwt'), `#!/bin/sh\nexec "${process.execPath}" "${main}" "$@"\n`);
       chmodSync(path.join(bin, 'tpm-jwt'), 0o755);
       const { TPM2TOOLS_TCTI: _outer, TSS2_TCTI: _tss, ...outer } = process.env;

@@ -1,15 +1,9 @@
 /** The tpm-jwt command line: dispatch, help, and the one-line error contract. */
-import { createRequire } from 'node:module';
-
 import { TpmJwtError } from '../errors.js';
+import { packageVersion } from '../package.js';
 import { parse, UsageError } from './args.js';
 import type { Command, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
-
-function version(): string {
-  const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
-  return pkg.version;
-}
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -28,7 +22,7 @@ function overview(): string {
 export async function run(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '--version' || name === '-V') {
-    io.out(`${version()}\n`);
+    io.out(`${packageVersion()}\n`);
     return 0;
   }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

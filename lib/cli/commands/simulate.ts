@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import { TpmJwtError } from '../../errors.js';
+import { cliBin } from '../../package.js';
 import { isAlgorithm } from '../../algorithms.js';
 import { parsePersistentHandle } from '../../tpm/handle.js';
 import {
@@ -138,8 +139,8 @@ async function daemonize(values: Values, io: Io): Promise<void> {
     if (value !== undefined) args.push(`--${flag}`, value);
   }
   for (const fault of (values['fault'] as string[] | undefined) ?? []) args.push('--fault', fault);
-  // This same CLI: compiled, or its source under a TypeScript loader (execArgv carries it).
-  const main = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../main.ts' : '../main.js', import.meta.url));
+  // This same CLI: built, or its source under a TypeScript loader (execArgv carries it).
+  const main = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('../main.ts', import.meta.url)) : cliBin();
   const child = spawn(process.execPath, [...process.execArgv, main, ...args], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { TpmJwtError } from '../../errors.js';
+import { cliBin } from '../../package.js';
 import {
   checkProvider,
   credentialConfiguration,
@@ -18,9 +18,9 @@ import { optional, required } from '../args.js';
 import { json, withTpm, type Command } from '../command.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
 
-/** This CLI as the libraries will run it: node, then the package's own main.js. */
+/** This CLI as the libraries will run it: node, then the package's own bin. */
 function thisCli(): string[] {
-  return [process.execPath, fileURLToPath(new URL('../main.js', import.meta.url))];
+  return [process.execPath, cliBin()];
 }
 
 export const wifConfig: Command = {
