@@ -671,7 +671,7 @@ describe('60 metadata server backed by the TPM', function () {
       await new Promise((resolve) => setTimeout(resolve, 60));
       assert.deepEqual(writes, ['one\ntwo\n']);
       logs.line('x'.repeat(70));
-      assert.deepEqual(writes.at(-1), `${'x'.repeat(70)}\n`, 'past maxChars: written without waiting');
+      assert.deepEqual(writes.at(-1), `${'x'.repeat(70)}\n`, 'past maxBytes: written without waiting');
       logs.line('last');
       logs.flush();
       assert.deepEqual(writes.at(-1), 'last\n');

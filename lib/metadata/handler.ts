@@ -32,6 +32,7 @@ export interface RequestLog {
   method: string;
   path: string;
   status: number;
+  /** How long the answer waited (a signing, a check, a token server), to 0.1 ms: 0 when answered at once. */
   ms: number;
   code?: string;
   /** Why a request failed on the server's side (5xx): a TPM or token-server message, never a token. */
@@ -51,8 +52,8 @@ interface Answer {
 
 const BASE = '/computeMetadata/v1';
 const MAX_PARAMETER = 2048;
-/** Nothing reads past a request's own parameters: one empty set serves every URL without a query. */
-const NO_QUERY = new URLSearchParams();
+/** How a URL without a query is rendered (URLSearchParams.get is not free at every request). */
+const PLAIN = { recursive: false, json: false };
 const ignore = () => {};
 
 /**
@@ -61,22 +62,25 @@ const ignore = () => {};
  * Promise that settles when the answer is written, and never rejects.
  */
 export function handle(context: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
-  const started = performance.now();
   const url = req.url ?? '/';
   const at = url.indexOf('?');
   const path = at === -1 ? url : url.slice(0, at);
-  const query = at === -1 ? NO_QUERY : new URLSearchParams(url.slice(at + 1));
+  const query = at === -1 ? undefined : new URLSearchParams(url.slice(at + 1));
   let answer: Answer | Promise<Answer>;
   try {
     answer = answerFor(context, req, path, query);
   } catch (err) {
     answer = failure(err);
   }
-  if (!(answer instanceof Promise)) return respond(context, req, res, path, started, answer);
+  // An answer made at once waited for nothing: its log says 0 ms without reading a clock.
+  if (!(answer instanceof Promise)) return respond(context, req, res, path, 0, answer);
+  const started = performance.now();
   // The client may go away while the answer is made: what its streams then report is not thrown.
   req.on('error', ignore);
   res.on('error', ignore);
-  return answer.then(undefined, failure).then((later) => respond(context, req, res, path, started, later));
+  return answer
+    .then(undefined, failure)
+    .then((later) => respond(context, req, res, path, Math.round((performance.now() - started) * 10) / 10, later));
 }
 
 function respond(
@@ -84,7 +88,7 @@ function respond(
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
-  started: number,
+  ms: number,
   answer: Answer,
 ): undefined {
   const headers = answer.headers ?? answerHeaders(answer);
@@ -94,7 +98,7 @@ function respond(
     method: req.method ?? '',
     path: path.length > 256 ? path.slice(0, 256) : path,
     status: answer.status,
-    ms: Math.round((performance.now() - started) * 10) / 10,
+    ms,
   };
   if (answer.code !== undefined) entry.code = answer.code;
   if (answer.error !== undefined) entry.error = answer.error;
@@ -116,7 +120,7 @@ function answerHeaders(answer: Answer): OutgoingHttpHeaders {
   return {
     ...COMMON_HEADERS,
     'content-type': answer.type === 'json' ? 'application/json' : 'application/text',
-    'content-length': Buffer.byteLength(answer.body),
+    'content-length': String(Buffer.byteLength(answer.body)),
     ...(answer.retryAfter !== undefined && { 'retry-after': String(answer.retryAfter) }),
   };
 }
@@ -127,7 +131,7 @@ function answerFor(
   context: HandlerContext,
   req: IncomingMessage,
   path: string,
-  query: URLSearchParams,
+  query: URLSearchParams | undefined,
 ): Answer | Promise<Answer> {
   const refused = refusal(req, context.hosts);
   if (refused) return text(refused.status, `${refused.message}\n`);
@@ -136,13 +140,13 @@ function answerFor(
   const node = nodeAt(context.tree, path);
   if (node === MALFORMED) return text(400, 'Malformed path.\n');
   if (node === undefined) return notFound();
-  const rendered = render(node, {
-    recursive: query.get('recursive')?.toLowerCase() === 'true',
-    json: query.get('alt') === 'json',
-  });
+  const rendered = render(
+    node,
+    query ? { recursive: query.get('recursive')?.toLowerCase() === 'true', json: query.get('alt') === 'json' } : PLAIN,
+  );
   if (rendered.type !== 'minted') return { status: 200, ...rendered };
   if (rendered.leaf.kind === 'identity') return mintIdToken(context, query);
-  const scopes = parseScopes(query.get('scopes')) ?? context.scopes;
+  const scopes = (query && parseScopes(query.get('scopes'))) ?? context.scopes;
   if (scopes.length === 0) return text(400, 'Invalid scopes parameter.\n');
   // A kept token is served at once, unless a check must run before any token is.
   const kept = context.beforeMint ? undefined : context.tokens.keptAccessToken(scopes);
@@ -190,12 +194,12 @@ function tokenAnswer(token: ExpiringToken): Answer {
   return answer;
 }
 
-async function mintIdToken(context: HandlerContext, query: URLSearchParams): Promise<Answer> {
+async function mintIdToken(context: HandlerContext, query: URLSearchParams | undefined): Promise<Answer> {
   if (!context.tokens.idTokens)
     return text(404, 'This server makes no ID tokens: it impersonates no service account.\n');
-  const audience = query.get('audience');
+  const audience = query?.get('audience');
   if (!audience || audience.length > MAX_PARAMETER) return text(400, 'non-empty audience parameter required\n');
-  const format = query.get('format');
+  const format = query?.get('format') ?? null;
   if (format !== null && format !== 'standard' && format !== 'full') return text(400, 'Invalid format parameter.\n');
   await context.beforeMint?.();
   const minted = await context.tokens.idToken(audience);

@@ -15,20 +15,25 @@ function isoNow(): string {
   return clock.iso;
 }
 
-/** The last method and path written, as JSON: most requests ask for the same thing as the one before. */
-let lastRequest = { method: '', path: '', json: '' };
+/**
+ * The last method, path and status written, as JSON up to the value of ms: most requests
+ * ask for the same thing as the one before, and get the same answer.
+ */
+let lastRequest = { method: '', path: '', status: 0, json: '' };
 
 /** The line for one request: time, method, path, status, ms, then code and error when present. */
 export function requestLine(entry: RequestLog): string {
   const { method, path, status, ms, code, error } = entry;
-  if (method !== lastRequest.method || path !== lastRequest.path) {
-    lastRequest = { method, path, json: `"method":${JSON.stringify(method)},"path":${JSON.stringify(path)}` };
+  if (method !== lastRequest.method || path !== lastRequest.path || status !== lastRequest.status) {
+    const json = `,"method":${JSON.stringify(method)},"path":${JSON.stringify(path)},"status":${status},"ms":`;
+    lastRequest = { method, path, status, json };
   }
-  return (
-    `{"time":"${isoNow()}",${lastRequest.json},"status":${status},"ms":${ms}` +
-    `${code === undefined ? '' : `,"code":${JSON.stringify(code)}`}` +
-    `${error === undefined ? '' : `,"error":${JSON.stringify(error)}`}}`
-  );
+  const rest =
+    code === undefined && error === undefined
+      ? '}'
+      : `${code === undefined ? '' : `,"code":${JSON.stringify(code)}`}` +
+        `${error === undefined ? '' : `,"error":${JSON.stringify(error)}`}}`;
+  return `{"time":"${isoNow()}"${lastRequest.json}${ms}${rest}`;
 }
 
 /** The line for a server event (listening, closed, an error): its fields after the time. */

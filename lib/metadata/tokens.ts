@@ -26,8 +26,18 @@ export interface MetadataTokens {
 /** How many scope sets and audiences keep a token each, beyond the default scopes. */
 export const KEPT_KEYS = 32;
 
-/** The key of a scope set in a TokenCache, and back. */
-export const scopeKey = (scopes: readonly string[]) => scopes.join(' ');
+let lastScopes: { scopes: readonly string[]; key: string } = { scopes: [], key: '' };
+
+/**
+ * The key of a scope set in a TokenCache. Most requests name no scopes and so pass the
+ * server's one default array: its key is not joined (nor hashed by the Map) again.
+ */
+export function scopeKey(scopes: readonly string[]): string {
+  if (scopes !== lastScopes.scopes) lastScopes = { scopes, key: scopes.join(' ') };
+  return lastScopes.key;
+}
+
+/** A TokenCache key's scope set. */
 export const keyScopes = (key: string) => key.split(' ');
 
 interface SignerTokensOptions {
