@@ -15,6 +15,7 @@ export type { ImportSource } from './tpm/import.js';
 export type { SrkState } from './native.js';
 export { TpmKey, type SignOptions } from './tpm/key.js';
 export type { CertificateOptions } from './tpm/certificate.js';
+export type { CertificationRequestOptions } from './tpm/certification-request.js';
 export type { KeyAttributes } from './wire/public-key.js';
 export type { PcrSelection } from './tpm/pcrs.js';
 export type { Signer } from './crypt/signer.js';

@@ -3,6 +3,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { TpmJwtError } from '../errors.js';
 import { parsePersistentHandle } from '../tpm/handle.js';
+import { parsePcrs } from '../tpm/pcrs.js';
+import type { LoadKeyOptions } from '../tpm/tpm.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -76,6 +78,22 @@ export function keyDestination(values: Values): { persist?: number; out?: string
     ...(out !== undefined && { out }),
     ...(persist !== undefined && { persist: flagValue('persist', persist, parsePersistentHandle) }),
     force: values['force'] === true,
+  };
+}
+
+/** --auth-env and --pcrs: how a --key is authorised, for loadKey. */
+export const KEY_USE_OPTIONS = {
+  'auth-env': { type: 'string' },
+  pcrs: { type: 'string' },
+} as const satisfies OptionSpec;
+
+/** The LoadKeyOptions --auth-env and --pcrs give. */
+export function keyUse(values: Values, env: NodeJS.ProcessEnv): LoadKeyOptions {
+  const auth = authFromEnv(values, env);
+  const pcrs = optional(values, 'pcrs');
+  return {
+    ...(auth !== undefined && { auth }),
+    ...(pcrs !== undefined && { pcrs: flagValue('pcrs', pcrs, parsePcrs) }),
   };
 }
 

@@ -5,16 +5,14 @@ import { openServiceAccountFile, type ServiceAccountInfo } from '../crypt/servic
 import type { Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { keyThumbprint } from '../jwk.js';
-import { parsePcrs } from '../tpm/pcrs.js';
-import { authFromEnv, flagValue, optional, required, UsageError, type OptionSpec, type Values } from './args.js';
+import { KEY_USE_OPTIONS, keyUse, optional, required, UsageError, type OptionSpec, type Values } from './args.js';
 import { tpmOptions, type Io } from './command.js';
 
 /** The key a command signs with: --key (with --auth-env, --pcrs) or --credentials. */
 export const KEY_OPTIONS = {
   key: { type: 'string' },
   credentials: { type: 'string' },
-  'auth-env': { type: 'string' },
-  pcrs: { type: 'string' },
+  ...KEY_USE_OPTIONS,
 } as const satisfies OptionSpec;
 
 /** The key, the kid of the tokens it signs, and the service account's email. */
@@ -42,13 +40,10 @@ export async function openKeySigner(
     if (values['key'] !== undefined) throw new UsageError('give --key or --credentials, not both');
     opened = await openServiceAccountFile(descriptor);
   } else {
-    const auth = authFromEnv(values, io.env);
-    const pcrs = optional(values, 'pcrs');
     const signer = await TpmSigner.open({
       ...tpmOptions(values),
       key: required(values, 'key'),
-      ...(pcrs !== undefined && { pcrs: flagValue('pcrs', pcrs, parsePcrs) }),
-      ...(auth !== undefined && { auth }),
+      ...keyUse(values, io.env),
       ...(kid !== undefined && { keyId: kid }),
     });
     opened = { signer };

@@ -7,6 +7,7 @@ import type { NativeContext, NativeKeyRef, NativePreparedKey } from '../native.j
 import { decodeAttributes, describeKey, type KeyAttributes } from '../wire/public-key.js';
 import type { TpmPublic } from '../wire/tpm-structures.js';
 import type { CertificateOptions } from './certificate.js';
+import type { CertificationRequestOptions } from './certification-request.js';
 import { encodeKeyFile } from './key-file.js';
 import { policyCommands, type PcrSelection } from './pcrs.js';
 
@@ -102,6 +103,15 @@ export class TpmKey {
     // The X.509 structures are a large module tree: loaded only by those who make one.
     const { selfSignedCertificate } = await import('./certificate.js');
     return selfSignedCertificate(this, options);
+  }
+
+  /**
+   * A PKCS#10 certification request (PEM) for this key, signed inside the TPM: for a CA to
+   * issue the key a certificate (TLS client authentication, X.509 federation).
+   */
+  async csr(options: CertificationRequestOptions): Promise<string> {
+    const { certificationRequest } = await import('./certification-request.js');
+    return certificationRequest(this, options);
   }
 
   /**

@@ -1,6 +1,5 @@
 import { loadKeyRef } from '../../tpm/key-ref.js';
-import { parsePcrs } from '../../tpm/pcrs.js';
-import { authFromEnv, flagValue, optional, required, UsageError } from '../args.js';
+import { KEY_USE_OPTIONS, keyUse, optional, required, UsageError } from '../args.js';
 import { withTpm, type Command } from '../command.js';
 
 export const cert: Command = {
@@ -14,8 +13,7 @@ The certificate to register the key with a service account:
     key: { type: 'string' },
     subject: { type: 'string' },
     days: { type: 'string' },
-    'auth-env': { type: 'string' },
-    pcrs: { type: 'string' },
+    ...KEY_USE_OPTIONS,
   },
   async run(values, io) {
     const ref = required(values, 'key');
@@ -25,13 +23,9 @@ The certificate to register the key with a service account:
     if (days !== undefined && !(Number.isInteger(days) && days > 0)) {
       throw new UsageError('--days must be a positive whole number');
     }
-    const auth = authFromEnv(values, io.env);
-    const pcrs = optional(values, 'pcrs');
+    const use = keyUse(values, io.env);
     const pem = await withTpm(values, async (tpm) => {
-      const key = await loadKeyRef(tpm, ref, {
-        ...(auth !== undefined && { auth }),
-        ...(pcrs !== undefined && { pcrs: flagValue('pcrs', pcrs, parsePcrs) }),
-      });
+      const key = await loadKeyRef(tpm, ref, use);
       return key.certificate({ subject, ...(days !== undefined && { days }) });
     });
     io.out(pem);

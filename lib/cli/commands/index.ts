@@ -29,6 +29,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./cert.js')).cert,
   },
   {
+    name: 'csr',
+    summary: 'print a PKCS#10 certification request for a TPM key, signed in the TPM',
+    load: async () => (await import('./csr.js')).csr,
+  },
+  {
     name: 'inspect',
     summary: 'show what a TPM key is: algorithm, attributes, public key',
     load: async () => (await import('./inspect.js')).inspect,
