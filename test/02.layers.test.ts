@@ -26,7 +26,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['tpm'],
   ['attest', 'crypt'], // attestation (device side on lib/tpm, verifier on lib/wire); signers
   ['jwt'],
-  ['google'],
+  ['google', 'azure'], // one cloud each, beside one another
   ['metadata'],
   ['testing'], // tpm-jwt/testing: software TPMs for tests, which only the CLI's simulate loads
   ['cli'],
@@ -54,7 +54,8 @@ const TEST_NUMBERS: Readonly<Record<string, readonly [number, number]>> = {
   tpm: [10, 29],
   attest: [30, 39],
   jwt: [40, 49],
-  google: [50, 59],
+  google: [50, 55],
+  azure: [56, 56],
   metadata: [60, 69],
   testing: [70, 79],
   cli: [80, 89],

@@ -94,6 +94,19 @@ describe('90 package', () => {
     assert.deepEqual(JSON.parse(result.stdout), { start: 'function', google: 0 }, result.stderr);
   });
 
+  it('tpm-jwt/azure is its own entry point, loading neither the addon nor google-auth-library', () => {
+    const script = `
+      import { createRequire } from 'node:module';
+      import { azureAssertionCallback, azureClientAssertion } from 'tpm-jwt/azure';
+      const loaded = Object.keys(createRequire(import.meta.url)('node:module')._cache);
+      console.log(JSON.stringify({
+        exports: [typeof azureAssertionCallback, typeof azureClientAssertion],
+        others: loaded.filter((file) => file.endsWith('.node') || file.includes('google-auth-library')),
+      }));`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(result.stdout), { exports: ['function', 'function'], others: [] }, result.stderr);
+  });
+
   it('loads with require() as well as import', () => {
     const result = spawnSync(
       process.execPath,

@@ -99,6 +99,7 @@ const GIVEN: Record<string, Given> = {
     },
   },
   'docs/keyless.md': { tpm: true },
+  'docs/azure.md': { tpm: true },
   'docs/signed-urls.md': {
     tpm: true,
     async setUp(dir, tcti) {

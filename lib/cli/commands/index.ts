@@ -29,6 +29,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./cert.js')).cert,
   },
   {
+    name: 'azure-assertion',
+    summary: 'print a Microsoft Entra client assertion signed with a TPM key',
+    load: async () => (await import('./azure-assertion.js')).azureAssertion,
+  },
+  {
     name: 'csr',
     summary: 'print a PKCS#10 certification request for a TPM key, signed in the TPM',
     load: async () => (await import('./csr.js')).csr,

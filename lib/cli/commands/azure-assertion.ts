@@ -1,0 +1,51 @@
+import { azureClientAssertion, DEFAULT_AUTHORITY_HOST } from '../../azure/client-assertion.js';
+import { TpmSigner } from '../../crypt/tpm-signer.js';
+import { loadKeyRef } from '../../tpm/key-ref.js';
+import { KEY_USE_OPTIONS, keyUse, optional, required, UsageError } from '../args.js';
+import { withTpm, type Command } from '../command.js';
+import { readTextInput } from '../input-file.js';
+
+export const azureAssertion: Command = {
+  usage: `tpm-jwt azure-assertion --key KEYREF --tenant T --client-id C --certificate cert.pem
+        [--alg PS256|RS256] [--authority-host URL] [--lifetime S] [--auth-env VAR] [--pcrs sha256:0,7]
+
+A Microsoft Entra client assertion signed in the TPM, for the app registration that
+holds cert.pem (the key's certificate: tpm-jwt cert, or one a CA issued): what a
+token request sends as client_assertion. PS256 unless --alg RS256.
+
+  tpm-jwt cert --key 0x81008002 --subject my-app > cert.pem   # upload to the app registration
+  tpm-jwt azure-assertion --key 0x81008002 --tenant contoso.onmicrosoft.com \\
+    --client-id 00000000-0000-0000-0000-000000000000 --certificate cert.pem`,
+  options: {
+    key: { type: 'string' },
+    tenant: { type: 'string' },
+    'client-id': { type: 'string' },
+    certificate: { type: 'string' },
+    alg: { type: 'string' },
+    'authority-host': { type: 'string' },
+    lifetime: { type: 'string' },
+    ...KEY_USE_OPTIONS,
+  },
+  async run(values, io) {
+    const ref = required(values, 'key');
+    const tenantId = required(values, 'tenant');
+    const clientId = required(values, 'client-id');
+    const alg = optional(values, 'alg') ?? 'PS256';
+    if (alg !== 'PS256' && alg !== 'RS256') throw new UsageError('--alg must be PS256 or RS256');
+    const lifetimeText = optional(values, 'lifetime');
+    const lifetime = lifetimeText === undefined ? undefined : Number(lifetimeText);
+    const certificate = await readTextInput(required(values, 'certificate'), { what: 'certificate' });
+    const use = keyUse(values, io.env);
+    const assertion = await withTpm(values, async (tpm) => {
+      const signer = TpmSigner.fromKey(await loadKeyRef(tpm, ref, use), { alg });
+      return azureClientAssertion(signer, {
+        tenantId,
+        clientId,
+        certificate,
+        authorityHost: optional(values, 'authority-host') ?? DEFAULT_AUTHORITY_HOST,
+        ...(lifetime !== undefined && { lifetime }),
+      });
+    });
+    io.out(`${assertion}\n`);
+  },
+};
