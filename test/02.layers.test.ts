@@ -26,7 +26,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['tpm'],
   ['attest', 'crypt'], // attestation (device side on lib/tpm, verifier on lib/wire); signers
   ['jwt'],
-  ['google', 'azure'], // one cloud each, beside one another
+  ['google', 'azure', 'vault'], // one cloud each, beside one another
   ['metadata'],
   ['testing'], // tpm-jwt/testing: software TPMs for tests, which only the CLI's simulate loads
   ['cli'],
@@ -56,6 +56,7 @@ const TEST_NUMBERS: Readonly<Record<string, readonly [number, number]>> = {
   jwt: [40, 49],
   google: [50, 55],
   azure: [56, 56],
+  vault: [58, 58],
   metadata: [60, 69],
   testing: [70, 79],
   cli: [80, 89],

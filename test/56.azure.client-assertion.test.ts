@@ -79,7 +79,7 @@ describe('56 Azure: Entra client assertions signed in the TPM', () => {
   });
 
   for (const alg of ['PS256', 'RS256'] as const) {
-    it(`ClientAssertionCredential gets a token with ${alg} assertions, and one assertion serves while it is valid`, async () => {
+    it(`ClientAssertionCredential gets a token with ${alg} assertions, one per token`, async () => {
       const signer = TpmSigner.fromKey(key, { alg });
       const before = entra.assertions.length;
       const azure = credential(
@@ -146,7 +146,7 @@ describe('56 Azure: Entra client assertions signed in the TPM', () => {
     assertFails(await cli([...args, '--certificate', file, '--alg', 'ES256', '--tcti', swtpm.tcti]), 2, 'USAGE');
   });
 
-  it('refuses, before signing, what Entra would refuse: an EC key, a certificate for another key, an http authority', async () => {
+  it("refuses before signing what Entra would: an EC key, another key's certificate, http", async () => {
     const ec = TpmSigner.fromKey(await tpm.createKey({ alg: 'ES256' }));
     const signer = TpmSigner.fromKey(key, { alg: 'PS256' });
     const good = { tenantId: TENANT, clientId: CLIENT, certificate };
@@ -169,7 +169,7 @@ describe('56 Azure: Entra client assertions signed in the TPM', () => {
     }
   });
 
-  it("says so when a chip's RSA-PSS salt is not the digest's length, rather than sign assertions Entra refuses", async () => {
+  it("says so when a chip's RSA-PSS salt is not the digest's length (Entra would refuse)", async () => {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     // What some older TPMs do: the largest salt the modulus leaves room for.
     const maxSalt: Signer & { publicKey: typeof publicKey } = {

@@ -21,7 +21,7 @@ import { cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MARKERS = ['run', 'needs-google', 'needs-docker', 'machine-setup'] as const;
+const MARKERS = ['run', 'needs-google', 'needs-vault', 'needs-docker', 'machine-setup'] as const;
 type Marker = (typeof MARKERS)[number];
 
 interface Example {

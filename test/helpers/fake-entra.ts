@@ -7,12 +7,11 @@
  * the signature; aud this tenant's token endpoint; iss and sub the client id; a jti never
  * seen before; nbf not in the future, exp in the future and at most 10 minutes on.
  */
-import { execFileSync } from 'node:child_process';
 import { constants, createHash, randomBytes, verify, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
+
+import { loopbackTls } from './loopback-tls.js';
 
 export interface FakeEntra {
   /** https://127.0.0.1:PORT, for authorityHost. */
@@ -29,17 +28,8 @@ export interface FakeEntra {
 const b64url = (text: string) => Buffer.from(text, 'base64url');
 
 export async function startFakeEntra(dir: string): Promise<FakeEntra> {
-  const keyFile = path.join(dir, 'entra-tls.key');
-  const certFile = path.join(dir, 'entra-tls.pem');
-  execFileSync(
-    'openssl',
-    [
-      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'],
-      ...['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile],
-    ],
-    { stdio: 'ignore' },
-  );
-  const ca = readFileSync(certFile, 'utf8');
+  const tls = loopbackTls(dir, 'entra');
+  const ca = tls.cert;
   const apps = new Map<string, X509Certificate[]>();
   const seen = new Set<string>();
   const assertions: FakeEntra['assertions'] = [];
@@ -78,7 +68,7 @@ export async function startFakeEntra(dir: string): Promise<FakeEntra> {
     return undefined;
   }
 
-  const server: Server = createServer({ key: readFileSync(keyFile), cert: ca }, (req, res) => {
+  const server: Server = createServer(tls, (req, res) => {
     const url = new URL(req.url ?? '/', origin);
     const json = (status: number, body: object) => {
       res.writeHead(status, { 'content-type': 'application/json' });

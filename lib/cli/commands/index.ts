@@ -34,6 +34,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./azure-assertion.js')).azureAssertion,
   },
   {
+    name: 'vault-login',
+    summary: 'log in to HashiCorp Vault with a JWT signed by a TPM key, print the Vault token',
+    load: async () => (await import('./vault-login.js')).vaultLoginCommand,
+  },
+  {
     name: 'csr',
     summary: 'print a PKCS#10 certification request for a TPM key, signed in the TPM',
     load: async () => (await import('./csr.js')).csr,
