@@ -3,8 +3,9 @@
  *
  * Node 20 spends about half a millisecond per ES module it loads, so a tree of small
  * modules costs a short-lived process more than its own work does:
- * - the package entries (tpm-jwt, /google, /metadata, /azure, /vault, /testing) are ES modules split
- *   into shared chunks, each loaded when first imported, as tsc's tree was;
+ * - the package entries (tpm-jwt, /google, /metadata, /aws, /azure, /vault, /testing)
+ *   are ES modules split into shared chunks, each loaded when first imported, as tsc's
+ *   tree was;
  * - the command line is one CommonJS file: required synchronously, its commands still
  *   evaluated only when run (esbuild wraps what is only reached by `import()`), and its
  *   dependencies required only then (jose, ES-only, through require() of an ES module:
@@ -36,6 +37,7 @@ await Promise.all([
       index: 'lib/index.ts',
       'google/index': 'lib/google/index.ts',
       'metadata/index': 'lib/metadata/index.ts',
+      'aws/index': 'lib/aws/index.ts',
       'azure/index': 'lib/azure/index.ts',
       'vault/index': 'lib/vault/index.ts',
       'testing/index': 'lib/testing/index.ts',

@@ -26,7 +26,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['tpm'],
   ['attest', 'crypt'], // attestation (device side on lib/tpm, verifier on lib/wire); signers
   ['jwt'],
-  ['google', 'azure', 'vault'], // one cloud each, beside one another
+  ['google', 'aws', 'azure', 'vault'], // one cloud each, beside one another
   ['metadata'],
   ['testing'], // tpm-jwt/testing: software TPMs for tests, which only the CLI's simulate loads
   ['cli'],
@@ -41,6 +41,7 @@ const ROOT_FILES: Readonly<Record<string, string>> = {
   'atomic-file.ts': 'base',
   'remember-last.ts': 'base',
   'package.ts': 'base',
+  'post.ts': 'base',
   'native.ts': 'native',
   'index.ts': 'entry',
 };
@@ -56,6 +57,7 @@ const TEST_NUMBERS: Readonly<Record<string, readonly [number, number]>> = {
   jwt: [40, 49],
   google: [50, 55],
   azure: [56, 56],
+  aws: [57, 57],
   vault: [58, 58],
   metadata: [60, 69],
   testing: [70, 79],

@@ -21,7 +21,7 @@ import { cli } from './helpers/cli.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MARKERS = ['run', 'needs-google', 'needs-vault', 'needs-docker', 'machine-setup'] as const;
+const MARKERS = ['run', 'needs-google', 'needs-aws', 'needs-vault', 'needs-docker', 'machine-setup'] as const;
 type Marker = (typeof MARKERS)[number];
 
 interface Example {
@@ -99,6 +99,7 @@ const GIVEN: Record<string, Given> = {
     },
   },
   'docs/keyless.md': { tpm: true },
+  'docs/aws.md': { tpm: true },
   'docs/azure.md': { tpm: true },
   'docs/signed-urls.md': {
     tpm: true,

@@ -49,8 +49,8 @@ export function signatureAlgorithm(key: X509Key): AlgorithmIdentifier {
   return new AlgorithmIdentifier({ algorithm: x509.oid, ...(x509.nullParameters && { parameters: DER_NULL }) });
 }
 
-/** JWS r || s to the DER ECDSA-Sig-Value X.509 wants. */
-function ecdsaDer(signature: Uint8Array): ArrayBuffer {
+/** JWS r || s to the DER ECDSA-Sig-Value X.509 (and AWS's SigV4-X509) wants. */
+export function ecdsaDer(signature: Uint8Array): ArrayBuffer {
   const half = signature.length / 2;
   const integer = (bytes: Uint8Array) =>
     asn1js.Integer.fromBigInt(BigInt(`0x${Buffer.from(bytes).toString('hex') || '0'}`));

@@ -4,12 +4,10 @@
  * against the key's public key in the mount's `jwt_validation_pubkeys` (or a JWKS), and the
  * role's `bound_audiences` and `bound_subject`: no secret is stored on the device.
  */
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { mintToken } from '../jwt/encode.js';
+import { post } from '../post.js';
 
 export interface VaultLoginOptions {
   /** Vault's address, e.g. https://vault.example.com:8200 (the CLI reads VAULT_ADDR). */
@@ -68,41 +66,13 @@ function checked(options: VaultLoginOptions): { url: URL; lifetime: number } {
   return { url, lifetime };
 }
 
-/** POSTs `body` as JSON and returns the status and parsed answer. */
-function post(url: URL, body: object, options: VaultLoginOptions): Promise<{ status: number; answer: unknown }> {
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const req = send(
-      url,
-      {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...(options.namespace !== undefined && { 'x-vault-namespace': options.namespace }),
-        },
-        ...(options.ca !== undefined && { ca: options.ca }),
-        timeout: 30_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let answer: unknown;
-          try {
-            answer = JSON.parse(text);
-          } catch {
-            answer = text;
-          }
-          resolve({ status: res.statusCode ?? 0, answer });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
+/** Vault's answer as JSON, or its text when it is not JSON. */
+function parsed(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 /**
@@ -121,7 +91,15 @@ export async function vaultLogin(signer: Signer, options: VaultLoginOptions): Pr
   });
   let reply: { status: number; answer: unknown };
   try {
-    reply = await post(url, { role: options.role, jwt: token }, options);
+    const headers = {
+      'content-type': 'application/json',
+      ...(options.namespace !== undefined && { 'x-vault-namespace': options.namespace }),
+    };
+    const { status, text } = await post(url, JSON.stringify({ role: options.role, jwt: token }), {
+      headers,
+      ca: options.ca,
+    });
+    reply = { status, answer: parsed(text) };
   } catch (err) {
     throw new TpmJwtError(
       'ERR_TOKEN_EXCHANGE',

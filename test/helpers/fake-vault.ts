@@ -76,7 +76,10 @@ export async function startFakeVault(dir: string, mount = 'jwt'): Promise<FakeVa
       return 'audience claim found in JWT but no audiences bound to the role';
     }
     if (role.bound_audiences.length > 0 && !audiences.some((a) => role.bound_audiences.includes(a))) {
-      return 'error validating claims: invalid audience (aud) claim: audience claim does not match any expected audience';
+      return (
+        'error validating claims: invalid audience (aud) claim: ' +
+        'audience claim does not match any expected audience'
+      );
     }
     if (role.bound_subject !== undefined && claims.sub !== role.bound_subject)
       return 'sub claim does not match bound subject';

@@ -29,6 +29,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./cert.js')).cert,
   },
   {
+    name: 'aws-credentials',
+    summary: 'print AWS credentials from IAM Roles Anywhere, signed with a TPM key (credential_process)',
+    load: async () => (await import('./aws-credentials.js')).awsCredentials,
+  },
+  {
     name: 'azure-assertion',
     summary: 'print a Microsoft Entra client assertion signed with a TPM key',
     load: async () => (await import('./azure-assertion.js')).azureAssertion,

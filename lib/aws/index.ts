@@ -1,0 +1,7 @@
+/** tpm-jwt/aws: AWS IAM Roles Anywhere credentials with the TPM key. */
+export {
+  createSession,
+  rolesAnywhereCredentials,
+  type AwsProcessCredentials,
+  type RolesAnywhereOptions,
+} from './roles-anywhere.js';

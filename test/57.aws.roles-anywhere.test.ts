@@ -1,0 +1,210 @@
+/**
+ * AWS IAM Roles Anywhere with the TPM key: the key's CSR is issued a certificate under a CA,
+ * and CreateSession signed in the TPM (SigV4-X509) gets credentials from a stand-in that
+ * checks the signature as AWS describes it: through the Node API and provider, and through
+ * the AWS SDK's own credential_process provider running tpm-jwt aws-credentials.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+import { fromProcess } from '@aws-sdk/credential-provider-process';
+
+import { createSession, rolesAnywhereCredentials, type RolesAnywhereOptions } from '../lib/aws/index.js';
+import { TpmSigner, type Signer, type Tpm, type TpmKey } from '../lib/index.js';
+import { cliBin } from '../lib/package.js';
+import { assertFails, cli } from './helpers/cli.js';
+import { startFakeRolesAnywhere, type FakeRolesAnywhere } from './helpers/fake-roles-anywhere.js';
+import { useSwtpm } from './helpers/swtpm.js';
+
+const ACCOUNT = '111122223333';
+const ANCHOR = `arn:aws:rolesanywhere:eu-west-1:${ACCOUNT}:trust-anchor/4579702c-0000-4a4a-9b9b-0123456789ab`;
+const PROFILE = `arn:aws:rolesanywhere:eu-west-1:${ACCOUNT}:profile/6f4b9b5c-0000-4a4a-9b9b-0123456789ab`;
+const ROLE = `arn:aws:iam::${ACCOUNT}:role/device-role`;
+
+describe('57 AWS: IAM Roles Anywhere with the TPM key', () => {
+  const swtpm = useSwtpm();
+  let tpm: Tpm;
+  let dir: string;
+  let aws: FakeRolesAnywhere;
+  let files: { root: string; intermediate: string; ca: string };
+  /** A TPM key of `alg` and its certificate, issued from its CSR by the intermediate CA. */
+  let issued: Record<'ES256' | 'RS256', { key: TpmKey; certificate: string; file: string }>;
+
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+
+  async function issue(key: TpmKey, name: string) {
+    writeFileSync(path.join(dir, `${name}.csr`), await key.csr({ subject: `CN=${name}` }));
+    openssl(
+      ...['x509', '-req', '-in', `${name}.csr`, '-CA', 'intermediate.pem', '-CAkey', 'intermediate.key'],
+      ...['-days', '1', '-out', `${name}.pem`],
+    );
+    const file = path.join(dir, `${name}.pem`);
+    return { key, certificate: readFileSync(file, 'utf8'), file };
+  }
+
+  before(async () => {
+    dir = swtpm.tempDir('aws');
+    const ca = ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'];
+    openssl(
+      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'],
+      ...['-subj', '/CN=Fleet Root', '-keyout', 'root.key', '-out', 'root.pem'],
+      ...ca,
+    );
+    openssl(
+      ...['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+      ...['-subj', '/CN=Fleet Issuing', '-keyout', 'intermediate.key', '-out', 'intermediate.csr'],
+    );
+    writeFileSync(path.join(dir, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n');
+    openssl(
+      ...['x509', '-req', '-in', 'intermediate.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-days', '1'],
+      ...['-extfile', 'ca.ext', '-out', 'intermediate.pem'],
+    );
+    tpm = await swtpm.openTpm();
+    issued = {
+      ES256: await issue(await tpm.createKey({ alg: 'ES256', persist: 0x81005701 }), 'device-ec'),
+      RS256: await issue(await tpm.createKey({ alg: 'RS256' }), 'device-rsa'),
+    };
+    swtpm.cleanup(() => tpm.evict(0x81005701));
+    aws = await startFakeRolesAnywhere(dir);
+    aws.anchors.set(ANCHOR, readFileSync(path.join(dir, 'root.pem'), 'utf8'));
+    aws.profiles.add(PROFILE);
+    aws.roles.add(ROLE);
+    writeFileSync(path.join(dir, 'endpoint-ca.pem'), aws.ca);
+    files = {
+      root: path.join(dir, 'root.pem'),
+      intermediate: path.join(dir, 'intermediate.pem'),
+      ca: path.join(dir, 'endpoint-ca.pem'),
+    };
+  });
+
+  after(() => aws?.close());
+
+  const options = (certificate: string): RolesAnywhereOptions => ({
+    certificate,
+    chain: readFileSync(files.intermediate, 'utf8'),
+    trustAnchorArn: ANCHOR,
+    profileArn: PROFILE,
+    roleArn: ROLE,
+    endpoint: aws.endpoint,
+    ca: aws.ca,
+  });
+
+  for (const alg of ['ES256', 'RS256'] as const) {
+    it(`CreateSession signed in the TPM with an ${alg} key gets credentials`, async () => {
+      const { key, certificate } = issued[alg];
+      const credentials = await createSession(TpmSigner.fromKey(key), {
+        ...options(certificate),
+        durationSeconds: 900,
+      });
+      assert.equal(credentials.Version, 1);
+      assert.equal(credentials.AccessKeyId, aws.sessions.at(-1)!.accessKeyId);
+      const lasts = Date.parse(credentials.Expiration) - Date.now();
+      assert.ok(lasts > 850_000 && lasts <= 900_000, `lasts ${lasts} ms`);
+    });
+  }
+
+  it('the provider gives @aws-sdk credentials; the stand-in refuses what AWS would', async () => {
+    const { key, certificate } = issued.ES256;
+    const provider = rolesAnywhereCredentials(TpmSigner.fromKey(key), options(certificate));
+    const credentials = await provider();
+    assert.equal(credentials.accessKeyId, aws.sessions.at(-1)!.accessKeyId);
+    assert.ok(credentials.expiration instanceof Date);
+    const signer = TpmSigner.fromKey(key);
+    // A signer that is not the certificate's key (and cannot say so, having no publicKey).
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const impostor: Signer = {
+      algorithm: 'ES256',
+      sign: async (message) => sign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' }),
+    };
+    await assert.rejects(createSession(impostor, options(certificate)), {
+      code: 'ERR_TOKEN_EXCHANGE',
+      message: /signature does not verify/,
+    });
+    // Without the intermediate the certificate does not chain to the anchor.
+    const { chain: _chain, ...unchained } = options(certificate);
+    await assert.rejects(createSession(signer, unchained), {
+      code: 'ERR_TOKEN_EXCHANGE',
+      message: /chain to the trust anchor/,
+    });
+    await assert.rejects(
+      createSession(signer, { ...options(certificate), roleArn: `arn:aws:iam::${ACCOUNT}:role/other` }),
+      {
+        code: 'ERR_TOKEN_EXCHANGE',
+        message: /HTTP 403.*unknown role/,
+      },
+    );
+  });
+
+  it('refuses before signing: a certificate for another key, a bad ARN, duration, endpoint or algorithm', async () => {
+    const signer = TpmSigner.fromKey(issued.ES256.key);
+    const good = options(issued.ES256.certificate);
+    const bad: Partial<RolesAnywhereOptions>[] = [
+      { certificate: issued.RS256.certificate },
+      { certificate: 'not a certificate' },
+      { trustAnchorArn: 'trust-anchor/x' },
+      { durationSeconds: 60 },
+      { endpoint: 'http://127.0.0.1:1' },
+      { region: 'mars' },
+    ];
+    const before = aws.sessions.length;
+    for (const change of bad) {
+      await assert.rejects(
+        createSession(signer, { ...good, ...change }),
+        { code: 'ERR_INVALID_ARGUMENT' },
+        JSON.stringify(change),
+      );
+    }
+    const ps256 = TpmSigner.fromKey(issued.RS256.key, { alg: 'PS256' });
+    await assert.rejects(createSession(ps256, options(issued.RS256.certificate)), { code: 'ERR_INVALID_ARGUMENT' });
+    assert.equal(aws.sessions.length, before, 'nothing reached Roles Anywhere');
+  });
+
+  it("the AWS SDK's credential_process provider runs tpm-jwt aws-credentials", async () => {
+    const command = [
+      process.execPath,
+      cliBin(),
+      'aws-credentials',
+      ...['--key', '0x81005701', '--certificate', issued.ES256.file, '--chain', files.intermediate],
+      ...['--trust-anchor-arn', ANCHOR, '--profile-arn', PROFILE, '--role-arn', ROLE],
+      ...['--endpoint', aws.endpoint, '--ca-cert', files.ca, '--tcti', swtpm.tcti],
+    ].join(' ');
+    const config = path.join(dir, 'aws-config');
+    writeFileSync(config, `[profile device]\ncredential_process = ${command}\n`);
+    const credentials = await fromProcess({
+      profile: 'device',
+      configFilepath: config,
+      filepath: path.join(dir, 'none'),
+    })();
+    assert.equal(credentials.accessKeyId, aws.sessions.at(-1)!.accessKeyId);
+    assert.ok(credentials.sessionToken && credentials.expiration instanceof Date);
+
+    const run = await cli([
+      'aws-credentials',
+      '--key',
+      '0x81005701',
+      '--certificate',
+      issued.ES256.file,
+      '--trust-anchor-arn',
+      ANCHOR,
+      '--profile-arn',
+      PROFILE,
+      '--role-arn',
+      ROLE,
+      '--endpoint',
+      aws.endpoint,
+      '--ca-cert',
+      files.ca,
+      '--tcti',
+      swtpm.tcti,
+    ]);
+    assertFails(run, 1, 'ERR_TOKEN_EXCHANGE');
+    assertFails(
+      await cli(['aws-credentials', '--key', '0x81005701', '--certificate', issued.ES256.file, '--tcti', swtpm.tcti]),
+      2,
+      'USAGE',
+    );
+  });
+});
