@@ -42,6 +42,7 @@ const ROOT_FILES: Readonly<Record<string, string>> = {
   'remember-last.ts': 'base',
   'package.ts': 'base',
   'post.ts': 'base',
+  'loopback.ts': 'base',
   'native.ts': 'native',
   'index.ts': 'entry',
 };

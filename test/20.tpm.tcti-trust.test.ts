@@ -379,10 +379,10 @@ describe('20 credentials files from elsewhere: TCTI, key paths', () => {
 
 /**
  * A host the file rule does not take for this machine (only 127.0.0.0/8, ::1 and localhost
- * are), yet one that reaches a listener on 127.0.0.1: the IPv4-mapped spelling. The test
- * sees what a remote host would, and no traffic leaves loopback.
+ * are), yet one that reaches a listener on 127.0.0.1: Linux connects 0.0.0.0 to the local
+ * host. The test sees what a remote host would, and no traffic leaves loopback.
  */
-const address = '::ffff:127.0.0.1';
+const address = '0.0.0.0';
 
 /** A TCP listener on `host` that counts connections and drops each at once: no TPM answers there. */
 async function connectionCounter(host: string): Promise<{ port: number; connections: number; close(): Promise<void> }> {

@@ -3,11 +3,10 @@
  * only GETs that carry `Metadata-Flavor: Google` (a browser cannot send it without a
  * CORS preflight, which the server never grants), none that came through a proxy
  * (any header a proxy adds, not only `X-Forwarded-For`), and only for one Host that
- * names this server, so a DNS-rebound page cannot reach it by a name of its own. And
- * where it may listen: loopback, unless its user says the network may have its tokens.
+ * names this server, so a DNS-rebound page cannot reach it by a name of its own.
+ * (Where it may listen is lib/loopback.ts's.)
  */
 import type { IncomingMessage } from 'node:http';
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 
 interface Refusal {
@@ -31,21 +30,6 @@ export function allowedHosts(listenHost: string | undefined): ReadonlySet<string
     }
   }
   return hosts;
-}
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-// Also matches every spelling of ::1 and IPv4-mapped 127.0.0.0/8.
-LOOPBACK.addAddress('::1', 'ipv6');
-
-/**
- * Whether a listen address reaches this machine only: `localhost`, 127.0.0.0/8 or ::1.
- * Any other name is not, whatever it resolves to today.
- */
-export function isLoopback(listenHost: string): boolean {
-  if (listenHost.toLowerCase() === 'localhost') return true;
-  if (isIPv4(listenHost)) return LOOPBACK.check(listenHost, 'ipv4');
-  return isIPv6(listenHost) && LOOPBACK.check(listenHost, 'ipv6');
 }
 
 /** The last Host header read and its host name: a client's requests all carry the same one. */

@@ -12,10 +12,10 @@
  * checked: it is the user's own choice.
  */
 import { realpathSync, statSync } from 'node:fs';
-import { isIPv6 } from 'node:net';
 import * as path from 'node:path';
 
 import { invalidArgument, TpmJwtError } from '../errors.js';
+import { isLoopback } from '../loopback.js';
 import { resolveTcti } from './tcti.js';
 
 /** Set to 1 to let files name any TCTI, on any host, encrypted or not, as the user does directly. */
@@ -44,19 +44,6 @@ function keyValues(conf: string, allowed: readonly string[], what: string): Opti
     options[match[1]!] = match[2]!;
   }
   return options;
-}
-
-const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
-const LOOPBACK_IPV4 = new RegExp(`^127(\\.${OCTET}){3}$`);
-
-/**
- * Whether `host` is this machine: localhost, 127.0.0.0/8 in plain dotted decimal, or
- * ::1 in any spelling. Only literal forms: a name resolves wherever DNS says, and the
- * resolver's other IPv4 spellings (127.1, 0x7f.0.0.1, 2130706433) are refused.
- */
-function isLoopback(host: string): boolean {
-  if (host.toLowerCase() === 'localhost' || LOOPBACK_IPV4.test(host)) return true;
-  return isIPv6(host) && new URL(`http://[${host}]/`).hostname === '[::1]';
 }
 
 /**

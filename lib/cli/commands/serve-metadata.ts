@@ -1,7 +1,7 @@
 import { closeSync, writeSync } from 'node:fs';
 
 import { invalidArgument, TpmJwtError } from '../../errors.js';
-import { isLoopback } from '../../metadata/guard.js';
+import { isLoopback } from '../../loopback.js';
 import { startMetadataServer, type MetadataServerOptions } from '../../metadata/server.js';
 import { flagValue, optional, required, UsageError, type Values } from '../args.js';
 import { bufferedLines } from '../buffered-lines.js';
