@@ -5,17 +5,24 @@
  * the AWS SDK's own credential_process provider running tpm-jwt aws-credentials.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
+import { fromInstanceMetadata } from '@aws-sdk/credential-provider-imds';
 import { fromProcess } from '@aws-sdk/credential-provider-process';
 
-import { createSession, rolesAnywhereCredentials, type RolesAnywhereOptions } from '../lib/aws/index.js';
+import {
+  createSession,
+  rolesAnywhereCredentials,
+  startAwsMetadataServer,
+  type RolesAnywhereOptions,
+} from '../lib/aws/index.js';
 import { TpmSigner, type Signer, type Tpm, type TpmKey } from '../lib/index.js';
 import { cliBin } from '../lib/package.js';
 import { assertFails, cli } from './helpers/cli.js';
+import { overlayEnv } from './helpers/env.js';
 import { startFakeRolesAnywhere, type FakeRolesAnywhere } from './helpers/fake-roles-anywhere.js';
 import { useSwtpm } from './helpers/swtpm.js';
 
@@ -206,5 +213,107 @@ describe('57 AWS: IAM Roles Anywhere with the TPM key', () => {
       2,
       'USAGE',
     );
+  });
+
+  it('a key with an auth value signs with --auth-env, as for Google, and only with it', async () => {
+    const key = await tpm.createKey({ alg: 'ES256', auth: 'device pin', persist: 0x81005702 });
+    swtpm.cleanup(() => tpm.evict(0x81005702));
+    const { file } = await issue(key, 'device-pin');
+    const args = ['aws-credentials', '--key', '0x81005702', '--certificate', file, '--chain', files.intermediate];
+    args.push('--trust-anchor-arn', ANCHOR, '--profile-arn', PROFILE, '--role-arn', ROLE);
+    args.push('--endpoint', aws.endpoint, '--ca-cert', files.ca, '--tcti', swtpm.tcti);
+    const run = await cli([...args, '--auth-env', 'DEVICE_PIN'], { DEVICE_PIN: 'device pin' });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(run.stdout).AccessKeyId, aws.sessions.at(-1)!.accessKeyId);
+    assertFails(await cli([...args, '--auth-env', 'DEVICE_PIN'], { DEVICE_PIN: 'wrong' }), 1, 'ERR_TPM_AUTH_FAIL');
+  });
+
+  describe('the IMDSv2 endpoint', () => {
+    it("the SDK's instance-metadata provider gets the credentials; one CreateSession serves them all", async () => {
+      const { key, certificate } = issued.ES256;
+      const server = await startAwsMetadataServer(TpmSigner.fromKey(key), options(certificate), { port: 0 });
+      const restore = overlayEnv({ AWS_EC2_METADATA_SERVICE_ENDPOINT: server.url });
+      try {
+        const before = aws.sessions.length;
+        const first = await fromInstanceMetadata()();
+        const second = await fromInstanceMetadata()();
+        assert.equal(first.accessKeyId, aws.sessions.at(-1)!.accessKeyId);
+        assert.equal(second.accessKeyId, first.accessKeyId);
+        assert.equal(aws.sessions.length, before + 1, 'one CreateSession');
+        assert.ok(first.sessionToken && first.expiration instanceof Date);
+
+        // IMDSv2's rules: a session token first, none through a proxy.
+        const credentialsUrl = `${server.url}/latest/meta-data/iam/security-credentials/device-role`;
+        assert.equal((await fetch(credentialsUrl)).status, 401);
+        assert.equal((await fetch(credentialsUrl, { headers: { 'x-aws-ec2-metadata-token': 'forged' } })).status, 401);
+        const put = (headers: Record<string, string>) =>
+          fetch(`${server.url}/latest/api/token`, { method: 'PUT', headers });
+        assert.equal((await put({})).status, 400);
+        assert.equal(
+          (await put({ 'x-aws-ec2-metadata-token-ttl-seconds': '60', 'x-forwarded-for': '1.2.3.4' })).status,
+          403,
+        );
+        const token = await (await put({ 'x-aws-ec2-metadata-token-ttl-seconds': '60' })).text();
+        const listed = await fetch(`${server.url}/latest/meta-data/iam/security-credentials/`, {
+          headers: { 'x-aws-ec2-metadata-token': token },
+        });
+        assert.equal(await listed.text(), 'device-role');
+        const other = await fetch(`${server.url}/latest/meta-data/iam/security-credentials/other-role`, {
+          headers: { 'x-aws-ec2-metadata-token': token },
+        });
+        assert.equal(other.status, 404);
+      } finally {
+        restore();
+        await server.close();
+      }
+    });
+
+    it('listens on loopback only', async () => {
+      const signer = TpmSigner.fromKey(issued.ES256.key);
+      await assert.rejects(
+        startAwsMetadataServer(signer, options(issued.ES256.certificate), { host: '0.0.0.0', port: 0 }),
+        {
+          code: 'ERR_INVALID_ARGUMENT',
+        },
+      );
+    });
+
+    it('tpm-jwt serve-aws-metadata prints the endpoint to export and serves until signalled', async () => {
+      const child = spawn(
+        process.execPath,
+        [
+          cliBin(),
+          'serve-aws-metadata',
+          ...['--key', '0x81005701', '--certificate', issued.ES256.file, '--chain', files.intermediate],
+          ...['--trust-anchor-arn', ANCHOR, '--profile-arn', PROFILE, '--role-arn', ROLE],
+          ...['--endpoint', aws.endpoint, '--ca-cert', files.ca, '--listen', '127.0.0.1:0', '--tcti', swtpm.tcti],
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      try {
+        const line = await new Promise<string>((resolve, reject) => {
+          let out = '';
+          let err = '';
+          child.stdout.on('data', (chunk: Buffer) => {
+            out += chunk.toString();
+            if (out.includes('\n')) resolve(out.trim());
+          });
+          child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+          child.once('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+        });
+        const match = /^export AWS_EC2_METADATA_SERVICE_ENDPOINT=(http:\/\/127\.0\.0\.1:\d+)$/.exec(line);
+        assert.ok(match, line);
+        const restore = overlayEnv({ AWS_EC2_METADATA_SERVICE_ENDPOINT: match[1]! });
+        try {
+          assert.equal((await fromInstanceMetadata()()).accessKeyId, aws.sessions.at(-1)!.accessKeyId);
+        } finally {
+          restore();
+        }
+      } finally {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        assert.equal(await exited, 0);
+      }
+    });
   });
 });

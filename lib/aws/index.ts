@@ -5,3 +5,4 @@ export {
   type AwsProcessCredentials,
   type RolesAnywhereOptions,
 } from './roles-anywhere.js';
+export { startAwsMetadataServer, type AwsMetadataServer, type AwsMetadataServerOptions } from './metadata-server.js';

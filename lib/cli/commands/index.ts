@@ -34,6 +34,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./aws-credentials.js')).awsCredentials,
   },
   {
+    name: 'serve-aws-metadata',
+    summary: 'serve Roles Anywhere credentials signed with a TPM key as IMDSv2 does, for AWS SDKs',
+    load: async () => (await import('./serve-aws-metadata.js')).serveAwsMetadata,
+  },
+  {
     name: 'azure-assertion',
     summary: 'print a Microsoft Entra client assertion signed with a TPM key',
     load: async () => (await import('./azure-assertion.js')).azureAssertion,

@@ -15,7 +15,9 @@ Vault token (--json: Vault's whole auth answer). --address defaults to VAULT_ADD
 key (tpm-jwt pubkey) in the mount's jwt_validation_pubkeys; the role binds the audience
 and the subject.
 
-  export VAULT_TOKEN=$(tpm-jwt vault-login --key 0x81008001 --role device --audience vault --subject device-42)`,
+  tpm-jwt vault-login --key 0x81008001 --role device --audience vault.example.com --subject device-42
+  export VAULT_TOKEN=$(tpm-jwt vault-login --key 0x81008001 --role device --audience vault.example.com \\
+    --subject device-42)`,
   options: {
     key: { type: 'string' },
     role: { type: 'string' },

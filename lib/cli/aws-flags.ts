@@ -1,0 +1,55 @@
+/** The flags that name an IAM Roles Anywhere session, for aws-credentials and serve-aws-metadata. */
+import type { RolesAnywhereOptions } from '../aws/roles-anywhere.js';
+import { KEY_USE_OPTIONS, optional, required, UsageError, type OptionSpec, type Values } from './args.js';
+import { readTextInput } from './input-file.js';
+
+/** Those flags, as usage lines show them. */
+export const ROLES_ANYWHERE_USAGE = `--key KEYREF --certificate cert.pem [--chain chain.pem]
+        --trust-anchor-arn A --profile-arn P --role-arn R [--region R] [--session-duration S]
+        [--role-session-name N] [--endpoint URL] [--ca-cert F] [--auth-env VAR] [--pcrs sha256:0,7]`;
+
+export const ROLES_ANYWHERE_OPTIONS = {
+  key: { type: 'string' },
+  certificate: { type: 'string' },
+  chain: { type: 'string' },
+  'trust-anchor-arn': { type: 'string' },
+  'profile-arn': { type: 'string' },
+  'role-arn': { type: 'string' },
+  region: { type: 'string' },
+  'session-duration': { type: 'string' },
+  'role-session-name': { type: 'string' },
+  endpoint: { type: 'string' },
+  'ca-cert': { type: 'string' },
+  ...KEY_USE_OPTIONS,
+} as const satisfies OptionSpec;
+
+/** The RolesAnywhereOptions the flags give, the files they name read. */
+export async function rolesAnywhereOptions(values: Values): Promise<RolesAnywhereOptions> {
+  const durationText = optional(values, 'session-duration');
+  const durationSeconds = durationText === undefined ? undefined : Number(durationText);
+  if (durationSeconds !== undefined && !Number.isInteger(durationSeconds)) {
+    throw new UsageError('--session-duration must be a whole number of seconds');
+  }
+  const text = async (flag: string, what: string) => {
+    const file = optional(values, flag);
+    return file === undefined ? undefined : readTextInput(file, { what });
+  };
+  const certificate = await readTextInput(required(values, 'certificate'), { what: 'certificate' });
+  const chain = await text('chain', 'certificate chain');
+  const ca = await text('ca-cert', 'CA certificate');
+  const region = optional(values, 'region');
+  const roleSessionName = optional(values, 'role-session-name');
+  const endpoint = optional(values, 'endpoint');
+  return {
+    certificate,
+    trustAnchorArn: required(values, 'trust-anchor-arn'),
+    profileArn: required(values, 'profile-arn'),
+    roleArn: required(values, 'role-arn'),
+    ...(chain !== undefined && { chain }),
+    ...(ca !== undefined && { ca }),
+    ...(region !== undefined && { region }),
+    ...(durationSeconds !== undefined && { durationSeconds }),
+    ...(roleSessionName !== undefined && { roleSessionName }),
+    ...(endpoint !== undefined && { endpoint }),
+  };
+}

@@ -1,0 +1,37 @@
+import { startAwsMetadataServer } from '../../aws/metadata-server.js';
+import { TpmSigner } from '../../crypt/tpm-signer.js';
+import { loadKeyRef } from '../../tpm/key-ref.js';
+import { keyUse, optional, required, UsageError } from '../args.js';
+import { ROLES_ANYWHERE_OPTIONS, ROLES_ANYWHERE_USAGE, rolesAnywhereOptions } from '../aws-flags.js';
+import { untilSignalled, withTpm, type Command } from '../command.js';
+
+export const serveAwsMetadata: Command = {
+  usage: `tpm-jwt serve-aws-metadata ${ROLES_ANYWHERE_USAGE}
+        [--listen 127.0.0.1:9911]
+
+An IMDSv2-compatible endpoint on loopback that answers Roles Anywhere credentials signed in
+the TPM (kept until they near expiry: one signature per session), for AWS SDKs that read
+instance metadata only. Prints the export line for them; runs until SIGTERM or SIGINT.
+
+  tpm-jwt serve-aws-metadata --key 0x81008001 --certificate cert.pem --trust-anchor-arn ... &
+  export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9911`,
+  options: { ...ROLES_ANYWHERE_OPTIONS, listen: { type: 'string' } },
+  async run(values, io) {
+    const ref = required(values, 'key');
+    const options = await rolesAnywhereOptions(values);
+    const listen = optional(values, 'listen') ?? '127.0.0.1:9911';
+    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(listen);
+    if (!match || Number(match[3]) > 65535) throw new UsageError(`--listen ${listen}: expected HOST:PORT`);
+    const use = keyUse(values, io.env);
+    await withTpm(values, async (tpm) => {
+      const signer = TpmSigner.fromKey(await loadKeyRef(tpm, ref, use));
+      const server = await startAwsMetadataServer(signer, options, {
+        host: (match[1] ?? match[2])!,
+        port: Number(match[3]),
+      });
+      io.out(`export AWS_EC2_METADATA_SERVICE_ENDPOINT=${server.url}\n`);
+      await untilSignalled();
+      await server.close();
+    });
+  },
+};
