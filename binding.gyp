@@ -9,6 +9,7 @@
         "native/js_error.cc",
         "native/executor.cc",
         "native/tpm_call.cc",
+        "native/tls_calls.cc",
         "native/tss/attestation_key.cc",
         "native/tss/auth.cc",
         "native/tss/certify.cc",
@@ -29,7 +30,9 @@
         "native/tss/session.cc",
         "native/tss/sign.cc",
         "native/tss/status.cc",
-        "native/tss/templates.cc"
+        "native/tss/templates.cc",
+        "native/tss/tls_key.cc",
+        "native/tss/tls_session.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -49,10 +52,10 @@
         "-std=c++17",
         "-Wall",
         "-Wextra",
-        "<!@(pkg-config --cflags tss2-esys tss2-sys tss2-tctildr tss2-mu tss2-rc)"
+        "<!@(pkg-config --cflags tss2-esys tss2-sys tss2-tctildr tss2-mu tss2-rc libssl libcrypto)"
       ],
       "libraries": [
-        "<!@(pkg-config --libs tss2-esys tss2-sys tss2-tctildr tss2-mu tss2-rc)"
+        "<!@(pkg-config --libs tss2-esys tss2-sys tss2-tctildr tss2-mu tss2-rc libssl libcrypto)"
       ]
     }
   ]

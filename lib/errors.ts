@@ -30,6 +30,7 @@ export const ERROR_CODES = [
   'ERR_INVALID_ARGUMENT',
   ...JOSE_ERROR_CODES,
   'ERR_TOKEN_EXCHANGE',
+  'ERR_TLS',
 ] as const;
 
 /** Stable error codes (docs/errors.md); jose's names where jose has the same failure. */

@@ -76,6 +76,31 @@ interface NativeCertification {
  */
 export type SrkState = 'absent' | 'storage-primary' | 'other';
 
+export interface NativeTlsOptions {
+  /** A host name or IP address: SNI (names only) and the name the server's certificate must hold. */
+  servername?: string;
+  /** PEM: the key's certificate, then its chain. */
+  certificate: string;
+  /** PEM roots to trust instead of the system's. */
+  ca?: string;
+}
+
+declare const tlsSession: unique symbol;
+/** A TLS connection held by the addon. */
+export type NativeTlsSession = { readonly [tlsSession]: true };
+
+export interface NativeTlsStep {
+  toPeer: Buffer;
+  received: Buffer;
+  /** How much of the plaintext went out (all of it once the handshake is done). */
+  written: number;
+  established: boolean;
+  /** The peer sent close_notify. */
+  closed: boolean;
+  /** Why the connection failed: ERR_TLS, or the TPM's code when its signature failed. */
+  failure?: Error;
+}
+
 declare const prepared: unique symbol;
 /** A key parsed once by the addon (prepareKey), for the calls that sign with it. */
 export type NativePreparedKey = { readonly [prepared]: true };
@@ -127,6 +152,18 @@ export interface NativeContext {
   ): Promise<Buffer>;
   /** The content of an NV index; ERR_TPM_KEY_NOT_FOUND when it is not defined. */
   nvRead(index: number): Promise<Buffer>;
+  /**
+   * A TLS client connection whose handshake the key signs (native/tss/tls_session.h);
+   * synchronous, no TPM call. Throws ERR_INVALID_ARGUMENT for a certificate not for the key.
+   */
+  tlsOpen(key: NativePreparedKey, spki: Uint8Array, ec: boolean, options: NativeTlsOptions): NativeTlsSession;
+  /** One step of it (or its close_notify): what to send, what arrived. Never rejects for TLS: see `failure`. */
+  tlsStep(
+    session: NativeTlsSession,
+    fromPeer: Uint8Array,
+    plaintext: Uint8Array,
+    shutdown: boolean,
+  ): Promise<NativeTlsStep>;
   /** Rejects calls not yet started with ERR_TPM_CLOSED, then releases the TPM. */
   close(): Promise<void>;
 }

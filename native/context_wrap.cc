@@ -36,6 +36,8 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
                          InstanceMethod<&ContextWrap::Certify>("certify"),
                          InstanceMethod<&ContextWrap::ActivateCredential>("activateCredential"),
                          InstanceMethod<&ContextWrap::NvRead>("nvRead"),
+                         InstanceMethod<&ContextWrap::TlsOpen>("tlsOpen"),
+                         InstanceMethod<&ContextWrap::TlsStep>("tlsStep"),
                          InstanceMethod<&ContextWrap::Close>("close"),
                      });
 }

@@ -35,6 +35,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value Certify(const Napi::CallbackInfo& info);
   Napi::Value ActivateCredential(const Napi::CallbackInfo& info);
   Napi::Value NvRead(const Napi::CallbackInfo& info);
+  // tls_calls.cc
+  Napi::Value TlsOpen(const Napi::CallbackInfo& info);
+  Napi::Value TlsStep(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   // sign and signMessage differ only in what the TPM is given: a digest or the message.

@@ -38,11 +38,6 @@ class TpmCall {
   void Reject(Napi::Env env, const tss::Status& status);
 
  private:
-  // Executor thread: one run of the work, its status kept.
-  void Run(tss::Context& ctx);
-  // Executor thread: retries a call that found the TPM's slots full, with backoff.
-  void WaitForSlots(tss::Context& ctx);
-
   Work work_;
   Result result_;
   tss::Status status_;
@@ -50,3 +45,8 @@ class TpmCall {
   bool idempotent_ = false;
   Napi::Promise::Deferred deferred_;
 };
+
+// Executor thread: `work` with every call's recovery (see TpmCall::Execute), for work that
+// runs inside another call: the TPM signature a TLS handshake asks for.
+tss::Status RunRecovering(tss::Context& ctx, const TpmCall::Work& work, bool reconnect,
+                          bool idempotent);

@@ -24,7 +24,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['wire'], // TPM structures and attestation documents: what the device and the verifier share
   ['native'], // the addon's surface and its loader
   ['tpm'],
-  ['attest', 'crypt'], // attestation (device side on lib/tpm, verifier on lib/wire); signers
+  ['attest', 'crypt', 'tls'], // attestation (device side on lib/tpm, verifier on lib/wire); signers
   ['jwt'],
   ['google', 'aws', 'azure', 'vault'], // one cloud each, beside one another
   ['metadata'],
@@ -54,7 +54,8 @@ const ROOT_FILES: Readonly<Record<string, string>> = {
  */
 const TEST_NUMBERS: Readonly<Record<string, readonly [number, number]>> = {
   tpm: [10, 29],
-  attest: [30, 39],
+  attest: [30, 35],
+  tls: [36, 39],
   jwt: [40, 49],
   google: [50, 55],
   azure: [56, 56],

@@ -107,6 +107,20 @@ describe('90 package', () => {
     assert.deepEqual(JSON.parse(result.stdout), { exports: ['function', 'function'], others: [] }, result.stderr);
   });
 
+  it('tpm-jwt/tls is its own entry point: the root does not load node:https for it', () => {
+    const script = `
+      const { TpmTlsAgent, TpmTlsSocket } = await import('tpm-jwt/tls');
+      console.log(JSON.stringify([typeof TpmTlsAgent, typeof TpmTlsSocket]));`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(result.stdout), ['function', 'function'], result.stderr);
+    const root = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', "const m = await import('tpm-jwt'); console.log('TpmTlsAgent' in m)"],
+      { encoding: 'utf8' },
+    );
+    assert.equal(root.stdout.trim(), 'false', root.stderr);
+  });
+
   it('loads with require() as well as import', () => {
     const result = spawnSync(
       process.execPath,

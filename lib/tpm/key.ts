@@ -29,6 +29,9 @@ export let makeTpmKey: (context: NativeContext, ref: NativeKeyRef, info: TpmPubl
  */
 export let preparedKeyOf: (key: TpmKey) => NativePreparedKey;
 
+/** The context a key's operations run on, for the calls beside sign (TLS). */
+export let contextOf: (key: TpmKey) => NativeContext;
+
 export class TpmKey {
   /** The public half, for verifying what this key signs. */
   readonly publicKey: KeyObject;
@@ -50,6 +53,7 @@ export class TpmKey {
   static {
     makeTpmKey = (context, ref, info, preferred) => new TpmKey(context, ref, info, preferred);
     preparedKeyOf = (key) => key.#prepared;
+    contextOf = (key) => key.#context;
   }
 
   private constructor(context: NativeContext, ref: NativeKeyRef, info: TpmPublic, preferred?: JwsAlgorithm) {

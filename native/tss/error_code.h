@@ -31,7 +31,8 @@ namespace tss {
   X(kJwtExpired, "ERR_JWT_EXPIRED")                                           \
   X(kJwtClaimValidationFailed, "ERR_JWT_CLAIM_VALIDATION_FAILED")             \
   X(kJwksNoMatchingKey, "ERR_JWKS_NO_MATCHING_KEY")                           \
-  X(kTokenExchange, "ERR_TOKEN_EXCHANGE")
+  X(kTokenExchange, "ERR_TOKEN_EXCHANGE")                                     \
+  X(kTls, "ERR_TLS")
 
 enum class ErrorCode {
 #define TPM_JWT_ERROR_CODE_ENUMERATOR(name, text) name,
