@@ -157,6 +157,8 @@ export interface NativeContext {
    * synchronous, no TPM call. Throws ERR_INVALID_ARGUMENT for a certificate not for the key.
    */
   tlsOpen(key: NativePreparedKey, spki: Uint8Array, ec: boolean, options: NativeTlsOptions): NativeTlsSession;
+  /** Frees a connection's OpenSSL state now; a step still queued keeps its own. */
+  tlsRelease(session: NativeTlsSession): void;
   /** One step of it (or its close_notify): what to send, what arrived. Never rejects for TLS: see `failure`. */
   tlsStep(
     session: NativeTlsSession,

@@ -38,6 +38,7 @@ Napi::Function ContextWrap::Define(Napi::Env env) {
                          InstanceMethod<&ContextWrap::NvRead>("nvRead"),
                          InstanceMethod<&ContextWrap::TlsOpen>("tlsOpen"),
                          InstanceMethod<&ContextWrap::TlsStep>("tlsStep"),
+                         InstanceMethod<&ContextWrap::TlsRelease>("tlsRelease"),
                          InstanceMethod<&ContextWrap::Close>("close"),
                      });
 }

@@ -38,6 +38,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   // tls_calls.cc
   Napi::Value TlsOpen(const Napi::CallbackInfo& info);
   Napi::Value TlsStep(const Napi::CallbackInfo& info);
+  Napi::Value TlsRelease(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   // sign and signMessage differ only in what the TPM is given: a digest or the message.

@@ -15,9 +15,20 @@ namespace {
 
 using Session = std::shared_ptr<tss::TlsSession>;
 
+constexpr napi_type_tag kSessionTag = {0x9c1d5e7a40b36f21ULL, 0x5a2e8f0c7d914b63ULL};
+
+// The session an External from tlsOpen holds; null once tlsRelease let it go.
+Session* SessionSlot(const Napi::Value& value) {
+  if (!value.IsExternal() || !value.As<Napi::External<Session>>().CheckTypeTag(&kSessionTag)) {
+    throw Napi::TypeError::New(value.Env(), "session must come from tlsOpen()");
+  }
+  return value.As<Napi::External<Session>>().Data();
+}
+
 Session FromSession(const Napi::Value& value) {
-  if (!value.IsExternal()) throw Napi::TypeError::New(value.Env(), "session must be a TLS session");
-  return *value.As<Napi::External<Session>>().Data();
+  Session session = *SessionSlot(value);
+  if (!session) throw Napi::Error::New(value.Env(), "the TLS session was released");
+  return session;
 }
 
 std::string ToText(const Napi::Object& options, const char* name) {
@@ -61,8 +72,17 @@ Napi::Value ContextWrap::TlsOpen(const Napi::CallbackInfo& info) {
   std::unique_ptr<tss::TlsSession> session;
   tss::Status status = tss::TlsSession::Create(std::move(key), tls, &session);
   if (!status.ok()) throw Napi::Error(info.Env(), ToJsError(info.Env(), status));
-  return Napi::External<Session>::New(info.Env(), new Session(std::move(session)),
-                                      [](Napi::Env, Session* s) { delete s; });
+  auto external = Napi::External<Session>::New(info.Env(), new Session(std::move(session)),
+                                               [](Napi::Env, Session* s) { delete s; });
+  external.TypeTag(&kSessionTag);
+  return external;
+}
+
+// Frees the connection's OpenSSL state now rather than when the collector finds the
+// External (it looks small to V8); a step still queued keeps its own reference.
+Napi::Value ContextWrap::TlsRelease(const Napi::CallbackInfo& info) {
+  SessionSlot(info[0])->reset();
+  return info.Env().Undefined();
 }
 
 Napi::Value ContextWrap::TlsStep(const Napi::CallbackInfo& info) {

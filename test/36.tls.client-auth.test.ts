@@ -43,10 +43,17 @@ describe('36 TLS client authentication with the TPM key', () => {
   const servers: Server[] = [];
 
   /** A server that requires a client certificate issued by (here: equal to) one of `clients`. */
-  async function server(clients: string[], maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<number> {
+  async function server(
+    clients: string[],
+    maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3',
+    options: { identity?: LoopbackTls; close?: boolean } = {},
+  ): Promise<number> {
+    const { key, cert } = options.identity ?? tls;
     const https = createServer(
-      { key: tls.key, cert: tls.cert, ca: clients, requestCert: true, rejectUnauthorized: true, maxVersion },
+      { key, cert, ca: clients, requestCert: true, rejectUnauthorized: true, maxVersion },
       (req, res) => {
+        // The reply and the end of the connection arrive together.
+        if (options.close) res.setHeader('connection', 'close');
         const socket = req.socket as TLSSocket;
         const seen: Seen = {
           fingerprint: socket.getPeerCertificate().fingerprint256,
@@ -131,6 +138,21 @@ describe('36 TLS client authentication with the TPM key', () => {
     const wrongName = agentFor('ES256', { servername: 'other.example.com' });
     await assert.rejects(get(port, wrongName), { code: 'ERR_TLS' });
     wrongName.destroy();
+  });
+
+  it("checks an IP address host against the certificate's addresses, as a name is checked", async () => {
+    const dnsOnly = loopbackTls(swtpm.tempDir('tls-dns'), 'dns-only', 'DNS:other.example.com');
+    const port = await server([keys.ES256!.certificate], 'TLSv1.3', { identity: dnsOnly });
+    const agent = agentFor('ES256', { ca: dnsOnly.cert });
+    await assert.rejects(get(port, agent), { code: 'ERR_TLS', message: /mismatch/ });
+    agent.destroy();
+  });
+
+  it('reads a reply that arrives with the end of the connection (Connection: close)', async () => {
+    const port = await server([keys.ES256!.certificate], 'TLSv1.3', { close: true });
+    const agent = agentFor('ES256');
+    for (let i = 0; i < 3; i++) assert.equal((await get(port, agent)).status, 200);
+    agent.destroy();
   });
 
   it('refuses a certificate that is not for the TPM key before connecting', async () => {

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
@@ -249,6 +250,16 @@ describe('57 AWS: IAM Roles Anywhere with the TPM key', () => {
         const put = (headers: Record<string, string>) =>
           fetch(`${server.url}/latest/api/token`, { method: 'PUT', headers });
         assert.equal((await put({})).status, 400);
+        const rebound = await new Promise<number>((resolve, reject) => {
+          const req = httpRequest(
+            `${server.url}/latest/api/token`,
+            { method: 'PUT', headers: { host: 'attacker.example', 'x-aws-ec2-metadata-token-ttl-seconds': '60' } },
+            (res) => resolve(res.statusCode!),
+          );
+          req.once('error', reject);
+          req.end();
+        });
+        assert.equal(rebound, 403, 'a Host that is not the server (DNS rebinding) is refused');
         assert.equal(
           (await put({ 'x-aws-ec2-metadata-token-ttl-seconds': '60', 'x-forwarded-for': '1.2.3.4' })).status,
           403,

@@ -97,6 +97,7 @@ describe('58 Vault: JWT auth with the TPM key', () => {
     for (const change of [
       { address: 'not a url' },
       { address: 'ftp://v' },
+      { address: 'http://vault.example.com:8200' },
       { role: '' },
       { mount: '../sys' },
       { lifetime: 0 },

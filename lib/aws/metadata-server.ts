@@ -5,7 +5,8 @@
  * `GET /latest/meta-data/iam/security-credentials/` names the role and `.../ROLE` answers
  * the Roles Anywhere credentials, kept and refreshed ahead of their expiration, so the TPM
  * signs once per session, not per request. Loopback only; requests that came through a
- * proxy (X-Forwarded-For) are refused, as IMDS refuses them.
+ * proxy (X-Forwarded-For) are refused, as IMDS refuses them, and so are those whose Host
+ * is not this server's (a page that rebound its own name to 127.0.0.1).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -59,8 +60,13 @@ export async function startAwsMetadataServer(
     res.end(body);
   };
 
+  // The Host names this server answers to: its address or localhost, with its port. A page
+  // whose own name a rebinding DNS points at 127.0.0.1 sends that name, and is refused.
+  const hosts = new Set<string>();
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.headers['x-forwarded-for'] !== undefined) return answer(res, 403, 'Forbidden\n');
+    if (!hosts.has(String(req.headers.host ?? '').toLowerCase())) return answer(res, 403, 'Forbidden\n');
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/latest/api/token') {
       if (req.method !== 'PUT') return answer(res, 405, 'Method Not Allowed\n');
@@ -108,8 +114,10 @@ export async function startAwsMetadataServer(
     http.listen(server.port ?? 9911, host, () => resolve());
   });
   const { port } = http.address() as AddressInfo;
+  const literal = host.includes(':') ? `[${host}]` : host;
+  for (const name of [literal, 'localhost']) hosts.add(`${name.toLowerCase()}:${port}`);
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `http://${literal}:${port}`,
     close: () =>
       new Promise((resolve) => {
         http.close(() => resolve());

@@ -36,7 +36,8 @@ export class TpmTlsAgent extends Agent {
       return new TpmTlsSocket(key, socket, {
         certificate,
         ...(ca !== undefined && { ca }),
-        servername: this.#options.servername ?? options.servername ?? host,
+        // node:http sends an empty servername for an IP address: the name checked is then the address.
+        servername: this.#options.servername || options.servername || host,
       });
     } catch (err) {
       // The request reports it as its 'error', as it would a refused connection.

@@ -49,7 +49,8 @@ export class TpmTlsSocket extends Duplex {
     // After the steps already queued: what they read comes before the end.
     socket.on('end', () => void this.#steps.then(() => this.push(null)));
     socket.on('error', (err) => this.destroy(err));
-    socket.on('close', () => this.destroy());
+    // What arrived just before the close is read first (a reply with Connection: close).
+    socket.on('close', () => void this.#steps.then(() => this.destroy()));
     socket.on('timeout', () => this.emit('timeout'));
     if (socket.connecting) socket.once('connect', () => void this.#step(NOTHING, NOTHING));
     else void this.#step(NOTHING, NOTHING);
@@ -84,7 +85,8 @@ export class TpmTlsSocket extends Duplex {
       if (result.closed) this.push(null);
       return result.written;
     });
-    this.#steps = step;
+    // A listener that throws (push and emit run them) fails the socket, not every later step.
+    this.#steps = step.catch((err: Error) => this.destroy(err));
     return step;
   }
 
@@ -114,6 +116,8 @@ export class TpmTlsSocket extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#socket.destroy();
+    // OpenSSL's state goes now, not when the collector finds it (a queued step keeps its own).
+    this.#context.tlsRelease(this.#session);
     callback(error);
   }
 

@@ -7,6 +7,7 @@
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { mintToken } from '../jwt/encode.js';
+import { isLoopback } from '../loopback.js';
 import { post } from '../post.js';
 
 export interface VaultLoginOptions {
@@ -58,7 +59,10 @@ function checked(options: VaultLoginOptions): { url: URL; lifetime: number } {
   } catch {
     throw invalidArgument(`address ${options.address} is not a URL`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalidArgument('address must be http(s)');
+  // The JWT can be replayed until it expires: it goes in the clear only to this machine.
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname.replace(/^\[|\]$/g, '')))) {
+    throw invalidArgument('address must be https (http only on loopback)');
+  }
   const lifetime = options.lifetime ?? 300;
   if (!Number.isInteger(lifetime) || lifetime < 1 || lifetime > 3600) {
     throw invalidArgument('lifetime must be 1 to 3600 seconds');

@@ -338,8 +338,12 @@ int DigestSignFinal(void* ctx, unsigned char* out, size_t* size, size_t capacity
   if (!EVP_DigestFinal_ex(sig->md, digest, &digest_size)) return 0;
   if (t_signing == nullptr) return 0;
   std::vector<uint8_t> signature;
+  // What the TPM's work leaves on OpenSSL's error queue (ESYS uses OpenSSL too, and a
+  // retried command may have failed first) is not the handshake's.
+  ERR_set_mark();
   Status status = t_signing->signer(*key->tpm, std::vector<uint8_t>(digest, digest + digest_size),
                                     scheme, &signature);
+  ERR_pop_to_mark();
   if (!status.ok()) {
     t_signing->failure = status;
     return 0;

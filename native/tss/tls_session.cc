@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 
 #include <cstdlib>
+#include <mutex>
 
 namespace tss {
 namespace {
@@ -26,6 +27,7 @@ std::string OpenSslErrors() {
 bool ReadCertificates(OSSL_LIB_CTX* libctx, const std::string& pem, std::vector<X509*>* out) {
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   if (bio == nullptr) return false;
+  ERR_clear_error();
   for (;;) {
     X509* cert = X509_new_ex(libctx, nullptr);
     if (cert == nullptr) break;
@@ -36,8 +38,15 @@ bool ReadCertificates(OSSL_LIB_CTX* libctx, const std::string& pem, std::vector<
     out->push_back(cert);
   }
   BIO_free(bio);
-  // The loop ends at the end of the text: that "no start line" is not an error.
+  // The read ends at the end of the text ("no start line"); anything else is a bad certificate.
+  const unsigned long last = ERR_peek_last_error();
+  const bool clean = last == 0 || (ERR_GET_LIB(last) == ERR_LIB_PEM &&
+                                   ERR_GET_REASON(last) == PEM_R_NO_START_LINE);
   ERR_clear_error();
+  if (!clean) {
+    for (X509* cert : *out) X509_free(cert);
+    out->clear();
+  }
   return !out->empty();
 }
 
@@ -46,27 +55,44 @@ void FreeAll(std::vector<X509*>* certs) {
   certs->clear();
 }
 
-// The roots: the given ones only, else the system's (OpenSSL reads SSL_CERT_FILE and
-// SSL_CERT_DIR) and those NODE_EXTRA_CA_CERTS adds, as Node's own TLS trusts them.
+// The system's roots (OpenSSL reads SSL_CERT_FILE and SSL_CERT_DIR) and those
+// NODE_EXTRA_CA_CERTS adds, as Node's own TLS trusts them: read once, shared by every
+// connection (a store is reference-counted).
+X509_STORE* SystemRoots(OSSL_LIB_CTX* libctx) {
+  static std::once_flag once;
+  static X509_STORE* roots = nullptr;
+  std::call_once(once, [libctx] {
+    X509_STORE* store = X509_STORE_new();
+    if (store == nullptr || !X509_STORE_set_default_paths_ex(store, libctx, nullptr)) {
+      X509_STORE_free(store);
+      return;
+    }
+    if (const char* extra = std::getenv("NODE_EXTRA_CA_CERTS"); extra != nullptr && *extra != 0) {
+      // As Node: a file that cannot be read adds nothing, and is no reason to fail.
+      X509_STORE_load_file_ex(store, extra, libctx, nullptr);
+    }
+    ERR_clear_error();
+    roots = store;
+  });
+  return roots;
+}
+
+// The roots: the given ones only, else the system's.
 Status SetRoots(OSSL_LIB_CTX* libctx, SSL_CTX* ctx, const std::string& ca_pem) {
-  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
   if (!ca_pem.empty()) {
     std::vector<X509*> roots;
     if (!ReadCertificates(libctx, ca_pem, &roots)) {
-      return Status::Fail(ErrorCode::kInvalidArgument, "ca holds no PEM certificate");
+      return Status::Fail(ErrorCode::kInvalidArgument,
+                          "ca holds no PEM certificate, or a malformed one");
     }
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
     for (X509* root : roots) X509_STORE_add_cert(store, root);
     FreeAll(&roots);
     return Status();
   }
-  if (!SSL_CTX_set_default_verify_paths(ctx)) {
-    return Status::Fail(ErrorCode::kTpm, "cannot read the system's roots: " + OpenSslErrors());
-  }
-  if (const char* extra = std::getenv("NODE_EXTRA_CA_CERTS"); extra != nullptr && *extra != 0) {
-    // As Node: a file that cannot be read adds nothing, and is no reason to fail.
-    X509_STORE_load_file_ex(store, extra, libctx, nullptr);
-    ERR_clear_error();
-  }
+  X509_STORE* system = SystemRoots(libctx);
+  if (system == nullptr) return Status::Fail(ErrorCode::kTpm, "cannot read the system's roots");
+  SSL_CTX_set1_cert_store(ctx, system);
   return Status();
 }
 
@@ -87,22 +113,33 @@ Status TlsSession::Create(std::shared_ptr<const TlsKey> key, const TlsOptions& o
   SSL_CTX* ctx = session->ctx_;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 
+  if (options.verify && options.servername.empty()) {
+    return Status::Fail(
+        ErrorCode::kInvalidArgument,
+        "servername is empty: the server's certificate would be checked for no name");
+  }
   std::vector<X509*> certs;
   if (!ReadCertificates(libctx, options.certificates_pem, &certs)) {
-    return Status::Fail(ErrorCode::kInvalidArgument, "certificate holds no PEM certificate");
+    return Status::Fail(ErrorCode::kInvalidArgument,
+                        "certificate holds no PEM certificate, or a malformed one");
   }
   // The certificate must be for the TPM key: refused here, before any byte is sent.
   // (libssl keeps a certificate and a key of different types apart without a word.)
   const bool ok = X509_check_private_key(certs[0], session->key_) == 1 &&
                   SSL_CTX_use_certificate(ctx, certs[0]) == 1 &&
                   SSL_CTX_use_PrivateKey(ctx, session->key_) == 1;
-  for (size_t i = 1; ok && i < certs.size(); ++i) {
-    if (SSL_CTX_add1_chain_cert(ctx, certs[i]) != 1) break;
+  bool chained = true;
+  for (size_t i = 1; ok && chained && i < certs.size(); ++i) {
+    chained = SSL_CTX_add1_chain_cert(ctx, certs[i]) == 1;
   }
   FreeAll(&certs);
   if (!ok) {
     return Status::Fail(ErrorCode::kInvalidArgument,
                         "the certificate is not for the TPM key: " + OpenSslErrors());
+  }
+  if (!chained) {
+    return Status::Fail(ErrorCode::kInvalidArgument,
+                        "cannot send the certificate chain: " + OpenSslErrors());
   }
   if (options.verify) {
     Status roots = SetRoots(libctx, ctx, options.ca_pem);
@@ -158,6 +195,9 @@ void TlsSession::Step(const std::vector<uint8_t>& from_peer, const std::vector<u
     step->error = "the TLS connection failed before";
     return;
   }
+  // SSL_get_error reads the thread's error queue, which tpm2-tss's own use of OpenSSL on
+  // this thread may have left full: only this step's errors may count.
+  ERR_clear_error();
   if (!from_peer.empty()) BIO_write(in_, from_peer.data(), static_cast<int>(from_peer.size()));
   if (!SSL_is_init_finished(ssl_)) {
     const int r = SSL_do_handshake(ssl_);
@@ -202,6 +242,7 @@ void TlsSession::Step(const std::vector<uint8_t>& from_peer, const std::vector<u
 }
 
 void TlsSession::Shutdown(TlsStep* step) {
+  ERR_clear_error();
   if (!failed_ && SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);
   ERR_clear_error();
   Drain(step);
