@@ -3,7 +3,8 @@
  * memcheck with a debug build of the addon, at two lengths. The addon passes when
  * valgrind finds no invalid access or uninitialised use anywhere in its frames, and
  * the memory it definitely loses does not grow with the number of calls (Node keeps
- * a few per-object records to the end of the process; a leak per call would scale).
+ * a few per-object records to the end of the process, a few hundred bytes that vary
+ * from run to run; a leak per call would scale).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -14,6 +15,8 @@ import { startSoftwareTpm } from '../lib/testing/index.js';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const ADDON = path.join(ROOT, 'build-debug', 'Debug', 'tpm_jwt.node');
+/** How much more the longer run may lose without a leak per call: see main(). */
+const LOST_BYTES_NOISE = 512;
 const say = (line: string) => process.stderr.write(`test:valgrind: ${line}\n`);
 const SOURCES = new Set(
   ['native', 'native/tss'].flatMap((dir) => readdirSync(path.join(ROOT, dir)).filter((f) => /\.(cc|h)$/.test(f))),
@@ -80,7 +83,10 @@ async function main(): Promise<void> {
       `test:valgrind: ${errors.length} memory errors in addon frames; definitely lost with addon frames: ` +
         `${short.addonLostBytes} bytes after 5 rounds, ${long.addonLostBytes} after 25\n`,
     );
-    if (errors.length > 0 || long.addonLostBytes > short.addonLostBytes) process.exitCode = 1;
+    // What Node keeps to the end differs between runs by a few records (160 to 320 bytes
+    // seen, either way round); a leak per call would add 20 rounds x 8 calls x at least one
+    // 16-byte heap block, 2,560 bytes or more.
+    if (errors.length > 0 || long.addonLostBytes > short.addonLostBytes + LOST_BYTES_NOISE) process.exitCode = 1;
   } finally {
     await swtpm.stop();
   }
