@@ -28,13 +28,22 @@ export function requestLine(entry: RequestLog): string {
     const json = `,"method":${JSON.stringify(method)},"path":${JSON.stringify(path)},"status":${status},"ms":`;
     lastRequest = { method, path, status, json };
   }
+  const time = isoNow();
+  if (code === undefined && error === undefined) {
+    // Within a millisecond, most lines are the same line: made once.
+    if (time !== lastLine.time || lastRequest.json !== lastLine.json || ms !== lastLine.ms) {
+      lastLine = { time, json: lastRequest.json, ms, line: `{"time":"${time}"${lastRequest.json}${ms}}` };
+    }
+    return lastLine.line;
+  }
   const rest =
-    code === undefined && error === undefined
-      ? '}'
-      : `${code === undefined ? '' : `,"code":${JSON.stringify(code)}`}` +
-        `${error === undefined ? '' : `,"error":${JSON.stringify(error)}`}}`;
-  return `{"time":"${isoNow()}"${lastRequest.json}${ms}${rest}`;
+    `${code === undefined ? '' : `,"code":${JSON.stringify(code)}`}` +
+    `${error === undefined ? '' : `,"error":${JSON.stringify(error)}`}}`;
+  return `{"time":"${time}"${lastRequest.json}${ms}${rest}`;
 }
+
+/** The last plain line made, and what it was made of. */
+let lastLine = { time: '', json: '', ms: Number.NaN, line: '' };
 
 /** The line for a server event (listening, closed, an error): its fields after the time. */
 export const eventLine = (fields: object): string => JSON.stringify({ time: isoNow(), ...fields });
