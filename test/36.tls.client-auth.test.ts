@@ -86,7 +86,7 @@ describe('36 TLS client authentication with the TPM key', () => {
 
   for (const alg of ['ES256', 'RS256'] as const) {
     for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
-      it(`${alg} over ${version}: the server sees the TPM key's certificate; keep-alive signs once`, async () => {
+      it(`${alg} over ${version}: the server sees the TPM key's certificate; keep-alive reuses it`, async () => {
         const port = await server([keys[alg]!.certificate], version);
         const agent = agentFor(alg);
         try {

@@ -16,7 +16,7 @@ import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
 import { TokenCache } from '../jwt/token-cache.js';
 import { isLoopback } from '../loopback.js';
-import { createSession, type AwsProcessCredentials, type RolesAnywhereOptions } from './roles-anywhere.js';
+import { sessionMaker, type AwsProcessCredentials, type RolesAnywhereOptions } from './roles-anywhere.js';
 
 export interface AwsMetadataServerOptions {
   /** A loopback address; default 127.0.0.1. */
@@ -45,10 +45,11 @@ export async function startAwsMetadataServer(
     throw invalidArgument(`${host} is not loopback: every machine that reaches it would get the credentials`);
   const role = options.roleArn.slice(options.roleArn.lastIndexOf('/') + 1);
   if (role === '') throw invalidArgument('roleArn names no role');
-  // One key: the credentials, as JSON, until their expiration.
+  // The options checked now, before listening; one key: the credentials, as JSON, until their expiration.
+  const nextSession = sessionMaker(signer, options);
   const credentials = new TokenCache(
     async () => {
-      const c = await createSession(signer, options);
+      const c = await nextSession();
       return { token: JSON.stringify(c), expiry: new Date(c.Expiration) };
     },
     { maxSize: 1, refreshAhead: true },

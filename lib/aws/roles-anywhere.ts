@@ -12,12 +12,13 @@
  * the hex SHA-256 of the canonical request; the signature (PKCS#1 v1.5, or DER ECDSA) is
  * hex in the Authorization header, whose credential is the certificate's decimal serial.
  */
-import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 
-import type { Signer } from '../crypt/signer.js';
+import { signerPublicKey, type Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { post } from '../post.js';
 import { ecdsaDer } from '../tpm/x509.js';
+import { certificatePems } from '../wire/attestation-format.js';
 
 export interface RolesAnywhereOptions {
   /** The key's certificate (PEM), issued under the trust anchor. */
@@ -73,7 +74,7 @@ function prepare(signer: Signer, options: RolesAnywhereOptions): Prepared {
   }
   const certificates = (text: string | undefined, what: string) => {
     if (text === undefined) return [];
-    const blocks = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    const blocks = certificatePems(text);
     if (blocks.length === 0) throw invalidArgument(`${what} holds no PEM certificate`);
     try {
       return blocks.map((block) => new X509Certificate(block));
@@ -83,7 +84,7 @@ function prepare(signer: Signer, options: RolesAnywhereOptions): Prepared {
   };
   const [leaf] = certificates(options.certificate ?? '', 'certificate');
   if (!leaf) throw invalidArgument('certificate must be a PEM certificate');
-  const publicKey = (signer as { publicKey?: KeyObject }).publicKey;
+  const publicKey = signerPublicKey(signer);
   if (publicKey && !leaf.publicKey.equals(publicKey)) {
     throw invalidArgument('certificate is not for the signing key: Roles Anywhere would refuse every request');
   }
@@ -153,11 +154,23 @@ async function signedHeaders(signer: Signer, prepared: Prepared, now: Date): Pro
  * options (before signing), ERR_TOKEN_EXCHANGE with AWS's message when it refuses.
  */
 export async function createSession(signer: Signer, options: RolesAnywhereOptions): Promise<AwsProcessCredentials> {
+  return sessionMaker(signer, options)();
+}
+
+/**
+ * CreateSession calls for `signer` and `options`: the options checked and the request
+ * prepared once (ERR_INVALID_ARGUMENT at once), each call signed anew.
+ */
+export function sessionMaker(signer: Signer, options: RolesAnywhereOptions): () => Promise<AwsProcessCredentials> {
   const prepared = prepare(signer, options);
+  return () => session(signer, prepared, options.ca);
+}
+
+async function session(signer: Signer, prepared: Prepared, ca: string | undefined): Promise<AwsProcessCredentials> {
   const headers = await signedHeaders(signer, prepared, new Date());
   let reply: { status: number; text: string };
   try {
-    reply = await post(prepared.url, prepared.body, { headers, ca: options.ca });
+    reply = await post(prepared.url, prepared.body, { headers, ca });
   } catch (err) {
     throw new TpmJwtError(
       'ERR_TOKEN_EXCHANGE',
@@ -195,9 +208,9 @@ export async function createSession(signer: Signer, options: RolesAnywhereOption
  * CreateSession; the SDK keeps the credentials until they near their expiration.
  */
 export function rolesAnywhereCredentials(signer: Signer, options: RolesAnywhereOptions) {
-  prepare(signer, options);
+  const next = sessionMaker(signer, options);
   return async () => {
-    const c = await createSession(signer, options);
+    const c = await next();
     return {
       accessKeyId: c.AccessKeyId,
       secretAccessKey: c.SecretAccessKey,

@@ -6,10 +6,10 @@
  * `@azure/identity`'s ClientAssertionCredential takes `azureAssertionCallback` as its
  * getAssertion, so every Azure SDK client authenticates with a key that never leaves the TPM.
  */
-import { createHash, randomUUID, verify, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, randomUUID, verify, X509Certificate } from 'node:crypto';
 
 import { algorithmInfo } from '../algorithms.js';
-import type { Signer } from '../crypt/signer.js';
+import { signerPublicKey, type Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { encode } from '../jwt/encode.js';
 
@@ -52,7 +52,7 @@ function check(signer: Signer, options: AzureClientAssertionOptions): Checked {
   } catch (err) {
     throw invalidArgument(`certificate is not a PEM certificate: ${(err as Error).message}`);
   }
-  const publicKey = (signer as { publicKey?: KeyObject }).publicKey;
+  const publicKey = signerPublicKey(signer);
   if (publicKey && !certificate.publicKey.equals(publicKey)) {
     throw invalidArgument('certificate is not for the signing key: Entra would refuse every assertion');
   }
@@ -80,7 +80,7 @@ function check(signer: Signer, options: AzureClientAssertionOptions): Checked {
  * length: some older chips do, and RFC 7518 (so Entra) takes only the digest's length.
  */
 function assertDigestLengthSalt(signer: Signer, token: string): void {
-  const publicKey = (signer as { publicKey?: KeyObject }).publicKey;
+  const publicKey = signerPublicKey(signer);
   if (signer.algorithm !== 'PS256' || !publicKey) return;
   const at = token.lastIndexOf('.');
   const input = Buffer.from(token.slice(0, at));

@@ -2,7 +2,7 @@
 import type { KeyObject } from 'node:crypto';
 
 import { openServiceAccountFile, type ServiceAccountInfo } from '../crypt/service-account.js';
-import type { Signer } from '../crypt/signer.js';
+import { signerPublicKey, type Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
 import { keyThumbprint } from '../jwk.js';
 import { KEY_USE_OPTIONS, keyUse, optional, required, UsageError, type OptionSpec, type Values } from './args.js';
@@ -49,7 +49,7 @@ export async function openKeySigner(
     opened = { signer };
   }
   const { signer } = opened;
-  const publicKey = (signer as { publicKey?: KeyObject }).publicKey;
+  const publicKey = signerPublicKey(signer);
   const keyId = kid ?? signer.keyId ?? (options.defaultKid && publicKey ? keyThumbprint(publicKey) : undefined);
   return keyId === signer.keyId ? opened : { ...opened, signer: withKeyId(signer, keyId!) };
 }

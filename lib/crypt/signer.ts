@@ -1,3 +1,5 @@
+import type { KeyObject } from 'node:crypto';
+
 import type { JwsAlgorithm } from '../algorithms.js';
 
 /**
@@ -10,4 +12,12 @@ export interface Signer {
   sign(message: Uint8Array): Promise<Uint8Array>;
   /** Releases what the signer holds open (a TPM connection); absent when nothing is. */
   close?(): Promise<void>;
+}
+
+/**
+ * The signer's public key when it has one to give (TpmSigner, SoftwareSigner), for the
+ * checks a certificate or a thumbprint needs; undefined for a signer that does not say.
+ */
+export function signerPublicKey(signer: Signer): KeyObject | undefined {
+  return (signer as { publicKey?: KeyObject }).publicKey;
 }

@@ -4,10 +4,10 @@
  * federated access token, after checking it against the JWKS the workload identity
  * provider was given. No service-account key exists anywhere.
  */
-import { randomUUID, type KeyObject } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
 import type { JwsAlgorithm } from '../algorithms.js';
-import type { Signer } from '../crypt/signer.js';
+import { signerPublicKey, type Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
 import { keyThumbprint } from '../jwk.js';
 import { mintToken } from '../jwt/encode.js';
@@ -62,7 +62,7 @@ export async function mintSubjectToken(
     );
   }
   // Both defaults name the key as the JWKS does (publicJwk): STS picks its key by kid.
-  const publicKey = (signer as { publicKey?: KeyObject }).publicKey;
+  const publicKey = signerPublicKey(signer);
   const thumbprint = publicKey && keyThumbprint(publicKey);
   const subject = options.subject ?? thumbprint;
   for (const [name, value] of [

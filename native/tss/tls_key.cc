@@ -29,18 +29,6 @@ struct SigningState {
 };
 thread_local SigningState* t_signing = nullptr;
 
-std::string OpenSslError(const char* what) {
-  std::string message = what;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    message += ": ";
-    message += buf;
-  }
-  return message;
-}
-
 // ---- key management ----------------------------------------------------------------
 
 struct KeyData {
@@ -404,6 +392,18 @@ int ProviderInit(const OSSL_CORE_HANDLE*, const OSSL_DISPATCH*, const OSSL_DISPA
 
 }  // namespace
 
+std::string OpenSslErrors() {
+  std::string message;
+  unsigned long e;
+  while ((e = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!message.empty()) message += "; ";
+    message += buf;
+  }
+  return message;
+}
+
 TlsSigningScope::TlsSigningScope(TlsSigner signer) {
   t_signing = new SigningState{std::move(signer), Status()};
 }
@@ -423,7 +423,7 @@ OSSL_LIB_CTX* TlsLibContext(std::string* error) {
     if (libctx == nullptr || OSSL_PROVIDER_load(libctx, "default") == nullptr ||
         !OSSL_PROVIDER_add_builtin(libctx, kProvider, ProviderInit) ||
         OSSL_PROVIDER_load(libctx, kProvider) == nullptr) {
-      failure = OpenSslError("cannot set up OpenSSL's providers");
+      failure = "cannot set up OpenSSL's providers: " + OpenSslErrors();
       return;
     }
     g_libctx = libctx;
@@ -443,7 +443,7 @@ EVP_PKEY* NewTlsKey(std::shared_ptr<const TlsKey> key, std::string* error) {
   EVP_PKEY* pkey = nullptr;
   if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx) <= 0 ||
       EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) <= 0) {
-    *error = OpenSslError("cannot make an OpenSSL key of the TPM key");
+    *error = "cannot make an OpenSSL key of the TPM key: " + OpenSslErrors();
     pkey = nullptr;
   }
   EVP_PKEY_CTX_free(ctx);

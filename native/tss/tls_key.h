@@ -43,6 +43,9 @@ class TlsSigningScope {
   const Status& failure() const;
 };
 
+// What OpenSSL's error queue on this thread says, emptied: `a; b; c`.
+std::string OpenSslErrors();
+
 // The library context with the default provider and "tpmjwt", made once; null with
 // `error` set when OpenSSL cannot make it.
 OSSL_LIB_CTX* TlsLibContext(std::string* error);

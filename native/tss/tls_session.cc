@@ -11,18 +11,6 @@
 namespace tss {
 namespace {
 
-std::string OpenSslErrors() {
-  std::string message;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!message.empty()) message += "; ";
-    message += buf;
-  }
-  return message;
-}
-
 // Every certificate in `pem`, in order; false when there is none or one is malformed.
 bool ReadCertificates(OSSL_LIB_CTX* libctx, const std::string& pem, std::vector<X509*>* out) {
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
@@ -91,7 +79,7 @@ Status SetRoots(OSSL_LIB_CTX* libctx, SSL_CTX* ctx, const std::string& ca_pem) {
     return Status();
   }
   X509_STORE* system = SystemRoots(libctx);
-  if (system == nullptr) return Status::Fail(ErrorCode::kTpm, "cannot read the system's roots");
+  if (system == nullptr) return Status::Fail(ErrorCode::kTls, "cannot read the system's roots");
   SSL_CTX_set1_cert_store(ctx, system);
   return Status();
 }
@@ -102,13 +90,13 @@ Status TlsSession::Create(std::shared_ptr<const TlsKey> key, const TlsOptions& o
                           std::unique_ptr<TlsSession>* out) {
   std::string error;
   OSSL_LIB_CTX* libctx = TlsLibContext(&error);
-  if (libctx == nullptr) return Status::Fail(ErrorCode::kTpm, error);
+  if (libctx == nullptr) return Status::Fail(ErrorCode::kTls, error);
   std::unique_ptr<TlsSession> session(new TlsSession);
   session->key_ = NewTlsKey(std::move(key), &error);
-  if (session->key_ == nullptr) return Status::Fail(ErrorCode::kTpm, error);
+  if (session->key_ == nullptr) return Status::Fail(ErrorCode::kTls, error);
   session->ctx_ = SSL_CTX_new_ex(libctx, nullptr, TLS_client_method());
   if (session->ctx_ == nullptr) {
-    return Status::Fail(ErrorCode::kTpm, "cannot make a TLS context: " + OpenSslErrors());
+    return Status::Fail(ErrorCode::kTls, "cannot make a TLS context: " + OpenSslErrors());
   }
   SSL_CTX* ctx = session->ctx_;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -153,7 +141,7 @@ Status TlsSession::Create(std::shared_ptr<const TlsKey> key, const TlsOptions& o
   if (session->ssl_ == nullptr || session->in_ == nullptr || session->out_ == nullptr) {
     BIO_free(session->in_);
     BIO_free(session->out_);
-    return Status::Fail(ErrorCode::kTpm, "cannot make a TLS connection: " + OpenSslErrors());
+    return Status::Fail(ErrorCode::kTls, "cannot make a TLS connection: " + OpenSslErrors());
   }
   SSL_set_bio(session->ssl_, session->in_, session->out_);
   SSL_set_connect_state(session->ssl_);

@@ -35,7 +35,7 @@ struct TlsStep {
 class TlsSession {
  public:
   // Checks the certificate against the key before any byte is sent. ErrorCode
-  // kInvalidArgument for certificates that cannot be used, kTpm when OpenSSL fails.
+  // kInvalidArgument for certificates that cannot be used, kTls when OpenSSL fails.
   static Status Create(std::shared_ptr<const TlsKey> key, const TlsOptions& options,
                        std::unique_ptr<TlsSession>* out);
   ~TlsSession();
