@@ -83,6 +83,23 @@ export function invalidArgument(message: string): TpmJwtError {
  * failed"; why (connect ECONNREFUSED, getaddrinfo ENOTFOUND, a certificate error) is in
  * its cause, and a user reading our message needs it.
  */
+/**
+ * The first TpmJwtError in `err`'s cause chain (a library that wraps a TPM or TLS failure
+ * keeps it as a cause), or undefined. node-fetch keeps only a socket error's code and
+ * message: an error of that shape with one of our codes is made ours again, `err` its cause.
+ */
+export function ownError(err: unknown): TpmJwtError | undefined {
+  for (let e = err, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    if (e instanceof TpmJwtError) return e;
+    const { code, type } = e as { code?: unknown; type?: unknown };
+    if (type === 'system' && (ERROR_CODES as readonly unknown[]).includes(code)) {
+      return new TpmJwtError(code as TpmJwtErrorCode, (e as Error).message, { cause: err });
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 export function messageWithCauses(err: unknown): string {
   const parts: string[] = [];
   // A cause chain is short; the bound only keeps a cycle from looping.

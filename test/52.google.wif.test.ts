@@ -18,12 +18,7 @@ import { Storage as Storage7 } from 'storage7';
 import { Storage as Storage8 } from 'storage8';
 
 import { TpmIdentityPoolClient, tpmSubjectTokenSupplier } from '../lib/google/index.js';
-import {
-  federatedAccessToken,
-  openWifSigner,
-  readWifConfiguration,
-  wifSubjectTokenSupplier,
-} from '../lib/google/wif-client.js';
+import { federatedAccessToken, openWifIdentity, readWifConfiguration } from '../lib/google/wif-client.js';
 import { parseWifTokenCommand } from '../lib/google/wif-config.js';
 import { mintSubjectToken } from '../lib/google/wif-subject-token.js';
 import { jwkThumbprint, jwt, publicJwk, SoftwareSigner, TpmSigner, type TpmKey } from '../lib/index.js';
@@ -378,16 +373,16 @@ describe('52 Workload Identity Federation with the TPM key', () => {
       const parsed = await readWifConfiguration(
         configuration('kid', '--key 0x81008601 --kid custom-kid --lifetime 600'),
       );
-      const signer = await openWifSigner(parsed);
+      const identity = await openWifIdentity(parsed);
       try {
-        const subjectToken = await wifSubjectTokenSupplier(parsed, signer).getSubjectToken({
+        const subjectToken = await identity.supplier.getSubjectToken({
           audience: AUDIENCE,
         } as never);
         assert.equal(decodeProtectedHeader(subjectToken).kid, 'custom-kid');
         const { iat, exp } = decodeJwt(subjectToken);
         assert.equal(exp! - iat!, 600);
       } finally {
-        await signer.close?.();
+        await identity.close();
       }
       // A relative key file is found beside the configuration, and must be a regular file.
       writeFileSync(path.join(own, 'key.pem'), (await (await swtpm.openTpm()).createKey({ alg: 'ES256' })).toPem());

@@ -5,7 +5,7 @@
  * the AWS SDK's own credential_process provider running tpm-jwt aws-credentials.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +26,7 @@ import { assertFails, cli } from './helpers/cli.js';
 import { overlayEnv } from './helpers/env.js';
 import { startFakeRolesAnywhere, type FakeRolesAnywhere } from './helpers/fake-roles-anywhere.js';
 import { useSwtpm } from './helpers/swtpm.js';
+import { makeTestCa, type TestCa } from './helpers/test-ca.js';
 
 const ACCOUNT = '111122223333';
 const ANCHOR = `arn:aws:rolesanywhere:eu-west-1:${ACCOUNT}:trust-anchor/4579702c-0000-4a4a-9b9b-0123456789ab`;
@@ -41,35 +42,16 @@ describe('57 AWS: IAM Roles Anywhere with the TPM key', () => {
   /** A TPM key of `alg` and its certificate, issued from its CSR by the intermediate CA. */
   let issued: Record<'ES256' | 'RS256', { key: TpmKey; certificate: string; file: string }>;
 
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let ca: TestCa;
 
   async function issue(key: TpmKey, name: string) {
-    writeFileSync(path.join(dir, `${name}.csr`), await key.csr({ subject: `CN=${name}` }));
-    openssl(
-      ...['x509', '-req', '-in', `${name}.csr`, '-CA', 'intermediate.pem', '-CAkey', 'intermediate.key'],
-      ...['-days', '1', '-out', `${name}.pem`],
-    );
-    const file = path.join(dir, `${name}.pem`);
-    return { key, certificate: readFileSync(file, 'utf8'), file };
+    const { pem, file } = await ca.issue(key, name);
+    return { key, certificate: pem, file };
   }
 
   before(async () => {
     dir = swtpm.tempDir('aws');
-    const ca = ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'];
-    openssl(
-      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'],
-      ...['-subj', '/CN=Fleet Root', '-keyout', 'root.key', '-out', 'root.pem'],
-      ...ca,
-    );
-    openssl(
-      ...['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
-      ...['-subj', '/CN=Fleet Issuing', '-keyout', 'intermediate.key', '-out', 'intermediate.csr'],
-    );
-    writeFileSync(path.join(dir, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n');
-    openssl(
-      ...['x509', '-req', '-in', 'intermediate.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-days', '1'],
-      ...['-extfile', 'ca.ext', '-out', 'intermediate.pem'],
-    );
+    ca = makeTestCa(dir);
     tpm = await swtpm.openTpm();
     issued = {
       ES256: await issue(await tpm.createKey({ alg: 'ES256', persist: 0x81005701 }), 'device-ec'),
@@ -77,13 +59,13 @@ describe('57 AWS: IAM Roles Anywhere with the TPM key', () => {
     };
     swtpm.cleanup(() => tpm.evict(0x81005701));
     aws = await startFakeRolesAnywhere(dir);
-    aws.anchors.set(ANCHOR, readFileSync(path.join(dir, 'root.pem'), 'utf8'));
+    aws.anchors.set(ANCHOR, readFileSync(ca.root, 'utf8'));
     aws.profiles.add(PROFILE);
     aws.roles.add(ROLE);
     writeFileSync(path.join(dir, 'endpoint-ca.pem'), aws.ca);
     files = {
-      root: path.join(dir, 'root.pem'),
-      intermediate: path.join(dir, 'intermediate.pem'),
+      root: ca.root,
+      intermediate: ca.intermediate,
       ca: path.join(dir, 'endpoint-ca.pem'),
     };
   });

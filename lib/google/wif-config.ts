@@ -1,15 +1,19 @@
 /**
  * Everything Workload Identity Federation needs for one TPM key: the names Google
  * gives the provider, the credential configuration the auth libraries read (as
- * `gcloud iam workload-identity-pools create-cred-config --executable-command` writes
- * it), and the gcloud commands that create the pool, the provider and the grant.
+ * `gcloud iam workload-identity-pools create-cred-config` writes it: an executable
+ * source for a JWKS provider, a certificate source and certificate configuration for an
+ * X.509 one, with the trust store it is created from), and the gcloud commands that
+ * create the pool, the provider and the grant.
  */
 import { parseArgs } from 'node:util';
 
 import { invalidArgument } from '../errors.js';
+import { parseKeyRef } from '../tpm/handle.js';
 import { iamMethodPath, iamMethodPathPattern } from './iam-credentials.js';
 import { DEFAULT_UNIVERSE_DOMAIN } from './token-sources.js';
 import { TOKEN_TYPE_JWT } from './wif-subject-token.js';
+import { MTLS_STS_TOKEN_URL, TOKEN_TYPE_MTLS, type CertificateKey } from './wif-x509.js';
 
 const STS_TOKEN_URL = 'https://sts.googleapis.com/v1/token';
 
@@ -20,7 +24,7 @@ const ALLOW_ANY_ENDPOINT_ENV = 'TPM_JWT_ALLOW_ANY_ENDPOINT';
 const FILE_ENDPOINTS = {
   sts: { hosts: ['sts', 'sts.mtls'], path: /^\/v1\/token$/, shape: '/v1/token' },
   impersonation: {
-    hosts: ['iamcredentials'],
+    hosts: ['iamcredentials', 'iamcredentials.mtls'],
     path: iamMethodPathPattern('generateAccessToken'),
     shape: iamMethodPath('EMAIL', 'generateAccessToken'),
   },
@@ -63,7 +67,7 @@ export function checkUniverseDomainFromFile(
  * endpoint of that kind for the file's universe domain: https, one of the kind's hosts
  * under `universeDomain`, no port, credentials, query or fragment, the kind's path
  * (sts: https://sts.UD/v1/token or https://sts.mtls.UD/v1/token; impersonation:
- * https://iamcredentials.UD/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken;
+ * https://iamcredentials[.mtls].UD/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken;
  * oauth2: https://oauth2.UD/token). Returned unchecked when the user set
  * TPM_JWT_ALLOW_ANY_ENDPOINT=1. Throws ERR_INVALID_ARGUMENT otherwise: what goes there
  * is a fresh TPM-signed token or a federated access token. Endpoints the user passes
@@ -104,8 +108,8 @@ interface WifProvider {
   projectNumber: string;
   pool: string;
   provider: string;
-  /** The issuer URI of the subject tokens. */
-  issuer: string;
+  /** A JWKS (OIDC) provider's: the issuer URI of the subject tokens. An X.509 provider has none. */
+  issuer?: string;
 }
 
 /** Pool and provider IDs: 4 to 32 lowercase letters, digits and hyphens; not gcp-. */
@@ -122,7 +126,9 @@ export function checkProvider(provider: WifProvider): void {
       throw invalidArgument(`${what} ID ${id}: 4 to 32 lowercase letters, digits and hyphens, not starting with gcp-`);
     }
   }
-  if (!/^https:\/\/[^\s]+$/.test(provider.issuer)) throw invalidArgument('the issuer must be an https:// URI');
+  if (provider.issuer !== undefined && !/^https:\/\/[^\s]+$/.test(provider.issuer)) {
+    throw invalidArgument('the issuer must be an https:// URI');
+  }
 }
 
 /** projects/N/locations/global/workloadIdentityPools/P, the pool's resource name. */
@@ -244,6 +250,25 @@ interface CredentialConfigurationOptions {
   timeoutMillis?: number;
 }
 
+/** What every credential configuration for the provider starts with: audience, token type, STS, impersonation. */
+function configurationHead(
+  p: WifProvider,
+  subjectTokenType: string,
+  tokenUrl: string,
+  serviceAccount: string | undefined,
+): object {
+  return {
+    type: 'external_account',
+    audience: stsAudience(p),
+    subject_token_type: subjectTokenType,
+    token_url: tokenUrl,
+    ...(serviceAccount !== undefined && {
+      service_account_impersonation_url:
+        'https://iamcredentials.googleapis.com' + iamMethodPath(serviceAccount, 'generateAccessToken'),
+    }),
+  };
+}
+
 /** The credential configuration (GOOGLE_APPLICATION_CREDENTIALS) for an executable source. */
 export function credentialConfiguration(p: WifProvider, options: CredentialConfigurationOptions): object {
   const spaced = [...options.command, options.outputFile].find((part) => /\s/.test(part) || part === '');
@@ -251,14 +276,7 @@ export function credentialConfiguration(p: WifProvider, options: CredentialConfi
     throw invalidArgument(`'${spaced}' holds whitespace: the auth libraries split the command on it`);
   }
   return {
-    type: 'external_account',
-    audience: stsAudience(p),
-    subject_token_type: TOKEN_TYPE_JWT,
-    token_url: options.tokenUrl ?? STS_TOKEN_URL,
-    ...(options.serviceAccount !== undefined && {
-      service_account_impersonation_url:
-        'https://iamcredentials.googleapis.com' + iamMethodPath(options.serviceAccount, 'generateAccessToken'),
-    }),
+    ...configurationHead(p, TOKEN_TYPE_JWT, options.tokenUrl ?? STS_TOKEN_URL, options.serviceAccount),
     credential_source: {
       executable: {
         command: options.command.join(' '),
@@ -269,18 +287,67 @@ export function credentialConfiguration(p: WifProvider, options: CredentialConfi
   };
 }
 
-/** The gcloud commands that set the provider up for `subject`, its JWKS at `jwksPath`. */
+/**
+ * The credential configuration for an X.509 provider: a certificate source naming the
+ * certificate configuration and the chain sent after the certificate, exchanged at the
+ * mTLS STS.
+ */
+export function x509CredentialConfiguration(
+  p: WifProvider,
+  options: { certificateConfig: string; trustChain?: string; serviceAccount?: string; tokenUrl?: string },
+): object {
+  return {
+    ...configurationHead(p, TOKEN_TYPE_MTLS, options.tokenUrl ?? MTLS_STS_TOKEN_URL, options.serviceAccount),
+    credential_source: {
+      certificate: {
+        certificate_config_location: options.certificateConfig,
+        ...(options.trustChain !== undefined && { trust_chain_path: options.trustChain }),
+      },
+    },
+  };
+}
+
+/**
+ * The certificate configuration: Google's cert_configs.workload, its key_path the TPM
+ * key file when the key is one, and the key as tpm-jwt reads it in `tpm` (a handle and
+ * TCTI have no place in Google's format, and Google's libraries ignore the field).
+ */
+export function certificateConfiguration(certPath: string, key: CertificateKey): object {
+  const isFile = 'path' in parseKeyRef(key.key ?? '');
+  return { cert_configs: { workload: { cert_path: certPath, ...(isFile && { key_path: key.key }), tpm: key } } };
+}
+
+/**
+ * The trust store an X.509 provider is created from (providers create-x509
+ * --trust-store-config-path): YAML, each PEM certificate a double-quoted (JSON) string.
+ */
+export function trustStoreYaml(anchors: readonly string[], intermediates: readonly string[]): string {
+  const list = (name: string, pems: readonly string[]) =>
+    pems.length === 0
+      ? ''
+      : `  ${name}:\n${pems.map((pem) => `  - pemCertificate: ${JSON.stringify(pem)}\n`).join('')}`;
+  return `trustStore:\n${list('trustAnchors', anchors)}${list('intermediateCas', intermediates)}`;
+}
+
+/** How the provider is created: from the key's JWKS (OIDC), or from a trust store (X.509). */
+type ProviderSource = { jwksPath: string } | { trustStorePath: string };
+
+/** The gcloud commands that set the provider up for `subject` and grant it access. */
 export function gcloudCommands(
   p: WifProvider,
-  setup: { jwksPath: string; subject: string; serviceAccount?: string },
+  setup: ProviderSource & { subject: string; serviceAccount?: string },
 ): string[] {
   const location = `--project=${p.projectNumber} --location=global`;
   const member = principal(p, setup.subject);
+  const provider =
+    'jwksPath' in setup
+      ? `create-oidc ${p.provider} ${location} --workload-identity-pool=${p.pool} --issuer-uri=${p.issuer}` +
+        ` --jwk-json-path=${setup.jwksPath} --attribute-mapping=google.subject=assertion.sub`
+      : `create-x509 ${p.provider} ${location} --workload-identity-pool=${p.pool}` +
+        ` --trust-store-config-path=${setup.trustStorePath} --attribute-mapping=google.subject=assertion.subject.dn.cn`;
   return [
     `gcloud iam workload-identity-pools create ${p.pool} ${location} --display-name="TPM devices"`,
-    `gcloud iam workload-identity-pools providers create-oidc ${p.provider} ${location}` +
-      ` --workload-identity-pool=${p.pool} --issuer-uri=${p.issuer}` +
-      ` --jwk-json-path=${setup.jwksPath} --attribute-mapping=google.subject=assertion.sub`,
+    `gcloud iam workload-identity-pools providers ${provider}`,
     setup.serviceAccount === undefined
       ? `# grant ${member} roles on the resources it uses, for example:\n` +
         `gcloud projects add-iam-policy-binding PROJECT_ID --member=${member} --role=roles/storage.objectViewer`

@@ -34,10 +34,12 @@ export type MetadataTokenOptions =
     }
   | {
       mode: 'wif';
-      /** A credential configuration that runs `tpm-jwt wif-token` (what wif-config writes). */
+      /** A credential configuration for the TPM key, either kind wif-config writes (JWKS or X.509). */
       credentialConfiguration: string;
       /** The email to report; default the impersonated service account. */
       email?: string;
+      /** X.509: PEM roots to check Google's servers against instead of the system's. */
+      ca?: string;
     };
 
 export type MetadataServerOptions = MetadataTokenOptions & {
@@ -168,13 +170,18 @@ async function openTokens(
         },
       );
     }
-    const tokens = await wifTokens(options.credentialConfiguration, scopes, newKeys);
+    const tokens = await wifTokens(
+      options.credentialConfiguration,
+      scopes,
+      newKeys,
+      options.ca !== undefined ? { ca: options.ca } : {},
+    );
     const email = options.email ?? tokens.serviceAccount;
     if (email === undefined) {
       await tokens.close();
       throw invalidArgument('the configuration impersonates no service account: give the email to report');
     }
-    return { tokens, email, beforeMint: options.beforeMint ?? policyGate(tokens.signer) };
+    return { tokens, email, beforeMint: options.beforeMint ?? policyGate(tokens.identity.signer) };
   }
   const { signer, email, tokenUrl, mode = 'oauth2' } = options;
   if (mode !== 'oauth2' && mode !== 'jwt-access') throw invalidArgument('mode must be oauth2, jwt-access or wif');

@@ -4,18 +4,17 @@
  * wif-config wrote; STS exchanges it, and IAM impersonates the configured account.
  * One signer and one subject-token cache serve every scope set and audience.
  */
-import { IdentityPoolClient } from 'google-auth-library';
-
-import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
 import { otherIamMethod } from '../google/iam-credentials.js';
 import { CLOUD_PLATFORM_SCOPE } from '../google/token-sources.js';
 import {
   federatedAccessToken,
   generatedIdToken,
-  openWifSigner,
+  openWifIdentity,
   readWifConfiguration,
-  wifSubjectTokenSupplier,
+  wifClient,
+  type WifIdentity,
+  type WifIdentityOptions,
 } from '../google/wif-client.js';
 import { TokenCache } from '../jwt/token-cache.js';
 import { tokenAtRate, type NewKeyRate } from './new-key-rate.js';
@@ -24,8 +23,8 @@ import { keyScopes, KEPT_KEYS, scopeKey, type MetadataTokens } from './tokens.js
 interface WifTokens extends MetadataTokens {
   /** The service account the configuration impersonates (the email to report), if any. */
   readonly serviceAccount: string | undefined;
-  /** The signer opened for the subject tokens (closed by close()). */
-  readonly signer: Signer;
+  /** The TPM key opened for the subject tokens (closed by close()). */
+  readonly identity: WifIdentity;
 }
 
 /**
@@ -37,18 +36,14 @@ export async function wifTokens(
   file: string,
   defaultScopes: readonly string[],
   newKeys?: NewKeyRate,
+  options: WifIdentityOptions = {},
 ): Promise<WifTokens> {
   const configuration = await readWifConfiguration(file);
-  const signer = await openWifSigner(configuration);
-  const supplier = wifSubjectTokenSupplier(configuration, signer);
+  const identity = await openWifIdentity(configuration, options);
   const { serviceAccount } = configuration;
-  const { service_account_impersonation_url: impersonation, ...federated } = configuration.options;
+  const impersonation = configuration.options.service_account_impersonation_url;
   const client = (scopes: string[], impersonate: boolean) =>
-    new IdentityPoolClient({
-      ...(impersonate ? configuration.options : federated),
-      scopes,
-      subject_token_supplier: supplier,
-    });
+    wifClient(configuration, identity, { scopes, impersonate });
   // A client per exchange: the cache, not the client, keeps the token.
   const access = new TokenCache((key: string) => federatedAccessToken(client(keyScopes(key), true)), {
     maxSize: KEPT_KEYS,
@@ -58,25 +53,25 @@ export async function wifTokens(
   // generateIdToken sits beside generateAccessToken (serviceAccount is set only when the
   // impersonation URL has that form), called with the federated token: one client, so
   // one exchange, for every audience.
-  let identity: TokenCache | undefined;
+  let idTokens: TokenCache | undefined;
   if (serviceAccount !== undefined) {
     const caller = client([CLOUD_PLATFORM_SCOPE], false);
     const url = otherIamMethod(impersonation!, 'generateAccessToken', 'generateIdToken');
-    identity = new TokenCache((audience) => generatedIdToken(caller, url, audience), {
+    idTokens = new TokenCache((audience) => generatedIdToken(caller, url, audience), {
       maxSize: KEPT_KEYS,
       refreshAhead: true,
     });
   }
   return {
     serviceAccount,
-    signer,
+    identity,
     accessToken: async (scopes) => tokenAtRate(access, scopeKey(scopes), newKeys),
     keptAccessToken: (scopes) => access.peek(scopeKey(scopes)),
-    idTokens: identity !== undefined,
+    idTokens: idTokens !== undefined,
     async idToken(audience) {
-      if (!identity) throw invalidArgument('ID tokens need a service account to impersonate');
-      return tokenAtRate(identity, audience, newKeys);
+      if (!idTokens) throw invalidArgument('ID tokens need a service account to impersonate');
+      return tokenAtRate(idTokens, audience, newKeys);
     },
-    close: async () => await signer.close?.(),
+    close: () => identity.close(),
   };
 }
