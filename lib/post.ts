@@ -1,15 +1,18 @@
 /**
- * One HTTP(S) POST and its answer, for the token servers of other clouds (Vault, AWS) that
- * a device may reach through a private CA: node:https, where `ca` can replace the system's
- * roots (fetch cannot take one). Rejects only when no answer came; any status resolves.
+ * One HTTP(S) POST and its answer, for token servers a device may reach through a private
+ * CA (Vault, AWS) or over mutual TLS (Google's mTLS endpoints): node:https, where `ca` can
+ * replace the system's roots and `agent` can be a TpmTlsAgent (fetch takes neither).
+ * Rejects only when no answer came; any status resolves.
  */
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type Agent } from 'node:https';
 
 export interface PostOptions {
   headers: Record<string, string>;
   /** PEM CA certificates to trust instead of the system's (https only). */
   ca?: string | undefined;
+  /** The agent to connect through (https only): a TpmTlsAgent for mutual TLS. */
+  agent?: Agent | undefined;
   /** No answer within this long rejects; default 30 s. */
   timeoutMs?: number;
 }
@@ -25,6 +28,7 @@ export function post(url: URL, body: string, options: PostOptions): Promise<{ st
         headers: options.headers,
         timeout: timeoutMs,
         ...(options.ca !== undefined && { ca: options.ca }),
+        ...(options.agent !== undefined && { agent: options.agent }),
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -6,8 +6,11 @@
  * handshake with a typed error.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 
 import { Tpm, type TpmKey } from '../lib/index.js';
@@ -104,6 +107,63 @@ describe('36 TLS client authentication with the TPM key', () => {
     }
   }
 
+  /**
+   * `openssl s_server -Verify` as the peer: it requires a client certificate that verifies
+   * against `client` (-verify_return_error), at one TLS version, and its -www page says
+   * what it negotiated and whose certificate it saw.
+   */
+  async function opensslServer(client: string, version: 'tls1_2' | 'tls1_3'): Promise<{ port: number; stop(): void }> {
+    const dir = swtpm.tempDir('s_server');
+    const files = { key: path.join(dir, 'key.pem'), cert: path.join(dir, 'cert.pem'), ca: path.join(dir, 'ca.pem') };
+    writeFileSync(files.key, tls.key);
+    writeFileSync(files.cert, tls.cert);
+    writeFileSync(files.ca, client);
+    const child = spawn(
+      'openssl',
+      [
+        ...['s_server', '-accept', '127.0.0.1:0', '-key', files.key, '-cert', files.cert, '-CAfile', files.ca],
+        ...['-Verify', '1', '-verify_return_error', '-www', `-${version}`],
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const accept = /ACCEPT 127\.0\.0\.1:(\d+)/.exec(out);
+        if (accept) resolve(Number(accept[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`openssl s_server exited ${code}`)));
+    });
+    return { port, stop: () => child.kill() };
+  }
+
+  for (const alg of ['ES256', 'RS256'] as const) {
+    for (const version of ['tls1_3', 'tls1_2'] as const) {
+      it(`openssl s_server -Verify accepts the ${alg} key over ${version}`, async () => {
+        const peer = await opensslServer(keys[alg]!.certificate, version);
+        const agent = agentFor(alg, { agent: { keepAlive: false } });
+        try {
+          const page = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+            const req = request({ host: '127.0.0.1', port: peer.port, path: '/', agent }, (res) => {
+              let body = '';
+              res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+              res.on('end', () => resolve({ status: res.statusCode!, body }));
+            });
+            req.once('error', reject);
+            req.end();
+          });
+          assert.equal(page.status, 200);
+          assert.match(page.body, new RegExp(`Protocol *: TLSv1\\.${version.at(-1)}`));
+          assert.match(page.body, new RegExp(`Client certificate[\\s\\S]*Subject: CN *= *tls-${alg}`));
+        } finally {
+          agent.destroy();
+          peer.stop();
+        }
+      });
+    }
+  }
+
   it('one TPM signature per handshake, none for a kept-alive request; a TPM_RC_RETRY on it is invisible', async () => {
     const relay = await startChipRelay({ tcti: swtpm.tcti });
     const relayed = await Tpm.open({ tcti: relay.tcti });
@@ -123,6 +183,34 @@ describe('36 TLS client authentication with the TPM key', () => {
         [true, false],
         'the first Sign answered RETRY and was made again; no other',
       );
+      agent.destroy();
+    } finally {
+      await relayed.close();
+      await relay.close();
+    }
+  });
+
+  it('a TPM link cut mid-handshake: signed again; a TPM gone fails it typed; then it works', async () => {
+    const relay = await startChipRelay({ tcti: swtpm.tcti });
+    // Without encryption: a cut link leaves the old session in a TPM with no resource
+    // manager (swtpm here; /dev/tpmrm0 flushes it), which the suite would count as leaked.
+    const relayed = await Tpm.open({ tcti: relay.tcti, encrypt: false });
+    try {
+      const key = await relayed.createKey({ alg: 'ES256' });
+      const certificate = await key.certificate({ subject: 'cut' });
+      const port = await server([certificate]);
+      const agent = new TpmTlsAgent({ key, certificate, ca: tls.cert, agent: { keepAlive: false } });
+      relay.setFaults([{ command: 'Sign', drop: 'mid-response', times: 1 }]);
+      assert.equal((await get(port, agent)).status, 200, 'one cut: reconnected, signed again');
+      // Every Sign cut: the TPM is gone for the handshake, which fails with a TPM error.
+      relay.setFaults([{ command: 'Sign', drop: 'before' }]);
+      const gone = await get(port, agent).then(
+        () => undefined,
+        (err: Error & { code?: string }) => err,
+      );
+      assert.ok(gone?.code?.startsWith('ERR_TPM'), `a typed TPM error, not ${gone?.stack}`);
+      relay.setFaults([]);
+      assert.equal((await get(port, agent)).status, 200, 'the TPM back: the next request works');
       agent.destroy();
     } finally {
       await relayed.close();

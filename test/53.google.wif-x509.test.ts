@@ -11,9 +11,13 @@ import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 
-import { TpmIdentityPoolClient } from '../lib/google/index.js';
+import { TpmAuthClient, TpmIdentityPoolClient } from '../lib/google/index.js';
+import { mtlsEndpoint } from '../lib/google/mtls-endpoint.js';
 import {
   federatedAccessToken,
   generatedIdToken,
@@ -21,7 +25,7 @@ import {
   readWifConfiguration,
   wifClient,
 } from '../lib/google/wif-client.js';
-import type { Tpm, TpmKey } from '../lib/index.js';
+import { TpmSigner, type Tpm, type TpmKey } from '../lib/index.js';
 import { startMetadataServer } from '../lib/metadata/index.js';
 import { assertFails, cli, spawnCli } from './helpers/cli.js';
 import { overlayEnv } from './helpers/env.js';
@@ -302,5 +306,105 @@ describe('53 X.509 Workload Identity Federation with the TPM key', () => {
     });
     // The next request, with the right certificate, works.
     assert.ok(sts.issued.has((await useCertificate(device.file)).token));
+  });
+
+  describe('Google APIs over mutual TLS (certificate-based access)', () => {
+    /** A stand-in for an mTLS endpoint: the token endpoint and an API, each answering only a verified client. */
+    async function mtlsGoogle() {
+      const seen: { path: string; fingerprint: string; socket: unknown }[] = [];
+      const server = createHttpsServer(
+        { key: stsTls.key, cert: stsTls.cert, ca: readFileSync(ca.root, 'utf8'), requestCert: true },
+        (req, res) => {
+          const socket = req.socket as TLSSocket;
+          seen.push({ path: req.url!, fingerprint: socket.getPeerCertificate().fingerprint256, socket });
+          res.setHeader('content-type', 'application/json');
+          if (req.url === '/token') res.end(JSON.stringify({ access_token: 'ya29.mtls', expires_in: 3600 }));
+          else res.end(JSON.stringify({ items: [{ name: 'b1' }], auth: req.headers.authorization }));
+        },
+      );
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const close = () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      return { origin, seen, close };
+    }
+    const certificate = () => readFileSync(device.file, 'utf8') + readFileSync(ca.intermediate, 'utf8');
+
+    it("a service's mTLS endpoint is SERVICE.mtls.UNIVERSE", () => {
+      assert.equal(
+        mtlsEndpoint('https://storage.googleapis.com/storage/v1/b?x=1', 'googleapis.com'),
+        'https://storage.mtls.googleapis.com/storage/v1/b?x=1',
+      );
+      assert.equal(
+        mtlsEndpoint('https://oauth2.example.net/token', 'example.net'),
+        'https://oauth2.mtls.example.net/token',
+      );
+      for (const unchanged of [
+        'https://storage.mtls.googleapis.com/b',
+        'https://storage.googleapis.com:8443/b',
+        'https://example.com/b',
+        'http://storage.googleapis.com/b',
+      ]) {
+        assert.equal(mtlsEndpoint(unchanged, 'googleapis.com'), unchanged);
+      }
+    });
+
+    it('TpmAuthClient: the exchange and the API request present the TPM key, on one connection', async () => {
+      const google = await mtlsGoogle();
+      const client = new TpmAuthClient({
+        signer: TpmSigner.fromKey(device.key),
+        email: EMAIL,
+        mode: 'oauth2',
+        tokenUrl: `${google.origin}/token`,
+        mtls: { certificate: certificate(), ca: stsTls.cert },
+      });
+      try {
+        const response = await client.request<{ items: { name: string }[]; auth: string }>({
+          url: `${google.origin}/storage/v1/b`,
+        });
+        assert.deepEqual(
+          response.data.items.map((b) => b.name),
+          ['b1'],
+        );
+        assert.equal(response.data.auth, 'Bearer ya29.mtls');
+        const fingerprint = new X509Certificate(readFileSync(device.file)).fingerprint256;
+        assert.deepEqual(
+          google.seen.map((s) => [s.path, s.fingerprint]),
+          [
+            ['/token', fingerprint],
+            ['/storage/v1/b', fingerprint],
+          ],
+        );
+        assert.equal(new Set(google.seen.map((s) => s.socket)).size, 1, 'one handshake, one TPM signature');
+      } finally {
+        await client.close();
+        await google.close();
+      }
+    });
+
+    it('the metadata server exchanges over mutual TLS with --mtls-cert (mtls)', async () => {
+      const google = await mtlsGoogle();
+      const server = await startMetadataServer({
+        signer: TpmSigner.fromKey(device.key),
+        email: EMAIL,
+        tokenUrl: `${google.origin}/token`,
+        mtls: { certificate: certificate(), ca: stsTls.cert },
+        host: '127.0.0.1',
+        port: 0,
+      });
+      try {
+        const answer = await fetch(`${server.url}/computeMetadata/v1/instance/service-accounts/default/token`, {
+          headers: { 'Metadata-Flavor': 'Google' },
+        });
+        assert.equal(((await answer.json()) as { access_token: string }).access_token, 'ya29.mtls');
+        assert.equal(google.seen.at(-1)!.fingerprint, new X509Certificate(readFileSync(device.file)).fingerprint256);
+      } finally {
+        await server.close();
+        await google.close();
+      }
+    });
   });
 });

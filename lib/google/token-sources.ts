@@ -10,13 +10,16 @@
  *   for Cloud Run, IAP and other services that verify one.
  * Tokens are kept in a TokenCache (lib/jwt/token-cache.ts): its rules are theirs.
  */
+import type { Agent } from 'node:https';
+
 import type { Signer } from '../crypt/signer.js';
-import { invalidArgument, messageWithCauses, TpmJwtError } from '../errors.js';
+import { invalidArgument, messageWithCauses, ownError, TpmJwtError } from '../errors.js';
 import { decode } from '../jwt/decode.js';
 import { mintToken } from '../jwt/encode.js';
 import { DEFAULT_LIFETIME_SECONDS } from '../jwt/signing-credentials.js';
 import { TokenCache, type ExpiringToken } from '../jwt/token-cache.js';
 import { rememberLast } from '../remember-last.js';
+import { mtlsEndpoint } from './mtls-endpoint.js';
 
 /** The ways TpmAuthClient and the CLI turn a TPM key into a Bearer token. */
 export const MODES = Object.freeze(['jwt-access', 'oauth2', 'id-token'] as const);
@@ -65,10 +68,15 @@ interface TokenSourceOptions {
   universeDomain?: string;
   /** The client library's service host: google-gax sets it after the client is made. */
   servicePath?: () => string | undefined;
+  /**
+   * oauth2 and id-token: the agent (mtls.ts) that takes the exchange to the token
+   * endpoint's mTLS host; the assertion's audience stays the token URL.
+   */
+  mtlsAgent?: () => Promise<Agent>;
 }
 
-type Context = Required<Omit<TokenSourceOptions, 'scopes' | 'audience' | 'targetAudience'>> &
-  Pick<TokenSourceOptions, 'scopes' | 'audience' | 'targetAudience'>;
+type Optional = 'scopes' | 'audience' | 'targetAudience' | 'mtlsAgent';
+type Context = Required<Omit<TokenSourceOptions, Optional>> & Pick<TokenSourceOptions, Optional>;
 
 export function defaultTokenUrl(universeDomain: string): string {
   return `https://oauth2.${universeDomain}/token`;
@@ -208,7 +216,7 @@ async function exchangeToken(context: Context): Promise<ExpiringToken> {
     additionalClaims: grant.claims(context),
     tokenLifetime: ASSERTION_LIFETIME_SECONDS,
   });
-  const answer = await exchangeAssertion(tokenUrl, assertion, tokenTimeoutMs);
+  const answer = await exchangeAssertion(tokenUrl, assertion, tokenTimeoutMs, context);
   const token = answer[grant.field];
   if (typeof token !== 'string' || token === '') throw exchangeFailure(tokenUrl, `the answer has no ${grant.field}`);
   return { token, expiry: await grant.expiry(context, token, answer) };
@@ -220,47 +228,52 @@ function exchangeFailure(tokenUrl: string, message: string, cause?: unknown): Tp
 }
 
 /**
- * POSTs the assertion and returns the endpoint's JSON. Throws ERR_TOKEN_EXCHANGE with
- * the server's own error text for an error status, on timeout and for a body that is
- * not a JSON object.
+ * POSTs the assertion (through the mTLS agent to the endpoint's mTLS host when there is
+ * one) and returns the endpoint's JSON. Throws ERR_TOKEN_EXCHANGE with the server's own
+ * error text for an error status, on timeout and for a body that is not a JSON object.
  */
 async function exchangeAssertion(
   tokenUrl: string,
   assertion: string,
   timeoutMs: number,
+  context: Pick<Context, 'mtlsAgent' | 'universeDomain'>,
 ): Promise<Record<string, unknown>> {
-  let response: Response;
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  const body = new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion }).toString();
+  let status: number;
   let text: string;
   try {
-    response = await fetch(tokenUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion }).toString(),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    text = await response.text();
+    if (context.mtlsAgent) {
+      const url = new URL(mtlsEndpoint(tokenUrl, context.universeDomain));
+      const { post } = await import('../post.js');
+      ({ status, text } = await post(url, body, { headers, agent: await context.mtlsAgent(), timeoutMs }));
+    } else {
+      const response = await fetch(tokenUrl, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs) });
+      ({ status } = response);
+      text = await response.text();
+    }
   } catch (err) {
     const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : messageWithCauses(err);
-    throw exchangeFailure(tokenUrl, reason, err);
+    throw ownError(err) ?? exchangeFailure(tokenUrl, reason, err);
   }
-  let body: unknown;
+  let answer: unknown;
   try {
-    body = JSON.parse(text);
+    answer = JSON.parse(text);
   } catch {
-    body = undefined;
+    answer = undefined;
   }
-  if (!response.ok) {
-    const error = body as { error?: unknown; error_description?: unknown } | undefined;
+  if (status < 200 || status > 299) {
+    const error = answer as { error?: unknown; error_description?: unknown } | undefined;
     const detail =
       typeof error?.error === 'string'
         ? [error.error, error.error_description].filter((x) => typeof x === 'string').join(': ')
         : text.slice(0, 200);
-    throw exchangeFailure(tokenUrl, `HTTP ${response.status}${detail ? ` ${detail}` : ''}`);
+    throw exchangeFailure(tokenUrl, `HTTP ${status}${detail ? ` ${detail}` : ''}`);
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw exchangeFailure(tokenUrl, `answered ${response.status} without a JSON object`);
+  if (answer === null || typeof answer !== 'object' || Array.isArray(answer)) {
+    throw exchangeFailure(tokenUrl, `answered ${status} without a JSON object`);
   }
-  return body as Record<string, unknown>;
+  return answer as Record<string, unknown>;
 }
 
 /** When an ID token expires (Google sends no expires_in with one): its exp; undefined when it has none. */

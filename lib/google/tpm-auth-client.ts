@@ -4,6 +4,8 @@
  * signer's lifetime, headers any google-auth-library major reads, IAM signBlob answered
  * in the TPM (storage.ts), and the AuthClient methods the client libraries call.
  */
+import type { Agent } from 'node:https';
+
 import { AuthClient } from 'google-auth-library';
 
 import type { Signer } from '../crypt/signer.js';
@@ -12,6 +14,8 @@ import { openServiceAccountFile } from '../crypt/service-account.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { checkAudienceOrScope } from '../jwt/encode.js';
 import type { ExpiringToken } from '../jwt/token-cache.js';
+import { mtlsAgent, type MtlsOptions } from './mtls.js';
+import { mtlsEndpoint } from './mtls-endpoint.js';
 import { signBlob, signBlobPayload } from './storage.js';
 import { defaultTokenUrl, makeTokenSource, type TokenSource, type TpmAuthMode } from './token-sources.js';
 
@@ -41,6 +45,12 @@ export interface TpmAuthClientOptions {
   tokenLifetime?: number;
   /** How long to wait for the token endpoint, ms (default 30000). */
   tokenTimeoutMs?: number;
+  /**
+   * Certificate-based access: request() goes to each service's mTLS endpoint
+   * (SERVICE.mtls.googleapis.com), and oauth2/id-token exchanges to the token endpoint's,
+   * over mutual TLS presenting this certificate for the TPM key (mtls.ts).
+   */
+  mtls?: MtlsOptions;
 }
 
 // gaxios's own types, taken through AuthClient so they are the very ones
@@ -85,6 +95,7 @@ export class TpmAuthClient extends AuthClient {
   /** Whether close() should close the signer: the client opened it (keyRef, a file). */
   #ownsSigner: boolean;
   #closing: Promise<void> | undefined;
+  #mtlsAgent: Promise<Agent> | undefined;
 
   /** Opens nothing yet; throws ERR_INVALID_ARGUMENT for missing or conflicting options. */
   constructor(options: TpmAuthClientOptions) {
@@ -118,6 +129,7 @@ export class TpmAuthClient extends AuthClient {
       universeDomain: this.universeDomain,
       signer: () => this.#getSigner(),
       servicePath: () => this.defaultServicePath,
+      ...(options.mtls !== undefined && { mtlsAgent: () => this.#getMtlsAgent() }),
     });
   }
 
@@ -190,7 +202,12 @@ export class TpmAuthClient extends AuthClient {
     if (payload) return this.#answerSignBlob(options, payload) as ReturnType<typeof this.transporter.request<T>>;
     const headers = new Headers(options.headers as ConstructorParameters<typeof Headers>[0]);
     (await this.getRequestHeaders(options.url)).forEach((value, name) => headers.set(name, value));
-    const response = await this.transporter.request<T>({ ...options, headers });
+    // The token's audience is the service's own URL; the request goes to its mTLS endpoint.
+    const mtls =
+      this.#options.mtls && options.url !== undefined
+        ? { url: mtlsEndpoint(options.url, this.universeDomain), agent: await this.#getMtlsAgent() }
+        : {};
+    const response = await this.transporter.request<T>({ ...options, headers, ...mtls });
     // Storage 7's resumable uploads read response headers as plain properties.
     exposeHeaders(response.headers as unknown as Headers);
     return response;
@@ -220,10 +237,24 @@ export class TpmAuthClient extends AuthClient {
   }
 
   async #closeSigner(): Promise<void> {
+    (await this.#mtlsAgent?.catch(() => undefined))?.destroy();
     if (!this.#ownsSigner || !this.#signer) return;
     // An open that failed left nothing to close.
     const signer = await this.#signer.catch(() => undefined);
     await signer?.close?.();
+  }
+
+  /** The one agent of this client's mTLS connections, made on first use. */
+  #getMtlsAgent(): Promise<Agent> {
+    if (!this.#mtlsAgent) {
+      const made = this.#getSigner().then((signer) => mtlsAgent(signer, this.#options.mtls!));
+      // A failure (the signer could not open) is tried again next time.
+      made.catch(() => {
+        if (this.#mtlsAgent === made) this.#mtlsAgent = undefined;
+      });
+      this.#mtlsAgent = made;
+    }
+    return this.#mtlsAgent;
   }
 
   #getSigner(): Promise<Signer> {

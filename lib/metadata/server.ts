@@ -12,6 +12,7 @@ import { connect, type AddressInfo } from 'node:net';
 
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
+import type { MtlsOptions } from '../google/mtls.js';
 import { CLOUD_PLATFORM_SCOPE, DEFAULT_UNIVERSE_DOMAIN } from '../google/token-sources.js';
 import { isLoopback } from '../loopback.js';
 import { allowedHosts } from './guard.js';
@@ -31,6 +32,8 @@ export type MetadataTokenOptions =
       email: string;
       /** oauth2's token endpoint; default Google's. */
       tokenUrl?: string;
+      /** Certificate-based access: the exchanges at the token endpoint's mTLS host, with the key's certificate. */
+      mtls?: MtlsOptions;
     }
   | {
       mode: 'wif';
@@ -183,7 +186,7 @@ async function openTokens(
     }
     return { tokens, email, beforeMint: options.beforeMint ?? policyGate(tokens.identity.signer) };
   }
-  const { signer, email, tokenUrl, mode = 'oauth2' } = options;
+  const { signer, email, tokenUrl, mode = 'oauth2', mtls } = options;
   if (mode !== 'oauth2' && mode !== 'jwt-access') throw invalidArgument('mode must be oauth2, jwt-access or wif');
   const tokens = signerTokens({
     signer,
@@ -193,6 +196,7 @@ async function openTokens(
     newKeys,
     ...(tokenUrl !== undefined && { tokenUrl }),
     ...(universeDomain !== undefined && { universeDomain }),
+    ...(mtls !== undefined && { mtls }),
   });
   return { tokens, email, beforeMint: options.beforeMint ?? policyGate(signer) };
 }

@@ -5,7 +5,10 @@
  * clients choose the keys, the default scope set pinned so that no client can make
  * the common request sign again, and new keys taken on at the pace of a NewKeyRate.
  */
+import type { Agent } from 'node:https';
+
 import type { Signer } from '../crypt/signer.js';
+import { mtlsAgent, type MtlsOptions } from '../google/mtls.js';
 import { newToken } from '../google/token-sources.js';
 import { TokenCache, type ExpiringToken } from '../jwt/token-cache.js';
 import { tokenAtRate, type NewKeyRate } from './new-key-rate.js';
@@ -51,6 +54,8 @@ interface SignerTokensOptions {
   newKeys?: NewKeyRate;
   tokenUrl?: string;
   universeDomain?: string;
+  /** The exchanges (oauth2 tokens, ID tokens) over mutual TLS with this certificate for the key. */
+  mtls?: MtlsOptions;
 }
 
 /**
@@ -58,12 +63,15 @@ interface SignerTokensOptions {
  * always from the JWT-bearer exchange (only Google's signature makes one a service accepts).
  */
 export function signerTokens(options: SignerTokensOptions): MetadataTokens {
-  const { signer, email, mode, tokenUrl, universeDomain, newKeys } = options;
+  const { signer, email, mode, tokenUrl, universeDomain, newKeys, mtls } = options;
+  // One agent for every exchange: its kept-alive connection signs once.
+  let agent: Agent | undefined;
   const common = {
     signer: async () => signer,
     email,
     ...(tokenUrl !== undefined && { tokenUrl }),
     ...(universeDomain !== undefined && { universeDomain }),
+    ...(mtls !== undefined && { mtlsAgent: async () => (agent ??= mtlsAgent(signer, mtls)) }),
   };
   const access = new TokenCache((key: string) => newToken({ ...common, mode, scopes: keyScopes(key) }), {
     maxSize: KEPT_KEYS,
@@ -79,6 +87,6 @@ export function signerTokens(options: SignerTokensOptions): MetadataTokens {
     keptAccessToken: (scopes) => access.peek(scopeKey(scopes)),
     idTokens: true,
     idToken: async (audience) => tokenAtRate(identity, audience, newKeys),
-    close: async () => {},
+    close: async () => agent?.destroy(),
   };
 }

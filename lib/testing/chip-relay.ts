@@ -269,7 +269,8 @@ export async function startChipRelay(options: ChipRelayOptions): Promise<ChipRel
       }
       const done = Math.max(start, busyUntil) + tpmMs;
       busyUntil = done;
-      if (done > now()) await sleep(done - now());
+      // A timer may fire a millisecond early by this clock: wait until the chip is done.
+      while (done > now()) await sleep(done - now());
       if (client.destroyed) return;
       const rc = response.readUInt32BE(6);
       if (fault?.drop === 'mid-response') {

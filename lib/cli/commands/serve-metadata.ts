@@ -6,6 +6,7 @@ import { startMetadataServer, type MetadataServerOptions } from '../../metadata/
 import { flagValue, optional, required, UsageError, type Values } from '../args.js';
 import { bufferedLines } from '../buffered-lines.js';
 import { untilSignalled, type Command } from '../command.js';
+import { readTextInput } from '../input-file.js';
 import { openSigner, SIGNER_OPTIONS } from '../signer-source.js';
 
 const MODES = ['oauth2', 'jwt-access', 'wif'] as const;
@@ -13,7 +14,7 @@ const MODES = ['oauth2', 'jwt-access', 'wif'] as const;
 export const serveMetadata: Command = {
   usage: `tpm-jwt serve-metadata (--credentials F | --key KEYREF --email EMAIL [--auth-env VAR] [--pcrs sha256:0,7])
          [--kid KID] [--listen 127.0.0.1:8080 [--allow-remote] | --socket PATH [--socket-mode 0600]]
-         [--mode oauth2|jwt-access|wif] [--token-url URL] [--scope S ...]
+         [--mode oauth2|jwt-access|wif] [--token-url URL] [--mtls-cert F] [--scope S ...]
          [--project-id P] [--numeric-project-id N] [--instance-id N] [--zone Z] [--universe-domain D]
          [--ready-fd N]
 
@@ -25,7 +26,9 @@ an access token; jwt-access serves a self-signed JWT with a scope claim; wif tak
 --credentials as the credential configuration wif-config wrote (no service-account
 key at all). Self-signed tokens carry kid --kid, else the descriptor's private_key_id,
 else the key's RFC 7638 thumbprint (as pubkey --format jwks names it; a key uploaded to
-Google has Google's key id: pass that). One JSON line per request on stderr; SIGTERM
+Google has Google's key id: pass that). --mtls-cert (the key's certificate, then its
+chain) sends the token exchanges to the endpoint's mTLS host over mutual TLS with the
+TPM key, for certificate-based access. One JSON line per request on stderr; SIGTERM
 or SIGINT drains and exits 0.
 
 It listens on loopback only: --listen on any other address (0.0.0.0, a LAN
@@ -42,6 +45,7 @@ while those already served are never limited.
     ...SIGNER_OPTIONS,
     mode: { type: 'string' },
     'token-url': { type: 'string' },
+    'mtls-cert': { type: 'string' },
     listen: { type: 'string' },
     'allow-remote': { type: 'boolean' },
     socket: { type: 'string' },
@@ -80,7 +84,9 @@ while those already served are never limited.
     let release = async () => {};
     if (mode === 'wif') {
       // The configuration's command names the key and how it signs.
-      const ignored = ['key', 'kid', 'auth-env', 'pcrs', 'token-url'].find((flag) => values[flag] !== undefined);
+      const ignored = ['key', 'kid', 'auth-env', 'pcrs', 'token-url', 'mtls-cert'].find(
+        (flag) => values[flag] !== undefined,
+      );
       if (ignored !== undefined)
         throw new UsageError(`--${ignored} does not go with --mode wif: the configuration says`);
       const email = optional(values, 'email');
@@ -92,6 +98,8 @@ while those already served are never limited.
         ...(projectId !== undefined && { projectId }),
       };
     } else {
+      const mtlsCert = optional(values, 'mtls-cert');
+      const certificate = mtlsCert === undefined ? undefined : await readTextInput(mtlsCert);
       const { signer, email, info } = await openSigner(values, io, { defaultKid: true });
       release = async () => await signer.close?.();
       const tokenUrl = optional(values, 'token-url');
@@ -103,6 +111,7 @@ while those already served are never limited.
         signer,
         email,
         ...(tokenUrl !== undefined && { tokenUrl }),
+        ...(certificate !== undefined && { mtls: { certificate } }),
         ...(project !== undefined && { projectId: project }),
         ...(universeDomain !== undefined && { universeDomain }),
       };
