@@ -16,6 +16,7 @@ import { Tpm } from '../lib/index.js';
 import { startSoftwareTpm, type SoftwareTpm } from '../lib/testing/index.js';
 import { buildRawSign, ES256_HANDLE, HERE, RS256_HANDLE, type Bench, type Group, type Row } from './common.js';
 import { chipFigures } from './chip.js';
+import { enrollFigures } from './enroll.js';
 import { memoryFigures } from './memory.js';
 import { metadataFigures } from './metadata.js';
 import { sharingFigures } from './sharing.js';
@@ -31,6 +32,7 @@ const GROUPS: Record<string, Group> = {
   metadata: metadataFigures,
   startup: startupFigures,
   chip: chipFigures,
+  enroll: enrollFigures,
   memory: memoryFigures,
 };
 

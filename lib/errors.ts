@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   ...JOSE_ERROR_CODES,
   'ERR_TOKEN_EXCHANGE',
   'ERR_TLS',
+  'ERR_ENROLLMENT_REFUSED',
 ] as const;
 
 /** Stable error codes (docs/errors.md); jose's names where jose has the same failure. */

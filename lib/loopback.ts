@@ -20,3 +20,8 @@ export function isLoopback(host: string): boolean {
   if (isIPv4(host)) return LOOPBACK.check(host, 'ipv4');
   return isIPv6(host) && LOOPBACK.check(host, 'ipv6');
 }
+
+/** An https URL, or an http one to this machine: where a client may send what must not cross a network in clear. */
+export function isHttpsOrLoopback(url: URL): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname.replace(/^\[|\]$/g, '')));
+}

@@ -3,7 +3,7 @@
  *
  * Node 20 spends about half a millisecond per ES module it loads, so a tree of small
  * modules costs a short-lived process more than its own work does:
- * - the package entries (tpm-jwt, /google, /metadata, /aws, /azure, /vault, /tls, /testing)
+ * - the package entries (tpm-jwt, /google, /metadata, /aws, /azure, /vault, /enroll, /tls, /testing)
  *   are ES modules split into shared chunks, each loaded when first imported, as tsc's
  *   tree was;
  * - the command line is one CommonJS file: required synchronously, its commands still
@@ -40,6 +40,7 @@ await Promise.all([
       'aws/index': 'lib/aws/index.ts',
       'azure/index': 'lib/azure/index.ts',
       'vault/index': 'lib/vault/index.ts',
+      'enroll/index': 'lib/enroll/index.ts',
       'tls/index': 'lib/tls/index.ts',
       'testing/index': 'lib/testing/index.ts',
     },

@@ -26,7 +26,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['tpm'],
   ['attest', 'crypt', 'tls'], // attestation (device side on lib/tpm, verifier on lib/wire); signers
   ['jwt'],
-  ['google', 'aws', 'azure', 'vault'], // one cloud each, beside one another
+  ['google', 'aws', 'azure', 'vault', 'enroll'], // one cloud each, and enrollment, beside one another
   ['metadata'],
   ['testing'], // tpm-jwt/testing: software TPMs for tests, which only the CLI's simulate loads
   ['cli'],
@@ -61,6 +61,7 @@ const TEST_NUMBERS: Readonly<Record<string, readonly [number, number]>> = {
   azure: [56, 56],
   aws: [57, 57],
   vault: [58, 58],
+  enroll: [59, 59],
   metadata: [60, 69],
   testing: [70, 79],
   cli: [80, 89],
@@ -68,6 +69,8 @@ const TEST_NUMBERS: Readonly<Record<string, readonly [number, number]>> = {
 
 /** The attestation verifier's modules: servers run them with neither a TPM nor the addon. */
 const VERIFIER = ['attest/verify.ts', 'attest/challenge.ts'];
+/** The enrollment server's: the same, with a CA (whose TPM key, if any, is the caller's). */
+const ENROLLMENT_SERVER = ['enroll/handler.ts', 'enroll/certificate-authority.ts'];
 
 /** Module paths relative to lib/, POSIX separators. */
 function modules(): string[] {
@@ -180,6 +183,14 @@ describe('02 layers of lib/', () => {
       'the verifier reaches the addon layer',
     );
     assert.ok(reached.includes('wire/tpm-structures.ts'), 'the verifier decodes TPM structures with lib/wire');
+  });
+
+  it("keeps the addon out of the enrollment server's import closure", () => {
+    const reached = [...closure(graph, ENROLLMENT_SERVER)];
+    assert.deepEqual(
+      reached.filter((file) => file === 'native.ts' || file === 'tpm/tpm.ts' || file === 'tpm/key.ts'),
+      [],
+    );
   });
 
   it('numbers the suites in test/ by layer', () => {

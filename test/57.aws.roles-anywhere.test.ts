@@ -5,7 +5,6 @@
  * the AWS SDK's own credential_process provider running tpm-jwt aws-credentials.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -22,7 +21,7 @@ import {
 } from '../lib/aws/index.js';
 import { TpmSigner, type Signer, type Tpm, type TpmKey } from '../lib/index.js';
 import { cliBin } from '../lib/package.js';
-import { assertFails, cli } from './helpers/cli.js';
+import { assertFails, cli, startCliServer } from './helpers/cli.js';
 import { overlayEnv } from './helpers/env.js';
 import { startFakeRolesAnywhere, type FakeRolesAnywhere } from './helpers/fake-roles-anywhere.js';
 import { useSwtpm } from './helpers/swtpm.js';
@@ -272,30 +271,15 @@ describe('57 AWS: IAM Roles Anywhere with the TPM key', () => {
     });
 
     it('tpm-jwt serve-aws-metadata prints the endpoint to export and serves until signalled', async () => {
-      const child = spawn(
-        process.execPath,
-        [
-          cliBin(),
-          'serve-aws-metadata',
-          ...['--key', '0x81005701', '--certificate', issued.ES256.file, '--chain', files.intermediate],
-          ...['--trust-anchor-arn', ANCHOR, '--profile-arn', PROFILE, '--role-arn', ROLE],
-          ...['--endpoint', aws.endpoint, '--ca-cert', files.ca, '--listen', '127.0.0.1:0', '--tcti', swtpm.tcti],
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      const server = await startCliServer([
+        'serve-aws-metadata',
+        ...['--key', '0x81005701', '--certificate', issued.ES256.file, '--chain', files.intermediate],
+        ...['--trust-anchor-arn', ANCHOR, '--profile-arn', PROFILE, '--role-arn', ROLE],
+        ...['--endpoint', aws.endpoint, '--ca-cert', files.ca, '--listen', '127.0.0.1:0', '--tcti', swtpm.tcti],
+      ]);
       try {
-        const line = await new Promise<string>((resolve, reject) => {
-          let out = '';
-          let err = '';
-          child.stdout.on('data', (chunk: Buffer) => {
-            out += chunk.toString();
-            if (out.includes('\n')) resolve(out.trim());
-          });
-          child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-          child.once('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
-        });
-        const match = /^export AWS_EC2_METADATA_SERVICE_ENDPOINT=(http:\/\/127\.0\.0\.1:\d+)$/.exec(line);
-        assert.ok(match, line);
+        const match = /^export AWS_EC2_METADATA_SERVICE_ENDPOINT=(http:\/\/127\.0\.0\.1:\d+)$/.exec(server.line);
+        assert.ok(match, server.line);
         const restore = overlayEnv({ AWS_EC2_METADATA_SERVICE_ENDPOINT: match[1]! });
         try {
           assert.equal((await fromInstanceMetadata()()).accessKeyId, aws.sessions.at(-1)!.accessKeyId);
@@ -303,9 +287,7 @@ describe('57 AWS: IAM Roles Anywhere with the TPM key', () => {
           restore();
         }
       } finally {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        assert.equal(await exited, 0);
+        assert.equal(await server.stop(), 0);
       }
     });
   });

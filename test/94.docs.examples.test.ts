@@ -70,6 +70,19 @@ interface Given {
   setUp?(dir: string, tcti: string): Promise<Record<string, string> | void>;
 }
 
+/** A device with EK certificates and a key at 0x81008001, and its vendor's root and intermediate as files. */
+const ATTESTING_DEVICE: Given = {
+  tpm: true,
+  async setUp(dir, tcti) {
+    const tpm = await Tpm.open({ tcti });
+    await tpm.createKey({ alg: 'ES256', persist: 0x81008001 });
+    await tpm.close();
+    const ca = simulated!.ca!;
+    writeFileSync(path.join(dir, 'tpm-vendor-roots.pem'), ca.root);
+    writeFileSync(path.join(dir, 'vendor-intermediate.pem'), ca.intermediate);
+  },
+};
+
 const GIVEN: Record<string, Given> = {
   'README.md': {},
   'docs/testing.md': {
@@ -81,17 +94,8 @@ const GIVEN: Record<string, Given> = {
       );
     },
   },
-  'docs/attestation.md': {
-    tpm: true,
-    async setUp(dir, tcti) {
-      const tpm = await Tpm.open({ tcti });
-      await tpm.createKey({ alg: 'ES256', persist: 0x81008001 });
-      await tpm.close();
-      const ca = simulated!.ca!;
-      writeFileSync(path.join(dir, 'tpm-vendor-roots.pem'), ca.root);
-      writeFileSync(path.join(dir, 'vendor-intermediate.pem'), ca.intermediate);
-    },
-  },
+  'docs/attestation.md': ATTESTING_DEVICE,
+  'docs/enrollment.md': ATTESTING_DEVICE,
   'docs/google.md': {
     tpm: true,
     async setUp(dir) {

@@ -52,8 +52,25 @@ function checkCertificateCount(doc: AttestationDocument): void {
   }
 }
 
+/**
+ * Frozen documents decoded, by the object given: a server that verifies a document,
+ * makes its challenge and reads its EK certificates freezes it and decodes it (parses
+ * its certificates) once. A document that can still change is decoded every time.
+ */
+const decoded = new WeakMap<object, ReadAttestation>();
+
 /** The document (JSON text or object) decoded; a malformed one is ERR_INVALID_ARGUMENT. */
 export function readAttestation(value: unknown): ReadAttestation {
+  if (typeof value !== 'object' || value === null || !Object.isFrozen(value)) return decode(value);
+  let read = decoded.get(value);
+  if (read === undefined) {
+    read = decode(value);
+    decoded.set(value, read);
+  }
+  return read;
+}
+
+function decode(value: unknown): ReadAttestation {
   const doc = readDocument<AttestationDocument>(value, ATTESTATION_FORMAT, 'tpm-jwt attestation');
   if (typeof doc.kid !== 'string') throw invalidArgument('kid must be a string');
   if (doc.email !== undefined && typeof doc.email !== 'string') throw invalidArgument('email must be a string');

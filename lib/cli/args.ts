@@ -105,3 +105,12 @@ export function authFromEnv(values: Values, env: NodeJS.ProcessEnv): string | un
   if (value === undefined) throw new UsageError(`--auth-env ${name}: the variable is not set`);
   return value;
 }
+
+/** --listen HOST:PORT (an IPv6 host in brackets), or `fallback` when not given. UsageError when malformed. */
+export function listenAddress(values: Values, fallback: string): { host: string; port: number } {
+  const listen = optional(values, 'listen') ?? fallback;
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(listen);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new UsageError(`--listen ${listen}: expected HOST:PORT, as ${fallback}`);
+  return { host: (match[1] ?? match[2])!, port };
+}

@@ -24,9 +24,12 @@ export async function refuseExisting(files: readonly string[], force: boolean): 
   }
 }
 
-/** Writes `text` to `file` (atomic, mode 0600); an existing file is ERR_INVALID_ARGUMENT unless `force`. */
-export async function writeOutput(file: string, text: string, force: boolean): Promise<void> {
+/**
+ * Writes `text` to `file` (atomic, mode 0600, or `mode` for what is not secret); an
+ * existing file is ERR_INVALID_ARGUMENT unless `force`.
+ */
+export async function writeOutput(file: string, text: string, force: boolean, mode?: number): Promise<void> {
   await refuseExisting([file], force);
   // writeFileAtomic checks again, atomically: a file made since is refused too.
-  await writeFileAtomic(file, text, { force });
+  await writeFileAtomic(file, text, { force, ...(mode !== undefined && { mode }) });
 }

@@ -1,21 +1,32 @@
 /**
- * A self-signed X.509 certificate whose signature the TPM makes: what
- * `gcloud iam service-accounts keys upload` takes to register a TPM key.
+ * X.509 certificates whose signature a key makes (in the TPM, for a TPM key): the
+ * self-signed one `gcloud iam service-accounts keys upload` takes to register a TPM key,
+ * and the end-entity certificates an enrollment server's CA issues.
  * The structures come from @peculiar/asn1-x509; only the signature is ours.
  */
 import { createHash, randomBytes } from 'node:crypto';
 
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
+  AuthorityKeyIdentifier,
   BasicConstraints,
   Certificate,
+  ExtendedKeyUsage,
   Extensions,
+  GeneralName,
+  id_ce_authorityKeyIdentifier,
   id_ce_basicConstraints,
+  id_ce_extKeyUsage,
   id_ce_keyUsage,
+  id_ce_subjectAltName,
   id_ce_subjectKeyIdentifier,
+  KeyIdentifier,
   KeyUsage,
   KeyUsageFlags,
+  Name,
+  SubjectAlternativeName,
   SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
   TBSCertificate,
   Validity,
   Version,
@@ -51,6 +62,68 @@ export function serialNumber(): Buffer {
   return serial;
 }
 
+/** The certificate's subject side: its name, public key, and what it may be used for. */
+export interface CertificateSubject {
+  name: Name;
+  publicKeyInfo: SubjectPublicKeyInfo;
+  /** Subject alternative names, as the request asked for them. */
+  altNames?: GeneralName[];
+  /** Extended key usage OIDs (for example id-kp-clientAuth); none when absent. */
+  extendedKeyUsage?: string[];
+}
+
+/** Who signs the certificate: its key, its name, and its key identifier (the AKI). */
+export interface CertificateIssuer {
+  key: X509Key;
+  name: Name;
+  keyIdentifier?: ArrayBuffer;
+}
+
+/**
+ * A PEM end-entity certificate (v3, random serial, not a CA, digitalSignature) for
+ * `subject`, valid from a minute ago until `notAfter`, signed by `issuer.key` (in the
+ * TPM when it is a TPM key).
+ */
+export async function issueCertificate(
+  issuer: CertificateIssuer,
+  subject: CertificateSubject,
+  notAfter: Date,
+): Promise<string> {
+  const algorithm = signatureAlgorithm(issuer.key);
+  const keyId = createHash('sha1').update(new Uint8Array(subject.publicKeyInfo.subjectPublicKey)).digest();
+  const extensions = [
+    extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: false })),
+    extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.digitalSignature)),
+    extension(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(keyId)),
+  ];
+  if (issuer.keyIdentifier !== undefined) {
+    const aki = new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(issuer.keyIdentifier) });
+    extensions.push(extension(id_ce_authorityKeyIdentifier, false, aki));
+  }
+  if (subject.altNames !== undefined && subject.altNames.length > 0) {
+    extensions.push(extension(id_ce_subjectAltName, false, new SubjectAlternativeName(subject.altNames)));
+  }
+  if (subject.extendedKeyUsage !== undefined) {
+    extensions.push(extension(id_ce_extKeyUsage, false, new ExtendedKeyUsage(subject.extendedKeyUsage)));
+  }
+  const tbs = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: new Uint8Array(serialNumber()).buffer,
+    signature: algorithm,
+    issuer: issuer.name,
+    subject: subject.name,
+    validity: new Validity({ notBefore: new Date(Date.now() - 60_000), notAfter }),
+    subjectPublicKeyInfo: subject.publicKeyInfo,
+    extensions: new Extensions(extensions),
+  });
+  const certificate = new Certificate({
+    tbsCertificate: tbs,
+    signatureAlgorithm: algorithm,
+    signatureValue: await x509Signature(issuer.key, new Uint8Array(AsnConvert.serialize(tbs))),
+  });
+  return pem('CERTIFICATE', new Uint8Array(AsnConvert.serialize(certificate)));
+}
+
 /** A PEM certificate for `key`, signed by `key`. Throws ERR_INVALID_ARGUMENT for bad options. */
 export async function selfSignedCertificate(key: X509Key, options: CertificateOptions): Promise<string> {
   if (typeof options?.subject !== 'string' || options.subject === '') {
@@ -58,32 +131,10 @@ export async function selfSignedCertificate(key: X509Key, options: CertificateOp
   }
   const days = options.days ?? 365;
   if (!Number.isInteger(days) || days < 1 || days > 36500) throw invalidArgument('days must be 1 to 36500');
-  const algorithm = signatureAlgorithm(key);
-  const spki = subjectPublicKeyInfo(key);
   const name = commonName(options.subject);
-  const now = Date.now();
-  const tbs = new TBSCertificate({
-    version: Version.v3,
-    serialNumber: new Uint8Array(serialNumber()).buffer,
-    signature: algorithm,
-    issuer: name,
-    subject: name,
-    validity: new Validity({ notBefore: new Date(now - 60_000), notAfter: new Date(now + days * 86_400_000) }),
-    subjectPublicKeyInfo: spki,
-    extensions: new Extensions([
-      extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: false })),
-      extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.digitalSignature)),
-      extension(
-        id_ce_subjectKeyIdentifier,
-        false,
-        new SubjectKeyIdentifier(createHash('sha1').update(new Uint8Array(spki.subjectPublicKey)).digest()),
-      ),
-    ]),
-  });
-  const certificate = new Certificate({
-    tbsCertificate: tbs,
-    signatureAlgorithm: algorithm,
-    signatureValue: await x509Signature(key, new Uint8Array(AsnConvert.serialize(tbs))),
-  });
-  return pem('CERTIFICATE', new Uint8Array(AsnConvert.serialize(certificate)));
+  return issueCertificate(
+    { key, name },
+    { name, publicKeyInfo: subjectPublicKeyInfo(key) },
+    new Date(Date.now() + days * 86_400_000),
+  );
 }

@@ -7,7 +7,7 @@
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { mintToken } from '../jwt/encode.js';
-import { isLoopback } from '../loopback.js';
+import { isHttpsOrLoopback } from '../loopback.js';
 import { post } from '../post.js';
 
 export interface VaultLoginOptions {
@@ -60,7 +60,7 @@ function checked(options: VaultLoginOptions): { url: URL; lifetime: number } {
     throw invalidArgument(`address ${options.address} is not a URL`);
   }
   // The JWT can be replayed until it expires: it goes in the clear only to this machine.
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname.replace(/^\[|\]$/g, '')))) {
+  if (!isHttpsOrLoopback(url)) {
     throw invalidArgument('address must be https (http only on loopback)');
   }
   const lifetime = options.lifetime ?? 300;

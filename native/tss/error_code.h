@@ -32,7 +32,8 @@ namespace tss {
   X(kJwtClaimValidationFailed, "ERR_JWT_CLAIM_VALIDATION_FAILED")             \
   X(kJwksNoMatchingKey, "ERR_JWKS_NO_MATCHING_KEY")                           \
   X(kTokenExchange, "ERR_TOKEN_EXCHANGE")                                     \
-  X(kTls, "ERR_TLS")
+  X(kTls, "ERR_TLS")                                                          \
+  X(kEnrollmentRefused, "ERR_ENROLLMENT_REFUSED")
 
 enum class ErrorCode {
 #define TPM_JWT_ERROR_CODE_ENUMERATOR(name, text) name,

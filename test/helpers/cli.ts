@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import { run } from '../../lib/cli/run.js';
+import { cliBin } from '../../lib/package.js';
 import { overlayEnv } from './env.js';
 
 const MAIN = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
@@ -57,4 +58,38 @@ export function spawnCli(args: string[], env: Record<string, string> = {}, input
 export function assertFails(result: CliResult, exit: number, code: string): void {
   assert.equal(result.code, exit, result.stderr);
   assert.match(result.stderr.split('\n')[0]!, new RegExp(`^error \\[${code}\\]: \\S`));
+}
+
+/** A long-running command (a server) started from the built CLI, until stop(). */
+export interface CliServer {
+  /** The first line it printed on stdout: its URL, or what to export. */
+  readonly line: string;
+  /** SIGTERM, then its exit code (0 when it drained as it should). */
+  stop(): Promise<number | null>;
+}
+
+/** Runs `tpm-jwt ARGS` (dist/, as installed) until it prints its first line. */
+export async function startCliServer(args: string[], env: Record<string, string> = {}): Promise<CliServer> {
+  const child = spawn(process.execPath, [cliBin(), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
+    });
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    void exited.then((code) => reject(new Error(`exited ${code}: ${err}`)));
+  });
+  return {
+    line,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
 }

@@ -1,24 +1,12 @@
 import { parseNonce } from '../../wire/attestation-format.js';
-import { activateCredential, attestKey, chainCertificates, type AttestationKeyOptions } from '../../attest/device.js';
+import { activateCredential, attestKey, chainCertificates } from '../../attest/device.js';
 import { parsePersistentHandle } from '../../tpm/handle.js';
+import { akOptions } from '../ak-flags.js';
 import { authFromEnv, flagValue, optional, required, UsageError, type Values } from '../args.js';
 import { json, tpmOptions, type Command, type Io } from '../command.js';
 import { handleInUse } from '../handle-in-use.js';
 import { readInput, readTextInput } from '../input-file.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
-
-function akOptions(values: Values): AttestationKeyOptions & { akHandle?: number } {
-  const type = optional(values, 'ak-type');
-  if (type !== undefined && type !== 'rsa' && type !== 'ecc') throw new UsageError('--ak-type must be rsa or ecc');
-  const handle = optional(values, 'ak-handle');
-  if (values['replace-ak-handle'] !== undefined && handle === undefined) {
-    throw new UsageError('--replace-ak-handle applies to --ak-handle');
-  }
-  return {
-    ...(type !== undefined && { akType: type }),
-    ...(handle !== undefined && { akHandle: flagValue('ak-handle', handle, parsePersistentHandle) }),
-  };
-}
 
 /**
  * --out and --force, checked before the TPM work: --force replaces an existing --out

@@ -44,6 +44,16 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./azure-assertion.js')).azureAssertion,
   },
   {
+    name: 'enroll',
+    summary: 'enroll a TPM key with an enrollment server: attestation in, device certificate out',
+    load: async () => (await import('./enroll.js')).enrollCommand,
+  },
+  {
+    name: 'serve-enrollment',
+    summary: 'serve enrollment: issue device certificates to keys a TPM attests (stateless, scales out)',
+    load: async () => (await import('./serve-enrollment.js')).serveEnrollment,
+  },
+  {
     name: 'vault-login',
     summary: 'log in to HashiCorp Vault with a JWT signed by a TPM key, print the Vault token',
     load: async () => (await import('./vault-login.js')).vaultLoginCommand,

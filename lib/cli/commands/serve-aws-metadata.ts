@@ -1,7 +1,7 @@
 import { startAwsMetadataServer } from '../../aws/metadata-server.js';
 import { TpmSigner } from '../../crypt/tpm-signer.js';
 import { loadKeyRef } from '../../tpm/key-ref.js';
-import { keyUse, optional, required, UsageError } from '../args.js';
+import { keyUse, listenAddress, required } from '../args.js';
 import { ROLES_ANYWHERE_OPTIONS, ROLES_ANYWHERE_USAGE, rolesAnywhereOptions } from '../aws-flags.js';
 import { untilSignalled, withTpm, type Command } from '../command.js';
 
@@ -19,16 +19,11 @@ instance metadata only. Prints the export line for them; runs until SIGTERM or S
   async run(values, io) {
     const ref = required(values, 'key');
     const options = await rolesAnywhereOptions(values);
-    const listen = optional(values, 'listen') ?? '127.0.0.1:9911';
-    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(listen);
-    if (!match || Number(match[3]) > 65535) throw new UsageError(`--listen ${listen}: expected HOST:PORT`);
+    const address = listenAddress(values, '127.0.0.1:9911');
     const use = keyUse(values, io.env);
     await withTpm(values, async (tpm) => {
       const signer = TpmSigner.fromKey(await loadKeyRef(tpm, ref, use));
-      const server = await startAwsMetadataServer(signer, options, {
-        host: (match[1] ?? match[2])!,
-        port: Number(match[3]),
-      });
+      const server = await startAwsMetadataServer(signer, options, address);
       io.out(`export AWS_EC2_METADATA_SERVICE_ENDPOINT=${server.url}\n`);
       await untilSignalled();
       await server.close();

@@ -3,7 +3,7 @@ import { closeSync, writeSync } from 'node:fs';
 import { invalidArgument, TpmJwtError } from '../../errors.js';
 import { isLoopback } from '../../loopback.js';
 import { startMetadataServer, type MetadataServerOptions } from '../../metadata/server.js';
-import { flagValue, optional, required, UsageError, type Values } from '../args.js';
+import { flagValue, listenAddress, optional, required, UsageError, type Values } from '../args.js';
 import { bufferedLines } from '../buffered-lines.js';
 import { untilSignalled, type Command } from '../command.js';
 import { readTextInput } from '../input-file.js';
@@ -157,11 +157,7 @@ function listenPlace(
     return { socket, ...(mode !== undefined && { socketMode: parseInt(mode, 8) }) };
   }
   if (mode !== undefined) throw new UsageError('--socket-mode goes with --socket');
-  if (listen === undefined) return { host: '127.0.0.1', port: 8080 };
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(listen);
-  const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new UsageError(`--listen ${listen}: expected HOST:PORT, as 127.0.0.1:8080`);
-  const host = (match[1] ?? match[2])!;
+  const { host, port } = listenAddress(values, '127.0.0.1:8080');
   if (!allowRemote && !isLoopback(host)) {
     throw invalidArgument(
       `--listen ${listen} is not loopback: every machine that reaches it would get this account's tokens; ` +

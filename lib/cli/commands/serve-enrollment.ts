@@ -1,0 +1,100 @@
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+
+import { certificateAuthority } from '../../enroll/certificate-authority.js';
+import { createEnrollmentHandler } from '../../enroll/handler.js';
+import { messageWithCauses } from '../../errors.js';
+import { loadKeyRef } from '../../tpm/key-ref.js';
+import { keyUse, listenAddress, optional, required, UsageError } from '../args.js';
+import { untilSignalled, withTpm, type Command } from '../command.js';
+import { readTextInput } from '../input-file.js';
+
+/** Where the sealing key is when no --sealing-key-file names one. */
+const SEALING_KEY_ENV = 'TPM_JWT_ENROLLMENT_SEALING_KEY';
+
+export const serveEnrollment: Command = {
+  usage: `tpm-jwt serve-enrollment --ek-ca roots.pem [--ak-ca R] --ca-cert ca.pem
+               (--ca-key ca.key | --ca-tpm-key KEYREF) [--ca-chain F] [--sealing-key-file F]
+               [--lifetime DAYS] [--listen 127.0.0.1:8443] [--tls-cert F --tls-key F] [--auth-env VAR]
+
+An enrollment server for tpm-jwt enroll, at /v1/enroll: it issues a device certificate
+(client authentication, --lifetime days, default 30) from --ca-cert to a key that a TPM
+under --ek-ca attested, after credential activation (or a platform AK certificate under
+--ak-ca). The CA key is a PEM file (--ca-key) or a TPM key (--ca-tpm-key, with --tcti and
+--auth-env). It keeps no state: the challenge's answer travels sealed in a ticket, with
+the 32-byte key (base64 or hex) in --sealing-key-file or $${SEALING_KEY_ENV}; every replica
+with the same key finishes any enrollment. It serves https with --tls-cert and --tls-key,
+else http for a TLS terminator in front of it (devices send only over https, or to
+loopback). It prints its URL; refusals it does not explain to devices go to stderr.
+SIGTERM or SIGINT stops it.
+
+  tpm-jwt serve-enrollment --ek-ca tpm-vendor-roots.pem --ca-cert issuing.pem --ca-key issuing.key \\
+    --sealing-key-file /etc/tpm-jwt/sealing.key --listen 0.0.0.0:8443 --tls-cert tls.pem --tls-key tls.key`,
+  options: {
+    'ek-ca': { type: 'string' },
+    'ak-ca': { type: 'string' },
+    'ca-cert': { type: 'string' },
+    'ca-key': { type: 'string' },
+    'ca-tpm-key': { type: 'string' },
+    'ca-chain': { type: 'string' },
+    'sealing-key-file': { type: 'string' },
+    lifetime: { type: 'string' },
+    listen: { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'auth-env': { type: 'string' },
+  },
+  async run(values, io) {
+    const text = async (flag: string, what: string) => {
+      const file = optional(values, flag);
+      return file === undefined ? undefined : readTextInput(file, { what });
+    };
+    const address = listenAddress(values, '127.0.0.1:8443');
+    const fileKey = optional(values, 'ca-key');
+    const tpmKey = optional(values, 'ca-tpm-key');
+    if ((fileKey === undefined) === (tpmKey === undefined)) throw new UsageError('give --ca-key or --ca-tpm-key');
+    const tls = { cert: await text('tls-cert', 'TLS certificate'), key: await text('tls-key', 'TLS key') };
+    if ((tls.cert === undefined) !== (tls.key === undefined)) throw new UsageError('give --tls-cert with --tls-key');
+    const sealingKey = (await text('sealing-key-file', 'sealing key')) ?? io.env[SEALING_KEY_ENV];
+    if (!sealingKey) throw new UsageError(`give --sealing-key-file or set ${SEALING_KEY_ENV}`);
+    const lifetime = optional(values, 'lifetime') ?? '30';
+    if (!/^[1-9][0-9]{0,4}$/.test(lifetime)) throw new UsageError('--lifetime is whole days, 1 to 99999');
+    const akRoots = await text('ak-ca', 'AK roots');
+    const chain = await text('ca-chain', 'CA chain');
+    const certificate = await readTextInput(required(values, 'ca-cert'), { what: 'CA certificate' });
+    const common = {
+      ekRoots: await readTextInput(required(values, 'ek-ca'), { what: 'EK roots' }),
+      ...(akRoots !== undefined && { akRoots }),
+      sealingKey,
+      lifetimeSeconds: Number(lifetime) * 86_400,
+      onError: (err: unknown) => io.err(`${JSON.stringify({ refused: 'internal', error: messageWithCauses(err) })}\n`),
+    };
+    const serve = async (ca: ReturnType<typeof certificateAuthority>) => {
+      const handler = createEnrollmentHandler({ ...common, ca });
+      const server: Server =
+        tls.cert !== undefined
+          ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler)
+          : createHttpServer(handler);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(address.port, address.host, resolve);
+      });
+      const { port } = server.address() as AddressInfo;
+      const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+      io.out(`${tls.cert !== undefined ? 'https' : 'http'}://${host}:${port}/v1/enroll\n`);
+      await untilSignalled();
+      await new Promise((resolve) => server.close(resolve));
+    };
+    const chainOption = chain !== undefined ? { chain } : {};
+    if (fileKey !== undefined) {
+      const key = await readTextInput(fileKey, { what: 'CA key' });
+      await serve(certificateAuthority({ certificate, key, ...chainOption }));
+    } else {
+      const use = keyUse(values, io.env);
+      await withTpm(values, async (tpm) =>
+        serve(certificateAuthority({ certificate, key: await loadKeyRef(tpm, tpmKey!, use), ...chainOption })),
+      );
+    }
+  },
+};

@@ -1,0 +1,120 @@
+/**
+ * Enrollment, the device's side: attest the TPM key, send the attestation with a
+ * certification request for the key, answer the server's credential-activation
+ * challenge, and receive the key's certificate and chain. Two round trips, one TPM2_Certify
+ * and one TPM2_ActivateCredential.
+ */
+import { X509Certificate, type KeyObject } from 'node:crypto';
+
+import { activateCredential, attestKey } from '../attest/index.js';
+import type { AttestationKeyOptions, AttestationTpmOptions } from '../attest/device.js';
+import { invalidArgument, ownError, TpmJwtError } from '../errors.js';
+import { isHttpsOrLoopback } from '../loopback.js';
+import { post } from '../post.js';
+import { loadKeyRef } from '../tpm/key-ref.js';
+import { usingTpm } from '../tpm/tpm.js';
+import type { ActivationChallenge } from '../wire/attestation-format.js';
+
+export interface EnrollOptions extends AttestationTpmOptions, AttestationKeyOptions {
+  /** The enrollment handler's base URL: https (http only on loopback); attest and activate are below it. */
+  server: string;
+  /** KEYREF of the key to enroll. */
+  key: string;
+  /** The key's auth value. */
+  auth?: string | Uint8Array;
+  /** The certificate's subject, RFC 4514 text (the server's policy may replace it). */
+  subject: string;
+  /** Subject alternative names: `dns:NAME`, `uri:URI`, `ip:ADDRESS`. */
+  subjectAltNames?: readonly string[];
+  /** PEM intermediates of the EK certificates the TPM's NV lacks. */
+  ekChain?: string;
+  /** PEM roots to check the server against instead of the system's. */
+  ca?: string;
+}
+
+export interface Enrollment {
+  /** The key's certificate, PEM. */
+  certificate: string;
+  /** The certificates to send after it (the issuing CA first), PEM. */
+  chain: string;
+}
+
+/** The server's answer to one step; its refusal as ERR_ENROLLMENT_REFUSED with its reason. */
+async function step(base: URL, name: string, body: unknown, ca: string | undefined): Promise<Record<string, unknown>> {
+  const url = new URL(`${base.pathname.replace(/\/$/, '')}/${name}`, base);
+  let answer: { status: number; text: string };
+  try {
+    answer = await post(url, JSON.stringify(body), {
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      ca,
+    });
+  } catch (err) {
+    throw (
+      ownError(err) ?? new TpmJwtError('ERR_ENROLLMENT_REFUSED', `no answer from ${url}: ${(err as Error).message}`)
+    );
+  }
+  let parsed: { error?: { code?: unknown; message?: unknown } } & Record<string, unknown>;
+  try {
+    parsed = JSON.parse(answer.text);
+  } catch {
+    parsed = {};
+  }
+  if (answer.status !== 200) {
+    const message = typeof parsed.error?.message === 'string' ? parsed.error.message : answer.text.slice(0, 300);
+    throw new TpmJwtError('ERR_ENROLLMENT_REFUSED', `${url} answered ${answer.status}: ${message}`);
+  }
+  return parsed;
+}
+
+/**
+ * Enrolls the key: its certificate from the server's CA. Throws ERR_ENROLLMENT_REFUSED
+ * with the server's reason when it refuses; the TPM's errors as the TPM calls throw them.
+ */
+export async function enroll(options: EnrollOptions): Promise<Enrollment> {
+  let base: URL;
+  try {
+    base = new URL(options.server);
+  } catch {
+    throw invalidArgument(`server ${options.server} is not a URL`);
+  }
+  if (!isHttpsOrLoopback(base)) throw invalidArgument('server must be https (http only on loopback)');
+  const { server: _server, subject, subjectAltNames, ca, key, auth, ekChain, akType, akHandle, ...tpm } = options;
+  const ak = { ...(akType !== undefined && { akType }), ...(akHandle !== undefined && { akHandle }) };
+  const { csr, publicKey } = await usingTpm(tpm, async (opened) => {
+    const loaded = await loadKeyRef(opened, key, auth !== undefined ? { auth } : {});
+    const request = await loaded.csr({ subject, ...(subjectAltNames !== undefined && { subjectAltNames }) });
+    return { csr: request, publicKey: loaded.publicKey };
+  });
+  const attestation = await attestKey({
+    ...tpm,
+    ...ak,
+    key,
+    ...(auth !== undefined && { auth }),
+    ...(ekChain !== undefined && { ekChain }),
+  });
+  const first = await step(base, 'attest', { attestation, csr }, ca);
+  if (typeof first['certificate'] === 'string') return certificateOf(first, publicKey);
+  if (typeof first['ticket'] !== 'string' || typeof first['challenge'] !== 'object') {
+    throw new TpmJwtError('ERR_ENROLLMENT_REFUSED', 'the server answered neither a certificate nor a challenge');
+  }
+  const response = await activateCredential(first['challenge'] as ActivationChallenge, { ...tpm, ...ak });
+  const done = await step(base, 'activate', { attestation, csr, ticket: first['ticket'], response }, ca);
+  return certificateOf(done, publicKey);
+}
+
+/** The certificate and chain the server answered, the certificate checked to be for the key. */
+function certificateOf(answer: Record<string, unknown>, key: KeyObject): Enrollment {
+  const { certificate, chain } = answer;
+  if (typeof certificate !== 'string' || typeof chain !== 'string') {
+    throw new TpmJwtError('ERR_ENROLLMENT_REFUSED', 'the server answered without a certificate and chain');
+  }
+  let forKey: boolean;
+  try {
+    forKey = new X509Certificate(certificate).publicKey.equals(key);
+  } catch {
+    forKey = false;
+  }
+  if (!forKey)
+    throw new TpmJwtError('ERR_ENROLLMENT_REFUSED', 'the server answered a certificate that is not for the key');
+  return { certificate, chain };
+}

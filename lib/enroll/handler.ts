@@ -1,0 +1,237 @@
+/**
+ * The enrollment server: a plain `(req, res)` handler for node:http, Express or Cloud Run
+ * that turns a TPM attestation and a certification request into a device certificate.
+ *
+ *   POST .../attest    { attestation, csr }                    -> { challenge, ticket }
+ *   POST .../activate  { attestation, csr, ticket, response }  -> { certificate, chain }
+ *
+ * Before issuing it checks the attestation (every check of verifyAttestation, the AK
+ * bound by credential activation or a platform AK certificate), the activation answer,
+ * that the request's signature verifies and its key is the attested key, and the policy.
+ * It holds no state: what it expects back is sealed in the ticket (ticket.ts), so any
+ * replica with the same sealing key finishes any enrollment. A platform AK certificate
+ * (GCE) under `akRoots` binds the AK at once: `attest` then answers with the certificate.
+ * Nothing here loads the native addon; a TPM CA key is the caller's own.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { X509Certificate } from 'node:crypto';
+
+import { createActivationChallenge } from '../attest/challenge.js';
+import { rootCertificates, type Roots } from '../attest/certificates.js';
+import { readAttestation, trustedEks } from '../attest/document.js';
+import { verifyAttestation, type AttestationVerdict } from '../attest/verify.js';
+import { TpmJwtError } from '../errors.js';
+import type { PublicJwk } from '../jwk.js';
+import { distinguishedName } from '../tpm/x509.js';
+import { MAX_DOCUMENT_SIZE, type ActivationExpectation } from '../wire/attestation-format.js';
+import { publicKeyOf } from '../wire/public-key.js';
+import { parsePublic } from '../wire/tpm-structures.js';
+import type { CertificateAuthority } from './certificate-authority.js';
+import { readCertificationRequest, type ReadRequest } from './certification-request.js';
+import { ENROLLMENT_REFUSED } from './refusal.js';
+import { bindingOf, openTicket, sealingKey, sealTicket, TakenTickets } from './ticket.js';
+
+/** What the policy is shown: the device as every check established it. */
+export interface EnrollingDevice {
+  /** The attested key. */
+  jwk: PublicJwk;
+  /** The TPM's EK certificates that chain to the EK roots: serial, subject, issuer to match an inventory. */
+  ekCertificates: X509Certificate[];
+  /** The request's subject, RFC 4514-like text as node:crypto prints it. */
+  requestedSubject: string;
+}
+
+export interface EnrollmentHandlerOptions {
+  /** Trust anchors for EK certificates (the TPM makers' roots). */
+  ekRoots: Roots;
+  /** Trust anchors for a platform's AK certificate (GCE's EK/AK CA). */
+  akRoots?: Roots;
+  /** The AES-256-GCM key tickets are sealed with: 32 bytes (base64 or hex, or bytes); the same on every replica. */
+  sealingKey: string | Uint8Array;
+  /** Who issues the certificates (certificateAuthority, or your own). */
+  ca: CertificateAuthority;
+  /** Certificate lifetime, seconds; default 30 days. */
+  lifetimeSeconds?: number;
+  /** How long a device has to answer the challenge, seconds; default 300. */
+  ticketLifetimeSeconds?: number;
+  /**
+   * After every check passed: true to issue, false or a reason (shown to the device) to
+   * refuse. For an allow-list of EK serials, a device inventory. Default: every device
+   * the checks pass.
+   */
+  allow?: (device: EnrollingDevice) => boolean | string | Promise<boolean | string>;
+  /** The certificate's subject (RFC 4514 text); default the request's. */
+  subject?: (device: EnrollingDevice) => string | Promise<string>;
+  /** Told each failure the device is not told the detail of (the CA's, say): for your logs. */
+  onError?: (err: unknown) => void;
+}
+
+/** The most a request body may weigh: an attestation and a certification request, each within its own limit. */
+const MAX_BODY = MAX_DOCUMENT_SIZE + 32 * 1024;
+const DEFAULT_LIFETIME = 30 * 86_400;
+const DEFAULT_TICKET_LIFETIME = 300;
+
+/** What a ticket seals: the answer credential activation must give. */
+interface TicketState {
+  expected: ActivationExpectation;
+}
+
+/** A client error with its HTTP status. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpError(413, 'ERR_INVALID_ARGUMENT', `the body is larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'ERR_INVALID_ARGUMENT', 'the body is not JSON');
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new HttpError(400, 'ERR_INVALID_ARGUMENT', 'the body is not a JSON object');
+  }
+  return deepFreeze(body as Record<string, unknown>);
+}
+
+/**
+ * A parsed JSON value frozen all the way down: what the verifier is given cannot change
+ * between its checks, so it decodes the attestation once per request (readAttestation).
+ */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/** The failing checks of a verdict, in one line; `except` is left out. */
+function failures(verdict: AttestationVerdict, except?: string): string {
+  return verdict.reasons
+    .filter((r) => !r.ok && r.check !== except)
+    .map((r) => `${r.check}: ${r.detail}`)
+    .join('; ');
+}
+
+/**
+ * The enrollment handler. Throws ERR_INVALID_ARGUMENT at once for options it cannot run
+ * with (no roots, a sealing key that is not 32 bytes, no CA).
+ */
+export function createEnrollmentHandler(
+  options: EnrollmentHandlerOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const ekRoots = rootCertificates(options.ekRoots, 'ekRoots');
+  const akRoots = options.akRoots === undefined ? undefined : rootCertificates(options.akRoots, 'akRoots');
+  const key = sealingKey(options.sealingKey);
+  if (typeof options.ca?.issue !== 'function') throw ENROLLMENT_REFUSED('ca must be a certificate authority');
+  const lifetime = options.lifetimeSeconds ?? DEFAULT_LIFETIME;
+  const ticketLifetime = options.ticketLifetimeSeconds ?? DEFAULT_TICKET_LIFETIME;
+  const taken = new TakenTickets();
+
+  /** The request, checked against the attestation: its key must be the attested key. */
+  function requestFor(attestation: unknown, csr: unknown): { request: ReadRequest; ekCertificates: X509Certificate[] } {
+    const read = readAttestation(attestation);
+    const request = readCertificationRequest(csr);
+    const attested = publicKeyOf(parsePublic(read.keyPublic, 'the attested key'));
+    if (!attested?.equals(request.publicKey)) throw ENROLLMENT_REFUSED('the csr is not for the attested key');
+    const { trusted } = trustedEks(read, ekRoots, new Date());
+    return { request, ekCertificates: trusted.map((ek) => ek.cert) };
+  }
+
+  /** Every check passed: the policy, then the CA. */
+  async function issue(
+    verdict: AttestationVerdict,
+    request: ReadRequest,
+    ekCertificates: X509Certificate[],
+  ): Promise<{ certificate: string; chain: string }> {
+    const device: EnrollingDevice = {
+      jwk: verdict.jwk!,
+      ekCertificates,
+      requestedSubject: request.subject.toString(),
+    };
+    const allowed = options.allow ? await options.allow(device) : true;
+    if (allowed !== true) {
+      throw ENROLLMENT_REFUSED(`the policy refuses this device${typeof allowed === 'string' ? `: ${allowed}` : ''}`);
+    }
+    const subject = options.subject ? distinguishedName(await options.subject(device)) : request.subject;
+    const certificate = await options.ca.issue({ request: { ...request, subject }, lifetimeSeconds: lifetime });
+    return { certificate, chain: options.ca.chain };
+  }
+
+  async function attest(body: Record<string, unknown>): Promise<unknown> {
+    const { request, ekCertificates } = requestFor(body['attestation'], body['csr']);
+    const verdict = verifyAttestation(body['attestation'], { roots: ekRoots, ...(akRoots && { akRoots }) });
+    // A platform AK certificate bound the AK already: nothing to activate.
+    if (verdict.ok) return issue(verdict, request, ekCertificates);
+    const failing = failures(verdict, 'ak-bound');
+    if (failing !== '') throw ENROLLMENT_REFUSED(`the attestation fails: ${failing}`);
+    const { challenge, expected } = createActivationChallenge(body['attestation'], { roots: ekRoots });
+    const state: TicketState = { expected };
+    const ticket = sealTicket(key, state, bindingOf(body['attestation'], body['csr']), ticketLifetime);
+    return { challenge, ticket };
+  }
+
+  async function activate(body: Record<string, unknown>): Promise<unknown> {
+    const contents = openTicket<TicketState>(key, body['ticket'], bindingOf(body['attestation'], body['csr']));
+    const { request, ekCertificates } = requestFor(body['attestation'], body['csr']);
+    const verdict = verifyAttestation(body['attestation'], {
+      roots: ekRoots,
+      ...(akRoots && { akRoots }),
+      activation: { expected: contents.state.expected, response: body['response'] },
+    });
+    if (!verdict.ok) throw ENROLLMENT_REFUSED(`the attestation fails: ${failures(verdict)}`);
+    // Taken once the answer is right: a wrong answer does not use the ticket up.
+    taken.take(contents);
+    return issue(verdict, request, ekCertificates);
+  }
+
+  return (req, res) => {
+    const path = (req.url ?? '').split('?')[0]!;
+    const step = path.endsWith('/attest') ? attest : path.endsWith('/activate') ? activate : undefined;
+    if (!step)
+      return send(res, 404, { error: { code: 'ERR_INVALID_ARGUMENT', message: 'POST .../attest or .../activate' } });
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      return send(res, 405, { error: { code: 'ERR_INVALID_ARGUMENT', message: 'POST only' } });
+    }
+    readJson(req)
+      .then(step)
+      .then(
+        (answer) => send(res, 200, answer),
+        (err: unknown) => {
+          if (err instanceof HttpError)
+            return send(res, err.status, { error: { code: err.code, message: err.message } });
+          if (
+            err instanceof TpmJwtError &&
+            (err.code === 'ERR_ENROLLMENT_REFUSED' || err.code === 'ERR_INVALID_ARGUMENT')
+          ) {
+            const status = err.code === 'ERR_ENROLLMENT_REFUSED' ? 403 : 400;
+            return send(res, status, { error: { code: err.code, message: err.message } });
+          }
+          // The CA failed, or something unforeseen: the device may try again; the detail stays here.
+          options.onError?.(err);
+          send(res, 500, { error: { code: 'ERR_INTERNAL', message: 'the server could not issue; try again' } });
+        },
+      );
+  };
+}

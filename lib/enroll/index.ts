@@ -1,0 +1,13 @@
+/**
+ * tpm-jwt/enroll: from a TPM attestation to a device certificate. The server's handler
+ * and CA need no TPM and load no native addon; the device's enroll() uses its TPM.
+ */
+export {
+  certificateAuthority,
+  type CertificateAuthority,
+  type CertificateAuthorityOptions,
+  type IssueRequest,
+} from './certificate-authority.js';
+export type { ReadRequest } from './certification-request.js';
+export { enroll, type Enrollment, type EnrollOptions } from './device.js';
+export { createEnrollmentHandler, type EnrollingDevice, type EnrollmentHandlerOptions } from './handler.js';
