@@ -1,11 +1,12 @@
 /**
  * Enrolling a fleet: a manufactured swtpm (EK certificates under a CA) enrolls its key
- * through the enrollment handler, with a CA key in a file and a CA key in a TPM; the
- * certificate chains to the fleet's root, is for the TPM key and for client
- * authentication, and gets a token from the X.509 STS stand-in. Then each refusal, with
- * its reason: EK outside the roots, an imported key, a request for another key, a
- * replayed, expired or foreign ticket, a wrong activation answer, a device the policy
- * refuses; and two replicas finishing each other's enrollments.
+ * through the enrollment handler, with a CA key in a file, a CA key in a TPM, and Google
+ * Certificate Authority Service (a stand-in that checks each call); the certificate
+ * chains to the fleet's root, is for the TPM key and for client authentication, and gets
+ * a token from the X.509 STS stand-in. Then each refusal, with its reason: EK outside the
+ * roots, an imported key, a request for another key, a replayed, expired or foreign
+ * ticket, a wrong activation answer, a device the policy refuses; and two replicas
+ * finishing each other's enrollments.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -15,12 +16,15 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 
+import { OAuth2Client } from 'google-auth-library';
+
 import { activateCredential, attestKey } from '../lib/attest/index.js';
 import { chainToRoots, parseCertificates } from '../lib/attest/certificates.js';
 import {
   certificateAuthority,
   createEnrollmentHandler,
   enroll,
+  googleCasAuthority,
   type CertificateAuthority,
   type EnrollmentHandlerOptions,
 } from '../lib/enroll/index.js';
@@ -29,6 +33,7 @@ import { federatedAccessToken } from '../lib/google/wif-client.js';
 import type { Tpm, TpmKey } from '../lib/index.js';
 import { cli, startCliServer } from './helpers/cli.js';
 import { overlayEnv } from './helpers/env.js';
+import { startFakeCas } from './helpers/fake-cas.js';
 import { startFakeSts } from './helpers/fake-sts.js';
 import { loopbackTls } from './helpers/loopback-tls.js';
 import { useSwtpm } from './helpers/swtpm.js';
@@ -161,6 +166,39 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
     const issued = await enroll({ ...device(), server: await serve({ ca: tpmCa }) });
     assertIssued(issued, await tpm.loadKey(DEVICE), readFileSync(fleet.root, 'utf8'));
     assert.match(new X509Certificate(issued.certificate).issuer, /Fleet TPM Issuing/);
+  });
+
+  it('enrolls through Google Certificate Authority Service, called through google-auth-library', async () => {
+    const token = 'ya29.cas-caller';
+    const cas = await startFakeCas({ token, ca: fileCa, root: readFileSync(fleet.root, 'utf8') });
+    try {
+      const client = new OAuth2Client();
+      client.setCredentials({ access_token: token, expiry_date: Date.now() + 3_600_000 });
+      const pool = 'projects/fleet-1/locations/us-central1/caPools/devices';
+      const template = 'projects/fleet-1/locations/us-central1/certificateTemplates/device';
+      const ca = googleCasAuthority({ caPool: pool, certificateTemplate: template, client, endpoint: cas.endpoint });
+      const issued = await enroll({ ...device(), server: await serve({ ca, lifetimeSeconds: 86_400 }) });
+      assertIssued(issued, await tpm.loadKey(DEVICE), readFileSync(fleet.root, 'utf8'));
+      assert.deepEqual(
+        cas.calls.map((c) => c.refused),
+        [undefined],
+      );
+      assert.match(cas.calls[0]!.name!, new RegExp(`^${pool}/certificates/device-[0-9a-f-]{36}$`));
+      assert.equal(cas.calls[0]!.lifetime, '86400s');
+      assert.equal(cas.calls[0]!.template, template);
+      // A caller CAS does not know is refused by it; the device hears a server failure.
+      const stranger = new OAuth2Client();
+      stranger.setCredentials({ access_token: 'ya29.other', expiry_date: Date.now() + 3_600_000 });
+      const refused = googleCasAuthority({ caPool: pool, client: stranger, endpoint: cas.endpoint });
+      await assert.rejects(enroll({ ...device(), server: await serve({ ca: refused }) }), {
+        code: 'ERR_ENROLLMENT_REFUSED',
+        message: /answered 500/,
+      });
+      assert.equal(cas.calls.at(-1)!.refused, 'no valid Bearer token');
+      assert.throws(() => googleCasAuthority({ caPool: 'devices' }), { code: 'ERR_INVALID_ARGUMENT' });
+    } finally {
+      await cas.close();
+    }
   });
 
   it("two replicas with one sealing key finish each other's enrollments; a third with another key cannot", async () => {

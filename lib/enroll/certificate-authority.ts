@@ -7,7 +7,7 @@
 import { createPrivateKey, createPublicKey, sign, type KeyObject, type X509Certificate } from 'node:crypto';
 
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Certificate, id_ce_subjectKeyIdentifier, SubjectKeyIdentifier } from '@peculiar/asn1-x509';
+import { Certificate, id_ce_subjectKeyIdentifier, Name, SubjectKeyIdentifier } from '@peculiar/asn1-x509';
 
 import type { JwsAlgorithm } from '../algorithms.js';
 import { parseCertificates } from '../attest/certificates.js';
@@ -22,15 +22,20 @@ const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 /** What the server asks its CA for, the request already checked against the attestation and policy. */
 export interface IssueRequest {
   request: ReadRequest;
+  /** The subject the policy chose instead of the request's; absent: the request's. */
+  subject?: Name;
   /** Seconds from now; capped at the CA certificate's own end. */
   lifetimeSeconds: number;
 }
 
+/** What a CA answers: the device certificate and the certificates to send after it (the issuing CA first), PEM. */
+export interface IssuedCertificate {
+  certificate: string;
+  chain: string;
+}
+
 export interface CertificateAuthority {
-  /** The certificates a device sends after its own (the issuing CA first), PEM; may be empty. */
-  readonly chain: string;
-  /** The device certificate, PEM. */
-  issue(request: IssueRequest): Promise<string>;
+  issue(request: IssueRequest): Promise<IssuedCertificate>;
 }
 
 export interface CertificateAuthorityOptions {
@@ -81,19 +86,19 @@ export function certificateAuthority(options: CertificateAuthorityOptions): Cert
     .map((c: X509Certificate) => c.toString())
     .join('');
   return {
-    chain,
-    async issue({ request, lifetimeSeconds }) {
+    async issue({ request, subject, lifetimeSeconds }) {
       const notAfter = new Date(Math.min(Date.now() + lifetimeSeconds * 1000, caEnd));
-      return issueCertificate(
+      const certificate = await issueCertificate(
         { key, name: parsed.subject, ...(keyIdentifier !== undefined && { keyIdentifier }) },
         {
-          name: request.subject,
+          name: subject ?? request.subject,
           publicKeyInfo: request.publicKeyInfo,
           altNames: request.altNames,
           extendedKeyUsage: [CLIENT_AUTH],
         },
         notAfter,
       );
+      return { certificate, chain };
     },
   };
 }

@@ -26,7 +26,7 @@ import { distinguishedName } from '../tpm/x509.js';
 import { MAX_DOCUMENT_SIZE, type ActivationExpectation } from '../wire/attestation-format.js';
 import { publicKeyOf } from '../wire/public-key.js';
 import { parsePublic } from '../wire/tpm-structures.js';
-import type { CertificateAuthority } from './certificate-authority.js';
+import type { CertificateAuthority, IssuedCertificate } from './certificate-authority.js';
 import { readCertificationRequest, type ReadRequest } from './certification-request.js';
 import { ENROLLMENT_REFUSED } from './refusal.js';
 import { bindingOf, openTicket, sealingKey, sealTicket, TakenTickets } from './ticket.js';
@@ -163,7 +163,7 @@ export function createEnrollmentHandler(
     verdict: AttestationVerdict,
     request: ReadRequest,
     ekCertificates: X509Certificate[],
-  ): Promise<{ certificate: string; chain: string }> {
+  ): Promise<IssuedCertificate> {
     const device: EnrollingDevice = {
       jwk: verdict.jwk!,
       ekCertificates,
@@ -173,9 +173,8 @@ export function createEnrollmentHandler(
     if (allowed !== true) {
       throw ENROLLMENT_REFUSED(`the policy refuses this device${typeof allowed === 'string' ? `: ${allowed}` : ''}`);
     }
-    const subject = options.subject ? distinguishedName(await options.subject(device)) : request.subject;
-    const certificate = await options.ca.issue({ request: { ...request, subject }, lifetimeSeconds: lifetime });
-    return { certificate, chain: options.ca.chain };
+    const subject = options.subject ? distinguishedName(await options.subject(device)) : undefined;
+    return options.ca.issue({ request, ...(subject !== undefined && { subject }), lifetimeSeconds: lifetime });
   }
 
   async function attest(body: Record<string, unknown>): Promise<unknown> {

@@ -7,7 +7,9 @@ export {
   type CertificateAuthority,
   type CertificateAuthorityOptions,
   type IssueRequest,
+  type IssuedCertificate,
 } from './certificate-authority.js';
 export type { ReadRequest } from './certification-request.js';
+export { googleCasAuthority, type CasClient, type GoogleCasOptions } from './google-cas.js';
 export { enroll, type Enrollment, type EnrollOptions } from './device.js';
 export { createEnrollmentHandler, type EnrollingDevice, type EnrollmentHandlerOptions } from './handler.js';

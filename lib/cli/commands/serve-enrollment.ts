@@ -2,7 +2,8 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
-import { certificateAuthority } from '../../enroll/certificate-authority.js';
+import { certificateAuthority, type CertificateAuthority } from '../../enroll/certificate-authority.js';
+import { googleCasAuthority } from '../../enroll/google-cas.js';
 import { createEnrollmentHandler } from '../../enroll/handler.js';
 import { messageWithCauses } from '../../errors.js';
 import { loadKeyRef } from '../../tpm/key-ref.js';
@@ -14,17 +15,20 @@ import { readTextInput } from '../input-file.js';
 const SEALING_KEY_ENV = 'TPM_JWT_ENROLLMENT_SEALING_KEY';
 
 export const serveEnrollment: Command = {
-  usage: `tpm-jwt serve-enrollment --ek-ca roots.pem [--ak-ca R] --ca-cert ca.pem
-               (--ca-key ca.key | --ca-tpm-key KEYREF) [--ca-chain F] [--sealing-key-file F]
+  usage: `tpm-jwt serve-enrollment --ek-ca roots.pem [--ak-ca R]
+               (--ca-cert ca.pem (--ca-key ca.key | --ca-tpm-key KEYREF) [--ca-chain F]
+                | --ca-pool projects/P/locations/L/caPools/POOL [--ca-template T]) [--sealing-key-file F]
                [--lifetime DAYS] [--listen 127.0.0.1:8443] [--tls-cert F --tls-key F] [--auth-env VAR]
 
 An enrollment server for tpm-jwt enroll, at /v1/enroll: it issues a device certificate
 (client authentication, --lifetime days, default 30) from --ca-cert to a key that a TPM
 under --ek-ca attested, after credential activation (or a platform AK certificate under
 --ak-ca). The CA key is a PEM file (--ca-key) or a TPM key (--ca-tpm-key, with --tcti and
---auth-env). It keeps no state: the challenge's answer travels sealed in a ticket, with
-the 32-byte key (base64 or hex) in --sealing-key-file or $${SEALING_KEY_ENV}; every replica
-with the same key finishes any enrollment. It serves https with --tls-cert and --tls-key,
+--auth-env); or Google Certificate Authority Service issues (--ca-pool, with Application
+Default Credentials; --ca-template names a certificate template). It keeps no state: the
+challenge's answer travels sealed in a ticket, with the 32-byte key (base64 or hex) in
+--sealing-key-file or $${SEALING_KEY_ENV}; every replica with the same key finishes any
+enrollment. It serves https with --tls-cert and --tls-key,
 else http for a TLS terminator in front of it (devices send only over https, or to
 loopback). It prints its URL; refusals it does not explain to devices go to stderr.
 SIGTERM or SIGINT stops it.
@@ -38,6 +42,8 @@ SIGTERM or SIGINT stops it.
     'ca-key': { type: 'string' },
     'ca-tpm-key': { type: 'string' },
     'ca-chain': { type: 'string' },
+    'ca-pool': { type: 'string' },
+    'ca-template': { type: 'string' },
     'sealing-key-file': { type: 'string' },
     lifetime: { type: 'string' },
     listen: { type: 'string' },
@@ -53,7 +59,17 @@ SIGTERM or SIGINT stops it.
     const address = listenAddress(values, '127.0.0.1:8443');
     const fileKey = optional(values, 'ca-key');
     const tpmKey = optional(values, 'ca-tpm-key');
-    if ((fileKey === undefined) === (tpmKey === undefined)) throw new UsageError('give --ca-key or --ca-tpm-key');
+    const pool = optional(values, 'ca-pool');
+    if ([fileKey, tpmKey, pool].filter((v) => v !== undefined).length !== 1) {
+      throw new UsageError('give one of --ca-key, --ca-tpm-key or --ca-pool');
+    }
+    if (pool !== undefined) {
+      const misplaced = ['ca-cert', 'ca-chain'].find((flag) => values[flag] !== undefined);
+      if (misplaced !== undefined)
+        throw new UsageError(`--${misplaced} does not go with --ca-pool: the pool has its CA`);
+    } else if (values['ca-template'] !== undefined) {
+      throw new UsageError('--ca-template goes with --ca-pool');
+    }
     const tls = { cert: await text('tls-cert', 'TLS certificate'), key: await text('tls-key', 'TLS key') };
     if ((tls.cert === undefined) !== (tls.key === undefined)) throw new UsageError('give --tls-cert with --tls-key');
     const sealingKey = (await text('sealing-key-file', 'sealing key')) ?? io.env[SEALING_KEY_ENV];
@@ -62,7 +78,6 @@ SIGTERM or SIGINT stops it.
     if (!/^[1-9][0-9]{0,4}$/.test(lifetime)) throw new UsageError('--lifetime is whole days, 1 to 99999');
     const akRoots = await text('ak-ca', 'AK roots');
     const chain = await text('ca-chain', 'CA chain');
-    const certificate = await readTextInput(required(values, 'ca-cert'), { what: 'CA certificate' });
     const common = {
       ekRoots: await readTextInput(required(values, 'ek-ca'), { what: 'EK roots' }),
       ...(akRoots !== undefined && { akRoots }),
@@ -70,7 +85,7 @@ SIGTERM or SIGINT stops it.
       lifetimeSeconds: Number(lifetime) * 86_400,
       onError: (err: unknown) => io.err(`${JSON.stringify({ refused: 'internal', error: messageWithCauses(err) })}\n`),
     };
-    const serve = async (ca: ReturnType<typeof certificateAuthority>) => {
+    const serve = async (ca: CertificateAuthority) => {
       const handler = createEnrollmentHandler({ ...common, ca });
       const server: Server =
         tls.cert !== undefined
@@ -86,6 +101,14 @@ SIGTERM or SIGINT stops it.
       await untilSignalled();
       await new Promise((resolve) => server.close(resolve));
     };
+    if (pool !== undefined) {
+      const template = optional(values, 'ca-template');
+      await serve(
+        googleCasAuthority({ caPool: pool, ...(template !== undefined && { certificateTemplate: template }) }),
+      );
+      return;
+    }
+    const certificate = await readTextInput(required(values, 'ca-cert'), { what: 'CA certificate' });
     const chainOption = chain !== undefined ? { chain } : {};
     if (fileKey !== undefined) {
       const key = await readTextInput(fileKey, { what: 'CA key' });
