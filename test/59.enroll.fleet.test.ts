@@ -13,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 
@@ -25,6 +26,7 @@ import {
   createEnrollmentHandler,
   enroll,
   googleCasAuthority,
+  renewEnrollment,
   type CertificateAuthority,
   type EnrollmentHandlerOptions,
 } from '../lib/enroll/index.js';
@@ -35,7 +37,7 @@ import { cli, startCliServer } from './helpers/cli.js';
 import { overlayEnv } from './helpers/env.js';
 import { startFakeCas } from './helpers/fake-cas.js';
 import { startFakeSts } from './helpers/fake-sts.js';
-import { loopbackTls } from './helpers/loopback-tls.js';
+import { loopbackTls, type LoopbackTls } from './helpers/loopback-tls.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { makeTestCa, type TestCa } from './helpers/test-ca.js';
 
@@ -259,6 +261,105 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
     } finally {
       assert.equal(await server.stop(), 0);
     }
+  });
+
+  describe('renewal over mutual TLS with the current certificate', () => {
+    let tls: LoopbackTls;
+    /** An https enrollment server that asks for client certificates; its base URL. */
+    async function serveTls(options: Partial<EnrollmentHandlerOptions> = {}): Promise<string> {
+      const handler = createEnrollmentHandler({
+        ekRoots: swtpm.ekCa.root,
+        sealingKey,
+        ca: fileCa,
+        renewRoots: readFileSync(fleet.intermediate, 'utf8'),
+        ...options,
+      });
+      const server = createHttpsServer(
+        { key: tls.key, cert: tls.cert, requestCert: true, rejectUnauthorized: false },
+        handler,
+      );
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return `https://127.0.0.1:${(server.address() as AddressInfo).port}/v1/enroll`;
+    }
+    before(() => {
+      tls = loopbackTls(dir, 'enrollment');
+    });
+
+    it('renews without an attestation: a new certificate for the same key; tpm-jwt enroll --renew', async () => {
+      const server = await serveTls();
+      const first = await enroll({ ...device(), server, ca: tls.cert });
+      const renewed = await renewEnrollment({
+        server,
+        key: DEVICE,
+        tcti: swtpm.tcti,
+        certificate: first.certificate,
+        chain: first.chain,
+        subject: 'CN=device-42',
+        ca: tls.cert,
+      });
+      const key = await tpm.loadKey(DEVICE);
+      assertIssued(renewed, key, readFileSync(fleet.root, 'utf8'));
+      const [a, b] = [first, renewed].map((issued) => new X509Certificate(issued.certificate));
+      assert.notEqual(a!.serialNumber, b!.serialNumber);
+
+      // The command: --renew replaces the files in --out-dir.
+      const out = path.join(dir, 'renewing');
+      writeTo('enrollment-tls.pem', tls.cert);
+      const base = ['enroll', '--server', server, '--key', DEVICE, '--subject', 'CN=device-42', '--out-dir', out];
+      const flags = ['--tcti', swtpm.tcti, '--ca-cert', path.join(dir, 'enrollment-tls.pem')];
+      assert.equal((await cli([...base, ...flags, '--ek-chain', ekChainFile()])).code, 0);
+      const before = readFileSync(path.join(out, 'device.pem'), 'utf8');
+      const result = await cli([...base, ...flags, '--renew']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /^renewed .*device\.pem \(valid to /);
+      const after = readFileSync(path.join(out, 'device.pem'), 'utf8');
+      assert.notEqual(after, before);
+      assertIssued(
+        { certificate: after, chain: readFileSync(path.join(out, 'chain.pem'), 'utf8') },
+        key,
+        readFileSync(fleet.root, 'utf8'),
+      );
+    });
+
+    it('refuses a renewal without a client certificate, from a stranger, or where attestation is wanted', async () => {
+      const server = await serveTls();
+      // A connection that presents no certificate.
+      const plain = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpsRequest(`${server}/renew`, { method: 'POST', ca: tls.cert }, (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.once('error', reject);
+        req.end(JSON.stringify({ csr: '' }));
+      });
+      assert.equal(plain.status, 403);
+      assert.match(plain.body, /renewal needs mutual TLS with the current certificate/);
+
+      // A certificate from another CA, for the same key.
+      const stranger = makeTestCa(swtpm.tempDir('renew-stranger'), 'Stranger');
+      const foreign = await stranger.issue(await tpm.loadKey(DEVICE), 'device-42');
+      const renewal = (certificate: string, at: string) =>
+        renewEnrollment({
+          server: at,
+          key: DEVICE,
+          tcti: swtpm.tcti,
+          certificate,
+          subject: 'CN=device-42',
+          ca: tls.cert,
+        });
+      await assert.rejects(renewal(foreign.pem, server), {
+        code: 'ERR_ENROLLMENT_REFUSED',
+        message: /the presented certificate is not this CA's/,
+      });
+      const issued = await enroll({ ...device(), server, ca: tls.cert });
+      const strict = await serveTls({ renewal: 'attestation' });
+      await assert.rejects(renewal(issued.certificate + issued.chain, strict), {
+        code: 'ERR_ENROLLMENT_REFUSED',
+        message: /renews by a fresh attestation: enroll again/,
+      });
+    });
   });
 
   describe('refusals, each with its reason', () => {

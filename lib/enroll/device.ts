@@ -2,15 +2,18 @@
  * Enrollment, the device's side: attest the TPM key, send the attestation with a
  * certification request for the key, answer the server's credential-activation
  * challenge, and receive the key's certificate and chain. Two round trips, one TPM2_Certify
- * and one TPM2_ActivateCredential.
+ * and one TPM2_ActivateCredential. Renewal is one round trip over mutual TLS with the
+ * current certificate.
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { Agent } from 'node:https';
 
 import { activateCredential, attestKey } from '../attest/index.js';
 import type { AttestationKeyOptions, AttestationTpmOptions } from '../attest/device.js';
 import { invalidArgument, ownError, TpmJwtError } from '../errors.js';
 import { isHttpsOrLoopback } from '../loopback.js';
 import { post } from '../post.js';
+import { TpmTlsAgent } from '../tls/agent.js';
 import { loadKeyRef } from '../tpm/key-ref.js';
 import { usingTpm } from '../tpm/tpm.js';
 import type { ActivationChallenge } from '../wire/attestation-format.js';
@@ -39,14 +42,17 @@ export interface Enrollment {
   chain: string;
 }
 
+/** How a step reaches the server: its roots, or the agent that presents the current certificate. */
+type Transport = { ca: string | undefined } | { agent: Agent };
+
 /** The server's answer to one step; its refusal as ERR_ENROLLMENT_REFUSED with its reason. */
-async function step(base: URL, name: string, body: unknown, ca: string | undefined): Promise<Record<string, unknown>> {
+async function step(base: URL, name: string, body: unknown, transport: Transport): Promise<Record<string, unknown>> {
   const url = new URL(`${base.pathname.replace(/\/$/, '')}/${name}`, base);
   let answer: { status: number; text: string };
   try {
     answer = await post(url, JSON.stringify(body), {
       headers: { 'content-type': 'application/json', accept: 'application/json' },
-      ca,
+      ...transport,
     });
   } catch (err) {
     throw (
@@ -71,13 +77,7 @@ async function step(base: URL, name: string, body: unknown, ca: string | undefin
  * with the server's reason when it refuses; the TPM's errors as the TPM calls throw them.
  */
 export async function enroll(options: EnrollOptions): Promise<Enrollment> {
-  let base: URL;
-  try {
-    base = new URL(options.server);
-  } catch {
-    throw invalidArgument(`server ${options.server} is not a URL`);
-  }
-  if (!isHttpsOrLoopback(base)) throw invalidArgument('server must be https (http only on loopback)');
+  const base = serverUrl(options.server);
   const { server: _server, subject, subjectAltNames, ca, key, auth, ekChain, akType, akHandle, ...tpm } = options;
   const ak = { ...(akType !== undefined && { akType }), ...(akHandle !== undefined && { akHandle }) };
   const { csr, publicKey } = await usingTpm(tpm, async (opened) => {
@@ -92,14 +92,69 @@ export async function enroll(options: EnrollOptions): Promise<Enrollment> {
     ...(auth !== undefined && { auth }),
     ...(ekChain !== undefined && { ekChain }),
   });
-  const first = await step(base, 'attest', { attestation, csr }, ca);
+  const first = await step(base, 'attest', { attestation, csr }, { ca });
   if (typeof first['certificate'] === 'string') return certificateOf(first, publicKey);
   if (typeof first['ticket'] !== 'string' || typeof first['challenge'] !== 'object') {
     throw new TpmJwtError('ERR_ENROLLMENT_REFUSED', 'the server answered neither a certificate nor a challenge');
   }
   const response = await activateCredential(first['challenge'] as ActivationChallenge, { ...tpm, ...ak });
-  const done = await step(base, 'activate', { attestation, csr, ticket: first['ticket'], response }, ca);
+  const done = await step(base, 'activate', { attestation, csr, ticket: first['ticket'], response }, { ca });
   return certificateOf(done, publicKey);
+}
+
+/** The server's base URL: https, or http to loopback. */
+function serverUrl(server: string): URL {
+  let base: URL;
+  try {
+    base = new URL(server);
+  } catch {
+    throw invalidArgument(`server ${server} is not a URL`);
+  }
+  if (!isHttpsOrLoopback(base)) throw invalidArgument('server must be https (http only on loopback)');
+  return base;
+}
+
+export interface RenewOptions extends AttestationTpmOptions {
+  /** The enrollment handler's base URL, https: renewal is over mutual TLS. */
+  server: string;
+  /** KEYREF of the enrolled key. */
+  key: string;
+  auth?: string | Uint8Array;
+  /** The current certificate and its chain, PEM: presented over TLS with the key. */
+  certificate: string;
+  chain?: string;
+  /** The new certificate's subject, RFC 4514 text. */
+  subject: string;
+  subjectAltNames?: readonly string[];
+  /** PEM roots to check the server against instead of the system's. */
+  ca?: string;
+}
+
+/**
+ * Renews the key's certificate without a new attestation: a new request for the same key,
+ * sent over mutual TLS with the current certificate (one TPM signature for the request,
+ * one for the handshake). Throws ERR_ENROLLMENT_REFUSED with the server's reason (a
+ * server that wants a fresh attestation says so: enroll again).
+ */
+export async function renewEnrollment(options: RenewOptions): Promise<Enrollment> {
+  const base = serverUrl(options.server);
+  if (base.protocol !== 'https:') throw invalidArgument('renewal is over mutual TLS: the server must be https');
+  const { server: _server, key: ref, auth, certificate, chain, subject, subjectAltNames, ca, ...tpm } = options;
+  return usingTpm(tpm, async (opened) => {
+    const key = await loadKeyRef(opened, ref, auth !== undefined ? { auth } : {});
+    const csr = await key.csr({ subject, ...(subjectAltNames !== undefined && { subjectAltNames }) });
+    const agent = new TpmTlsAgent({
+      key,
+      certificate: certificate + (chain ?? ''),
+      ...(ca !== undefined && { ca }),
+      agent: { keepAlive: false },
+    });
+    try {
+      return certificateOf(await step(base, 'renew', { csr }, { agent }), key.publicKey);
+    } finally {
+      agent.destroy();
+    }
+  });
 }
 
 /** The certificate and chain the server answered, the certificate checked to be for the key. */

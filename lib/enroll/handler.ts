@@ -4,6 +4,7 @@
  *
  *   POST .../attest    { attestation, csr }                    -> { challenge, ticket }
  *   POST .../activate  { attestation, csr, ticket, response }  -> { certificate, chain }
+ *   POST .../renew     { csr }, over mutual TLS with the current certificate -> { certificate, chain }
  *
  * Before issuing it checks the attestation (every check of verifyAttestation, the AK
  * bound by credential activation or a platform AK certificate), the activation answer,
@@ -13,11 +14,12 @@
  * (GCE) under `akRoots` binds the AK at once: `attest` then answers with the certificate.
  * Nothing here loads the native addon; a TPM CA key is the caller's own.
  */
+import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 
 import { createActivationChallenge } from '../attest/challenge.js';
-import { rootCertificates, type Roots } from '../attest/certificates.js';
+import { chainToRoots, rootCertificates, type Roots } from '../attest/certificates.js';
 import { readAttestation, trustedEks } from '../attest/document.js';
 import { verifyAttestation, type AttestationVerdict } from '../attest/verify.js';
 import { TpmJwtError } from '../errors.js';
@@ -39,6 +41,8 @@ export interface EnrollingDevice {
   ekCertificates: X509Certificate[];
   /** The request's subject, RFC 4514-like text as node:crypto prints it. */
   requestedSubject: string;
+  /** A renewal: the certificate the device presented over mutual TLS (its EK certificates are then not shown). */
+  renewing?: X509Certificate;
 }
 
 export interface EnrollmentHandlerOptions {
@@ -62,6 +66,14 @@ export interface EnrollmentHandlerOptions {
   allow?: (device: EnrollingDevice) => boolean | string | Promise<boolean | string>;
   /** The certificate's subject (RFC 4514 text); default the request's. */
   subject?: (device: EnrollingDevice) => string | Promise<string>;
+  /**
+   * Renewal (POST .../renew with a new request, over mutual TLS with the current
+   * certificate): the roots a presented certificate must chain to (your CA's
+   * certificate). Without them, or with `renewal: 'attestation'`, a device renews by
+   * enrolling again, attestation and all.
+   */
+  renewRoots?: Roots;
+  renewal?: 'certificate' | 'attestation';
   /** Told each failure the device is not told the detail of (the CA's, say): for your logs. */
   onError?: (err: unknown) => void;
 }
@@ -134,6 +146,24 @@ function failures(verdict: AttestationVerdict, except?: string): string {
 }
 
 /**
+ * The certificates the TLS client presented, leaf first (what node:tls kept of its chain),
+ * or undefined on a connection without one (plain http, or no certificate asked for).
+ */
+function presentedChain(req: IncomingMessage): X509Certificate[] | undefined {
+  const socket = req.socket as Partial<TLSSocket>;
+  const peer = socket.getPeerX509Certificate?.();
+  if (!peer) return undefined;
+  const chain = [peer];
+  let detailed = socket.getPeerCertificate?.(true);
+  // node:tls links each certificate to its issuer; a self-issued one links to itself.
+  for (let depth = 0; detailed?.issuerCertificate && detailed.issuerCertificate !== detailed && depth < 8; depth++) {
+    detailed = detailed.issuerCertificate;
+    chain.push(new X509Certificate(detailed.raw));
+  }
+  return chain;
+}
+
+/**
  * The enrollment handler. Throws ERR_INVALID_ARGUMENT at once for options it cannot run
  * with (no roots, a sealing key that is not 32 bytes, no CA).
  */
@@ -147,6 +177,7 @@ export function createEnrollmentHandler(
   const lifetime = options.lifetimeSeconds ?? DEFAULT_LIFETIME;
   const ticketLifetime = options.ticketLifetimeSeconds ?? DEFAULT_TICKET_LIFETIME;
   const taken = new TakenTickets();
+  const renewRoots = options.renewRoots === undefined ? undefined : rootCertificates(options.renewRoots, 'renewRoots');
 
   /** The request, checked against the attestation: its key must be the attested key. */
   function requestFor(attestation: unknown, csr: unknown): { request: ReadRequest; ekCertificates: X509Certificate[] } {
@@ -159,16 +190,7 @@ export function createEnrollmentHandler(
   }
 
   /** Every check passed: the policy, then the CA. */
-  async function issue(
-    verdict: AttestationVerdict,
-    request: ReadRequest,
-    ekCertificates: X509Certificate[],
-  ): Promise<IssuedCertificate> {
-    const device: EnrollingDevice = {
-      jwk: verdict.jwk!,
-      ekCertificates,
-      requestedSubject: request.subject.toString(),
-    };
+  async function issue(device: EnrollingDevice, request: ReadRequest): Promise<IssuedCertificate> {
     const allowed = options.allow ? await options.allow(device) : true;
     if (allowed !== true) {
       throw ENROLLMENT_REFUSED(`the policy refuses this device${typeof allowed === 'string' ? `: ${allowed}` : ''}`);
@@ -177,11 +199,18 @@ export function createEnrollmentHandler(
     return options.ca.issue({ request, ...(subject !== undefined && { subject }), lifetimeSeconds: lifetime });
   }
 
+  /** The device an attestation verdict establishes. */
+  const attested = (verdict: AttestationVerdict, request: ReadRequest, ekCertificates: X509Certificate[]) => ({
+    jwk: verdict.jwk!,
+    ekCertificates,
+    requestedSubject: request.subject.toString(),
+  });
+
   async function attest(body: Record<string, unknown>): Promise<unknown> {
     const { request, ekCertificates } = requestFor(body['attestation'], body['csr']);
     const verdict = verifyAttestation(body['attestation'], { roots: ekRoots, ...(akRoots && { akRoots }) });
     // A platform AK certificate bound the AK already: nothing to activate.
-    if (verdict.ok) return issue(verdict, request, ekCertificates);
+    if (verdict.ok) return issue(attested(verdict, request, ekCertificates), request);
     const failing = failures(verdict, 'ak-bound');
     if (failing !== '') throw ENROLLMENT_REFUSED(`the attestation fails: ${failing}`);
     const { challenge, expected } = createActivationChallenge(body['attestation'], { roots: ekRoots });
@@ -201,20 +230,47 @@ export function createEnrollmentHandler(
     if (!verdict.ok) throw ENROLLMENT_REFUSED(`the attestation fails: ${failures(verdict)}`);
     // Taken once the answer is right: a wrong answer does not use the ticket up.
     taken.take(contents);
-    return issue(verdict, request, ekCertificates);
+    return issue(attested(verdict, request, ekCertificates), request);
+  }
+
+  /**
+   * A renewal: the connection's client certificate chains to the renewal roots (TLS proved
+   * the device holds its key), and the new request is for the same key.
+   */
+  async function renew(body: Record<string, unknown>, req: IncomingMessage): Promise<unknown> {
+    if (!renewRoots || options.renewal === 'attestation') {
+      throw ENROLLMENT_REFUSED('this server renews by a fresh attestation: enroll again');
+    }
+    const presented = presentedChain(req);
+    if (!presented) throw ENROLLMENT_REFUSED('renewal needs mutual TLS with the current certificate');
+    const [leaf, ...intermediates] = presented;
+    const trusted = chainToRoots(leaf!, intermediates, renewRoots);
+    if (!trusted.ok) throw ENROLLMENT_REFUSED(`the presented certificate is not this CA's: ${trusted.why}`);
+    const request = readCertificationRequest(body['csr']);
+    if (!leaf!.publicKey.equals(request.publicKey)) throw ENROLLMENT_REFUSED('the csr is not for the presented key');
+    const jwk = { ...(leaf!.publicKey.export({ format: 'jwk' }) as PublicJwk) };
+    return issue({ jwk, ekCertificates: [], requestedSubject: request.subject.toString(), renewing: leaf! }, request);
   }
 
   return (req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
-    const step = path.endsWith('/attest') ? attest : path.endsWith('/activate') ? activate : undefined;
-    if (!step)
-      return send(res, 404, { error: { code: 'ERR_INVALID_ARGUMENT', message: 'POST .../attest or .../activate' } });
+    const steps: Record<string, (body: Record<string, unknown>, req: IncomingMessage) => Promise<unknown>> = {
+      attest,
+      activate,
+      renew,
+    };
+    const name = path.slice(path.lastIndexOf('/') + 1);
+    const step = Object.hasOwn(steps, name) ? steps[name] : undefined;
+    if (!step) {
+      const message = 'POST .../attest, .../activate or .../renew';
+      return send(res, 404, { error: { code: 'ERR_INVALID_ARGUMENT', message } });
+    }
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
       return send(res, 405, { error: { code: 'ERR_INVALID_ARGUMENT', message: 'POST only' } });
     }
     readJson(req)
-      .then(step)
+      .then((body) => step(body, req))
       .then(
         (answer) => send(res, 200, answer),
         (err: unknown) => {

@@ -11,5 +11,5 @@ export {
 } from './certificate-authority.js';
 export type { ReadRequest } from './certification-request.js';
 export { googleCasAuthority, type CasClient, type GoogleCasOptions } from './google-cas.js';
-export { enroll, type Enrollment, type EnrollOptions } from './device.js';
+export { enroll, renewEnrollment, type Enrollment, type EnrollOptions, type RenewOptions } from './device.js';
 export { createEnrollmentHandler, type EnrollingDevice, type EnrollmentHandlerOptions } from './handler.js';

@@ -30,7 +30,8 @@ challenge's answer travels sealed in a ticket, with the 32-byte key (base64 or h
 --sealing-key-file or $${SEALING_KEY_ENV}; every replica with the same key finishes any
 enrollment. It serves https with --tls-cert and --tls-key,
 else http for a TLS terminator in front of it (devices send only over https, or to
-loopback). It prints its URL; refusals it does not explain to devices go to stderr.
+loopback). Over https it renews (enroll --renew) a certificate its CA issued, presented
+over mutual TLS, without a new attestation. It prints its URL; refusals it does not explain to devices go to stderr.
 SIGTERM or SIGINT stops it.
 
   tpm-jwt serve-enrollment --ek-ca tpm-vendor-roots.pem --ca-cert issuing.pem --ca-key issuing.key \\
@@ -85,11 +86,12 @@ SIGTERM or SIGINT stops it.
       lifetimeSeconds: Number(lifetime) * 86_400,
       onError: (err: unknown) => io.err(`${JSON.stringify({ refused: 'internal', error: messageWithCauses(err) })}\n`),
     };
-    const serve = async (ca: CertificateAuthority) => {
-      const handler = createEnrollmentHandler({ ...common, ca });
+    const serve = async (ca: CertificateAuthority, renewRoots?: string) => {
+      const handler = createEnrollmentHandler({ ...common, ca, ...(renewRoots !== undefined && { renewRoots }) });
+      // A client certificate is asked for, not required: renewals present one, enrollments do not.
       const server: Server =
         tls.cert !== undefined
-          ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler)
+          ? createHttpsServer({ cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: false }, handler)
           : createHttpServer(handler);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -110,13 +112,18 @@ SIGTERM or SIGINT stops it.
     }
     const certificate = await readTextInput(required(values, 'ca-cert'), { what: 'CA certificate' });
     const chainOption = chain !== undefined ? { chain } : {};
+    // Renewals present a certificate this CA issued.
+    const renewRoots = certificate + (chain ?? '');
     if (fileKey !== undefined) {
       const key = await readTextInput(fileKey, { what: 'CA key' });
-      await serve(certificateAuthority({ certificate, key, ...chainOption }));
+      await serve(certificateAuthority({ certificate, key, ...chainOption }), renewRoots);
     } else {
       const use = keyUse(values, io.env);
       await withTpm(values, async (tpm) =>
-        serve(certificateAuthority({ certificate, key: await loadKeyRef(tpm, tpmKey!, use), ...chainOption })),
+        serve(
+          certificateAuthority({ certificate, key: await loadKeyRef(tpm, tpmKey!, use), ...chainOption }),
+          renewRoots,
+        ),
       );
     }
   },
