@@ -107,6 +107,46 @@ describe('90 package', () => {
     assert.deepEqual(JSON.parse(result.stdout), { exports: ['function', 'function'], others: [] }, result.stderr);
   });
 
+  it('tpm-jwt/enroll serves enrollments without the addon or google-auth-library', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tpm-jwt-enroll-entry-'));
+    try {
+      execFileSync(
+        'openssl',
+        [
+          ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'],
+          ...['-subj', '/CN=CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-keyout', 'ca.key', '-out', 'ca.pem'],
+        ],
+        { cwd: dir, stdio: 'ignore' },
+      );
+      // A request the handler refuses as malformed: the whole server path, short of a TPM's document.
+      const script = `
+        import { createRequire } from 'node:module';
+        import { readFileSync } from 'node:fs';
+        import { Readable } from 'node:stream';
+        import { certificateAuthority, createEnrollmentHandler } from 'tpm-jwt/enroll';
+        const pem = (name) => readFileSync(${JSON.stringify(dir)} + '/' + name, 'utf8');
+        const handler = createEnrollmentHandler({
+          ekRoots: pem('ca.pem'),
+          sealingKey: Buffer.alloc(32, 1),
+          ca: certificateAuthority({ certificate: pem('ca.pem'), key: pem('ca.key') }),
+        });
+        const req = Object.assign(Readable.from([Buffer.from('{}')]), { url: '/v1/enroll/attest', method: 'POST' });
+        const status = await new Promise((resolve) => {
+          let code = 0;
+          handler(req, { setHeader() {}, writeHead: (c) => (code = c), end: () => resolve(code) });
+        });
+        const loaded = Object.keys(createRequire(import.meta.url)('node:module')._cache);
+        console.log(JSON.stringify({
+          status,
+          others: loaded.filter((file) => file.endsWith('.node') || file.includes('google-auth-library')),
+        }));`;
+      const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+      assert.deepEqual(JSON.parse(result.stdout), { status: 400, others: [] }, result.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('tpm-jwt/tls is its own entry point: the root does not load node:https for it', () => {
     const script = `
       const { TpmTlsAgent, TpmTlsSocket } = await import('tpm-jwt/tls');
