@@ -80,11 +80,6 @@ export function invalidArgument(message: string): TpmJwtError {
 }
 
 /**
- * An error's message with its causes' after it, each once. fetch says only "fetch
- * failed"; why (connect ECONNREFUSED, getaddrinfo ENOTFOUND, a certificate error) is in
- * its cause, and a user reading our message needs it.
- */
-/**
  * The first TpmJwtError in `err`'s cause chain (a library that wraps a TPM or TLS failure
  * keeps it as a cause), or undefined. node-fetch keeps only a socket error's code and
  * message: an error of that shape with one of our codes is made ours again, `err` its cause.
@@ -101,6 +96,11 @@ export function ownError(err: unknown): TpmJwtError | undefined {
   return undefined;
 }
 
+/**
+ * An error's message with its causes' after it, each once. fetch says only "fetch
+ * failed"; why (connect ECONNREFUSED, getaddrinfo ENOTFOUND, a certificate error) is in
+ * its cause, and a user reading our message needs it.
+ */
 export function messageWithCauses(err: unknown): string {
   const parts: string[] = [];
   // A cause chain is short; the bound only keeps a cycle from looping.

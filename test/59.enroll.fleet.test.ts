@@ -57,7 +57,7 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
   /** An enrollment server on loopback; its base URL. */
   async function serve(options: Partial<EnrollmentHandlerOptions> = {}): Promise<string> {
     const server = createServer(
-      createEnrollmentHandler({ ekRoots: swtpm.ekCa.root, sealingKey, ca: fileCa, ...options }),
+      createEnrollmentHandler({ ekRoots: swtpm.ekCa.root, sealingKey, ca: fileCa, allow: () => true, ...options }),
     );
     servers.push(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -170,6 +170,13 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
     assert.match(new X509Certificate(issued.certificate).issuer, /Fleet TPM Issuing/);
   });
 
+  it("gives the policy's subject instead of the requested one", async () => {
+    const server = await serve({ subject: ({ jwk }) => `CN=device-${String(jwk.x).slice(0, 8)},O=Fleet` });
+    const issued = await enroll({ ...device(), server });
+    const jwk = (await tpm.loadKey(DEVICE)).publicKey.export({ format: 'jwk' });
+    assert.equal(new X509Certificate(issued.certificate).subject, `O=Fleet\nCN=device-${jwk.x!.slice(0, 8)}`);
+  });
+
   it('enrolls through Google Certificate Authority Service, called through google-auth-library', async () => {
     const token = 'ya29.cas-caller';
     const cas = await startFakeCas({ token, ca: fileCa, root: readFileSync(fleet.root, 'utf8') });
@@ -188,12 +195,12 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
       assert.match(cas.calls[0]!.name!, new RegExp(`^${pool}/certificates/device-[0-9a-f-]{36}$`));
       assert.equal(cas.calls[0]!.lifetime, '86400s');
       assert.equal(cas.calls[0]!.template, template);
-      // A caller CAS does not know is refused by it; the device hears a server failure.
+      // A caller CAS does not know is refused by it; the device hears a server failure, worth a retry.
       const stranger = new OAuth2Client();
       stranger.setCredentials({ access_token: 'ya29.other', expiry_date: Date.now() + 3_600_000 });
       const refused = googleCasAuthority({ caPool: pool, client: stranger, endpoint: cas.endpoint });
       await assert.rejects(enroll({ ...device(), server: await serve({ ca: refused }) }), {
-        code: 'ERR_ENROLLMENT_REFUSED',
+        code: 'ERR_TOKEN_EXCHANGE',
         message: /answered 500/,
       });
       assert.equal(cas.calls.at(-1)!.refused, 'no valid Bearer token');
@@ -226,10 +233,14 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
     assert.match(replay.body.error.message, /already used: a replay/);
   });
 
-  it('tpm-jwt serve-enrollment and tpm-jwt enroll: the files, and what to run next', async () => {
+  it('tpm-jwt serve-enrollment (an inventory) and tpm-jwt enroll: the files, and what to run next', async () => {
+    // The inventory: this TPM's EK certificate, and the subject it gets.
+    const attestation = await attestKey({ key: DEVICE, tcti: swtpm.tcti, ekChain: swtpm.ekCa.intermediate });
+    const serial = new X509Certificate(attestation.ek.certificates[0]!.pem).serialNumber;
+    const inventory = writeTo('inventory.txt', `# EK serial, subject\n${serial} CN=device-7\n`);
     const server = await startCliServer(
       [
-        ...['serve-enrollment', '--ek-ca', ekRootFile(), '--ca-cert', fleet.intermediate],
+        ...['serve-enrollment', '--ek-ca', ekRootFile(), '--inventory', inventory, '--ca-cert', fleet.intermediate],
         ...['--ca-key', path.join(dir, 'intermediate.key'), '--ca-chain', fleet.root, '--listen', '127.0.0.1:0'],
         ...['--lifetime', '7'],
       ],
@@ -258,6 +269,10 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
       const again = await cli([...args, ...flags]);
       assert.equal(again.code, 1);
       assert.match(again.stderr, /device\.pem exists; pass --force/);
+      // Another subject than the inventory's is refused, with the reason.
+      const other = await cli([...args.map((a) => (a === 'CN=device-7' ? 'CN=device-8' : a)), ...flags, '--force']);
+      assert.equal(other.code, 1);
+      assert.match(other.stderr, /ERR_ENROLLMENT_REFUSED.*the inventory gives it the subject CN=device-7/);
     } finally {
       assert.equal(await server.stop(), 0);
     }
@@ -272,6 +287,7 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
         sealingKey,
         ca: fileCa,
         renewRoots: readFileSync(fleet.intermediate, 'utf8'),
+        allow: () => true,
         ...options,
       });
       const server = createHttpsServer(
@@ -302,6 +318,20 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
       assertIssued(renewed, key, readFileSync(fleet.root, 'utf8'));
       const [a, b] = [first, renewed].map((issued) => new X509Certificate(issued.certificate));
       assert.notEqual(a!.serialNumber, b!.serialNumber);
+      assert.equal(b!.subject, a!.subject);
+      // A renewal renews an identity; it cannot change it.
+      await assert.rejects(
+        renewEnrollment({
+          server,
+          key: DEVICE,
+          tcti: swtpm.tcti,
+          certificate: renewed.certificate,
+          chain: renewed.chain,
+          subject: 'CN=device-43',
+          ca: tls.cert,
+        }),
+        { code: 'ERR_ENROLLMENT_REFUSED', message: /a renewal keeps the subject CN=device-42/ },
+      );
 
       // The command: --renew replaces the files in --out-dir.
       const out = path.join(dir, 'renewing');

@@ -129,6 +129,7 @@ describe('90 package', () => {
           ekRoots: pem('ca.pem'),
           sealingKey: Buffer.alloc(32, 1),
           ca: certificateAuthority({ certificate: pem('ca.pem'), key: pem('ca.key') }),
+          allow: () => true,
         });
         const req = Object.assign(Readable.from([Buffer.from('{}')]), { url: '/v1/enroll/attest', method: 'POST' });
         const status = await new Promise((resolve) => {

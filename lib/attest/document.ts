@@ -52,22 +52,35 @@ function checkCertificateCount(doc: AttestationDocument): void {
   }
 }
 
-/**
- * Frozen documents decoded, by the object given: a server that verifies a document,
- * makes its challenge and reads its EK certificates freezes it and decodes it (parses
- * its certificates) once. A document that can still change is decoded every time.
- */
+/** Documents decodeOnce made: each frozen all the way down, so its decoding holds. */
 const decoded = new WeakMap<object, ReadAttestation>();
+
+/** The deepest a document's JSON may nest: a real one is four levels deep. */
+const MAX_DEPTH = 16;
+
+/**
+ * `value` frozen all the way down and decoded now, so that every later readAttestation of
+ * it (verifyAttestation, createActivationChallenge, a server's own checks) takes that
+ * decoding instead of parsing its certificates again. A value that is not an object is
+ * returned as it is; one nested deeper than any document is ERR_INVALID_ARGUMENT.
+ */
+export function decodeOnce<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  const stack: [unknown, number][] = [[value, 0]];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [node, depth] = next;
+    if (typeof node !== 'object' || node === null || Object.isFrozen(node)) continue;
+    if (depth > MAX_DEPTH) throw invalidArgument(`the attestation nests deeper than ${MAX_DEPTH} levels`);
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+    Object.freeze(node);
+  }
+  if (!decoded.has(value)) decoded.set(value, decode(value));
+  return value;
+}
 
 /** The document (JSON text or object) decoded; a malformed one is ERR_INVALID_ARGUMENT. */
 export function readAttestation(value: unknown): ReadAttestation {
-  if (typeof value !== 'object' || value === null || !Object.isFrozen(value)) return decode(value);
-  let read = decoded.get(value);
-  if (read === undefined) {
-    read = decode(value);
-    decoded.set(value, read);
-  }
-  return read;
+  return (typeof value === 'object' && value !== null && decoded.get(value)) || decode(value);
 }
 
 function decode(value: unknown): ReadAttestation {

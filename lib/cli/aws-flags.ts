@@ -1,7 +1,7 @@
 /** The flags that name an IAM Roles Anywhere session, for aws-credentials and serve-aws-metadata. */
 import type { RolesAnywhereOptions } from '../aws/roles-anywhere.js';
 import { KEY_USE_OPTIONS, optional, required, UsageError, type OptionSpec, type Values } from './args.js';
-import { readTextInput } from './input-file.js';
+import { readFlagText, readTextInput } from './input-file.js';
 
 /** Those flags, as usage lines show them. */
 export const ROLES_ANYWHERE_USAGE = `--key KEYREF --certificate cert.pem [--chain chain.pem]
@@ -30,10 +30,7 @@ export async function rolesAnywhereOptions(values: Values): Promise<RolesAnywher
   if (durationSeconds !== undefined && !Number.isInteger(durationSeconds)) {
     throw new UsageError('--session-duration must be a whole number of seconds');
   }
-  const text = async (flag: string, what: string) => {
-    const file = optional(values, flag);
-    return file === undefined ? undefined : readTextInput(file, { what });
-  };
+  const text = (flag: string, what: string) => readFlagText(values, flag, what);
   const certificate = await readTextInput(required(values, 'certificate'), { what: 'certificate' });
   const chain = await text('chain', 'certificate chain');
   const ca = await text('ca-cert', 'CA certificate');

@@ -27,3 +27,13 @@ export async function readInput(file: string, options: InputFileOptions = {}): P
 export async function readTextInput(file: string, options: InputFileOptions = {}): Promise<string> {
   return (await readInput(file, options)).toString('utf8');
 }
+
+/** The text of the file --`flag` names, or undefined without the flag. */
+export async function readFlagText(
+  values: Readonly<Record<string, unknown>>,
+  flag: string,
+  what: string,
+): Promise<string | undefined> {
+  const file = values[flag];
+  return typeof file === 'string' ? readTextInput(file, { what }) : undefined;
+}

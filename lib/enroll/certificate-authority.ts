@@ -17,7 +17,7 @@ import type { X509Key } from '../tpm/x509.js';
 import type { ReadRequest } from './certification-request.js';
 
 /** id-kp-clientAuth. */
-const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+export const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 /** What the server asks its CA for, the request already checked against the attestation and policy. */
 export interface IssueRequest {
@@ -82,6 +82,7 @@ export function certificateAuthority(options: CertificateAuthorityOptions): Cert
   const ski = parsed.extensions?.find((e) => e.extnID === id_ce_subjectKeyIdentifier);
   const keyIdentifier = ski && AsnConvert.parse(ski.extnValue, SubjectKeyIdentifier).buffer;
   const caEnd = Date.parse(caCertificate.validTo);
+  if (!(caEnd > Date.now())) throw invalidArgument(`the CA certificate expired on ${caCertificate.validTo}`);
   const chain = [caCertificate, ...parseCertificates(options.chain ?? '', 'the CA chain')]
     .map((c: X509Certificate) => c.toString())
     .join('');

@@ -41,6 +41,8 @@ export interface ReadRequest {
   publicKeyInfo: SubjectPublicKeyInfo;
   publicKey: KeyObject;
   altNames: GeneralName[];
+  /** The OIDs of every extension the request asks for (subjectAltName among them). */
+  extensions: string[];
 }
 
 /**
@@ -75,11 +77,13 @@ export function readCertificationRequest(pem: unknown): ReadRequest {
     throw ENROLLMENT_REFUSED('the csr signature does not verify with its key');
   }
   const altNames: GeneralName[] = [];
+  const extensions: string[] = [];
   try {
     for (const attribute of info.attributes) {
       if (attribute.type !== ID_EXTENSION_REQUEST) continue;
       for (const value of attribute.values) {
         for (const ext of AsnConvert.parse(value, Extensions)) {
+          extensions.push(ext.extnID);
           if (ext.extnID === id_ce_subjectAltName) {
             altNames.push(...AsnConvert.parse(ext.extnValue, SubjectAlternativeName));
           }
@@ -89,5 +93,5 @@ export function readCertificationRequest(pem: unknown): ReadRequest {
   } catch (err) {
     throw ENROLLMENT_REFUSED(`csr extension request does not decode: ${(err as Error).message}`);
   }
-  return { pem, subject: info.subject, publicKeyInfo: info.subjectPKInfo, publicKey, altNames };
+  return { pem, subject: info.subject, publicKeyInfo: info.subjectPKInfo, publicKey, altNames, extensions };
 }

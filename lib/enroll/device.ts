@@ -10,13 +10,14 @@ import type { Agent } from 'node:https';
 
 import { activateCredential, attestKey } from '../attest/index.js';
 import type { AttestationKeyOptions, AttestationTpmOptions } from '../attest/device.js';
-import { invalidArgument, ownError, TpmJwtError } from '../errors.js';
+import { invalidArgument, messageWithCauses, ownError, TpmJwtError } from '../errors.js';
 import { isHttpsOrLoopback } from '../loopback.js';
 import { post } from '../post.js';
 import { TpmTlsAgent } from '../tls/agent.js';
 import { loadKeyRef } from '../tpm/key-ref.js';
 import { usingTpm } from '../tpm/tpm.js';
 import type { ActivationChallenge } from '../wire/attestation-format.js';
+import { ENROLLMENT_REFUSED } from './refusal.js';
 
 export interface EnrollOptions extends AttestationTpmOptions, AttestationKeyOptions {
   /** The enrollment handler's base URL: https (http only on loopback); attest and activate are below it. */
@@ -56,7 +57,8 @@ async function step(base: URL, name: string, body: unknown, transport: Transport
     });
   } catch (err) {
     throw (
-      ownError(err) ?? new TpmJwtError('ERR_ENROLLMENT_REFUSED', `no answer from ${url}: ${(err as Error).message}`)
+      ownError(err) ??
+      new TpmJwtError('ERR_TOKEN_EXCHANGE', `no answer from ${url}: ${messageWithCauses(err)}`, { cause: err })
     );
   }
   let parsed: { error?: { code?: unknown; message?: unknown } } & Record<string, unknown>;
@@ -67,7 +69,9 @@ async function step(base: URL, name: string, body: unknown, transport: Transport
   }
   if (answer.status !== 200) {
     const message = typeof parsed.error?.message === 'string' ? parsed.error.message : answer.text.slice(0, 300);
-    throw new TpmJwtError('ERR_ENROLLMENT_REFUSED', `${url} answered ${answer.status}: ${message}`);
+    // A refusal (4xx) is the server's answer; a failure of its own (5xx) is worth a retry.
+    const failure = `${url} answered ${answer.status}: ${message}`;
+    throw answer.status >= 500 ? new TpmJwtError('ERR_TOKEN_EXCHANGE', failure) : ENROLLMENT_REFUSED(failure);
   }
   return parsed;
 }
@@ -95,7 +99,7 @@ export async function enroll(options: EnrollOptions): Promise<Enrollment> {
   const first = await step(base, 'attest', { attestation, csr }, { ca });
   if (typeof first['certificate'] === 'string') return certificateOf(first, publicKey);
   if (typeof first['ticket'] !== 'string' || typeof first['challenge'] !== 'object') {
-    throw new TpmJwtError('ERR_ENROLLMENT_REFUSED', 'the server answered neither a certificate nor a challenge');
+    throw ENROLLMENT_REFUSED('the server answered neither a certificate nor a challenge');
   }
   const response = await activateCredential(first['challenge'] as ActivationChallenge, { ...tpm, ...ak });
   const done = await step(base, 'activate', { attestation, csr, ticket: first['ticket'], response }, { ca });
@@ -161,7 +165,7 @@ export async function renewEnrollment(options: RenewOptions): Promise<Enrollment
 function certificateOf(answer: Record<string, unknown>, key: KeyObject): Enrollment {
   const { certificate, chain } = answer;
   if (typeof certificate !== 'string' || typeof chain !== 'string') {
-    throw new TpmJwtError('ERR_ENROLLMENT_REFUSED', 'the server answered without a certificate and chain');
+    throw ENROLLMENT_REFUSED('the server answered without a certificate and chain');
   }
   let forKey: boolean;
   try {
@@ -169,7 +173,6 @@ function certificateOf(answer: Record<string, unknown>, key: KeyObject): Enrollm
   } catch {
     forKey = false;
   }
-  if (!forKey)
-    throw new TpmJwtError('ERR_ENROLLMENT_REFUSED', 'the server answered a certificate that is not for the key');
+  if (!forKey) throw ENROLLMENT_REFUSED('the server answered a certificate that is not for the key');
   return { certificate, chain };
 }

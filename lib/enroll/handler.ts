@@ -18,18 +18,21 @@ import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Certificate, GeneralName, id_ce_subjectAltName, Name, SubjectAlternativeName } from '@peculiar/asn1-x509';
+
 import { createActivationChallenge } from '../attest/challenge.js';
 import { chainToRoots, rootCertificates, type Roots } from '../attest/certificates.js';
-import { readAttestation, trustedEks } from '../attest/document.js';
+import { decodeOnce, readAttestation, trustedEks } from '../attest/document.js';
 import { verifyAttestation, type AttestationVerdict } from '../attest/verify.js';
-import { TpmJwtError } from '../errors.js';
+import { invalidArgument, TpmJwtError } from '../errors.js';
 import type { PublicJwk } from '../jwk.js';
-import { distinguishedName } from '../tpm/x509.js';
+import { distinguishedName, nameText } from '../tpm/x509.js';
 import { MAX_DOCUMENT_SIZE, type ActivationExpectation } from '../wire/attestation-format.js';
 import { publicKeyOf } from '../wire/public-key.js';
 import { parsePublic } from '../wire/tpm-structures.js';
-import type { CertificateAuthority, IssuedCertificate } from './certificate-authority.js';
-import { readCertificationRequest, type ReadRequest } from './certification-request.js';
+import { CLIENT_AUTH, type CertificateAuthority, type IssueRequest } from './certificate-authority.js';
+import { readCertificationRequest } from './certification-request.js';
 import { ENROLLMENT_REFUSED } from './refusal.js';
 import { bindingOf, openTicket, sealingKey, sealTicket, TakenTickets } from './ticket.js';
 
@@ -60,10 +63,12 @@ export interface EnrollmentHandlerOptions {
   ticketLifetimeSeconds?: number;
   /**
    * After every check passed: true to issue, false or a reason (shown to the device) to
-   * refuse. For an allow-list of EK serials, a device inventory. Default: every device
-   * the checks pass.
+   * refuse; asked before the challenge and again before issuing. A device inventory, an
+   * allow-list of EK serials, the subject each device may have. Required: a TPM maker's
+   * root vouches for every TPM it made, so `() => true` takes any of them, with the
+   * subject it asks for.
    */
-  allow?: (device: EnrollingDevice) => boolean | string | Promise<boolean | string>;
+  allow: (device: EnrollingDevice) => boolean | string | Promise<boolean | string>;
   /** The certificate's subject (RFC 4514 text); default the request's. */
   subject?: (device: EnrollingDevice) => string | Promise<string>;
   /**
@@ -116,19 +121,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new HttpError(400, 'ERR_INVALID_ARGUMENT', 'the body is not a JSON object');
   }
-  return deepFreeze(body as Record<string, unknown>);
-}
-
-/**
- * A parsed JSON value frozen all the way down: what the verifier is given cannot change
- * between its checks, so it decodes the attestation once per request (readAttestation).
- */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
+  return body as Record<string, unknown>;
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -163,9 +156,31 @@ function presentedChain(req: IncomingMessage): X509Certificate[] | undefined {
   return chain;
 }
 
+/** The subject and subject alternative names of a certificate: what a renewal keeps. */
+function identityOf(certificate: X509Certificate): { subject: Name; altNames: GeneralName[] } {
+  const tbs = AsnConvert.parse(certificate.raw, Certificate).tbsCertificate;
+  const san = tbs.extensions?.find((e) => e.extnID === id_ce_subjectAltName);
+  return { subject: tbs.subject, altNames: san ? [...AsnConvert.parse(san.extnValue, SubjectAlternativeName)] : [] };
+}
+
+/** A whole number of seconds within bounds, or ERR_INVALID_ARGUMENT naming the option. */
+function seconds(value: number, name: string, min: number): number {
+  if (!Number.isInteger(value) || value < min || value > 100 * 365 * 86_400) {
+    throw invalidArgument(`${name} must be a whole number of seconds, at least ${min}`);
+  }
+  return value;
+}
+
+/** The server's own failure: the device is told to try again, the detail goes to onError. */
+class ServerFault extends Error {
+  constructor(readonly detail: unknown) {
+    super('the server could not issue');
+  }
+}
+
 /**
  * The enrollment handler. Throws ERR_INVALID_ARGUMENT at once for options it cannot run
- * with (no roots, a sealing key that is not 32 bytes, no CA).
+ * with (no roots, a sealing key that is not 32 bytes, no CA, no policy).
  */
 export function createEnrollmentHandler(
   options: EnrollmentHandlerOptions,
@@ -173,47 +188,72 @@ export function createEnrollmentHandler(
   const ekRoots = rootCertificates(options.ekRoots, 'ekRoots');
   const akRoots = options.akRoots === undefined ? undefined : rootCertificates(options.akRoots, 'akRoots');
   const key = sealingKey(options.sealingKey);
-  if (typeof options.ca?.issue !== 'function') throw ENROLLMENT_REFUSED('ca must be a certificate authority');
-  const lifetime = options.lifetimeSeconds ?? DEFAULT_LIFETIME;
-  const ticketLifetime = options.ticketLifetimeSeconds ?? DEFAULT_TICKET_LIFETIME;
+  if (typeof options.ca?.issue !== 'function') throw invalidArgument('ca must be a certificate authority');
+  if (typeof options.allow !== 'function') {
+    throw invalidArgument(
+      "allow is required: a TPM maker's root vouches for every TPM it made (() => true to take any)",
+    );
+  }
+  const lifetime = seconds(options.lifetimeSeconds ?? DEFAULT_LIFETIME, 'lifetimeSeconds', 60);
+  const ticketLifetime = seconds(options.ticketLifetimeSeconds ?? DEFAULT_TICKET_LIFETIME, 'ticketLifetimeSeconds', 0);
   const taken = new TakenTickets();
   const renewRoots = options.renewRoots === undefined ? undefined : rootCertificates(options.renewRoots, 'renewRoots');
 
-  /** The request, checked against the attestation: its key must be the attested key. */
-  function requestFor(attestation: unknown, csr: unknown): { request: ReadRequest; ekCertificates: X509Certificate[] } {
+  /**
+   * The attestation (decoded once for every check of this request) and the request,
+   * checked against it: its key must be the attested key.
+   */
+  function requestFor(body: Record<string, unknown>) {
+    const attestation = decodeOnce(body['attestation']);
     const read = readAttestation(attestation);
-    const request = readCertificationRequest(csr);
-    const attested = publicKeyOf(parsePublic(read.keyPublic, 'the attested key'));
-    if (!attested?.equals(request.publicKey)) throw ENROLLMENT_REFUSED('the csr is not for the attested key');
+    const request = readCertificationRequest(body['csr']);
+    const key = publicKeyOf(parsePublic(read.keyPublic, 'the attested key'));
+    if (!key?.equals(request.publicKey)) throw ENROLLMENT_REFUSED('the csr is not for the attested key');
     const { trusted } = trustedEks(read, ekRoots, new Date());
-    return { request, ekCertificates: trusted.map((ek) => ek.cert) };
+    const device: EnrollingDevice = {
+      jwk: key.export({ format: 'jwk' }) as PublicJwk,
+      ekCertificates: trusted.map((ek) => ek.cert),
+      requestedSubject: nameText(request.subject),
+    };
+    return { attestation, request, device };
   }
 
-  /** Every check passed: the policy, then the CA. */
-  async function issue(device: EnrollingDevice, request: ReadRequest): Promise<IssuedCertificate> {
-    const allowed = options.allow ? await options.allow(device) : true;
+  /** The policy's word on `device`: ERR_ENROLLMENT_REFUSED with its reason unless it allows. */
+  async function admit(device: EnrollingDevice): Promise<void> {
+    let allowed: boolean | string;
+    try {
+      allowed = await options.allow(device);
+    } catch (err) {
+      throw new ServerFault(err);
+    }
     if (allowed !== true) {
       throw ENROLLMENT_REFUSED(`the policy refuses this device${typeof allowed === 'string' ? `: ${allowed}` : ''}`);
     }
-    const subject = options.subject ? distinguishedName(await options.subject(device)) : undefined;
-    return options.ca.issue({ request, ...(subject !== undefined && { subject }), lifetimeSeconds: lifetime });
   }
 
-  /** The device an attestation verdict establishes. */
-  const attested = (verdict: AttestationVerdict, request: ReadRequest, ekCertificates: X509Certificate[]) => ({
-    jwk: verdict.jwk!,
-    ekCertificates,
-    requestedSubject: request.subject.toString(),
-  });
+  /**
+   * The policy allowed it: the CA (with the policy's subject, unless a renewal keeps the
+   * one it has). What goes wrong from here is the server's, not the device's.
+   */
+  async function issue(device: EnrollingDevice, request: IssueRequest['request'], renewal = false) {
+    try {
+      const subject = !renewal && options.subject ? distinguishedName(await options.subject(device)) : undefined;
+      return await options.ca.issue({ request, ...(subject !== undefined && { subject }), lifetimeSeconds: lifetime });
+    } catch (err) {
+      throw new ServerFault(err);
+    }
+  }
 
   async function attest(body: Record<string, unknown>): Promise<unknown> {
-    const { request, ekCertificates } = requestFor(body['attestation'], body['csr']);
-    const verdict = verifyAttestation(body['attestation'], { roots: ekRoots, ...(akRoots && { akRoots }) });
-    // A platform AK certificate bound the AK already: nothing to activate.
-    if (verdict.ok) return issue(attested(verdict, request, ekCertificates), request);
+    const { attestation, request, device } = requestFor(body);
+    const verdict = verifyAttestation(attestation, { roots: ekRoots, ...(akRoots && { akRoots }) });
     const failing = failures(verdict, 'ak-bound');
     if (failing !== '') throw ENROLLMENT_REFUSED(`the attestation fails: ${failing}`);
-    const { challenge, expected } = createActivationChallenge(body['attestation'], { roots: ekRoots });
+    // Asked before the challenge: a device the policy refuses is told now, not after activating.
+    await admit(device);
+    // A platform AK certificate bound the AK already: nothing to activate.
+    if (verdict.ok) return issue(device, request);
+    const { challenge, expected } = createActivationChallenge(attestation, { roots: ekRoots });
     const state: TicketState = { expected };
     const ticket = sealTicket(key, state, bindingOf(body['attestation'], body['csr']), ticketLifetime);
     return { challenge, ticket };
@@ -221,21 +261,23 @@ export function createEnrollmentHandler(
 
   async function activate(body: Record<string, unknown>): Promise<unknown> {
     const contents = openTicket<TicketState>(key, body['ticket'], bindingOf(body['attestation'], body['csr']));
-    const { request, ekCertificates } = requestFor(body['attestation'], body['csr']);
-    const verdict = verifyAttestation(body['attestation'], {
+    const { attestation, request, device } = requestFor(body);
+    const verdict = verifyAttestation(attestation, {
       roots: ekRoots,
       ...(akRoots && { akRoots }),
       activation: { expected: contents.state.expected, response: body['response'] },
     });
     if (!verdict.ok) throw ENROLLMENT_REFUSED(`the attestation fails: ${failures(verdict)}`);
-    // Taken once the answer is right: a wrong answer does not use the ticket up.
+    await admit(device);
+    // Taken once every check passed: a wrong answer does not use the ticket up.
     taken.take(contents);
-    return issue(attested(verdict, request, ekCertificates), request);
+    return issue(device, request);
   }
 
   /**
-   * A renewal: the connection's client certificate chains to the renewal roots (TLS proved
-   * the device holds its key), and the new request is for the same key.
+   * A renewal: the connection's client certificate was issued for client authentication
+   * under the renewal roots (and TLS proved the device holds its key), the new request is
+   * for the same key, and the new certificate keeps the presented one's subject and names.
    */
   async function renew(body: Record<string, unknown>, req: IncomingMessage): Promise<unknown> {
     if (!renewRoots || options.renewal === 'attestation') {
@@ -243,22 +285,41 @@ export function createEnrollmentHandler(
     }
     const presented = presentedChain(req);
     if (!presented) throw ENROLLMENT_REFUSED('renewal needs mutual TLS with the current certificate');
-    const [leaf, ...intermediates] = presented;
-    const trusted = chainToRoots(leaf!, intermediates, renewRoots);
+    const [leaf, ...intermediates] = presented as [X509Certificate, ...X509Certificate[]];
+    const trusted = chainToRoots(leaf, intermediates, renewRoots);
     if (!trusted.ok) throw ENROLLMENT_REFUSED(`the presented certificate is not this CA's: ${trusted.why}`);
+    if (!(leaf.keyUsage ?? []).includes(CLIENT_AUTH)) {
+      throw ENROLLMENT_REFUSED('the presented certificate is not for client authentication');
+    }
     const request = readCertificationRequest(body['csr']);
-    if (!leaf!.publicKey.equals(request.publicKey)) throw ENROLLMENT_REFUSED('the csr is not for the presented key');
-    const jwk = { ...(leaf!.publicKey.export({ format: 'jwk' }) as PublicJwk) };
-    return issue({ jwk, ekCertificates: [], requestedSubject: request.subject.toString(), renewing: leaf! }, request);
+    if (!leaf.publicKey.equals(request.publicKey)) throw ENROLLMENT_REFUSED('the csr is not for the presented key');
+    // A renewal renews an identity: the request must name what the certificate names.
+    const kept = identityOf(leaf);
+    if (nameText(request.subject) !== nameText(kept.subject)) {
+      throw ENROLLMENT_REFUSED(`a renewal keeps the subject ${nameText(kept.subject)}`);
+    }
+    const der = (names: GeneralName[]) => names.map((n) => Buffer.from(AsnConvert.serialize(n)).toString('hex')).join();
+    if (der(request.altNames) !== der(kept.altNames)) {
+      throw ENROLLMENT_REFUSED('a renewal keeps the subject alternative names of the certificate it renews');
+    }
+    const device: EnrollingDevice = {
+      jwk: leaf.publicKey.export({ format: 'jwk' }) as PublicJwk,
+      ekCertificates: [],
+      requestedSubject: nameText(request.subject),
+      renewing: leaf,
+    };
+    await admit(device);
+    return issue(device, request, true);
   }
+
+  const steps: Record<string, (body: Record<string, unknown>, req: IncomingMessage) => Promise<unknown>> = {
+    attest,
+    activate,
+    renew,
+  };
 
   return (req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
-    const steps: Record<string, (body: Record<string, unknown>, req: IncomingMessage) => Promise<unknown>> = {
-      attest,
-      activate,
-      renew,
-    };
     const name = path.slice(path.lastIndexOf('/') + 1);
     const step = Object.hasOwn(steps, name) ? steps[name] : undefined;
     if (!step) {
@@ -274,18 +335,19 @@ export function createEnrollmentHandler(
       .then(
         (answer) => send(res, 200, answer),
         (err: unknown) => {
-          if (err instanceof HttpError)
+          if (err instanceof HttpError) {
             return send(res, err.status, { error: { code: err.code, message: err.message } });
-          if (
-            err instanceof TpmJwtError &&
-            (err.code === 'ERR_ENROLLMENT_REFUSED' || err.code === 'ERR_INVALID_ARGUMENT')
-          ) {
-            const status = err.code === 'ERR_ENROLLMENT_REFUSED' ? 403 : 400;
-            return send(res, status, { error: { code: err.code, message: err.message } });
           }
-          // The CA failed, or something unforeseen: the device may try again; the detail stays here.
-          options.onError?.(err);
-          send(res, 500, { error: { code: 'ERR_INTERNAL', message: 'the server could not issue; try again' } });
+          // What the device sent: a refusal (403) or a malformed document (400), in words it can show.
+          if (err instanceof TpmJwtError && err.code === 'ERR_ENROLLMENT_REFUSED') {
+            return send(res, 403, { error: { code: err.code, message: err.message } });
+          }
+          if (err instanceof TpmJwtError && err.code === 'ERR_INVALID_ARGUMENT') {
+            return send(res, 400, { error: { code: err.code, message: err.message } });
+          }
+          // The CA, the policy, or something unforeseen: the device may try again; the detail stays here.
+          options.onError?.(err instanceof ServerFault ? err.detail : err);
+          send(res, 500, { error: { message: 'the server could not issue; try again later' } });
         },
       );
   };

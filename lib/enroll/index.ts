@@ -10,6 +10,7 @@ export {
   type IssuedCertificate,
 } from './certificate-authority.js';
 export type { ReadRequest } from './certification-request.js';
+export { inventoryPolicy } from './inventory.js';
 export { googleCasAuthority, type CasClient, type GoogleCasOptions } from './google-cas.js';
 export { enroll, renewEnrollment, type Enrollment, type EnrollOptions, type RenewOptions } from './device.js';
 export { createEnrollmentHandler, type EnrollingDevice, type EnrollmentHandlerOptions } from './handler.js';

@@ -40,7 +40,11 @@ export function sealingKey(value: string | Uint8Array): Buffer {
   let key: Buffer;
   if (typeof value === 'string') {
     const text = value.trim();
-    key = /^[0-9a-f]{64}$/i.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
+    // Strict forms only: Node's base64 decoder skips what it does not know, so a passphrase
+    // could pass for a key.
+    if (/^[0-9a-f]{64}$/i.test(text)) key = Buffer.from(text, 'hex');
+    else if (/^[A-Za-z0-9+/]{43}=$/.test(text)) key = Buffer.from(text, 'base64');
+    else key = Buffer.alloc(0);
   } else {
     key = Buffer.from(value);
   }

@@ -204,8 +204,8 @@ export class TpmAuthClient extends AuthClient {
     (await this.getRequestHeaders(options.url)).forEach((value, name) => headers.set(name, value));
     // The token's audience is the service's own URL; the request goes to its mTLS endpoint.
     const mtls =
-      this.#options.mtls && options.url !== undefined
-        ? { url: mtlsEndpoint(options.url, this.universeDomain), agent: await this.#getMtlsAgent() }
+      this.#options.mtls && URL.canParse(String(options.url))
+        ? { url: mtlsEndpoint(String(options.url), this.universeDomain), agent: await this.#getMtlsAgent() }
         : {};
     const response = await this.transporter.request<T>({ ...options, headers, ...mtls });
     // Storage 7's resumable uploads read response headers as plain properties.

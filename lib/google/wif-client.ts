@@ -132,10 +132,11 @@ export async function readWifConfiguration(file: string): Promise<WifConfigurati
   }
   // The subject token goes to token_url, the federated token to the impersonation URL.
   const universeDomain = checkUniverseDomainFromFile(config.universe_domain, file);
+  const x509 = typeof certificate === 'object' && certificate !== null;
   const tokenUrl =
     config.token_url === undefined
       ? undefined
-      : checkEndpointFromFile(config.token_url, 'token_url', 'sts', universeDomain, file);
+      : checkEndpointFromFile(config.token_url, 'token_url', x509 ? 'sts-mtls' : 'sts', universeDomain, file);
   const impersonation =
     config.service_account_impersonation_url === undefined
       ? undefined

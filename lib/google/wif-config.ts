@@ -23,6 +23,8 @@ const ALLOW_ANY_ENDPOINT_ENV = 'TPM_JWT_ALLOW_ANY_ENDPOINT';
 /** Google's endpoints a file may name, per kind: the hosts (before .<universe>) and the path. */
 const FILE_ENDPOINTS = {
   sts: { hosts: ['sts', 'sts.mtls'], path: /^\/v1\/token$/, shape: '/v1/token' },
+  // An X.509 subject token is exchanged only where the TLS client certificate is asked for.
+  'sts-mtls': { hosts: ['sts.mtls'], path: /^\/v1\/token$/, shape: '/v1/token' },
   impersonation: {
     hosts: ['iamcredentials', 'iamcredentials.mtls'],
     path: iamMethodPathPattern('generateAccessToken'),

@@ -128,6 +128,23 @@ export function distinguishedName(text: string): Name {
   return new Name(rdns);
 }
 
+/**
+ * A name's RFC 4514 text, as distinguishedName reads it: most specific first, attribute
+ * types by their short names (else the OID), special characters escaped. Two names are
+ * the same when their texts are.
+ */
+export function nameText(name: Name): string {
+  const short = new Map(Object.entries(ATTRIBUTE_TYPES).map(([label, { oid }]) => [oid, label]));
+  return [...name]
+    .reverse()
+    .map((rdn) =>
+      [...rdn]
+        .map((a) => `${short.get(a.type) ?? a.type}=${a.value.toString().replace(/([,+"\\<>;=#])/g, '\\$1')}`)
+        .join('+'),
+    )
+    .join(',');
+}
+
 /** `text` split at each `separator` that no backslash escapes. */
 function splitUnescaped(text: string, separator: string): string[] {
   const parts: string[] = [];

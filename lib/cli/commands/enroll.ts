@@ -7,7 +7,7 @@ import { parseKeyRef } from '../../tpm/handle.js';
 import { akOptions } from '../ak-flags.js';
 import { authFromEnv, optional, required, UsageError } from '../args.js';
 import { tpmOptions, type Command } from '../command.js';
-import { readTextInput } from '../input-file.js';
+import { readFlagText, readTextInput } from '../input-file.js';
 import { refuseExisting, writeOutput } from '../output-file.js';
 
 /** Certificates are public: readable by the services that present them. */
@@ -59,10 +59,7 @@ enroll again (with --force).
     const force = values['force'] === true;
     const files = { certificate: path.join(outDir, 'device.pem'), chain: path.join(outDir, 'chain.pem') };
     const renew = values['renew'] === true;
-    const text = async (flag: string, what: string) => {
-      const file = optional(values, flag);
-      return file === undefined ? undefined : readTextInput(file, { what });
-    };
+    const text = (flag: string, what: string) => readFlagText(values, flag, what);
     const ca = await text('ca-cert', 'CA certificate');
     const auth = authFromEnv(values, io.env);
     const sans = values['san'] as string[] | undefined;

@@ -35,7 +35,9 @@ configuration wif-config wrote (JWKS or X.509): the token is then the federated 
     const tokenUrl = optional(values, 'token-url');
     const credentials = optional(values, 'credentials');
     if (credentials !== undefined && (await isExternalAccount(credentials))) {
-      const ignored = ['key', 'email', 'mode', 'audience', 'token-url', 'kid'].find((f) => values[f] !== undefined);
+      // The configuration names the key, its TPM and how it signs.
+      const flags = ['key', 'email', 'mode', 'audience', 'token-url', 'kid', 'tcti', 'auth-env', 'pcrs', 'no-encrypt'];
+      const ignored = flags.find((f) => values[f] !== undefined);
       if (ignored !== undefined) throw new UsageError(`--${ignored} does not go with a federation configuration`);
       return printToken(io, await federatedToken(credentials, scopes));
     }

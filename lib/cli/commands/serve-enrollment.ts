@@ -4,18 +4,19 @@ import type { AddressInfo } from 'node:net';
 
 import { certificateAuthority, type CertificateAuthority } from '../../enroll/certificate-authority.js';
 import { googleCasAuthority } from '../../enroll/google-cas.js';
+import { inventoryPolicy } from '../../enroll/inventory.js';
 import { createEnrollmentHandler } from '../../enroll/handler.js';
 import { messageWithCauses } from '../../errors.js';
 import { loadKeyRef } from '../../tpm/key-ref.js';
 import { keyUse, listenAddress, optional, required, UsageError } from '../args.js';
 import { untilSignalled, withTpm, type Command } from '../command.js';
-import { readTextInput } from '../input-file.js';
+import { readFlagText, readTextInput } from '../input-file.js';
 
 /** Where the sealing key is when no --sealing-key-file names one. */
 const SEALING_KEY_ENV = 'TPM_JWT_ENROLLMENT_SEALING_KEY';
 
 export const serveEnrollment: Command = {
-  usage: `tpm-jwt serve-enrollment --ek-ca roots.pem [--ak-ca R]
+  usage: `tpm-jwt serve-enrollment --ek-ca roots.pem [--ak-ca R] (--inventory F | --allow-any-tpm)
                (--ca-cert ca.pem (--ca-key ca.key | --ca-tpm-key KEYREF) [--ca-chain F]
                 | --ca-pool projects/P/locations/L/caPools/POOL [--ca-template T]) [--sealing-key-file F]
                [--lifetime DAYS] [--listen 127.0.0.1:8443] [--tls-cert F --tls-key F] [--auth-env VAR]
@@ -23,7 +24,9 @@ export const serveEnrollment: Command = {
 An enrollment server for tpm-jwt enroll, at /v1/enroll: it issues a device certificate
 (client authentication, --lifetime days, default 30) from --ca-cert to a key that a TPM
 under --ek-ca attested, after credential activation (or a platform AK certificate under
---ak-ca). The CA key is a PEM file (--ca-key) or a TPM key (--ca-tpm-key, with --tcti and
+--ak-ca), and that --inventory lists (lines of an EK certificate's serial and the
+subject that device gets) or, with --allow-any-tpm, any TPM under --ek-ca with the
+subject it asks for. The CA key is a PEM file (--ca-key) or a TPM key (--ca-tpm-key, with --tcti and
 --auth-env); or Google Certificate Authority Service issues (--ca-pool, with Application
 Default Credentials; --ca-template names a certificate template). It keeps no state: the
 challenge's answer travels sealed in a ticket, with the 32-byte key (base64 or hex) in
@@ -34,8 +37,9 @@ loopback). Over https it renews (enroll --renew) a certificate its CA issued, pr
 over mutual TLS, without a new attestation. It prints its URL; refusals it does not explain to devices go to stderr.
 SIGTERM or SIGINT stops it.
 
-  tpm-jwt serve-enrollment --ek-ca tpm-vendor-roots.pem --ca-cert issuing.pem --ca-key issuing.key \\
-    --sealing-key-file /etc/tpm-jwt/sealing.key --listen 0.0.0.0:8443 --tls-cert tls.pem --tls-key tls.key`,
+  tpm-jwt serve-enrollment --ek-ca tpm-vendor-roots.pem --inventory devices.txt --ca-cert issuing.pem \\
+    --ca-key issuing.key --sealing-key-file /etc/tpm-jwt/sealing.key --listen 0.0.0.0:8443 \\
+    --tls-cert tls.pem --tls-key tls.key`,
   options: {
     'ek-ca': { type: 'string' },
     'ak-ca': { type: 'string' },
@@ -51,12 +55,11 @@ SIGTERM or SIGINT stops it.
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     'auth-env': { type: 'string' },
+    inventory: { type: 'string' },
+    'allow-any-tpm': { type: 'boolean' },
   },
   async run(values, io) {
-    const text = async (flag: string, what: string) => {
-      const file = optional(values, flag);
-      return file === undefined ? undefined : readTextInput(file, { what });
-    };
+    const text = (flag: string, what: string) => readFlagText(values, flag, what);
     const address = listenAddress(values, '127.0.0.1:8443');
     const fileKey = optional(values, 'ca-key');
     const tpmKey = optional(values, 'ca-tpm-key');
@@ -77,6 +80,13 @@ SIGTERM or SIGINT stops it.
     if (!sealingKey) throw new UsageError(`give --sealing-key-file or set ${SEALING_KEY_ENV}`);
     const lifetime = optional(values, 'lifetime') ?? '30';
     if (!/^[1-9][0-9]{0,4}$/.test(lifetime)) throw new UsageError('--lifetime is whole days, 1 to 99999');
+    const inventory = await text('inventory', 'inventory');
+    if ((inventory === undefined) === (values['allow-any-tpm'] !== true)) {
+      throw new UsageError(
+        'give --inventory (the TPMs that may enroll, and their subjects) or --allow-any-tpm (any TPM under --ek-ca, ' +
+          'with the subject it asks for)',
+      );
+    }
     const akRoots = await text('ak-ca', 'AK roots');
     const chain = await text('ca-chain', 'CA chain');
     const common = {
@@ -84,6 +94,7 @@ SIGTERM or SIGINT stops it.
       ...(akRoots !== undefined && { akRoots }),
       sealingKey,
       lifetimeSeconds: Number(lifetime) * 86_400,
+      allow: inventory !== undefined ? inventoryPolicy(inventory) : () => true,
       onError: (err: unknown) => io.err(`${JSON.stringify({ refused: 'internal', error: messageWithCauses(err) })}\n`),
     };
     const serve = async (ca: CertificateAuthority, renewRoots?: string) => {
@@ -112,8 +123,8 @@ SIGTERM or SIGINT stops it.
     }
     const certificate = await readTextInput(required(values, 'ca-cert'), { what: 'CA certificate' });
     const chainOption = chain !== undefined ? { chain } : {};
-    // Renewals present a certificate this CA issued.
-    const renewRoots = certificate + (chain ?? '');
+    // Renewals present a certificate this CA issued: the CA certificate alone is their root.
+    const renewRoots = certificate;
     if (fileKey !== undefined) {
       const key = await readTextInput(fileKey, { what: 'CA key' });
       await serve(certificateAuthority({ certificate, key, ...chainOption }), renewRoots);
