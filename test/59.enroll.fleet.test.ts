@@ -20,12 +20,14 @@ import * as path from 'node:path';
 import { OAuth2Client } from 'google-auth-library';
 
 import { activateCredential, attestKey } from '../lib/attest/index.js';
+import { pem } from '../lib/encoding.js';
 import { chainToRoots, parseCertificates } from '../lib/attest/certificates.js';
 import {
   certificateAuthority,
   createEnrollmentHandler,
   enroll,
   googleCasAuthority,
+  inventoryPolicy,
   renewEnrollment,
   type CertificateAuthority,
   type EnrollmentHandlerOptions,
@@ -40,6 +42,7 @@ import { startFakeSts } from './helpers/fake-sts.js';
 import { loopbackTls, type LoopbackTls } from './helpers/loopback-tls.js';
 import { useSwtpm } from './helpers/swtpm.js';
 import { makeTestCa, type TestCa } from './helpers/test-ca.js';
+import { manufacture } from './helpers/ek-ca.js';
 
 const DEVICE = '0x81005901';
 const AUDIENCE =
@@ -234,10 +237,10 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
   });
 
   it('tpm-jwt serve-enrollment (an inventory) and tpm-jwt enroll: the files, and what to run next', async () => {
-    // The inventory: this TPM's EK certificate, and the subject it gets.
+    // The inventory: this TPM's EK certificates (either may be the one activation proves), and the subject.
     const attestation = await attestKey({ key: DEVICE, tcti: swtpm.tcti, ekChain: swtpm.ekCa.intermediate });
-    const serial = new X509Certificate(attestation.ek.certificates[0]!.pem).serialNumber;
-    const inventory = writeTo('inventory.txt', `# EK serial, subject\n${serial} CN=device-7\n`);
+    const lines = attestation.ek.certificates.map((ek) => `${new X509Certificate(ek.pem).fingerprint256} CN=device-7`);
+    const inventory = writeTo('inventory.txt', `# EK certificate SHA-256, subject\n${lines.join('\n')}\n`);
     const server = await startCliServer(
       [
         ...['serve-enrollment', '--ek-ca', ekRootFile(), '--inventory', inventory, '--ca-cert', fleet.intermediate],
@@ -400,6 +403,42 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
         code: 'ERR_ENROLLMENT_REFUSED',
         message: /ek-certificate/,
       });
+    });
+
+    it("another TPM's EK certificate carried along: the policy sees only the EK activation proves", async () => {
+      // A victim TPM from the same maker, in the inventory; its EK certificate is public.
+      const victim = manufacture(path.join(swtpm.tempDir('victim'), 'state'), swtpm.ekCa.dir);
+      const victimEk = pem('CERTIFICATE', victim['ek-rsa2048.crt']!);
+      const inventory = inventoryPolicy(`${new X509Certificate(victimEk).fingerprint256} CN=victim\n`);
+      const shown: string[][] = [];
+      const server = await serve({
+        allow: (d) => {
+          shown.push(d.ekCertificates.map((c) => c.fingerprint256));
+          return inventory(d);
+        },
+      });
+      const attestation = structuredClone(
+        await attestKey({ key: DEVICE, tcti: swtpm.tcti, ekChain: swtpm.ekCa.intermediate }),
+      );
+      attestation.ek.certificates.push({ index: '0x01c00012', pem: victimEk });
+      const csr = await (await tpm.loadKey(DEVICE)).csr({ subject: 'CN=victim' });
+      const answer = await step(server, 'attest', { attestation, csr });
+      assert.equal(answer.status, 403);
+      assert.match(answer.body.error.message, /its EK certificate is not in the inventory/);
+      assert.equal(shown.length, 1);
+      assert.ok(!shown[0]!.includes(new X509Certificate(victimEk).fingerprint256), 'the carried EK is not shown');
+      assert.equal(shown[0]!.length, 1, 'only the EK the challenge is encrypted to');
+    });
+
+    it('alternative names the inventory does not give', async () => {
+      const attestation = await attestKey({ key: DEVICE, tcti: swtpm.tcti, ekChain: swtpm.ekCa.intermediate });
+      const prints = attestation.ek.certificates.map((ek) => new X509Certificate(ek.pem).fingerprint256);
+      const server = await serve({ allow: inventoryPolicy(prints.map((p) => `${p} CN=device-42`).join('\n')) });
+      const key = await tpm.loadKey(DEVICE);
+      const named = await key.csr({ subject: 'CN=device-42', subjectAltNames: ['dns:bank.example.com'] });
+      const answer = await step(server, 'attest', { attestation, csr: named });
+      assert.equal(answer.status, 403);
+      assert.match(answer.body.error.message, /the inventory gives no subject alternative names/);
     });
 
     it('an imported key: it existed outside the TPM', async () => {

@@ -9,9 +9,6 @@ import { randomUUID } from 'node:crypto';
 
 import { invalidArgument, messageWithCauses, TpmJwtError } from '../errors.js';
 import type { CertificateAuthority } from './certificate-authority.js';
-import { ENROLLMENT_REFUSED } from './refusal.js';
-
-const SUBJECT_ALT_NAME = '2.5.29.17';
 
 /** What CAS is called through: google-auth-library's clients (GoogleAuth, any AuthClient) have it. */
 export interface CasClient {
@@ -60,9 +57,6 @@ export function googleCasAuthority(options: GoogleCasOptions): CertificateAuthor
       if (subject !== undefined) {
         throw invalidArgument("with Certificate Authority Service the subject is the request's or the template's");
       }
-      // CAS may copy what the request asks for into the certificate: a device asks for names only.
-      const asked = request.extensions.filter((oid) => oid !== SUBJECT_ALT_NAME);
-      if (asked.length > 0) throw ENROLLMENT_REFUSED(`the request asks for extensions ${asked.join(', ')}: names only`);
       // certificateId names the resource; requestId makes a retried call create it once.
       const query = new URLSearchParams({ certificateId: `device-${randomUUID()}`, requestId: randomUUID() });
       const url = `${endpoint}/v1/${options.caPool}/certificates?${query}`;

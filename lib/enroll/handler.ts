@@ -27,12 +27,12 @@ import { decodeOnce, readAttestation, trustedEks } from '../attest/document.js';
 import { verifyAttestation, type AttestationVerdict } from '../attest/verify.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import type { PublicJwk } from '../jwk.js';
-import { distinguishedName, nameText } from '../tpm/x509.js';
+import { distinguishedName, generalNameText, nameText } from '../tpm/x509.js';
 import { MAX_DOCUMENT_SIZE, type ActivationExpectation } from '../wire/attestation-format.js';
 import { publicKeyOf } from '../wire/public-key.js';
 import { parsePublic } from '../wire/tpm-structures.js';
 import { CLIENT_AUTH, type CertificateAuthority, type IssueRequest } from './certificate-authority.js';
-import { readCertificationRequest } from './certification-request.js';
+import { readCertificationRequest, type ReadRequest } from './certification-request.js';
 import { ENROLLMENT_REFUSED } from './refusal.js';
 import { bindingOf, openTicket, sealingKey, sealTicket, TakenTickets } from './ticket.js';
 
@@ -40,11 +40,18 @@ import { bindingOf, openTicket, sealingKey, sealTicket, TakenTickets } from './t
 export interface EnrollingDevice {
   /** The attested key. */
   jwk: PublicJwk;
-  /** The TPM's EK certificates that chain to the EK roots: serial, subject, issuer to match an inventory. */
+  /**
+   * The EK certificate the device proved its TPM holds: the one credential activation was
+   * encrypted to, or on the platform AK certificate path those naming the AK certificate's
+   * subject. Certificates a document merely carries are not shown: EK certificates are
+   * public. Match an inventory on them (fingerprint256).
+   */
   ekCertificates: X509Certificate[];
-  /** The request's subject, RFC 4514-like text as node:crypto prints it. */
+  /** The request's subject, RFC 4514 text (nameText). */
   requestedSubject: string;
-  /** A renewal: the certificate the device presented over mutual TLS (its EK certificates are then not shown). */
+  /** The request's subject alternative names, as `dns:NAME`, `uri:URI`, `ip:ADDRESS` (others by their kind). */
+  requestedAltNames: string[];
+  /** A renewal: the certificate the device presented over mutual TLS (no EK certificate is shown then). */
   renewing?: X509Certificate;
 }
 
@@ -163,6 +170,23 @@ function identityOf(certificate: X509Certificate): { subject: Name; altNames: Ge
   return { subject: tbs.subject, altNames: san ? [...AsnConvert.parse(san.extnValue, SubjectAlternativeName)] : [] };
 }
 
+/** The EK certificates whose key a credential activation is encrypted to. */
+function encryptedTo(expected: ActivationExpectation): (ek: X509Certificate) => boolean {
+  return (ek) => ek.publicKey.export({ type: 'spki', format: 'der' }).toString('base64') === expected.ekPublicKey;
+}
+
+/**
+ * A request the device sent, read (readCertificationRequest) and holding no extension but
+ * names: a CA that copies what a request asks for (as Certificate Authority Service may)
+ * must not be asked for a CA flag or a key usage.
+ */
+function checkedRequest(csr: unknown): ReadRequest {
+  const request = readCertificationRequest(csr);
+  const asked = request.extensions.filter((oid) => oid !== id_ce_subjectAltName);
+  if (asked.length > 0) throw ENROLLMENT_REFUSED(`the csr asks for extensions ${asked.join(', ')}: names only`);
+  return request;
+}
+
 /** A whole number of seconds within bounds, or ERR_INVALID_ARGUMENT naming the option. */
 function seconds(value: number, name: string, min: number): number {
   if (!Number.isInteger(value) || value < min || value > 100 * 365 * 86_400) {
@@ -206,16 +230,18 @@ export function createEnrollmentHandler(
   function requestFor(body: Record<string, unknown>) {
     const attestation = decodeOnce(body['attestation']);
     const read = readAttestation(attestation);
-    const request = readCertificationRequest(body['csr']);
+    const request = checkedRequest(body['csr']);
     const key = publicKeyOf(parsePublic(read.keyPublic, 'the attested key'));
     if (!key?.equals(request.publicKey)) throw ENROLLMENT_REFUSED('the csr is not for the attested key');
-    const { trusted } = trustedEks(read, ekRoots, new Date());
-    const device: EnrollingDevice = {
+    const trusted = trustedEks(read, ekRoots, new Date()).trusted.map((ek) => ek.cert);
+    /** The device, shown the EK certificates that `proven` keeps of those that chain to the roots. */
+    const device = (proven: (ek: X509Certificate) => boolean): EnrollingDevice => ({
       jwk: key.export({ format: 'jwk' }) as PublicJwk,
-      ekCertificates: trusted.map((ek) => ek.cert),
+      ekCertificates: trusted.filter(proven),
       requestedSubject: nameText(request.subject),
-    };
-    return { attestation, request, device };
+      requestedAltNames: request.altNames.map(generalNameText),
+    });
+    return { attestation, read, request, device };
   }
 
   /** The policy's word on `device`: ERR_ENROLLMENT_REFUSED with its reason unless it allows. */
@@ -240,20 +266,26 @@ export function createEnrollmentHandler(
       const subject = !renewal && options.subject ? distinguishedName(await options.subject(device)) : undefined;
       return await options.ca.issue({ request, ...(subject !== undefined && { subject }), lifetimeSeconds: lifetime });
     } catch (err) {
+      if (err instanceof TpmJwtError && err.code === 'ERR_ENROLLMENT_REFUSED') throw err;
       throw new ServerFault(err);
     }
   }
 
   async function attest(body: Record<string, unknown>): Promise<unknown> {
-    const { attestation, request, device } = requestFor(body);
+    const { attestation, read, request, device } = requestFor(body);
     const verdict = verifyAttestation(attestation, { roots: ekRoots, ...(akRoots && { akRoots }) });
     const failing = failures(verdict, 'ak-bound');
     if (failing !== '') throw ENROLLMENT_REFUSED(`the attestation fails: ${failing}`);
-    // Asked before the challenge: a device the policy refuses is told now, not after activating.
-    await admit(device);
-    // A platform AK certificate bound the AK already: nothing to activate.
-    if (verdict.ok) return issue(device, request);
+    // A platform AK certificate bound the AK already (to the EK of the same subject): nothing to activate.
+    if (verdict.ok) {
+      const proven = device((ek) => ek.subject === read.akCertificate?.subject);
+      await admit(proven);
+      return issue(proven, request);
+    }
     const { challenge, expected } = createActivationChallenge(attestation, { roots: ekRoots });
+    // Asked before the device activates: one it refuses is told now. It is shown the EK the
+    // challenge is encrypted to, which activation will prove.
+    await admit(device(encryptedTo(expected)));
     const state: TicketState = { expected };
     const ticket = sealTicket(key, state, bindingOf(body['attestation'], body['csr']), ticketLifetime);
     return { challenge, ticket };
@@ -268,10 +300,11 @@ export function createEnrollmentHandler(
       activation: { expected: contents.state.expected, response: body['response'] },
     });
     if (!verdict.ok) throw ENROLLMENT_REFUSED(`the attestation fails: ${failures(verdict)}`);
-    await admit(device);
+    const proven = device(encryptedTo(contents.state.expected));
+    await admit(proven);
     // Taken once every check passed: a wrong answer does not use the ticket up.
     taken.take(contents);
-    return issue(device, request);
+    return issue(proven, request);
   }
 
   /**
@@ -291,21 +324,22 @@ export function createEnrollmentHandler(
     if (!(leaf.keyUsage ?? []).includes(CLIENT_AUTH)) {
       throw ENROLLMENT_REFUSED('the presented certificate is not for client authentication');
     }
-    const request = readCertificationRequest(body['csr']);
+    const request = checkedRequest(body['csr']);
     if (!leaf.publicKey.equals(request.publicKey)) throw ENROLLMENT_REFUSED('the csr is not for the presented key');
     // A renewal renews an identity: the request must name what the certificate names.
     const kept = identityOf(leaf);
-    if (nameText(request.subject) !== nameText(kept.subject)) {
+    const der = (value: unknown) => Buffer.from(AsnConvert.serialize(value)).toString('hex');
+    if (der(request.subject) !== der(kept.subject)) {
       throw ENROLLMENT_REFUSED(`a renewal keeps the subject ${nameText(kept.subject)}`);
     }
-    const der = (names: GeneralName[]) => names.map((n) => Buffer.from(AsnConvert.serialize(n)).toString('hex')).join();
-    if (der(request.altNames) !== der(kept.altNames)) {
+    if (request.altNames.map(der).join() !== kept.altNames.map(der).join()) {
       throw ENROLLMENT_REFUSED('a renewal keeps the subject alternative names of the certificate it renews');
     }
     const device: EnrollingDevice = {
       jwk: leaf.publicKey.export({ format: 'jwk' }) as PublicJwk,
       ekCertificates: [],
       requestedSubject: nameText(request.subject),
+      requestedAltNames: request.altNames.map(generalNameText),
       renewing: leaf,
     };
     await admit(device);

@@ -137,12 +137,26 @@ export function nameText(name: Name): string {
   const short = new Map(Object.entries(ATTRIBUTE_TYPES).map(([label, { oid }]) => [oid, label]));
   return [...name]
     .reverse()
-    .map((rdn) =>
-      [...rdn]
-        .map((a) => `${short.get(a.type) ?? a.type}=${a.value.toString().replace(/([,+"\\<>;=#])/g, '\\$1')}`)
-        .join('+'),
-    )
+    .map((rdn) => [...rdn].map((a) => `${short.get(a.type) ?? a.type}=${attributeText(a.value)}`).join('+'))
     .join(',');
+}
+
+/**
+ * An attribute value as RFC 4514 writes it: a string escaped, anything else `#` and the
+ * hex of its DER (so that no string can read the same).
+ */
+function attributeText(value: AttributeValue): string {
+  if (value.anyValue !== undefined) return `#${Buffer.from(value.anyValue).toString('hex')}`;
+  return value.toString().replace(/([,+"\\<>;=#])/g, '\\$1');
+}
+
+/** A subject alternative name in the form generalName reads (`dns:`, `uri:`, `ip:`), or its kind for others. */
+export function generalNameText(name: GeneralName): string {
+  if (name.dNSName !== undefined) return `dns:${name.dNSName}`;
+  if (name.uniformResourceIdentifier !== undefined) return `uri:${name.uniformResourceIdentifier}`;
+  if (name.iPAddress !== undefined) return `ip:${name.iPAddress}`;
+  const kind = Object.keys(name).find((k) => (name as unknown as Record<string, unknown>)[k] !== undefined);
+  return `${kind ?? 'unknown'}:`;
 }
 
 /** `text` split at each `separator` that no backslash escapes. */

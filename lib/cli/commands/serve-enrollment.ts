@@ -24,17 +24,18 @@ export const serveEnrollment: Command = {
 An enrollment server for tpm-jwt enroll, at /v1/enroll: it issues a device certificate
 (client authentication, --lifetime days, default 30) from --ca-cert to a key that a TPM
 under --ek-ca attested, after credential activation (or a platform AK certificate under
---ak-ca), and that --inventory lists (lines of an EK certificate's serial and the
-subject that device gets) or, with --allow-any-tpm, any TPM under --ek-ca with the
-subject it asks for. The CA key is a PEM file (--ca-key) or a TPM key (--ca-tpm-key, with --tcti and
+--ak-ca), and that --inventory lists (lines of an EK certificate's SHA-256 fingerprint
+and the subject that device gets) or, with --allow-any-tpm, any TPM under --ek-ca with the
+subject and names it asks for. The CA key is a PEM file (--ca-key) or a TPM key (--ca-tpm-key, with --tcti and
 --auth-env); or Google Certificate Authority Service issues (--ca-pool, with Application
 Default Credentials; --ca-template names a certificate template). It keeps no state: the
 challenge's answer travels sealed in a ticket, with the 32-byte key (base64 or hex) in
 --sealing-key-file or $${SEALING_KEY_ENV}; every replica with the same key finishes any
 enrollment. It serves https with --tls-cert and --tls-key,
 else http for a TLS terminator in front of it (devices send only over https, or to
-loopback). Over https it renews (enroll --renew) a certificate its CA issued, presented
-over mutual TLS, without a new attestation. It prints its URL; refusals it does not explain to devices go to stderr.
+loopback). Over https, and with a CA of its own (not --ca-pool), it renews (enroll --renew)
+a certificate that CA issued, presented over mutual TLS, without a new attestation: give
+it a CA that issues nothing else. It prints its URL; refusals it does not explain to devices go to stderr.
 SIGTERM or SIGINT stops it.
 
   tpm-jwt serve-enrollment --ek-ca tpm-vendor-roots.pem --inventory devices.txt --ca-cert issuing.pem \\
