@@ -27,16 +27,12 @@ Session* SessionSlot(const Napi::Value& value) {
 
 Session FromSession(const Napi::Value& value) {
   Session session = *SessionSlot(value);
-  if (!session) throw Napi::Error::New(value.Env(), "the TLS session was released");
+  if (!session) {
+    throw Napi::Error(value.Env(),
+                      ToJsError(value.Env(), tss::Status::Fail(tss::ErrorCode::kTls,
+                                                               "the TLS session was released")));
+  }
   return session;
-}
-
-std::string ToText(const Napi::Object& options, const char* name) {
-  Napi::Value value = options.Get(name);
-  if (value.IsUndefined()) return std::string();
-  if (!value.IsString())
-    throw Napi::TypeError::New(options.Env(), std::string(name) + " must be a string");
-  return value.As<Napi::String>().Utf8Value();
 }
 
 Napi::Value ToStepResult(Napi::Env env, const tss::TlsStep& step, const tss::Status& signing) {
@@ -65,10 +61,9 @@ Napi::Value ContextWrap::TlsOpen(const Napi::CallbackInfo& info) {
   if (!info[3].IsObject()) throw Napi::TypeError::New(info.Env(), "options must be an object");
   Napi::Object options = info[3].As<Napi::Object>();
   tss::TlsOptions tls;
-  tls.servername = ToText(options, "servername");
-  tls.certificates_pem = ToText(options, "certificate");
-  tls.ca_pem = ToText(options, "ca");
-  tls.verify = !options.Get("verify").IsBoolean() || options.Get("verify").ToBoolean();
+  tls.servername = ToOptionalString(options.Get("servername"), "servername");
+  tls.certificates_pem = ToOptionalString(options.Get("certificate"), "certificate");
+  tls.ca_pem = ToOptionalString(options.Get("ca"), "ca");
   std::unique_ptr<tss::TlsSession> session;
   tss::Status status = tss::TlsSession::Create(std::move(key), tls, &session);
   if (!status.ok()) throw Napi::Error(info.Env(), ToJsError(info.Env(), status));

@@ -109,7 +109,7 @@ tss::Status RunRecovering(tss::Context& ctx, const TpmCall::Work& work, bool rec
       }
       status = RunOnce(ctx, work);
     }
-    status = WaitForSlots(ctx, work, status);
+    status = WaitForSlots(ctx, work, std::move(status));
     // ESYS's own word that it is stuck mid-sequence with no link failure behind it (a
     // response it could not parse) is handled as a lost connection: only a new
     // context gets past it.

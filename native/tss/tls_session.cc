@@ -101,7 +101,7 @@ Status TlsSession::Create(std::shared_ptr<const TlsKey> key, const TlsOptions& o
   SSL_CTX* ctx = session->ctx_;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 
-  if (options.verify && options.servername.empty()) {
+  if (options.servername.empty()) {
     return Status::Fail(
         ErrorCode::kInvalidArgument,
         "servername is empty: the server's certificate would be checked for no name");
@@ -129,11 +129,9 @@ Status TlsSession::Create(std::shared_ptr<const TlsKey> key, const TlsOptions& o
     return Status::Fail(ErrorCode::kInvalidArgument,
                         "cannot send the certificate chain: " + OpenSslErrors());
   }
-  if (options.verify) {
-    Status roots = SetRoots(libctx, ctx, options.ca_pem);
-    if (!roots.ok()) return roots;
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  }
+  Status roots = SetRoots(libctx, ctx, options.ca_pem);
+  if (!roots.ok()) return roots;
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
 
   session->ssl_ = SSL_new(ctx);
   session->in_ = BIO_new(BIO_s_mem());
@@ -146,18 +144,15 @@ Status TlsSession::Create(std::shared_ptr<const TlsKey> key, const TlsOptions& o
   SSL_set_bio(session->ssl_, session->in_, session->out_);
   SSL_set_connect_state(session->ssl_);
   const std::string& name = options.servername;
-  if (!name.empty()) {
-    ASN1_OCTET_STRING* ip = a2i_IPADDRESS(name.c_str());
-    if (ip != nullptr) {
-      ASN1_OCTET_STRING_free(ip);
-      if (options.verify)
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(session->ssl_), name.c_str());
-    } else {
-      ERR_clear_error();
-      // SNI is for names only (RFC 6066).
-      SSL_set_tlsext_host_name(session->ssl_, name.c_str());
-      if (options.verify) SSL_set1_host(session->ssl_, name.c_str());
-    }
+  ASN1_OCTET_STRING* ip = a2i_IPADDRESS(name.c_str());
+  if (ip != nullptr) {
+    ASN1_OCTET_STRING_free(ip);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(session->ssl_), name.c_str());
+  } else {
+    ERR_clear_error();
+    // SNI is for names only (RFC 6066).
+    SSL_set_tlsext_host_name(session->ssl_, name.c_str());
+    SSL_set1_host(session->ssl_, name.c_str());
   }
   *out = std::move(session);
   return Status();

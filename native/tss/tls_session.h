@@ -20,7 +20,6 @@ struct TlsOptions {
   std::string servername;        // a host name or an IP address, checked in the certificate
   std::string certificates_pem;  // the client certificate (the TPM key's), then its chain
   std::string ca_pem;            // roots to trust instead of the system's (empty: the system's)
-  bool verify = true;
 };
 
 struct TlsStep {
