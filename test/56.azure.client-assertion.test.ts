@@ -119,7 +119,7 @@ describe('56 Azure: Entra client assertions signed in the TPM', () => {
   it('tpm-jwt azure-assertion prints an assertion Entra grants a token for', async () => {
     const file = path.join(swtpm.tempDir('azure-cli'), 'cert.pem');
     writeFileSync(file, certificate);
-    const args = ['azure-assertion', '--key', '0x81005601', '--tenant', TENANT, '--client-id', CLIENT];
+    const args = ['azure-assertion', '--key', '0x81005601', '--tenant-id', TENANT, '--client-id', CLIENT];
     for (const alg of ['PS256', 'RS256']) {
       const run = await cli([
         ...args,
@@ -136,7 +136,13 @@ describe('56 Azure: Entra client assertions signed in the TPM', () => {
       const answer = await exchange(run.stdout.trim());
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
     }
-    // Without --authority-host the audience is the public cloud's: this stand-in refuses it.
+    // AZURE_AUTHORITY_HOST stands for --authority-host, as the Azure SDKs read it.
+    const fromEnv = await cli([...args, '--certificate', file, '--tcti', swtpm.tcti], {
+      AZURE_AUTHORITY_HOST: entra.authorityHost,
+    });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.equal((await exchange(fromEnv.stdout.trim())).status, 200);
+    // Without either the audience is the public cloud's: this stand-in refuses it.
     const publicCloud = await cli([...args, '--certificate', file, '--tcti', swtpm.tcti]);
     assert.equal(publicCloud.code, 0, publicCloud.stderr);
     assert.match(

@@ -271,12 +271,16 @@ describe('57 AWS: IAM Roles Anywhere with the TPM key', () => {
     });
 
     it('tpm-jwt serve-aws-metadata prints the endpoint to export and serves until signalled', async () => {
-      const server = await startCliServer([
-        'serve-aws-metadata',
-        ...['--key', '0x81005701', '--certificate', issued.ES256.file, '--chain', files.intermediate],
-        ...['--trust-anchor-arn', ANCHOR, '--profile-arn', PROFILE, '--role-arn', ROLE],
-        ...['--endpoint', aws.endpoint, '--ca-cert', files.ca, '--listen', '127.0.0.1:0', '--tcti', swtpm.tcti],
-      ]);
+      const server = await startCliServer(
+        [
+          'serve-aws-metadata',
+          ...['--key', '0x81005701', '--certificate', issued.ES256.file, '--chain', files.intermediate],
+          ...['--trust-anchor-arn', ANCHOR, '--profile-arn', PROFILE, '--role-arn', ROLE],
+          ...['--ca-cert', files.ca, '--listen', '127.0.0.1:0', '--tcti', swtpm.tcti],
+          // The endpoint as the AWS SDKs take it, from the environment.
+        ],
+        { AWS_ENDPOINT_URL_ROLESANYWHERE: aws.endpoint },
+      );
       try {
         const match = /^export AWS_EC2_METADATA_SERVICE_ENDPOINT=(http:\/\/127\.0\.0\.1:\d+)$/.exec(server.line);
         assert.ok(match, server.line);

@@ -243,7 +243,7 @@ describe('59 enrolling a fleet: from a TPM attestation to a device certificate',
     const inventory = writeTo('inventory.txt', `# EK certificate SHA-256, subject\n${lines.join('\n')}\n`);
     const server = await startCliServer(
       [
-        ...['serve-enrollment', '--ek-ca', ekRootFile(), '--inventory', inventory, '--ca-cert', fleet.intermediate],
+        ...['serve-enrollment', '--ca-roots', ekRootFile(), '--inventory', inventory, '--ca-cert', fleet.intermediate],
         ...['--ca-key', path.join(dir, 'intermediate.key'), '--ca-chain', fleet.root, '--listen', '127.0.0.1:0'],
         ...['--lifetime', '7'],
       ],

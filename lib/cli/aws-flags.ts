@@ -23,8 +23,11 @@ export const ROLES_ANYWHERE_OPTIONS = {
   ...KEY_USE_OPTIONS,
 } as const satisfies OptionSpec;
 
-/** The RolesAnywhereOptions the flags give, the files they name read. */
-export async function rolesAnywhereOptions(values: Values): Promise<RolesAnywhereOptions> {
+/** The variable the AWS SDKs read a Roles Anywhere endpoint from. */
+const ENDPOINT_ENV = 'AWS_ENDPOINT_URL_ROLESANYWHERE';
+
+/** The RolesAnywhereOptions the flags give (--endpoint, else AWS_ENDPOINT_URL_ROLESANYWHERE), their files read. */
+export async function rolesAnywhereOptions(values: Values, env: NodeJS.ProcessEnv): Promise<RolesAnywhereOptions> {
   const durationText = optional(values, 'session-duration');
   const durationSeconds = durationText === undefined ? undefined : Number(durationText);
   if (durationSeconds !== undefined && !Number.isInteger(durationSeconds)) {
@@ -36,7 +39,8 @@ export async function rolesAnywhereOptions(values: Values): Promise<RolesAnywher
   const ca = await text('ca-cert', 'CA certificate');
   const region = optional(values, 'region');
   const roleSessionName = optional(values, 'role-session-name');
-  const endpoint = optional(values, 'endpoint');
+  // An empty variable is an unset one, as the SDKs read them.
+  const endpoint = optional(values, 'endpoint') ?? (env[ENDPOINT_ENV] || undefined);
   return {
     certificate,
     trustAnchorArn: required(values, 'trust-anchor-arn'),

@@ -17,7 +17,7 @@ credential_process = tpm-jwt aws-credentials ... (the whole command on that one 
   options: ROLES_ANYWHERE_OPTIONS,
   async run(values, io) {
     const ref = required(values, 'key');
-    const options = await rolesAnywhereOptions(values);
+    const options = await rolesAnywhereOptions(values, io.env);
     const use = keyUse(values, io.env);
     const credentials = await withTpm(values, async (tpm) =>
       createSession(TpmSigner.fromKey(await loadKeyRef(tpm, ref, use)), options),

@@ -18,7 +18,7 @@ instance metadata only. Prints the export line for them; runs until SIGTERM or S
   options: { ...ROLES_ANYWHERE_OPTIONS, listen: { type: 'string' } },
   async run(values, io) {
     const ref = required(values, 'key');
-    const options = await rolesAnywhereOptions(values);
+    const options = await rolesAnywhereOptions(values, io.env);
     const address = listenAddress(values, '127.0.0.1:9911');
     const use = keyUse(values, io.env);
     await withTpm(values, async (tpm) => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +8,8 @@ import { googleCasAuthority } from '../../enroll/google-cas.js';
 import { inventoryPolicy } from '../../enroll/inventory.js';
 import { createEnrollmentHandler } from '../../enroll/handler.js';
 import { messageWithCauses } from '../../errors.js';
+import { parseKeyRef } from '../../tpm/handle.js';
+import { isKeyFilePem } from '../../tpm/key-file.js';
 import { loadKeyRef } from '../../tpm/key-ref.js';
 import { keyUse, listenAddress, optional, required, UsageError } from '../args.js';
 import { untilSignalled, withTpm, type Command } from '../command.js';
@@ -16,40 +19,41 @@ import { readFlagText, readTextInput } from '../input-file.js';
 const SEALING_KEY_ENV = 'TPM_JWT_ENROLLMENT_SEALING_KEY';
 
 export const serveEnrollment: Command = {
-  usage: `tpm-jwt serve-enrollment --ek-ca roots.pem [--ak-ca R] (--inventory F | --allow-any-tpm)
-               (--ca-cert ca.pem (--ca-key ca.key | --ca-tpm-key KEYREF) [--ca-chain F]
-                | --ca-pool projects/P/locations/L/caPools/POOL [--ca-template T]) [--sealing-key-file F]
-               [--lifetime DAYS] [--listen 127.0.0.1:8443] [--tls-cert F --tls-key F] [--auth-env VAR]
+  usage: `tpm-jwt serve-enrollment --ca-roots roots.pem [--ak-ca R] (--inventory F | --allow-any-tpm)
+               (--ca-cert ca.pem --ca-key ca.key|KEYREF [--ca-chain F] | --cas projects/P/locations/L/caPools/POOL
+               [--cas-template T]) [--sealing-key-file F] [--lifetime DAYS] [--listen 127.0.0.1:8443]
+               [--tls-cert F --tls-key F] [--auth-env VAR]
 
 An enrollment server for tpm-jwt enroll, at /v1/enroll: it issues a device certificate
 (client authentication, --lifetime days, default 30) from --ca-cert to a key that a TPM
-under --ek-ca attested, after credential activation (or a platform AK certificate under
---ak-ca), and that --inventory lists (lines of an EK certificate's SHA-256 fingerprint
-and the subject that device gets) or, with --allow-any-tpm, any TPM under --ek-ca with the
-subject and names it asks for. The CA key is a PEM file (--ca-key) or a TPM key (--ca-tpm-key, with --tcti and
---auth-env); or Google Certificate Authority Service issues (--ca-pool, with Application
-Default Credentials; --ca-template names a certificate template). It keeps no state: the
-challenge's answer travels sealed in a ticket, with the 32-byte key (base64 or hex) in
---sealing-key-file or $${SEALING_KEY_ENV}; every replica with the same key finishes any
-enrollment. It serves https with --tls-cert and --tls-key,
-else http for a TLS terminator in front of it (devices send only over https, or to
-loopback). Over https, and with a CA of its own (not --ca-pool), it renews (enroll --renew)
-a certificate that CA issued, presented over mutual TLS, without a new attestation: give
-it a CA that issues nothing else. It prints its URL; refusals it does not explain to devices go to stderr.
+whose EK certificate chains to --ca-roots attested, after credential activation (or a
+platform AK certificate under --ak-ca), and that --inventory lists (lines of an EK
+certificate's SHA-256 fingerprint and the subject that device gets) or, with
+--allow-any-tpm, any such TPM with the subject and names it asks for. --ca-key is the CA's
+PEM private key, or a KEYREF (a handle or a TSS2 key file: the CA key in a TPM, with
+--tcti and --auth-env); or Google Certificate Authority Service issues (--cas, with
+Application Default Credentials; --cas-template names a certificate template). It keeps
+no state: the challenge's answer travels sealed in a ticket, with the 32-byte key (base64
+or hex) in --sealing-key-file or $${SEALING_KEY_ENV}; every replica with the same key
+finishes any enrollment. With neither, the key is made at start, and only this process
+can finish what it began. It serves https with --tls-cert and --tls-key, else http for a
+TLS terminator in front of it (devices send only over https, or to loopback). Over https,
+and with a CA of its own (not --cas), it renews (enroll --renew) a certificate that CA
+issued, presented over mutual TLS, without a new attestation: give it a CA that issues
+nothing else. It prints its URL; failures it does not explain to devices go to stderr.
 SIGTERM or SIGINT stops it.
 
-  tpm-jwt serve-enrollment --ek-ca tpm-vendor-roots.pem --inventory devices.txt --ca-cert issuing.pem \\
+  tpm-jwt serve-enrollment --ca-roots tpm-vendor-roots.pem --inventory devices.txt --ca-cert issuing.pem \\
     --ca-key issuing.key --sealing-key-file /etc/tpm-jwt/sealing.key --listen 0.0.0.0:8443 \\
     --tls-cert tls.pem --tls-key tls.key`,
   options: {
-    'ek-ca': { type: 'string' },
+    'ca-roots': { type: 'string' },
     'ak-ca': { type: 'string' },
     'ca-cert': { type: 'string' },
     'ca-key': { type: 'string' },
-    'ca-tpm-key': { type: 'string' },
     'ca-chain': { type: 'string' },
-    'ca-pool': { type: 'string' },
-    'ca-template': { type: 'string' },
+    cas: { type: 'string' },
+    'cas-template': { type: 'string' },
     'sealing-key-file': { type: 'string' },
     lifetime: { type: 'string' },
     listen: { type: 'string' },
@@ -62,36 +66,39 @@ SIGTERM or SIGINT stops it.
   async run(values, io) {
     const text = (flag: string, what: string) => readFlagText(values, flag, what);
     const address = listenAddress(values, '127.0.0.1:8443');
-    const fileKey = optional(values, 'ca-key');
-    const tpmKey = optional(values, 'ca-tpm-key');
-    const pool = optional(values, 'ca-pool');
-    if ([fileKey, tpmKey, pool].filter((v) => v !== undefined).length !== 1) {
-      throw new UsageError('give one of --ca-key, --ca-tpm-key or --ca-pool');
-    }
-    if (pool !== undefined) {
-      const misplaced = ['ca-cert', 'ca-chain'].find((flag) => values[flag] !== undefined);
-      if (misplaced !== undefined)
-        throw new UsageError(`--${misplaced} does not go with --ca-pool: the pool has its CA`);
-    } else if (values['ca-template'] !== undefined) {
-      throw new UsageError('--ca-template goes with --ca-pool');
+    const caKey = optional(values, 'ca-key');
+    const pool = optional(values, 'cas');
+    if ((caKey === undefined) === (pool === undefined)) throw new UsageError('give --ca-key or --cas');
+    const misplaced = (pool !== undefined ? ['ca-cert', 'ca-chain'] : ['cas-template']).find(
+      (flag) => values[flag] !== undefined,
+    );
+    if (misplaced !== undefined) {
+      throw new UsageError(`--${misplaced} ${pool !== undefined ? 'does not go with' : 'goes with'} --cas`);
     }
     const tls = { cert: await text('tls-cert', 'TLS certificate'), key: await text('tls-key', 'TLS key') };
     if ((tls.cert === undefined) !== (tls.key === undefined)) throw new UsageError('give --tls-cert with --tls-key');
-    const sealingKey = (await text('sealing-key-file', 'sealing key')) ?? io.env[SEALING_KEY_ENV];
-    if (!sealingKey) throw new UsageError(`give --sealing-key-file or set ${SEALING_KEY_ENV}`);
+    let sealingKey: string | Uint8Array | undefined =
+      (await text('sealing-key-file', 'sealing key')) ?? (io.env[SEALING_KEY_ENV] || undefined);
+    if (sealingKey === undefined) {
+      sealingKey = randomBytes(32);
+      io.err(
+        `no --sealing-key-file or ${SEALING_KEY_ENV}: a key of this process's own, so only it finishes the ` +
+          'enrollments it begins (one replica only)\n',
+      );
+    }
     const lifetime = optional(values, 'lifetime') ?? '30';
     if (!/^[1-9][0-9]{0,4}$/.test(lifetime)) throw new UsageError('--lifetime is whole days, 1 to 99999');
     const inventory = await text('inventory', 'inventory');
     if ((inventory === undefined) === (values['allow-any-tpm'] !== true)) {
       throw new UsageError(
-        'give --inventory (the TPMs that may enroll, and their subjects) or --allow-any-tpm (any TPM under --ek-ca, ' +
-          'with the subject it asks for)',
+        'give --inventory (the TPMs that may enroll, and their subjects) or --allow-any-tpm (any TPM under ' +
+          '--ca-roots, with the subject it asks for)',
       );
     }
     const akRoots = await text('ak-ca', 'AK roots');
     const chain = await text('ca-chain', 'CA chain');
     const common = {
-      ekRoots: await readTextInput(required(values, 'ek-ca'), { what: 'EK roots' }),
+      ekRoots: await readTextInput(required(values, 'ca-roots'), { what: 'EK roots' }),
       ...(akRoots !== undefined && { akRoots }),
       sealingKey,
       lifetimeSeconds: Number(lifetime) * 86_400,
@@ -116,7 +123,7 @@ SIGTERM or SIGINT stops it.
       await new Promise((resolve) => server.close(resolve));
     };
     if (pool !== undefined) {
-      const template = optional(values, 'ca-template');
+      const template = optional(values, 'cas-template');
       await serve(
         googleCasAuthority({ caPool: pool, ...(template !== undefined && { certificateTemplate: template }) }),
       );
@@ -126,17 +133,16 @@ SIGTERM or SIGINT stops it.
     const chainOption = chain !== undefined ? { chain } : {};
     // Renewals present a certificate this CA issued: the CA certificate alone is their root.
     const renewRoots = certificate;
-    if (fileKey !== undefined) {
-      const key = await readTextInput(fileKey, { what: 'CA key' });
-      await serve(certificateAuthority({ certificate, key, ...chainOption }), renewRoots);
-    } else {
-      const use = keyUse(values, io.env);
-      await withTpm(values, async (tpm) =>
-        serve(
-          certificateAuthority({ certificate, key: await loadKeyRef(tpm, tpmKey!, use), ...chainOption }),
-          renewRoots,
-        ),
-      );
+    // A handle or a TSS2 key file is a key in the TPM; any other file, a PEM private key.
+    const ref = parseKeyRef(caKey!);
+    const pemKey = 'path' in ref ? await readTextInput(ref.path, { what: 'CA key' }) : undefined;
+    if (pemKey !== undefined && !isKeyFilePem(pemKey)) {
+      await serve(certificateAuthority({ certificate, key: pemKey, ...chainOption }), renewRoots);
+      return;
     }
+    const use = keyUse(values, io.env);
+    await withTpm(values, async (tpm) =>
+      serve(certificateAuthority({ certificate, key: await loadKeyRef(tpm, caKey!, use), ...chainOption }), renewRoots),
+    );
   },
 };
