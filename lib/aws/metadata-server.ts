@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import type { Signer } from '../crypt/signer.js';
 import { invalidArgument } from '../errors.js';
 import { TokenCache } from '../jwt/token-cache.js';
-import { isLoopback } from '../loopback.js';
+import { cameThroughProxy, isLoopback } from '../loopback.js';
 import { sessionMaker, type AwsProcessCredentials, type RolesAnywhereOptions } from './roles-anywhere.js';
 
 export interface AwsMetadataServerOptions {
@@ -66,7 +66,7 @@ export async function startAwsMetadataServer(
   const hosts = new Set<string>();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.headers['x-forwarded-for'] !== undefined) return answer(res, 403, 'Forbidden\n');
+    if (cameThroughProxy(req.headers)) return answer(res, 403, 'Forbidden\n');
     if (!hosts.has(String(req.headers.host ?? '').toLowerCase())) return answer(res, 403, 'Forbidden\n');
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/latest/api/token') {

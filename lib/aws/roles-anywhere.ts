@@ -14,11 +14,11 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 
+import { parseCertificates } from '../attest/certificates.js';
 import { signerPublicKey, type Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { post } from '../post.js';
 import { ecdsaDer } from '../tpm/x509.js';
-import { certificatePems } from '../wire/attestation-format.js';
 
 export interface RolesAnywhereOptions {
   /** The key's certificate (PEM), issued under the trust anchor. */
@@ -74,13 +74,9 @@ function prepare(signer: Signer, options: RolesAnywhereOptions): Prepared {
   }
   const certificates = (text: string | undefined, what: string) => {
     if (text === undefined) return [];
-    const blocks = certificatePems(text);
-    if (blocks.length === 0) throw invalidArgument(`${what} holds no PEM certificate`);
-    try {
-      return blocks.map((block) => new X509Certificate(block));
-    } catch (err) {
-      throw invalidArgument(`${what}: ${(err as Error).message}`);
-    }
+    const parsed = parseCertificates(text, what);
+    if (parsed.length === 0) throw invalidArgument(`${what} holds no PEM certificate`);
+    return parsed;
   };
   const [leaf] = certificates(options.certificate ?? '', 'certificate');
   if (!leaf) throw invalidArgument('certificate must be a PEM certificate');
@@ -191,7 +187,10 @@ async function session(signer: Signer, prepared: Prepared, ca: string | undefine
       `Roles Anywhere refused CreateSession (HTTP ${reply.status}): ${answer.message ?? reply.text.slice(0, 300)}`,
     );
   }
-  if (![accessKeyId, secretAccessKey, sessionToken, expiration].every((v) => typeof v === 'string' && v !== '')) {
+  if (
+    ![accessKeyId, secretAccessKey, sessionToken, expiration].every((v) => typeof v === 'string' && v !== '') ||
+    Number.isNaN(Date.parse(expiration!))
+  ) {
     throw new TpmJwtError('ERR_TOKEN_EXCHANGE', 'Roles Anywhere answered CreateSession without credentials');
   }
   return {

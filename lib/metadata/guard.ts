@@ -9,6 +9,8 @@
 import type { IncomingMessage } from 'node:http';
 import { networkInterfaces } from 'node:os';
 
+import { cameThroughProxy } from '../loopback.js';
+
 interface Refusal {
   readonly status: number;
   readonly message: string;
@@ -46,21 +48,6 @@ function hostName(header: string | undefined): string | undefined {
   return name;
 }
 
-/**
- * Headers a proxy adds: RFC 7239's Forwarded, RFC 9110's Via, and the de facto
- * X-Forwarded-* and X-Real-IP. A request carrying one came through something that
- * may relay for other machines, so its token would leave this one.
- */
-const isProxyMarker = (name: string) =>
-  name === 'forwarded' || name === 'via' || name === 'x-real-ip' || name.startsWith('x-forwarded');
-
-/** Whether any header is a proxy's (names as Node keeps them: lower case, one per name). */
-function proxied(headers: IncomingMessage['headers']): boolean {
-  // for-in rather than Object.keys: no array made at every request.
-  for (const name in headers) if (isProxyMarker(name)) return true;
-  return false;
-}
-
 /** How many Host fields the request carries (`headers.host` keeps only the first). */
 function hostFields(rawHeaders: readonly string[]): number {
   let count = 0;
@@ -82,7 +69,7 @@ export function refusal(
   if (req.method !== 'GET') return { status: 405, message: 'Only GET is allowed.' };
   if (headers['metadata-flavor'] !== 'Google')
     return { status: 403, message: 'Missing Metadata-Flavor:Google header.' };
-  if (proxied(headers)) return { status: 403, message: 'Forwarded requests are refused.' };
+  if (cameThroughProxy(headers)) return { status: 403, message: 'Forwarded requests are refused.' };
   const host = hostName(headers.host);
   if (host === undefined || !hosts.has(host)) return { status: 403, message: 'Host does not name this server.' };
   return undefined;
