@@ -7,6 +7,8 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type Agent } from 'node:https';
 
+import { messageWithCauses, ownError, TpmJwtError } from './errors.js';
+
 export interface PostOptions {
   headers: Record<string, string>;
   /** PEM CA certificates to trust instead of the system's (https only). */
@@ -41,4 +43,42 @@ export function post(url: URL, body: string, options: PostOptions): Promise<{ st
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** An answer whose body was read as JSON: `json` undefined when it is not JSON. */
+export interface JsonAnswer {
+  status: number;
+  json: unknown;
+  text: string;
+}
+
+/**
+ * post(), its answer read as JSON, for `service` (named in the error). No answer at all
+ * is ERR_TOKEN_EXCHANGE with the reason and its cause; a TPM or TLS failure under it (a
+ * TpmTlsAgent's) keeps its own code. Any status resolves: what it means is the caller's.
+ */
+export async function postForJson(url: URL, body: string, options: PostOptions, service: string): Promise<JsonAnswer> {
+  let status: number;
+  let text: string;
+  try {
+    ({ status, text } = await post(url, body, options));
+  } catch (err) {
+    throw (
+      ownError(err) ??
+      new TpmJwtError(
+        'ERR_TOKEN_EXCHANGE',
+        `${service} at ${url.origin} could not be reached: ${messageWithCauses(err)}`,
+        {
+          cause: err,
+        },
+      )
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status, json, text };
 }

@@ -17,7 +17,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { parseCertificates } from '../attest/certificates.js';
 import { signerPublicKey, type Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
-import { post } from '../post.js';
+import { postForJson } from '../post.js';
 import { ecdsaDer } from '../tpm/x509.js';
 
 export interface RolesAnywhereOptions {
@@ -164,21 +164,11 @@ export function sessionMaker(signer: Signer, options: RolesAnywhereOptions): () 
 
 async function session(signer: Signer, prepared: Prepared, ca: string | undefined): Promise<AwsProcessCredentials> {
   const headers = await signedHeaders(signer, prepared, new Date());
-  let reply: { status: number; text: string };
-  try {
-    reply = await post(prepared.url, prepared.body, { headers, ca });
-  } catch (err) {
-    throw new TpmJwtError(
-      'ERR_TOKEN_EXCHANGE',
-      `${prepared.url.origin} could not be reached: ${(err as Error).message}`,
-    );
-  }
-  let answer: { credentialSet?: { credentials?: Record<string, unknown> }[]; message?: string } = {};
-  try {
-    answer = JSON.parse(reply.text);
-  } catch {
-    // Refused below, with the text.
-  }
+  const reply = await postForJson(prepared.url, prepared.body, { headers, ca }, 'Roles Anywhere');
+  const answer = (reply.json ?? {}) as {
+    credentialSet?: { credentials?: Record<string, unknown> }[];
+    message?: string;
+  };
   const credentials = answer.credentialSet?.[0]?.credentials;
   const { accessKeyId, secretAccessKey, sessionToken, expiration } = (credentials ?? {}) as Record<string, string>;
   if (reply.status !== 201 && reply.status !== 200) {

@@ -10,9 +10,9 @@ import type { Agent } from 'node:https';
 
 import { activateCredential, attestKey } from '../attest/index.js';
 import type { AttestationKeyOptions, AttestationTpmOptions } from '../attest/device.js';
-import { invalidArgument, messageWithCauses, ownError, TpmJwtError } from '../errors.js';
+import { invalidArgument, TpmJwtError } from '../errors.js';
 import { isHttpsOrLoopback } from '../loopback.js';
-import { post } from '../post.js';
+import { postForJson } from '../post.js';
 import { TpmTlsAgent } from '../tls/agent.js';
 import { loadKeyRef } from '../tpm/key-ref.js';
 import { usingTpm } from '../tpm/tpm.js';
@@ -49,24 +49,13 @@ type Transport = { ca: string | undefined } | { agent: Agent };
 /** The server's answer to one step; its refusal as ERR_ENROLLMENT_REFUSED with its reason. */
 async function step(base: URL, name: string, body: unknown, transport: Transport): Promise<Record<string, unknown>> {
   const url = new URL(`${base.pathname.replace(/\/$/, '')}/${name}`, base);
-  let answer: { status: number; text: string };
-  try {
-    answer = await post(url, JSON.stringify(body), {
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      ...transport,
-    });
-  } catch (err) {
-    throw (
-      ownError(err) ??
-      new TpmJwtError('ERR_TOKEN_EXCHANGE', `no answer from ${url}: ${messageWithCauses(err)}`, { cause: err })
-    );
-  }
-  let parsed: { error?: { code?: unknown; message?: unknown } } & Record<string, unknown>;
-  try {
-    parsed = JSON.parse(answer.text);
-  } catch {
-    parsed = {};
-  }
+  const answer = await postForJson(
+    url,
+    JSON.stringify(body),
+    { headers: { 'content-type': 'application/json', accept: 'application/json' }, ...transport },
+    'the enrollment server',
+  );
+  const parsed = (answer.json ?? {}) as { error?: { code?: unknown; message?: unknown } } & Record<string, unknown>;
   if (answer.status !== 200) {
     const message = typeof parsed.error?.message === 'string' ? parsed.error.message : answer.text.slice(0, 300);
     // A refusal (4xx) is the server's answer; a failure of its own (5xx) is worth a retry.

@@ -8,7 +8,7 @@ import type { Signer } from '../crypt/signer.js';
 import { invalidArgument, TpmJwtError } from '../errors.js';
 import { mintToken } from '../jwt/encode.js';
 import { isHttpsOrLoopback } from '../loopback.js';
-import { post } from '../post.js';
+import { postForJson } from '../post.js';
 
 export interface VaultLoginOptions {
   /** Vault's address, e.g. https://vault.example.com:8200 (the CLI reads VAULT_ADDR). */
@@ -70,15 +70,6 @@ function checked(options: VaultLoginOptions): { url: URL; lifetime: number } {
   return { url, lifetime };
 }
 
-/** Vault's answer as JSON, or its text when it is not JSON. */
-function parsed(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
 /**
  * Logs in to Vault with a JWT `signer` signs now, and returns Vault's `auth` (its
  * `client_token` is the Vault token). ERR_TOKEN_EXCHANGE, with Vault's errors, when
@@ -93,27 +84,16 @@ export async function vaultLogin(signer: Signer, options: VaultLoginOptions): Pr
     additionalClaims: {},
     tokenLifetime: lifetime,
   });
-  let reply: { status: number; answer: unknown };
-  try {
-    const headers = {
-      'content-type': 'application/json',
-      ...(options.namespace !== undefined && { 'x-vault-namespace': options.namespace }),
-    };
-    const { status, text } = await post(url, JSON.stringify({ role: options.role, jwt: token }), {
-      headers,
-      ca: options.ca,
-    });
-    reply = { status, answer: parsed(text) };
-  } catch (err) {
-    throw new TpmJwtError(
-      'ERR_TOKEN_EXCHANGE',
-      `Vault at ${url.origin} could not be reached: ${(err as Error).message}`,
-    );
-  }
-  const auth = (reply.answer as { auth?: VaultAuth } | undefined)?.auth;
+  const headers = {
+    'content-type': 'application/json',
+    ...(options.namespace !== undefined && { 'x-vault-namespace': options.namespace }),
+  };
+  const body = JSON.stringify({ role: options.role, jwt: token });
+  const reply = await postForJson(url, body, { headers, ca: options.ca }, 'Vault');
+  const auth = (reply.json as { auth?: VaultAuth } | undefined)?.auth;
   if (reply.status !== 200 || typeof auth?.client_token !== 'string') {
-    const errors = (reply.answer as { errors?: unknown } | undefined)?.errors;
-    const why = Array.isArray(errors) ? errors.join('; ') : JSON.stringify(reply.answer).slice(0, 300);
+    const errors = (reply.json as { errors?: unknown } | undefined)?.errors;
+    const why = Array.isArray(errors) ? errors.join('; ') : reply.text.slice(0, 300);
     throw new TpmJwtError('ERR_TOKEN_EXCHANGE', `Vault refused the login (HTTP ${reply.status}): ${why}`);
   }
   return auth;
