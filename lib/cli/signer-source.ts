@@ -1,6 +1,7 @@
 /** The signer and service-account email a token command uses: --key/--email or --credentials. */
 import type { KeyObject } from 'node:crypto';
 
+import type { JwsAlgorithm } from '../algorithms.js';
 import { openServiceAccountFile, type ServiceAccountInfo } from '../crypt/service-account.js';
 import { signerPublicKey, type Signer } from '../crypt/signer.js';
 import { TpmSigner } from '../crypt/tpm-signer.js';
@@ -31,7 +32,7 @@ export const SIGNER_OPTIONS = {
 export async function openKeySigner(
   values: Values,
   io: Io,
-  options: { defaultKid?: boolean } = {},
+  options: { defaultKid?: boolean; alg?: JwsAlgorithm } = {},
 ): Promise<{ signer: Signer; info?: ServiceAccountInfo }> {
   const kid = optional(values, 'kid');
   const descriptor = optional(values, 'credentials');
@@ -45,6 +46,7 @@ export async function openKeySigner(
       key: required(values, 'key'),
       ...keyUse(values, io.env),
       ...(kid !== undefined && { keyId: kid }),
+      ...(options.alg !== undefined && { alg: options.alg }),
     });
     opened = { signer };
   }
@@ -52,6 +54,24 @@ export async function openKeySigner(
   const publicKey = signerPublicKey(signer);
   const keyId = kid ?? signer.keyId ?? (options.defaultKid && publicKey ? keyThumbprint(publicKey) : undefined);
   return keyId === signer.keyId ? opened : { ...opened, signer: withKeyId(signer, keyId!) };
+}
+
+/**
+ * `use` called with the signer openKeySigner opens (`alg`: another algorithm of its key),
+ * which is closed after, whatever `use` does.
+ */
+export async function withKeySigner<T>(
+  values: Values,
+  io: Io,
+  use: (signer: Signer) => Promise<T>,
+  options: { alg?: JwsAlgorithm } = {},
+): Promise<T> {
+  const { signer } = await openKeySigner(values, io, options);
+  try {
+    return await use(signer);
+  } finally {
+    await signer.close?.();
+  }
 }
 
 /**

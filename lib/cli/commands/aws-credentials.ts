@@ -1,9 +1,7 @@
 import { createSession } from '../../aws/roles-anywhere.js';
-import { TpmSigner } from '../../crypt/tpm-signer.js';
-import { loadKeyRef } from '../../tpm/key-ref.js';
-import { keyUse, required } from '../args.js';
 import { ROLES_ANYWHERE_OPTIONS, ROLES_ANYWHERE_USAGE, rolesAnywhereOptions } from '../aws-flags.js';
-import { withTpm, type Command } from '../command.js';
+import type { Command } from '../command.js';
+import { withKeySigner } from '../signer-source.js';
 
 export const awsCredentials: Command = {
   usage: `tpm-jwt aws-credentials ${ROLES_ANYWHERE_USAGE}
@@ -16,12 +14,8 @@ credential_process = tpm-jwt aws-credentials ... (the whole command on that one 
     --trust-anchor-arn "$TRUST_ANCHOR_ARN" --profile-arn "$PROFILE_ARN" --role-arn "$ROLE_ARN"`,
   options: ROLES_ANYWHERE_OPTIONS,
   async run(values, io) {
-    const ref = required(values, 'key');
     const options = await rolesAnywhereOptions(values, io.env);
-    const use = keyUse(values, io.env);
-    const credentials = await withTpm(values, async (tpm) =>
-      createSession(TpmSigner.fromKey(await loadKeyRef(tpm, ref, use)), options),
-    );
+    const credentials = await withKeySigner(values, io, (signer) => createSession(signer, options));
     // One line: credential_process reads the whole of standard output as JSON.
     io.out(`${JSON.stringify(credentials)}\n`);
   },

@@ -1,9 +1,8 @@
 import { azureClientAssertion, DEFAULT_AUTHORITY_HOST } from '../../azure/client-assertion.js';
-import { TpmSigner } from '../../crypt/tpm-signer.js';
-import { loadKeyRef } from '../../tpm/key-ref.js';
-import { KEY_USE_OPTIONS, keyUse, optional, required, UsageError } from '../args.js';
-import { withTpm, type Command } from '../command.js';
+import { KEY_USE_OPTIONS, optional, required, UsageError } from '../args.js';
+import type { Command } from '../command.js';
 import { readTextInput } from '../input-file.js';
+import { withKeySigner } from '../signer-source.js';
 
 export const azureAssertion: Command = {
   usage: `tpm-jwt azure-assertion --key KEYREF --tenant-id T --client-id C --certificate cert.pem
@@ -28,7 +27,6 @@ defaults to AZURE_AUTHORITY_HOST, as the Azure SDKs read it.
     ...KEY_USE_OPTIONS,
   },
   async run(values, io) {
-    const ref = required(values, 'key');
     const tenantId = required(values, 'tenant-id');
     const clientId = required(values, 'client-id');
     const alg = optional(values, 'alg') ?? 'PS256';
@@ -36,18 +34,22 @@ defaults to AZURE_AUTHORITY_HOST, as the Azure SDKs read it.
     const lifetimeText = optional(values, 'lifetime');
     const lifetime = lifetimeText === undefined ? undefined : Number(lifetimeText);
     const certificate = await readTextInput(required(values, 'certificate'), { what: 'certificate' });
-    const use = keyUse(values, io.env);
-    const assertion = await withTpm(values, async (tpm) => {
-      const signer = TpmSigner.fromKey(await loadKeyRef(tpm, ref, use), { alg });
-      return azureClientAssertion(signer, {
-        tenantId,
-        clientId,
-        certificate,
-        authorityHost:
-          optional(values, 'authority-host') ?? (io.env['AZURE_AUTHORITY_HOST'] || undefined) ?? DEFAULT_AUTHORITY_HOST,
-        ...(lifetime !== undefined && { lifetime }),
-      });
-    });
+    const assertion = await withKeySigner(
+      values,
+      io,
+      (signer) =>
+        azureClientAssertion(signer, {
+          tenantId,
+          clientId,
+          certificate,
+          authorityHost:
+            optional(values, 'authority-host') ??
+            (io.env['AZURE_AUTHORITY_HOST'] || undefined) ??
+            DEFAULT_AUTHORITY_HOST,
+          ...(lifetime !== undefined && { lifetime }),
+        }),
+      { alg },
+    );
     io.out(`${assertion}\n`);
   },
 };

@@ -1,9 +1,8 @@
 import { startAwsMetadataServer } from '../../aws/metadata-server.js';
-import { TpmSigner } from '../../crypt/tpm-signer.js';
-import { loadKeyRef } from '../../tpm/key-ref.js';
-import { keyUse, listenAddress, required } from '../args.js';
+import { listenAddress } from '../args.js';
 import { ROLES_ANYWHERE_OPTIONS, ROLES_ANYWHERE_USAGE, rolesAnywhereOptions } from '../aws-flags.js';
-import { untilSignalled, withTpm, type Command } from '../command.js';
+import { untilSignalled, type Command } from '../command.js';
+import { withKeySigner } from '../signer-source.js';
 
 export const serveAwsMetadata: Command = {
   usage: `tpm-jwt serve-aws-metadata ${ROLES_ANYWHERE_USAGE}
@@ -17,12 +16,9 @@ instance metadata only. Prints the export line for them; runs until SIGTERM or S
   export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9911`,
   options: { ...ROLES_ANYWHERE_OPTIONS, listen: { type: 'string' } },
   async run(values, io) {
-    const ref = required(values, 'key');
     const options = await rolesAnywhereOptions(values, io.env);
     const address = listenAddress(values, '127.0.0.1:9911');
-    const use = keyUse(values, io.env);
-    await withTpm(values, async (tpm) => {
-      const signer = TpmSigner.fromKey(await loadKeyRef(tpm, ref, use));
+    await withKeySigner(values, io, async (signer) => {
       const server = await startAwsMetadataServer(signer, options, address);
       io.out(`export AWS_EC2_METADATA_SERVICE_ENDPOINT=${server.url}\n`);
       await untilSignalled();

@@ -1,9 +1,8 @@
-import { TpmSigner } from '../../crypt/tpm-signer.js';
-import { loadKeyRef } from '../../tpm/key-ref.js';
 import { vaultLogin } from '../../vault/login.js';
-import { KEY_USE_OPTIONS, keyUse, optional, required, UsageError } from '../args.js';
-import { json, withTpm, type Command } from '../command.js';
+import { KEY_USE_OPTIONS, optional, required, UsageError } from '../args.js';
+import { json, type Command } from '../command.js';
 import { readTextInput } from '../input-file.js';
+import { withKeySigner } from '../signer-source.js';
 
 export const vaultLoginCommand: Command = {
   usage: `tpm-jwt vault-login --key KEYREF --role R --audience A --subject S [--issuer I] [--mount jwt]
@@ -32,7 +31,6 @@ and the subject.
     ...KEY_USE_OPTIONS,
   },
   async run(values, io) {
-    const ref = required(values, 'key');
     // An empty variable is an unset one, as Vault's own CLI reads them.
     const fromEnv = (name: string) => io.env[name] || undefined;
     const address = optional(values, 'address') ?? fromEnv('VAULT_ADDR');
@@ -52,10 +50,7 @@ and the subject.
       ...(ca !== undefined && { ca }),
       ...(namespace !== undefined && { namespace }),
     };
-    const use = keyUse(values, io.env);
-    const auth = await withTpm(values, async (tpm) =>
-      vaultLogin(TpmSigner.fromKey(await loadKeyRef(tpm, ref, use)), options),
-    );
+    const auth = await withKeySigner(values, io, (signer) => vaultLogin(signer, options));
     io.out(values['json'] === true ? json(auth) : `${auth.client_token}\n`);
   },
 };
